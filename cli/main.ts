@@ -1,0 +1,31 @@
+/** The `medclip` command line: one sub-command per stage, each with --help. */
+import { Command, CommanderError } from 'commander';
+import { registerLabel } from './label.ts';
+import { CliError } from './errors.ts';
+import { TableError } from '../core/tables.ts';
+
+export function buildProgram(): Command {
+  const program = new Command()
+    .name('medclip')
+    .description('MedCLIP retrieval engine for chest X-rays and radiology reports')
+    .showHelpAfterError()
+    .exitOverride();
+  registerLabel(program);
+  return program;
+}
+
+/** Run the CLI; returns the exit code instead of exiting, so tests can call it in-process. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    if (err instanceof CliError || err instanceof TableError) {
+      console.error(`medclip: ${err.message}`);
+      return err instanceof CliError ? err.exitCode : 1;
+    }
+    console.error(`medclip: ${(err as Error).name}: ${(err as Error).message}`);
+    return 1;
+  }
+}
