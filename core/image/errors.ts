@@ -1,0 +1,31 @@
+/** Typed image errors: the code says what went wrong, the message names no pixel content. */
+export type ImageErrorCode = 'empty' | 'unsupported' | 'corrupt' | 'truncated' | 'too-large';
+
+export class ImageError extends Error {
+  constructor(
+    readonly code: ImageErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ImageError';
+  }
+}
+
+export interface ImageLimits {
+  /** Largest accepted encoded input, in bytes. */
+  maxBytes: number;
+  /** Largest accepted decoded image, in pixels (width x height). */
+  maxPixels: number;
+}
+
+export const DEFAULT_IMAGE_LIMITS: ImageLimits = {
+  maxBytes: 64 * 1024 * 1024,
+  maxPixels: 50_000_000,
+};
+
+export function checkDimensions(width: number, height: number, limits: ImageLimits, what: string): void {
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1)
+    throw new ImageError('corrupt', `${what} has invalid dimensions ${width}x${height}`);
+  if (width * height > limits.maxPixels)
+    throw new ImageError('too-large', `${what} is ${width}x${height} = ${width * height} pixels; the limit is ${limits.maxPixels}`);
+}

@@ -1,0 +1,4 @@
+export * from './errors.ts';
+export * from './spec.ts';
+export * from './decode.ts';
+export { decodeDicom, isDicom, TRANSFER_SYNTAX, type GreyImage } from './dicom.ts';

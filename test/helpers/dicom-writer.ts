@@ -1,0 +1,180 @@
+/**
+ * A minimal DICOM Part 10 writer for tests: explicit VR (little or big endian) datasets with uncompressed or
+ * encapsulated pixel data, so tests can make DICOM files from real images without fixtures.
+ */
+export interface DicomElement {
+  tag: number; // (group << 16) | element
+  vr: string;
+  value: Uint8Array | string | number | number[];
+}
+
+const LONG_VRS = new Set(['OB', 'OW', 'OF', 'SQ', 'UN', 'UT', 'UC', 'UR']);
+
+function encodeValue(vr: string, value: DicomElement['value'], little: boolean): Uint8Array {
+  if (value instanceof Uint8Array) return value.length % 2 ? concat([value, new Uint8Array([0])]) : value;
+  if (typeof value === 'string') {
+    const pad = vr === 'UI' ? '\0' : ' ';
+    const s = value.length % 2 ? value + pad : value;
+    return new TextEncoder().encode(s);
+  }
+  const values = Array.isArray(value) ? value : [value];
+  if (vr === 'US') {
+    const b = new Uint8Array(2 * values.length);
+    const v = new DataView(b.buffer);
+    values.forEach((x, i) => v.setUint16(2 * i, x, little));
+    return b;
+  }
+  if (vr === 'UL') {
+    const b = new Uint8Array(4 * values.length);
+    const v = new DataView(b.buffer);
+    values.forEach((x, i) => v.setUint32(4 * i, x, little));
+    return b;
+  }
+  if (vr === 'DS' || vr === 'IS') return encodeValue(vr, values.map(String).join('\\'), little);
+  throw new Error(`test writer cannot encode VR ${vr}`);
+}
+
+export function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function encodeElement(e: DicomElement, little: boolean, undefinedLength = false): Uint8Array {
+  const value = encodeValue(e.vr, e.value, little);
+  const long = LONG_VRS.has(e.vr);
+  const head = new Uint8Array(long ? 12 : 8);
+  const v = new DataView(head.buffer);
+  v.setUint16(0, e.tag >>> 16, little);
+  v.setUint16(2, e.tag & 0xffff, little);
+  head[4] = e.vr.charCodeAt(0);
+  head[5] = e.vr.charCodeAt(1);
+  if (long) v.setUint32(8, undefinedLength ? 0xffffffff : value.length, little);
+  else v.setUint16(6, value.length, little);
+  return concat([head, value]);
+}
+
+function item(tag: number, payload: Uint8Array): Uint8Array {
+  const head = new Uint8Array(8);
+  const v = new DataView(head.buffer);
+  v.setUint16(0, 0xfffe, true);
+  v.setUint16(2, tag, true);
+  v.setUint32(4, payload.length, true);
+  return concat([head, payload]);
+}
+
+export interface DicomImageOptions {
+  transferSyntax: string;
+  rows: number;
+  columns: number;
+  bitsAllocated: 8 | 16;
+  bitsStored?: number;
+  pixelRepresentation?: 0 | 1;
+  samplesPerPixel?: 1 | 3;
+  photometric?: string;
+  window?: { center: number; width: number };
+  rescale?: { slope: number; intercept: number };
+  /** Uncompressed pixel bytes, or the compressed frame when `encapsulated`. */
+  pixelData: Uint8Array;
+  encapsulated?: boolean;
+  /** Leave out the pixel data element (a non-image DICOM object). */
+  omitPixelData?: boolean;
+}
+
+export function writeDicom(o: DicomImageOptions): Uint8Array {
+  const bigEndian = o.transferSyntax === '1.2.840.10008.1.2.2';
+  const metaElements: DicomElement[] = [
+    { tag: 0x00020001, vr: 'OB', value: new Uint8Array([0, 1]) },
+    { tag: 0x00020002, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.1' },
+    { tag: 0x00020003, vr: 'UI', value: '1.2.3.4.5.6.7.8' },
+    { tag: 0x00020010, vr: 'UI', value: o.transferSyntax },
+    { tag: 0x00020012, vr: 'UI', value: '1.2.3.4.99' },
+  ];
+  const metaBody = concat(metaElements.map((e) => encodeElement(e, true)));
+  const meta = concat([encodeElement({ tag: 0x00020000, vr: 'UL', value: metaBody.length }, true), metaBody]);
+  const bits = o.bitsStored ?? o.bitsAllocated;
+  const ds: DicomElement[] = [
+    { tag: 0x00080016, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.1' },
+    { tag: 0x00080018, vr: 'UI', value: '1.2.3.4.5.6.7.8' },
+    { tag: 0x00280002, vr: 'US', value: o.samplesPerPixel ?? 1 },
+    { tag: 0x00280004, vr: 'CS', value: o.photometric ?? 'MONOCHROME2' },
+    ...((o.samplesPerPixel ?? 1) === 3 ? [{ tag: 0x00280006, vr: 'US', value: 0 }] : []),
+    { tag: 0x00280010, vr: 'US', value: o.rows },
+    { tag: 0x00280011, vr: 'US', value: o.columns },
+    { tag: 0x00280100, vr: 'US', value: o.bitsAllocated },
+    { tag: 0x00280101, vr: 'US', value: bits },
+    { tag: 0x00280102, vr: 'US', value: bits - 1 },
+    { tag: 0x00280103, vr: 'US', value: o.pixelRepresentation ?? 0 },
+  ];
+  if (o.window) ds.push({ tag: 0x00281050, vr: 'DS', value: o.window.center }, { tag: 0x00281051, vr: 'DS', value: o.window.width });
+  if (o.rescale) ds.push({ tag: 0x00281052, vr: 'DS', value: o.rescale.intercept }, { tag: 0x00281053, vr: 'DS', value: o.rescale.slope });
+  const body = ds.map((e) => encodeElement(e, !bigEndian));
+  if (!o.omitPixelData) {
+    if (o.encapsulated) {
+      const head = encodeElement({ tag: 0x7fe00010, vr: 'OB', value: new Uint8Array(0) }, true, true);
+      const delimiter = new Uint8Array([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]);
+      body.push(head, item(0xe000, new Uint8Array(0)), item(0xe000, o.pixelData.length % 2 ? concat([o.pixelData, new Uint8Array([0])]) : o.pixelData), delimiter);
+    } else {
+      body.push(encodeElement({ tag: 0x7fe00010, vr: o.bitsAllocated === 16 ? 'OW' : 'OB', value: o.pixelData }, !bigEndian));
+    }
+  }
+  const preamble = new Uint8Array(132);
+  preamble.set(new TextEncoder().encode('DICM'), 128);
+  return concat([preamble, meta, ...body]);
+}
+
+/** 16-bit samples as bytes in the given byte order. */
+export function uint16Bytes(values: ArrayLike<number>, little = true): Uint8Array {
+  const b = new Uint8Array(values.length * 2);
+  const v = new DataView(b.buffer);
+  for (let i = 0; i < values.length; i++) v.setUint16(2 * i, values[i]!, little);
+  return b;
+}
+
+/** PackBits-encode one RLE segment (repeat runs for 3+ equal bytes, literal runs otherwise). */
+function packBits(data: Uint8Array): Uint8Array {
+  const out: number[] = [];
+  let i = 0;
+  while (i < data.length) {
+    let run = 1;
+    while (i + run < data.length && run < 128 && data[i + run] === data[i]) run++;
+    if (run >= 3) {
+      out.push((1 - run) & 0xff, data[i]!);
+      i += run;
+      continue;
+    }
+    const start = i;
+    while (i < data.length && i - start < 128) {
+      if (i + 2 < data.length && data[i] === data[i + 1] && data[i] === data[i + 2]) break;
+      i++;
+    }
+    out.push(i - start - 1, ...data.subarray(start, i));
+  }
+  if (out.length % 2) out.push(0x80); // no-op pad byte
+  return new Uint8Array(out);
+}
+
+/** RLE Lossless frame for grey samples of 1 or 2 bytes (segments most significant byte first). */
+export function encodeRle(samples: ArrayLike<number>, bytesPerSample: 1 | 2): Uint8Array {
+  const n = samples.length;
+  const segments: Uint8Array[] = [];
+  for (let s = 0; s < bytesPerSample; s++) {
+    const shift = 8 * (bytesPerSample - 1 - s);
+    const seg = new Uint8Array(n);
+    for (let i = 0; i < n; i++) seg[i] = (samples[i]! >> shift) & 0xff;
+    segments.push(packBits(seg));
+  }
+  const header = new Uint8Array(64);
+  const v = new DataView(header.buffer);
+  v.setUint32(0, segments.length, true);
+  let offset = 64;
+  segments.forEach((seg, i) => {
+    v.setUint32(4 + 4 * i, offset, true);
+    offset += seg.length;
+  });
+  return concat([header, ...segments]);
+}
