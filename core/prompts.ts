@@ -44,7 +44,7 @@ export const BUILTIN_TEMPLATES: Record<string, PromptTemplate> = {
   },
   Pneumonia: {
     severity: ['', 'focal', 'patchy', 'multifocal', 'developing', 'round'],
-    subtype: ['pneumonia', 'airspace opacity consistent with pneumonia', 'consolidation compatible with pneumonia', 'infiltrate concerning for pneumonia', 'bronchopneumonia'],
+    subtype: ['pneumonia', 'airspace opacity consistent with pneumonia', 'consolidation compatible with pneumonia', 'pneumonic infiltrate', 'bronchopneumonia'],
     location: ['', 'in the right lower lobe', 'in the left lower lobe', 'in the right middle lobe', 'in the lung bases', 'in both lungs', 'in the perihilar regions'],
   },
   'COVID-19': {

@@ -1,8 +1,8 @@
 /**
  * Mention phrases per observation and the cue lists the clause rules use.
  *
- * Started from the CheXpert labeler's mention / unmention lists (MIT, Stanford ML Group; see
- * ../shared/data/reference/chexpert-labeler/LICENSE and NOTICE.md in this repository), rewritten as regular
+ * Started from the CheXpert labeler's mention / unmention lists (MIT, Stanford ML Group; see NOTICE.md and
+ * CHEXPERT-LABELER-LICENSE beside this file), rewritten as regular
  * expressions and extended for how IU reports are written. CheXpert's negation and uncertainty rules are
  * Semgrex patterns over a dependency parse; here they are clause-scoped cue lists instead.
  */
@@ -68,7 +68,7 @@ export const MENTIONS: Record<Exclude<Observation, 'No Finding'>, MentionRule[]>
   Consolidation: [{ mention: w(['consolidat\\w*']) }],
   Pneumonia: [
     {
-      mention: w(['pneumonia\\w*', 'pneumonitis', 'infection', 'infectious', 'bronchopneumonia', 'aspiration']),
+      mention: w(['pneumonia\\w*', 'pneumonic', 'pneumonitis', 'infection', 'infectious', 'bronchopneumonia', 'aspiration']),
       unmention: /\b(?:(?:granulomatous|prior|previous|old|remote|healed|chronic) (?:\w+ )?(?:infection|infectious|disease)|tuberculosis)/,
     },
   ],
@@ -139,7 +139,7 @@ export const POST_NEGATION = /\b(?:(?:is|are|was|were|has been|have been)\s+(?:n
 export const PRE_UNCERTAINTY = /\b(?:may|might|could|possibl[ey]|unlikely|questionabl[ey]|question of|suspicious|suspect\w*|concern(?:ing)? for|cannot (?:be )?(?:exclude|excluded|rule out|ruled out)|can not (?:be )?(?:exclude|excluded|rule out|ruled out)|can't exclude|not (?:be )?excluded|not ruled out|versus|vs|or\b(?= (?:early|developing|\w+ )?(?:pneumonia|atelectasis|consolidation|infiltrate|scar))|differential|consider\w*|equivocal|indeterminate|uncertain|worrisome|perhaps|nonspecific|non-specific)\b/;
 
 /** Cues after a mention that make it uncertain. */
-export const POST_UNCERTAINTY = /\b(?:(?:is|are) (?:not|n't) excluded|cannot be (?:excluded|ruled out)|can not be (?:excluded|ruled out)|not (?:be )?excluded|is possible|are possible|(?:may|might|could) (?:be|represent|reflect|have)|is (?:suspected|questioned)|versus|vs|or (?:\w+ )?(?:atelectasis|scar\w*|pneumonia|infiltrate|consolidation|effusion|edema)|not (?:entirely )?ruled out|questionable|suspected|uncertain|indeterminate|equivocal)\b/;
+export const POST_UNCERTAINTY = /\b(?:(?:is|are) (?:not|n't) excluded|cannot be (?:excluded|ruled out)|can not be (?:excluded|ruled out)|not (?:be )?excluded|is possible|are possible|(?:may|might|could) (?:be|have) (?:present|seen|noted|identified|developing|forming)|is (?:suspected|questioned)|versus|vs|or (?:\w+ )?(?:atelectasis|scar\w*|pneumonia|infiltrate|consolidation|effusion|edema)|not (?:entirely )?ruled out|questionable|suspected|uncertain|indeterminate|equivocal)\b/;
 
 /** Words that, right before a mention, say "normal X" (negative for neutral anatomical mentions). */
 export const NORMAL_WORDS = /\b(?:normal|unremarkable|within normal limits|stable|unchanged|normal-sized|normal sized|not enlarged|clear|negative)\b/;

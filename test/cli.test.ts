@@ -1,0 +1,78 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { IU_REPORTS, outputDir, REPO } from './helpers/paths.ts';
+
+const run = promisify(execFile);
+const BIN = join(REPO, 'bin/medclip.js');
+
+async function medclip(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { cwd: REPO, maxBuffer: 64 * 1024 * 1024 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+test('medclip --help and label --help describe the commands', async () => {
+  const top = await medclip('--help');
+  assert.equal(top.code, 0);
+  assert.match(top.stdout, /label/);
+  const label = await medclip('label', '--help');
+  assert.equal(label.code, 0);
+  assert.match(label.stdout, /--reports <file>/);
+  assert.match(label.stdout, /--eval/);
+});
+
+test('label --eval --json on the IU val split prints micro-F1 and per-class scores', async () => {
+  const r = await medclip('label', '--reports', IU_REPORTS, '--split', 'val', '--eval', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { microF1: number; perClass: Record<string, { f1: number; support: number }> };
+  assert.ok(out.microF1 >= 0.8);
+  assert.equal(Object.keys(out.perClass).length, 14);
+  const table = await medclip('label', '--reports', IU_REPORTS, '--split', 'val', '--eval');
+  assert.match(table.stdout, /micro \(positives\)/);
+  assert.match(table.stdout, /Pleural Effusion/);
+});
+
+test('label --out writes one JSON line per sentence; bad input exits non-zero naming the file, not the text', async () => {
+  const dir = outputDir('cli');
+  const reports = join(dir, 'reports.csv');
+  await writeFile(reports, 'id,findings,impression\nr1,"Mild cardiomegaly. No effusion.",Stable.\nr2,,"No acute disease."\n');
+  const out = join(dir, 'sentences.jsonl');
+  const ok = await medclip('label', '--reports', reports, '--out', out);
+  assert.equal(ok.code, 0, ok.stderr);
+  const lines = (await readFile(out, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { reportId: string; index: number; labels: Record<string, number> });
+  assert.deepEqual(lines.map((l) => [l.reportId, l.index]), [['r1', 0], ['r1', 1], ['r1', 2], ['r2', 0]]);
+  assert.equal(lines[0]!.labels.Cardiomegaly, 1);
+  assert.equal(lines[1]!.labels['Pleural Effusion'], 0);
+
+  const missing = await medclip('label', '--reports', join(dir, 'nope.csv'));
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /nope\.csv: file not found/);
+
+  const dup = join(dir, 'dup.csv');
+  await writeFile(dup, 'id,findings\nr1,Secret text one.\nr1,Secret text two.\n');
+  const d = await medclip('label', '--reports', dup);
+  assert.equal(d.code, 1);
+  assert.match(d.stderr, /duplicate report id "r1"/);
+  assert.doesNotMatch(d.stderr, /Secret/);
+
+  const bad = join(dir, 'bad.csv');
+  await writeFile(bad, 'id,findings\nr1,"Unclosed quote with private text\n');
+  const b = await medclip('label', '--reports', bad);
+  assert.equal(b.code, 1);
+  assert.match(b.stderr, /malformed CSV/);
+  assert.doesNotMatch(b.stderr, /private/);
+
+  const noText = join(dir, 'notext.csv');
+  await writeFile(noText, 'id,notes\nr1,x\n');
+  assert.match((await medclip('label', '--reports', noText)).stderr, /none of the text columns/);
+  assert.equal((await medclip('label', '--reports', reports, '--eval')).code, 1);
+  assert.equal((await medclip('label')).code, 1);
+});

@@ -1,0 +1,105 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { labelReport, labelSentence } from '../core/labeler/labeler.ts';
+import { splitClauses, splitSentences } from '../core/labeler/sentences.ts';
+import { evaluateLabels } from '../core/labeler/evaluate.ts';
+import { OBSERVATIONS, type LabelRow, type Observation } from '../core/labels.ts';
+import { readReports } from '../core/reports.ts';
+import { IU_REPORTS } from './helpers/paths.ts';
+
+const at = (row: LabelRow, name: Observation) => row[OBSERVATIONS.indexOf(name)];
+
+test('sentence split: numbered lists, decimals, abbreviations, XXXX, missing final period', () => {
+  assert.deepEqual(splitSentences('1. No acute disease. 2. Stable 2.5 cm nodule in the XXXX lobe'), [
+    'No acute disease.',
+    'Stable 2.5 cm nodule in the XXXX lobe',
+  ]);
+  assert.deepEqual(splitSentences('Heart size normal.Lungs clear.\n\nNo effusion'), ['Heart size normal.', 'Lungs clear.', 'No effusion']);
+  assert.deepEqual(splitSentences('Approx. 3 mm nodule. vs. prior'), ['Approx. 3 mm nodule.', 'vs. prior']);
+  assert.deepEqual(splitSentences('   '), []);
+  assert.deepEqual(splitClauses('Mild cardiomegaly but no effusion; lungs clear'), ['mild cardiomegaly', 'no effusion', 'lungs clear']);
+});
+
+test('mentions, negation and uncertainty within a clause', () => {
+  const cases: [string, Observation, 1 | 0 | -1 | null][] = [
+    ['Mild bibasilar atelectasis.', 'Atelectasis', 1],
+    ['No pneumothorax or pleural effusion.', 'Pleural Effusion', 0],
+    ['No focal consolidation, suspicious pulmonary opacity, large pleural effusion, or pneumothorax is identified.', 'Pneumothorax', 0],
+    ['Pneumothorax is not seen.', 'Pneumothorax', 0],
+    ['Previously seen effusion has resolved.', 'Pleural Effusion', 0],
+    ['Cannot exclude a small left pleural effusion.', 'Pleural Effusion', -1],
+    ['Opacity may represent pneumonia.', 'Pneumonia', -1],
+    ['Opacity may represent pneumonia.', 'Lung Opacity', 1],
+    ['Heart size is normal.', 'Cardiomegaly', 0],
+    ['Normal heart size.', 'Cardiomegaly', 0],
+    ['The heart is mildly enlarged.', 'Cardiomegaly', 1],
+    ['The heart is not enlarged.', 'Cardiomegaly', 0],
+    ['Stable cardiomegaly.', 'Cardiomegaly', 1],
+    ['The mediastinum is widened.', 'Enlarged Cardiomediastinum', 1],
+    ['Mediastinal contours are within normal limits.', 'Enlarged Cardiomediastinum', 0],
+    ['Right IJ central venous catheter tip in the SVC.', 'Support Devices', 1],
+    ['Left chest wall pacemaker with leads in the right ventricle.', 'Support Devices', 1],
+    ['Healed left rib fractures.', 'Fracture', 1],
+    ['No displaced rib fracture.', 'Fracture', 0],
+    ['Calcified granuloma in the right upper lobe.', 'Lung Lesion', null],
+    ['1 cm nodule in the left lower lobe.', 'Lung Lesion', 1],
+    ['Mild pulmonary vascular congestion.', 'Edema', 1],
+    ['Mild cardiomegaly but no pulmonary edema.', 'Edema', 0],
+    ['Mild cardiomegaly but no pulmonary edema.', 'Cardiomegaly', 1],
+    ['Small left apical pneumothorax.', 'Pneumothorax', 1],
+    ['Apical pleural thickening.', 'Pleural Other', 1],
+    ['Residuals of prior granulomatous infection.', 'Pneumonia', null],
+  ];
+  for (const [sentence, name, expected] of cases) assert.equal(at(labelSentence(sentence), name), expected, `${name} in "${sentence}"`);
+});
+
+test('No Finding: only when nothing abnormal is positive, including findings outside the 14', () => {
+  assert.equal(at(labelSentence('No acute cardiopulmonary abnormality.'), 'No Finding'), 1);
+  assert.equal(at(labelSentence('The lungs are clear.'), 'No Finding'), 1);
+  assert.equal(at(labelSentence('Degenerative changes of the thoracic spine.'), 'No Finding'), 0);
+  assert.equal(at(labelReport({ findings: 'Heart size is normal. The lungs are clear. No pneumothorax.', impression: 'Normal chest x-XXXX.' }).labels, 'No Finding'), 1);
+  const abnormal = labelReport({ findings: 'The lungs are clear.', impression: 'Calcified granuloma in the right upper lobe.' });
+  assert.equal(at(abnormal.labels, 'No Finding'), 0);
+  assert.equal(at(labelReport({ findings: 'Stable cardiomegaly.', impression: '' }).labels, 'No Finding'), 0);
+  assert.deepEqual(labelReport({ findings: '', impression: null }).sentences, []);
+});
+
+test('report aggregate keeps each sentence and takes positive over uncertain over negative', () => {
+  const r = labelReport({ findings: 'No pleural effusion. Possible small right effusion. Mild atelectasis.', impression: 'No pneumothorax.' });
+  assert.equal(r.sentences.length, 4);
+  assert.deepEqual(r.sentences.map((s) => s.index), [0, 1, 2, 3]);
+  assert.equal(at(r.labels, 'Pleural Effusion'), -1);
+  assert.equal(at(r.labels, 'Atelectasis'), 1);
+  assert.equal(at(r.labels, 'Pneumothorax'), 0);
+  assert.equal(at(r.labels, 'Edema'), null);
+});
+
+test('IU val split: report labels agree with MeSH-derived labels at micro-F1 >= 0.80', async () => {
+  const pairs: { predicted: LabelRow; reference: LabelRow }[] = [];
+  for await (const report of readReports(IU_REPORTS, { split: 'val' })) {
+    pairs.push({ predicted: labelReport(report.text).labels, reference: report.labels! });
+  }
+  assert.equal(pairs.length, 379);
+  const e = evaluateLabels(pairs, 'negative');
+  assert.ok(e.microF1 >= 0.8, `micro-F1 ${e.microF1.toFixed(3)}`);
+  for (const name of ['No Finding', 'Cardiomegaly', 'Lung Opacity', 'Support Devices'] as const)
+    assert.ok(e.perClass[name].f1 >= 0.75, `${name} F1 ${e.perClass[name].f1.toFixed(3)}`);
+});
+
+test('evaluation arithmetic on a hand-made example', () => {
+  const row = (o: Partial<Record<Observation, 1 | 0 | -1>>): LabelRow => OBSERVATIONS.map((n) => o[n] ?? 0);
+  const e = evaluateLabels(
+    [
+      { predicted: row({ Edema: 1 }), reference: row({ Edema: 1 }) },
+      { predicted: row({ Edema: -1 }), reference: row({ Edema: 0 }) },
+      { predicted: row({}), reference: row({ Edema: 1, Fracture: 1 }) },
+    ],
+    'positive',
+  );
+  assert.deepEqual([e.perClass.Edema.tp, e.perClass.Edema.fp, e.perClass.Edema.fn], [1, 1, 1]);
+  assert.equal(e.perClass.Edema.f1, 0.5);
+  // micro: tp 1, fp 1, fn 2 -> p 0.5, r 1/3, F1 0.4
+  assert.ok(Math.abs(e.microF1 - 0.4) < 1e-12);
+  const strict = evaluateLabels([{ predicted: row({ Edema: -1 }), reference: row({ Edema: 0 }) }], 'negative');
+  assert.equal(strict.perClass.Edema.fp, 0);
+});
