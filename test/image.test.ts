@@ -7,7 +7,7 @@ import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { decodeGrey, imageToTensor, ImageError, parseImageSpec, TRANSFER_SYNTAX, type ImageSpec } from '../core/image/index.ts';
 import { DATA, FULLRES_DIR, NIH_PNG } from './helpers/paths.ts';
-import { encodeRle, uint16Bytes, writeDicom } from './helpers/dicom-writer.ts';
+import { encodeJpegLossless8, encodeRle, uint16Bytes, writeDicom } from './helpers/dicom-writer.ts';
 
 const require = createRequire(import.meta.url);
 const SPEC: ImageSpec = { size: 64, channels: 1, mean: 0.5, std: 0.25, resize: 'pad-square' };
@@ -197,11 +197,12 @@ async function wasmEncode(specifier: string, className: string, grey: { data: Ui
   }
 }
 
-test('DICOM JPEG baseline, JPEG-LS and JPEG 2000 frames decode through their codecs', async () => {
+test('DICOM JPEG baseline, JPEG lossless, JPEG-LS and JPEG 2000 frames decode through their codecs', async () => {
   const grey = await realGrey();
   const jpeg = new Uint8Array(await sharp(grey.data, { raw: { width: grey.width, height: grey.height, channels: 1 } }).jpeg({ quality: 95 }).toBuffer());
   const cases = [
     { ts: TRANSFER_SYNTAX.jpegBaseline, frame: jpeg, tolerance: 20 },
+    { ts: TRANSFER_SYNTAX.jpegLosslessSV1, frame: encodeJpegLossless8(grey.data, grey.width, grey.height), tolerance: 1 },
     { ts: TRANSFER_SYNTAX.jpegLsLossless, frame: await wasmEncode('@cornerstonejs/codec-charls/wasmjs', 'JpegLSEncoder', grey), tolerance: 1 },
     { ts: TRANSFER_SYNTAX.jpeg2000Lossless, frame: await wasmEncode('@cornerstonejs/codec-openjpeg/wasmjs', 'J2KEncoder', grey), tolerance: 1 },
   ];

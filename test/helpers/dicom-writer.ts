@@ -178,3 +178,42 @@ export function encodeRle(samples: ArrayLike<number>, bytesPerSample: 1 | 2): Ui
   });
   return concat([header, ...segments]);
 }
+
+/**
+ * A minimal lossless JPEG (process 14, first-order prediction, SV1) encoder for 8-bit grey, so the test can check
+ * the JPEG lossless decoding path: one Huffman table with a 4-bit code per difference category 0..8.
+ */
+export function encodeJpegLossless8(data: Uint8Array, width: number, height: number): Uint8Array {
+  const out: number[] = [0xff, 0xd8];
+  const segment = (marker: number, body: number[]) => out.push(0xff, marker, (body.length + 2) >> 8, (body.length + 2) & 0xff, ...body);
+  segment(0xc3, [8, height >> 8, height & 0xff, width >> 8, width & 0xff, 1, 1, 0x11, 0]);
+  const bits = new Array<number>(16).fill(0);
+  bits[3] = 9; // nine codes of length 4: category c -> code c
+  segment(0xc4, [0x00, ...bits, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  segment(0xda, [1, 1, 0x00, 1, 0, 0]); // one component, table 0, predictor 1 (left), Se 0, point transform 0
+  let acc = 0;
+  let nbits = 0;
+  const put = (value: number, n: number) => {
+    for (let i = n - 1; i >= 0; i--) {
+      acc = (acc << 1) | ((value >> i) & 1);
+      if (++nbits === 8) {
+        out.push(acc);
+        if (acc === 0xff) out.push(0x00);
+        acc = 0;
+        nbits = 0;
+      }
+    }
+  };
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const pred = x === 0 && y === 0 ? 128 : y === 0 ? data[x - 1]! : x === 0 ? data[(y - 1) * width]! : data[y * width + x - 1]!;
+      const diff = data[y * width + x]! - pred;
+      const size = diff === 0 ? 0 : Math.floor(Math.log2(Math.abs(diff))) + 1;
+      put(size, 4);
+      if (size > 0) put(diff > 0 ? diff : diff + (1 << size) - 1, size);
+    }
+  }
+  if (nbits > 0) put(0xff, 8 - nbits);
+  out.push(0xff, 0xd9);
+  return new Uint8Array(out);
+}
