@@ -147,6 +147,25 @@ test('DICOM 16-bit with rescale and VOI window reproduces the source pixels', as
   }
 });
 
+test('DICOM signed 12-bit samples in 16 bits are sign-extended before the window', async () => {
+  const grey = await realGrey();
+  // Values -1024..1016 stored as 12-bit two's complement in 16-bit words (upper 4 bits zero).
+  const stored = Array.from(grey.data, (v) => (v * 8 - 1024) & 0x0fff);
+  const out = await decodeGrey(
+    writeDicom({
+      transferSyntax: TRANSFER_SYNTAX.explicitLittle,
+      rows: grey.height,
+      columns: grey.width,
+      bitsAllocated: 16,
+      bitsStored: 12,
+      pixelRepresentation: 1,
+      window: { center: -4, width: 2041 },
+      pixelData: uint16Bytes(stored),
+    }),
+  );
+  assert.ok(maxAbsDiff(out.data, grey.data) <= 1, `max diff ${maxAbsDiff(out.data, grey.data)}`);
+});
+
 test('DICOM MONOCHROME1 is inverted and a file without a window gets a percentile window', async () => {
   const grey = await realGrey();
   const common = { transferSyntax: TRANSFER_SYNTAX.explicitLittle, rows: grey.height, columns: grey.width, bitsAllocated: 8 as const };

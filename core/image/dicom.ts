@@ -174,8 +174,16 @@ function toGreyValues(samples: Samples, pm: PixelModule): Float32Array {
   const n = pm.rows * pm.columns;
   const out = new Float32Array(n);
   if (pm.samplesPerPixel === 1) {
-    const mask = pm.pixelRepresentation === 0 && pm.bitsStored < pm.bitsAllocated ? (1 << pm.bitsStored) - 1 : -1;
-    for (let i = 0; i < n; i++) out[i] = mask === -1 ? samples[i]! : samples[i]! & mask;
+    if (pm.bitsStored >= pm.bitsAllocated || pm.bitsStored < 1) {
+      for (let i = 0; i < n; i++) out[i] = samples[i]!;
+    } else if (pm.pixelRepresentation === 0) {
+      const mask = (1 << pm.bitsStored) - 1;
+      for (let i = 0; i < n; i++) out[i] = samples[i]! & mask;
+    } else {
+      // Signed values in fewer stored bits: sign-extend from bit (bitsStored - 1).
+      const shift = 32 - pm.bitsStored;
+      for (let i = 0; i < n; i++) out[i] = (samples[i]! << shift) >> shift;
+    }
     return out;
   }
   const planar = pm.planarConfiguration === 1 && pm.transferSyntax !== TRANSFER_SYNTAX.rle && !pm.transferSyntax.startsWith('1.2.840.10008.1.2.4');
