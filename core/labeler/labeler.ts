@@ -65,26 +65,31 @@ function classifyMention(before: string, after: string): 1 | 0 | -1 {
   return 1;
 }
 
+/** One global-flag copy per rule pattern, compiled once (labeling runs per sentence over whole corpora). */
+const globalCopies = new Map<RegExp, RegExp>();
+function global(re: RegExp): RegExp {
+  let g = globalCopies.get(re);
+  if (!g) {
+    g = new RegExp(re.source, 'g');
+    globalCopies.set(re, g);
+  }
+  return g;
+}
+
 function overlaps(re: RegExp | undefined, clause: string, start: number, end: number): boolean {
   if (!re) return false;
-  const g = new RegExp(re.source, 'g');
-  for (let m = g.exec(clause); m; m = g.exec(clause)) {
+  for (const m of clause.matchAll(global(re))) {
     if (m.index < end && m.index + m[0].length > start) return true;
-    if (m[0].length === 0) g.lastIndex++;
   }
   return false;
 }
 
 function labelMentions(clause: string, rule: MentionRule): LabelValue {
   let value: LabelValue = null;
-  const re = new RegExp(rule.mention.source, 'g');
-  for (let m = re.exec(clause); m; m = re.exec(clause)) {
+  for (const m of clause.matchAll(global(rule.mention))) {
     const start = m.index;
     const end = start + m[0].length;
-    if (m[0].length === 0) {
-      re.lastIndex++;
-      continue;
-    }
+    if (m[0].length === 0) continue;
     if (overlaps(rule.unmention, clause, start, end)) continue;
     const before = clause.slice(0, start);
     const after = clause.slice(end);
