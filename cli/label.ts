@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { labelReport } from '../core/labeler/labeler.ts';
 import { evaluateLabels, formatEvaluation, type UncertainAs } from '../core/labeler/evaluate.ts';
 import { labelRowToObject, type LabelRow } from '../core/labels.ts';
-import { readReports, DEFAULT_TEXT_COLUMNS } from '../core/reports.ts';
+import { readReports, reportText, DEFAULT_TEXT_COLUMNS } from '../core/reports.ts';
 import { CliError } from './errors.ts';
 
 interface LabelOptions {
@@ -47,7 +47,7 @@ export function registerLabel(program: Command): void {
         const pairs: { predicted: LabelRow; reference: LabelRow }[] = [];
         for await (const report of readReports(opts.reports, tableOptions)) {
           if (!report.labels) throw new CliError(`${opts.reports}: --eval needs the 14 observation columns`);
-          pairs.push({ predicted: labelReport(report.text).labels, reference: report.labels });
+          pairs.push({ predicted: labelReport(reportText(report)).labels, reference: report.labels });
         }
         if (pairs.length === 0) throw new CliError(`${opts.reports}: no reports${opts.split ? ` in split "${opts.split}"` : ''}`);
         const result = evaluateLabels(pairs, opts.uncertainAs);
@@ -59,7 +59,7 @@ export function registerLabel(program: Command): void {
       let sentences = 0;
       for await (const report of readReports(opts.reports, tableOptions)) {
         reports++;
-        for (const s of labelReport(report.text).sentences) {
+        for (const s of labelReport(reportText(report)).sentences) {
           sentences++;
           const line = JSON.stringify({ reportId: report.id, index: s.index, text: s.text, labels: labelRowToObject(s.labels) });
           if (!out.write(line + '\n')) await once(out, 'drain');

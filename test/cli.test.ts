@@ -70,6 +70,12 @@ test('label --out writes one JSON line per sentence; bad input exits non-zero na
   assert.match(b.stderr, /malformed CSV/);
   assert.doesNotMatch(b.stderr, /private/);
 
+  const custom = join(dir, 'custom.csv');
+  await writeFile(custom, 'study,notes\ns1,"Small left pleural effusion."\n');
+  const c = await medclip('label', '--reports', custom, '--id-column', 'study', '--text-columns', 'notes');
+  assert.equal(c.code, 0, c.stderr);
+  assert.equal((JSON.parse(c.stdout.trim()) as { reportId: string; labels: Record<string, number> }).labels['Pleural Effusion'], 1);
+
   const noText = join(dir, 'notext.csv');
   await writeFile(noText, 'id,notes\nr1,x\n');
   assert.match((await medclip('label', '--reports', noText)).stderr, /none of the text columns/);
