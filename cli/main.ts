@@ -1,8 +1,12 @@
 /** The `medclip` command line: one sub-command per stage, each with --help. */
 import { Command, CommanderError } from 'commander';
 import { registerLabel } from './label.ts';
+import { registerTrain } from './train.ts';
 import { CliError } from './errors.ts';
 import { TableError } from '../core/tables.ts';
+
+/** Errors whose message is written for people (they name files and ids, never content). */
+const KNOWN_ERRORS = new Set(['ConfigError', 'BackendError', 'TrainError', 'TokenizerError', 'ImageError', 'PromptError', 'ExportError', 'ModelError']);
 
 export function buildProgram(): Command {
   const program = new Command()
@@ -11,6 +15,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerLabel(program);
+  registerTrain(program);
   return program;
 }
 
@@ -21,8 +26,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode;
-    if (err instanceof CliError || err instanceof TableError) {
-      console.error(`medclip: ${err.message}`);
+    if (err instanceof CliError || err instanceof TableError || KNOWN_ERRORS.has((err as Error | undefined)?.name ?? "")) {
+      console.error(`medclip: ${(err as Error).message}`);
       return err instanceof CliError ? err.exitCode : 1;
     }
     console.error(`medclip: ${(err as Error).name}: ${(err as Error).message}`);

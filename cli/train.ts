@@ -1,0 +1,114 @@
+/** `medclip train`: MedCLIP pretraining with TensorFlow.js on image tables and report tables. */
+import type { Command } from 'commander';
+import { SingleBar } from 'cli-progress';
+import { loadModelConfig } from '../train/config.ts';
+import { selectBackend } from '../train/backend.ts';
+import { train } from '../train/trainer.ts';
+import { CliError } from './errors.ts';
+
+function int(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) throw new CliError(`${name} must be a positive integer, got "${v}"`);
+    return n;
+  };
+}
+function num(name: string, min = 0) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new CliError(`${name} must be a number >= ${min}, got "${v}"`);
+    return n;
+  };
+}
+
+export function registerTrain(program: Command): void {
+  program
+    .command('train')
+    .description('pretrain the dual encoder (MedCLIP: decoupled batches, semantic matching loss)')
+    .requiredOption('--config <file>', 'model architecture (configs/tiny.json, configs/base.json)')
+    .requiredOption('--images <file>', 'image table (CSV): path + 14 label columns')
+    .option('--root <dir>', "folder the image paths start from (default: the table's folder)")
+    .option('--reports <file>', 'report table (CSV or JSONL): sentences labelled by the rule labeler')
+    .requiredOption('--out <dir>', 'run folder: checkpoints, tokenizer, log')
+    .option('--train-split <name>', 'use rows whose split column equals this', 'train')
+    .option('--val-split <name>', 'validate zero-shot on image rows of this split ("" to skip)', 'val')
+    .option('--steps <n>', 'optimizer steps', int('--steps'), 1000)
+    .option('--batch <n>', 'images (and sentences) per step', int('--batch'), 32)
+    .option('--lr <x>', 'peak learning rate', num('--lr'), 1e-3)
+    .option('--warmup <n>', 'warmup steps', int('--warmup'), 100)
+    .option('--weight-decay <x>', 'AdamW decoupled weight decay', num('--weight-decay'), 0.05)
+    .option('--clip <x>', 'gradient clipping (global L2 norm)', num('--clip'), 1)
+    .option('--loss <name>', 'semantic (MedCLIP) or infonce (CLIP)', 'semantic')
+    .option('--label-temperature <x>', 'temperature of the semantic targets (1 = the paper)', num('--label-temperature', 1e-3), 1)
+    .option('--match-rate <x>', "share of sentences drawn to share a finding with their image", num('--match-rate'), 0.5)
+    .option('--no-balance-sources', 'sample images uniformly instead of evenly over the source column')
+    .option('--no-prompts', 'do not add the built-in prompt sentences as text-only data')
+    .option('--no-augment', 'no image augmentation')
+    .option('--eval-every <n>', 'validate and checkpoint every n steps', int('--eval-every'), 200)
+    .option('--val-classes <list>', 'zero-shot validation classes (comma-separated observations)', 'No Finding,Pneumonia')
+    .option('--seed <n>', 'random seed', (v) => Number(v), 0)
+    .option('--workers <n>', 'data-parallel replicas on worker threads (one per core is fastest)', int('--workers'), 1)
+    .option('--backend <name>', 'tensorflow-gpu, tensorflow, wasm, cpu or auto', 'auto')
+    .option('--resume', 'continue the run in --out from its latest checkpoint')
+    .option('--cache-dir <dir>', 'decoded-image cache (default: <out>/../.cache)')
+    .action(async (opts) => {
+      if (opts.loss !== 'semantic' && opts.loss !== 'infonce') throw new CliError(`--loss must be semantic or infonce, got "${opts.loss}"`);
+      const config = await loadModelConfig(opts.config).catch((err: Error) => {
+        throw new CliError(err.message);
+      });
+      const backend = await selectBackend(opts.backend).catch((err: Error) => {
+        throw new CliError(err.message);
+      });
+      console.error(`backend: ${backend}`);
+      const bar = new SingleBar({
+        format: 'train [{bar}] {value}/{total} | loss {loss} | {pps} pairs/s | ETA {eta_formatted}',
+        stream: process.stderr,
+        etaBuffer: 50,
+        noTTYOutput: true,
+        notTTYSchedule: 30000,
+      });
+      let started = false;
+      const result = await train({
+        config,
+        images: opts.images,
+        root: opts.root,
+        reports: opts.reports,
+        out: opts.out,
+        trainSplit: opts.trainSplit || undefined,
+        valSplit: opts.valSplit || undefined,
+        steps: opts.steps,
+        batch: opts.batch,
+        lr: opts.lr,
+        warmup: opts.warmup,
+        weightDecay: opts.weightDecay,
+        clip: opts.clip,
+        loss: opts.loss,
+        labelTemperature: opts.labelTemperature,
+        matchRate: Math.min(1, opts.matchRate),
+        balanceSources: opts.balanceSources,
+        prompts: opts.prompts,
+        augment: opts.augment,
+        evalEvery: opts.evalEvery,
+        seed: opts.seed,
+        resume: !!opts.resume,
+        cacheDir: opts.cacheDir,
+        valClasses: String(opts.valClasses).split(',').map((s: string) => s.trim()),
+        promptsPerClass: 10,
+        workers: opts.workers,
+        log: (line) => {
+          if (started) bar.stop();
+          started = false;
+          console.error(line);
+        },
+        onStep: (s) => {
+          if (!started) {
+            bar.start(s.total, s.step - 1, { loss: '-', pps: '-' });
+            started = true;
+          }
+          bar.update(s.step, { loss: s.loss.toFixed(4), pps: s.pairsPerSecond.toFixed(1) });
+        },
+      });
+      if (started) bar.stop();
+      console.error(`done: ${result.steps} steps; best checkpoint ${result.runDir}/checkpoint-best${result.best ? ` (val score ${result.best.score.toFixed(3)} at step ${result.best.step})` : ''}`);
+    });
+}

@@ -1,0 +1,41 @@
+/**
+ * Contrastive losses over a batch of B images and B sentences.
+ *
+ * `semantic` (MedCLIP): logits = scale * img @ txt^T; the target of row i is softmax_j(label_img_i . label_txt_j)
+ * (and column-wise for the text side), so sentences describing the same findings as an image are positives
+ * rather than false negatives. `infonce` (CLIP): one-hot targets on the diagonal.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { matMul2d } from './ops.ts';
+
+export type LossName = 'semantic' | 'infonce';
+
+/** Soft cross-entropy -sum(target * log_softmax(logits)) / rows. */
+export function softCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor2D): tf.Scalar {
+  return tf.div(tf.neg(tf.sum(tf.mul(targets, tf.logSoftmax(logits)))), logits.shape[0]) as tf.Scalar;
+}
+
+/** scale * img @ txt^T. */
+export function similarityLogits(img: tf.Tensor2D, txt: tf.Tensor2D, scale: tf.Scalar | number): tf.Tensor2D {
+  return tf.mul(matMul2d(img, tf.transpose(txt)), scale) as tf.Tensor2D;
+}
+
+/**
+ * Semantic matching targets: row-wise softmax of label similarity, divided by `temperature` (1 = MedCLIP).
+ * Returns [image->text targets, text->image targets].
+ */
+export function semanticTargets(imgLabels: tf.Tensor2D, txtLabels: tf.Tensor2D, temperature = 1): [tf.Tensor2D, tf.Tensor2D] {
+  const sim = tf.div(tf.matMul(imgLabels, tf.transpose(txtLabels)), temperature) as tf.Tensor2D;
+  return [tf.softmax(sim), tf.softmax(tf.transpose(sim))];
+}
+
+export function semanticLoss(logits: tf.Tensor2D, imgLabels: tf.Tensor2D, txtLabels: tf.Tensor2D, temperature = 1): tf.Scalar {
+  const [ti, tt] = semanticTargets(imgLabels, txtLabels, temperature);
+  return tf.div(tf.add(softCrossEntropy(logits, ti), softCrossEntropy(tf.transpose(logits), tt)), 2) as tf.Scalar;
+}
+
+/** CLIP's InfoNCE: row i's positive is column i. */
+export function infoNceLoss(logits: tf.Tensor2D): tf.Scalar {
+  const eye = tf.eye(logits.shape[0]) as tf.Tensor2D;
+  return tf.div(tf.add(softCrossEntropy(logits, eye), softCrossEntropy(tf.transpose(logits), eye)), 2) as tf.Scalar;
+}

@@ -1,0 +1,319 @@
+/**
+ * `medclip train`: the MedCLIP training loop on the decoupled sampler, with validation by zero-shot
+ * accuracy, latest/best checkpoints and exact resume (weights, optimizer moments, schedule, RNG).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { NUM_OBSERVATIONS, observationIndex } from '../core/labels.ts';
+import { samplePrompts } from '../core/prompts.ts';
+import { Rng } from '../core/random.ts';
+import { readReports, reportText } from '../core/reports.ts';
+import { TextTokenizer, trainWordPiece } from '../core/tokenizer.ts';
+import { labelReport } from '../core/labeler/labeler.ts';
+import { BUILTIN_TEMPLATES, expandTemplate } from '../core/prompts.ts';
+import { augmentInto, DEFAULT_AUGMENT } from './augment.ts';
+import { readTensors, writeAtomically, writeTensors } from './checkpoint.ts';
+import type { ModelConfig } from './config.ts';
+import { DecoupledSampler, loadImageSet, loadSentences, tokenizeAll, type ImageSet, type SentenceSet } from './data.ts';
+import type { LossName } from './loss.ts';
+import { DualEncoder, initialValues } from './model.ts';
+import { learningRate } from './optimizer.ts';
+import { createReplicas, type OptimizerState } from './parallel.ts';
+import { averageResults, clipGlobalNorm, type BatchArrays } from './replica.ts';
+import { classificationReport, classProbabilities, meanEmbedding, singleClassItems } from './zeroshot.ts';
+
+export class TrainError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TrainError';
+  }
+}
+
+export interface TrainOptions {
+  config: ModelConfig;
+  images: string;
+  root?: string;
+  reports?: string;
+  out: string;
+  trainSplit?: string;
+  valSplit?: string;
+  steps: number;
+  batch: number;
+  lr: number;
+  warmup: number;
+  weightDecay: number;
+  clip: number;
+  loss: LossName;
+  /** Temperature of the semantic targets' softmax (1 = the paper). */
+  labelTemperature: number;
+  matchRate: number;
+  balanceSources: boolean;
+  prompts: boolean;
+  augment: boolean;
+  evalEvery: number;
+  seed: number;
+  resume: boolean;
+  cacheDir?: string;
+  /** Zero-shot validation classes. */
+  valClasses: string[];
+  promptsPerClass: number;
+  /** Data-parallel replicas on worker threads (1 = in-process). */
+  workers?: number;
+  log?: (line: string) => void;
+  onStep?: (info: StepInfo) => void;
+}
+
+export interface StepInfo {
+  step: number;
+  total: number;
+  loss: number;
+  lr: number;
+  pairsPerSecond: number;
+}
+
+export interface ValMetrics {
+  step: number;
+  /** Mean zero-shot accuracy over sources: the selection score. */
+  score: number;
+  bySource: Record<string, { accuracy: number; auc?: number; n: number }>;
+}
+
+interface RunState {
+  step: number;
+  rng: number;
+  best?: ValMetrics;
+  history: ValMetrics[];
+  options: Record<string, unknown>;
+}
+
+const CHECKPOINT_LATEST = 'checkpoint-latest';
+const CHECKPOINT_BEST = 'checkpoint-best';
+
+/** Build the tokenizer vocabulary from the training reports (and prompts), as `core/tokenizer` trains it. */
+async function buildTokenizer(o: TrainOptions): Promise<TextTokenizer> {
+  const texts: string[] = [];
+  if (o.reports) for await (const r of readReports(o.reports, { split: o.trainSplit })) texts.push(...labelReport(reportText(r)).sentences.map((s) => s.text));
+  if (o.prompts) for (const t of Object.values(BUILTIN_TEMPLATES)) texts.push(...expandTemplate(t));
+  if (texts.length === 0) throw new TrainError('no text to build a vocabulary from: give --reports or keep the prompts');
+  return new TextTokenizer(trainWordPiece(texts, { vocabSize: o.config.text.vocabSize }));
+}
+
+export interface TrainResult {
+  steps: number;
+  best?: ValMetrics;
+  runDir: string;
+}
+
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  const log = o.log ?? (() => {});
+  const runDir = resolve(o.out);
+  await mkdir(runDir, { recursive: true });
+  const { config } = o;
+  const cacheDir = o.cacheDir ?? join(runDir, '..', '.cache');
+
+  let tokenizer: TextTokenizer;
+  const tokFile = join(runDir, 'tokenizer.json');
+  if (o.resume && existsSync(tokFile)) tokenizer = await TextTokenizer.load(tokFile);
+  else {
+    tokenizer = await buildTokenizer(o);
+    await tokenizer.save(tokFile);
+  }
+  if (tokenizer.vocabSize > config.text.vocabSize)
+    throw new TrainError(`tokenizer has ${tokenizer.vocabSize} tokens but the config allows ${config.text.vocabSize}`);
+  await writeFile(join(runDir, 'config.json'), JSON.stringify(config, null, 2));
+
+  const side = Math.round((config.image.size * 1.125) / 2) * 2;
+  log(`decoding images (${o.trainSplit ?? 'all'} at ${side}px, cached in ${cacheDir})`);
+  const trainImages = await loadImageSet(o.images, { root: o.root, split: o.trainSplit, side, resize: config.image.resize, cacheDir });
+  const valImages = o.valSplit
+    ? await loadImageSet(o.images, { root: o.root, split: o.valSplit, side: config.image.size, resize: config.image.resize, cacheDir })
+    : undefined;
+  for (const s of [...trainImages.skipped, ...(valImages?.skipped ?? [])]) log(`skipped image ${s.id}: ${s.reason}`);
+  if (trainImages.ids.length === 0) throw new TrainError(`no trainable images in ${o.images}${o.trainSplit ? ` (split ${o.trainSplit})` : ''}`);
+  const sentences = await loadSentences(o.reports, { split: o.trainSplit, prompts: o.prompts });
+  if (sentences.texts.length === 0) throw new TrainError('no labelled sentences to train the text side on');
+  const tokens = tokenizeAll(tokenizer, sentences.texts, config.text.maxLength);
+  log(`images ${trainImages.ids.length} train / ${valImages?.ids.length ?? 0} val; sentences ${sentences.texts.length} (${sentences.origin.filter((x) => x === 'prompt').length} prompts)`);
+
+  let values = initialValues(config, o.seed);
+  let state: RunState = { step: 0, rng: new Rng(o.seed ^ 0x5eed).getState(), history: [], options: publicOptions(o) };
+  let optimizerState: OptimizerState | undefined;
+  const latest = join(runDir, CHECKPOINT_LATEST);
+  if (o.resume) {
+    if (!existsSync(latest)) throw new TrainError(`--resume: no checkpoint in ${runDir}`);
+    values = await readTensors(join(latest, 'weights'));
+    const moments = await readTensors(join(latest, 'optimizer'));
+    state = JSON.parse(await readFile(join(latest, 'state.json'), 'utf8')) as RunState;
+    const names = [...moments.keys()].filter((k) => k.endsWith('/m')).map((k) => k.slice(0, -2));
+    optimizerState = {
+      step: state.step,
+      m: new Map(names.map((n) => [n, moments.get(`${n}/m`)!])),
+      v: new Map(names.map((n) => [n, moments.get(`${n}/v`)!])),
+    };
+    log(`resumed at step ${state.step}`);
+  }
+  const workers = Math.max(1, Math.min(o.workers ?? 1, o.batch));
+  const replicas = await createReplicas(workers, tf.getBackend(), {
+    config,
+    values,
+    optimizer: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: o.weightDecay },
+    lossOptions: { loss: o.loss, labelTemperature: o.labelTemperature },
+  });
+  try {
+    if (optimizerState) await Promise.all(replicas.map((r) => r.loadOptimizer(optimizerState!)));
+    // Validation and checkpoints read the weights into a model on this thread.
+    const evalModel = new DualEncoder(config, values);
+    log(`model ${config.name}: ${evalModel.parameterCount.toLocaleString('en')} parameters, backend ${tf.getBackend()}, ${workers} replica${workers > 1 ? 's (worker threads)' : ''}`);
+    const rng = Rng.fromState(state.rng);
+    const sampler = new DecoupledSampler(trainImages, sentences, {
+      matchRate: o.loss === 'infonce' ? 1 : o.matchRate,
+      balanceSources: o.balanceSources,
+      identical: o.loss === 'infonce',
+    });
+    const validate = valImages ? makeValidator(evalModel, tokenizer, valImages, o) : undefined;
+    const size = config.image.size;
+    const area = size * size;
+    const L = config.text.maxLength;
+    const B = o.batch;
+    const stepTimes: number[] = [];
+
+    while (state.step < o.steps) {
+      const t0 = performance.now();
+      const batch = sampler.sample(B, rng);
+      // Split the batch over replicas; each computes its own contrastive loss over its share.
+      const parts: BatchArrays[] = [];
+      for (let w = 0; w < workers; w++) {
+        const from = Math.floor((w * B) / workers);
+        const to = Math.floor(((w + 1) * B) / workers);
+        const n = to - from;
+        const part: BatchArrays = {
+          n,
+          pixels: new Float32Array(n * area),
+          ids: new Int32Array(n * L),
+          mask: new Int32Array(n * L),
+          imgLabels: new Float32Array(n * NUM_OBSERVATIONS),
+          txtLabels: new Float32Array(n * NUM_OBSERVATIONS),
+        };
+        for (let b = 0; b < n; b++) {
+          const img = batch.images[from + b]!;
+          const s = batch.sentences[from + b]!;
+          augmentInto(trainImages.pixels.subarray(img * side * side, (img + 1) * side * side), side, part.pixels.subarray(b * area, (b + 1) * area), size, config.image, o.augment ? rng : undefined, DEFAULT_AUGMENT);
+          part.imgLabels.set(trainImages.labels.subarray(img * NUM_OBSERVATIONS, (img + 1) * NUM_OBSERVATIONS), b * NUM_OBSERVATIONS);
+          part.ids.set(tokens.ids.subarray(s * L, (s + 1) * L), b * L);
+          part.mask.set(tokens.mask.subarray(s * L, (s + 1) * L), b * L);
+          part.txtLabels.set(sentences.labels.subarray(s * NUM_OBSERVATIONS, (s + 1) * NUM_OBSERVATIONS), b * NUM_OBSERVATIONS);
+        }
+        parts.push(part);
+      }
+      const lr = learningRate(state.step, o.lr, o.warmup, o.steps);
+      const results = await Promise.all(replicas.map((r, w) => r.step(parts[w]!)));
+      const avg = averageResults(results, parts.map((p) => p.n));
+      if (!Number.isFinite(avg.loss) || results.some((r) => !Number.isFinite(r.loss)))
+        throw new TrainError(`loss became ${avg.loss} at step ${state.step + 1}; the last good checkpoint is ${latest} (try a lower --lr)`);
+      clipGlobalNorm(avg.grads, o.clip);
+      await Promise.all(replicas.map((r) => r.apply(avg.grads, avg.bnStats, lr)));
+      state.step++;
+      stepTimes.push(performance.now() - t0);
+      if (stepTimes.length > 20) stepTimes.shift();
+      const pairsPerSecond = (B * stepTimes.length * 1000) / stepTimes.reduce((a, b) => a + b, 0);
+      o.onStep?.({ step: state.step, total: o.steps, loss: avg.loss, lr, pairsPerSecond });
+      await appendFile(join(runDir, 'log.jsonl'), JSON.stringify({ step: state.step, loss: round(avg.loss), lr: round(lr), pairsPerSecond: round(pairsPerSecond), numTensors: tf.memory().numTensors }) + '\n');
+
+      if (state.step % o.evalEvery === 0 || state.step === o.steps) {
+        state.rng = rng.getState();
+        const snapshot = await replicas[0]!.state();
+        evalModel.setValues(snapshot.values);
+        if (validate) {
+          const metrics = validate(state.step);
+          state.history.push(metrics);
+          await appendFile(join(runDir, 'log.jsonl'), JSON.stringify({ step: state.step, val: metrics }) + '\n');
+          log(`step ${state.step}: val score ${metrics.score.toFixed(3)} ${Object.entries(metrics.bySource).map(([k, v]) => `${k} acc ${v.accuracy.toFixed(3)} auc ${v.auc?.toFixed(3)}`).join(', ')}`);
+          if (!state.best || metrics.score > state.best.score) {
+            state.best = metrics;
+            await saveCheckpoint(join(runDir, CHECKPOINT_BEST), snapshot.values, undefined, state);
+          }
+        } else await saveCheckpoint(join(runDir, CHECKPOINT_BEST), snapshot.values, undefined, state);
+        await saveCheckpoint(latest, snapshot.values, snapshot.optimizer, state);
+      }
+    }
+    evalModel.dispose();
+  } finally {
+    await Promise.all(replicas.map((r) => r.close()));
+  }
+  return { steps: state.step, best: state.best, runDir };
+}
+
+function round(x: number): number {
+  return Math.round(x * 1e5) / 1e5;
+}
+
+function publicOptions(o: TrainOptions): Record<string, unknown> {
+  const { log, onStep, config, ...rest } = o;
+  void log;
+  void onStep;
+  return { ...rest, config: config.name };
+}
+
+async function saveCheckpoint(dir: string, values: Map<string, Float32Array>, optimizer: OptimizerState | undefined, state: RunState): Promise<void> {
+  await writeAtomically(dir, async (tmp) => {
+    await mkdir(join(tmp, 'weights'));
+    await writeTensors(join(tmp, 'weights'), values);
+    if (optimizer) {
+      const s = optimizer;
+      const moments = new Map<string, Float32Array>();
+      for (const n of s.m.keys()) {
+        moments.set(`${n}/m`, s.m.get(n)!);
+        moments.set(`${n}/v`, s.v.get(n)!);
+      }
+      await mkdir(join(tmp, 'optimizer'));
+      await writeTensors(join(tmp, 'optimizer'), moments);
+    }
+    await writeFile(join(tmp, 'state.json'), JSON.stringify(state, null, 2));
+  });
+}
+
+/** Zero-shot validation in tfjs: images labelled exactly one of the classes, per source. */
+function makeValidator(model: DualEncoder, tokenizer: TextTokenizer, images: ImageSet, o: TrainOptions): (step: number) => ValMetrics {
+  const classIdx = o.valClasses.map((c) => observationIndex(c));
+  const items = singleClassItems(images.labels, images.ids.length, classIdx, NUM_OBSERVATIONS);
+  if (items.length === 0) throw new TrainError(`no validation image is labelled exactly one of ${o.valClasses.join(', ')}`);
+  const size = model.config.image.size;
+  const area = size * size;
+  const prompts = o.valClasses.map((c) => samplePrompts(c, o.promptsPerClass, 0));
+  const L = model.config.text.maxLength;
+  return (step) => {
+    const classEmbeds = prompts.map((ps) => {
+      const tok = tokenizeAll(tokenizer, ps, L);
+      const e = tf.tidy(() => model.encodeText(tf.tensor2d(tok.ids, [ps.length, L], 'int32'), tf.tensor2d(tok.mask, [ps.length, L], 'int32')).dataSync() as Float32Array);
+      const d = model.config.embedDim;
+      return meanEmbedding(ps.map((_, i) => e.subarray(i * d, (i + 1) * d)));
+    });
+    const scale = tf.tidy(() => model.logitScale().dataSync()[0]!);
+    const probs: number[][] = [];
+    const chunk = 32;
+    const buf = new Float32Array(chunk * area);
+    for (let start = 0; start < items.length; start += chunk) {
+      const part = items.slice(start, start + chunk);
+      part.forEach(([img], b) => augmentInto(images.pixels.subarray(img * area, (img + 1) * area), size, buf.subarray(b * area, (b + 1) * area), size, model.config.image, undefined));
+      const emb = tf.tidy(() => model.encodeImage(tf.tensor4d(buf.subarray(0, part.length * area), [part.length, size, size, 1])).dataSync() as Float32Array);
+      const d = model.config.embedDim;
+      part.forEach((_, b) => probs.push(classProbabilities(emb.subarray(b * d, (b + 1) * d), classEmbeds, scale)));
+    }
+    const bySource: ValMetrics['bySource'] = {};
+    const groups = new Map<string, number[]>();
+    items.forEach(([img], i) => {
+      const s = images.sources[img] || 'all';
+      if (!groups.has(s)) groups.set(s, []);
+      groups.get(s)!.push(i);
+    });
+    for (const [source, idx] of groups) {
+      const r = classificationReport(o.valClasses, idx.map((i) => items[i]![1]), idx.map((i) => probs[i]!));
+      bySource[source] = { accuracy: r.accuracy, auc: r.auc, n: r.n };
+    }
+    const accs = Object.values(bySource).map((v) => v.accuracy);
+    return { step, score: accs.reduce((a, b) => a + b, 0) / accs.length, bySource };
+  };
+}
+
