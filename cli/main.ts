@@ -2,6 +2,8 @@
 import { Command, CommanderError } from 'commander';
 import { registerLabel } from './label.ts';
 import { registerTrain } from './train.ts';
+import { registerExport } from './export.ts';
+import { registerEval } from './eval.ts';
 import { CliError } from './errors.ts';
 import { TableError } from '../core/tables.ts';
 
@@ -16,6 +18,8 @@ export function buildProgram(): Command {
     .exitOverride();
   registerLabel(program);
   registerTrain(program);
+  registerExport(program);
+  registerEval(program);
   return program;
 }
 

@@ -113,7 +113,7 @@ export class DualEncoder {
       if (!v) throw new Error(`missing parameter ${name}`);
       const expected = spec.shape.reduce((a, b) => a * b, 1);
       if (v.length !== expected) throw new Error(`parameter ${name} has ${v.length} values, expected ${expected}`);
-      this.variables.set(name, tf.variable(tf.tensor(v, spec.shape), spec.trainable, name));
+      this.variables.set(name, tf.variable(tf.tensor(v, spec.shape), spec.trainable));
       if (spec.trainable) this.trainable.push(name);
     }
   }
@@ -145,7 +145,7 @@ export class DualEncoder {
     for (const [name, v] of this.variables) {
       const nv = values.get(name);
       if (!nv || nv.length !== v.size) throw new Error(`checkpoint lacks ${name} or its shape differs`);
-      v.assign(tf.tensor(nv, v.shape));
+      tf.tidy(() => v.assign(tf.tensor(nv, v.shape)));
     }
   }
 

@@ -34,8 +34,8 @@ export class AdamW {
   ) {
     for (const n of names) {
       const p = params.get(n)!;
-      this.m.set(n, tf.variable(tf.zerosLike(p), false, `${n}/m`));
-      this.v.set(n, tf.variable(tf.zerosLike(p), false, `${n}/v`));
+      this.m.set(n, tf.variable(tf.zerosLike(p), false));
+      this.v.set(n, tf.variable(tf.zerosLike(p), false));
     }
   }
 
@@ -75,8 +75,10 @@ export class AdamW {
       const m = state.m.get(n);
       const v = state.v.get(n);
       if (!m || !v) throw new Error(`optimizer state lacks ${n}`);
-      this.m.get(n)!.assign(tf.tensor(m, this.m.get(n)!.shape));
-      this.v.get(n)!.assign(tf.tensor(v, this.v.get(n)!.shape));
+      tf.tidy(() => {
+        this.m.get(n)!.assign(tf.tensor(m, this.m.get(n)!.shape));
+        this.v.get(n)!.assign(tf.tensor(v, this.v.get(n)!.shape));
+      });
     }
   }
 

@@ -82,7 +82,7 @@ export class Replica {
     }, this.model.trainable.map((n) => this.model.p(n)));
     const loss = value.dataSync()[0]!;
     const flat = new Float32Array(this.gradSize);
-    this.model.trainable.forEach((n, i) => flat.set(grads[n]!.dataSync() as Float32Array, this.offsets[i]!));
+    this.model.trainable.forEach((n, i) => flat.set(grads[this.model.p(n).name]!.dataSync() as Float32Array, this.offsets[i]!));
     const byName = new Map(updates.map((u) => [u.name, u]));
     const stats: number[] = [];
     for (const name of this.model.batchNormLayers()) {

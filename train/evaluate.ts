@@ -1,0 +1,166 @@
+/**
+ * `medclip eval`: zero-shot classification and cross-modal retrieval of a model bundle, run with
+ * onnxruntime (`core/model`) exactly as the API serves it.
+ */
+import { readFile } from 'node:fs/promises';
+import { readImageTable, type ImageRecord } from '../core/image-table.ts';
+import { ImageError, imageToTensor } from '../core/image/index.ts';
+import { COMPETITION_CLASSES, observationIndex } from '../core/labels.ts';
+import { labelReport } from '../core/labeler/labeler.ts';
+import { dot, type MedClipModel } from '../core/model.ts';
+import { resolveClasses } from '../core/prompts.ts';
+import { readReports, reportText } from '../core/reports.ts';
+import { classificationReport, type ClassificationReport } from './zeroshot.ts';
+
+export interface EvalOptions {
+  images: string;
+  root?: string;
+  split?: string;
+  reports?: string;
+  reportSplit?: string;
+  task: 'zeroshot' | 'retrieval' | 'all';
+  groupBy?: string;
+  promptsPerClass?: number;
+  /** Cap on text queries for text->image retrieval. */
+  maxTextQueries?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface EvalResult {
+  zeroshot?: Record<string, Record<string, ClassificationReport & { task: string }>>;
+  retrieval?: Record<string, { imageToText?: Precision; textToImage?: Precision }>;
+  skipped: { id: string; reason: string }[];
+}
+
+export interface Precision {
+  p1: number;
+  p5: number;
+  p10: number;
+  queries: number;
+}
+
+/** Zero-shot tasks: Pneumonia vs No Finding, and the five CheXpert competition classes. */
+export const ZERO_SHOT_TASKS: Record<string, string[]> = {
+  'pneumonia': ['No Finding', 'Pneumonia'],
+  'chexpert5': [...COMPETITION_CLASSES],
+};
+
+interface Embedded {
+  record: ImageRecord;
+  embedding: Float32Array;
+}
+
+async function embedTable(model: MedClipModel, o: EvalOptions): Promise<{ items: Embedded[]; skipped: EvalResult['skipped'] }> {
+  const records: ImageRecord[] = [];
+  for await (const r of readImageTable(o.images, { root: o.root, split: o.split })) records.push(r);
+  const items: Embedded[] = [];
+  const skipped: EvalResult['skipped'] = [];
+  const batch = 32;
+  const size = model.imageSpec.size;
+  for (let start = 0; start < records.length; start += batch) {
+    const part = records.slice(start, start + batch);
+    const decoded: { record: ImageRecord; data: Float32Array }[] = [];
+    for (const record of part) {
+      try {
+        decoded.push({ record, data: (await imageToTensor(await readFile(record.file), model.imageSpec)).data });
+      } catch (err) {
+        skipped.push({ id: record.id, reason: err instanceof ImageError ? err.code : (err as NodeJS.ErrnoException).code ?? (err as Error).name });
+      }
+    }
+    if (decoded.length) {
+      const pixels = new Float32Array(decoded.length * size * size);
+      decoded.forEach((d, i) => pixels.set(d.data, i * size * size));
+      const flat = await model.embedPixels(pixels, decoded.length);
+      decoded.forEach((d, i) => items.push({ record: d.record, embedding: flat.slice(i * model.embedDim, (i + 1) * model.embedDim) }));
+    }
+    o.onProgress?.(Math.min(records.length, start + batch), records.length);
+  }
+  return { items, skipped };
+}
+
+function groupOf(item: Embedded, groupBy: string | undefined): string {
+  if (!groupBy) return 'all';
+  return (groupBy === 'view' ? item.record.view : item.record.meta[groupBy]) || '(none)';
+}
+
+/** Items labelled positive for exactly one of the classes: [item, class index]. */
+function singleClass(items: Embedded[], classes: string[]): [Embedded, number][] {
+  const idx = classes.map((c) => observationIndex(c));
+  const out: [Embedded, number][] = [];
+  for (const it of items) {
+    const hits = idx.flatMap((ci, k) => (it.record.labels[ci] === 1 ? [k] : []));
+    if (hits.length === 1) out.push([it, hits[0]!]);
+  }
+  return out;
+}
+
+function precisionAtK(ranked: boolean[][]): Precision {
+  const at = (k: number) => ranked.reduce((a, hits) => a + hits.slice(0, k).filter(Boolean).length / k, 0) / Math.max(1, ranked.length);
+  return { p1: at(1), p5: at(5), p10: at(10), queries: ranked.length };
+}
+
+function topK<T>(query: Float32Array, corpus: { embedding: Float32Array; value: T }[], k: number): T[] {
+  const scored = corpus.map((c) => ({ s: dot(query, c.embedding), v: c.value }));
+  scored.sort((a, b) => b.s - a.s);
+  return scored.slice(0, k).map((x) => x.v);
+}
+
+export async function evaluateModel(model: MedClipModel, o: EvalOptions): Promise<EvalResult> {
+  const { items, skipped } = await embedTable(model, o);
+  const groups = new Map<string, Embedded[]>();
+  for (const it of items) {
+    const g = groupOf(it, o.groupBy);
+    if (!groups.has(g)) groups.set(g, []);
+    groups.get(g)!.push(it);
+  }
+  const result: EvalResult = { skipped };
+  if (o.task !== 'retrieval') {
+    result.zeroshot = {};
+    // A task runs when at least two of its classes occur in the evaluated set; each group reports what it holds.
+    const tasks = Object.entries(ZERO_SHOT_TASKS).filter(([, classes]) => new Set(singleClass(items, classes).map(([, c]) => c)).size >= 2);
+    for (const [group, members] of groups) {
+      const byTask: Record<string, ClassificationReport & { task: string }> = {};
+      for (const [task, classes] of tasks) {
+        const labelled = singleClass(members, classes);
+        if (labelled.length === 0) continue;
+        const prompts = resolveClasses(classes, o.promptsPerClass ?? 10, 0);
+        const probs = await Promise.all(labelled.map(([it]) => model.classify(it.embedding, prompts)));
+        byTask[task] = { task: classes.join(' vs '), ...classificationReport(classes, labelled.map(([, c]) => c), probs.map((p) => p.map((x) => x.probability))) };
+      }
+      result.zeroshot[group] = byTask;
+    }
+  }
+  if (o.task !== 'zeroshot') {
+    if (!o.reports) throw new Error('retrieval needs --reports (the sentences to retrieve)');
+    const classes = ZERO_SHOT_TASKS.pneumonia!;
+    const classIdx = classes.map((c) => observationIndex(c));
+    const sentences: { text: string; cls: number }[] = [];
+    const seen = new Set<string>();
+    for await (const r of readReports(o.reports, { split: o.reportSplit })) {
+      for (const s of labelReport(reportText(r)).sentences) {
+        const hits = classIdx.flatMap((ci, k) => (s.labels[ci] === 1 ? [k] : []));
+        const key = s.text.toLowerCase();
+        if (hits.length === 1 && !seen.has(key)) {
+          seen.add(key);
+          sentences.push({ text: s.text, cls: hits[0]! });
+        }
+      }
+    }
+    if (sentences.length === 0) throw new Error(`${o.reports}: no sentence is labelled exactly one of ${classes.join(', ')}`);
+    const sentenceEmbeds = await model.embedTexts(sentences.map((s) => s.text));
+    const textCorpus = sentences.map((s, i) => ({ embedding: sentenceEmbeds[i]!, value: s.cls }));
+    result.retrieval = {};
+    for (const [group, members] of groups) {
+      const labelled = singleClass(members, classes);
+      if (labelled.length === 0) continue;
+      const i2t = labelled.map(([it, c]) => topK(it.embedding, textCorpus, 10).map((sc) => sc === c));
+      const imageCorpus = labelled.map(([it, c]) => ({ embedding: it.embedding, value: c }));
+      // Text queries balanced over classes (most report sentences are normal), up to maxTextQueries.
+      const perClass = Math.min(Math.floor((o.maxTextQueries ?? 500) / classes.length), ...classes.map((_, k) => sentences.filter((s) => s.cls === k).length));
+      const queries = classes.flatMap((_, k) => sentences.flatMap((s, i) => (s.cls === k ? [i] : [])).slice(0, perClass));
+      const t2i = queries.map((i) => topK(sentenceEmbeds[i]!, imageCorpus, 10).map((c) => c === sentences[i]!.cls));
+      result.retrieval[group] = { imageToText: precisionAtK(i2t), textToImage: precisionAtK(t2i) };
+    }
+  }
+  return result;
+}
