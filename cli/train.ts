@@ -47,6 +47,7 @@ export function registerTrain(program: Command): void {
     .option('--eval-every <n>', 'validate and checkpoint every n steps', int('--eval-every'), 200)
     .option('--val-classes <list>', 'zero-shot validation classes (comma-separated observations)', 'No Finding,Pneumonia')
     .option('--seed <n>', 'random seed', (v) => Number(v), 0)
+    .option('--accumulate <n>', 'average the gradients of n batches per update (a larger effective batch)', int('--accumulate'), 1)
     .option('--workers <n>', 'data-parallel replicas on worker threads (one per core is fastest)', int('--workers'), 1)
     .option('--backend <name>', 'tensorflow-gpu, tensorflow, wasm, cpu or auto', 'auto')
     .option('--resume', 'continue the run in --out from its latest checkpoint')
@@ -95,6 +96,7 @@ export function registerTrain(program: Command): void {
         valClasses: String(opts.valClasses).split(',').map((s: string) => s.trim()),
         promptsPerClass: 10,
         workers: opts.workers,
+        accumulate: opts.accumulate,
         log: (line) => {
           if (started) bar.stop();
           started = false;

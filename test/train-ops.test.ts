@@ -113,3 +113,50 @@ test('semantic loss does not push apart an image and a sentence with the same fi
   assert.ok(infoNceLoss(split).dataSync()[0]! < infoNceLoss(aligned).dataSync()[0]!);
   assert.ok(semanticLoss(aligned, labels, labels).dataSync()[0]! < semanticLoss(split, labels, labels).dataSync()[0]!);
 });
+
+test('gradient check: the dual encoder analytic gradients match central finite differences', async () => {
+  const { parseModelConfig } = await import('../train/config.ts');
+  const { DualEncoder } = await import('../train/model.ts');
+  const { similarityLogits } = await import('../train/loss.ts');
+  const { TINY_TEST_CONFIG } = await import('./helpers/tiny-run.ts');
+  const config = parseModelConfig({ ...TINY_TEST_CONFIG, image: { ...TINY_TEST_CONFIG.image, size: 16 } });
+  const model = DualEncoder.create(config, 11);
+  const B = 4;
+  const L = 8;
+  const pixels = seeded([B, 16, 16, 1], 21) as tf.Tensor4D;
+  const rng = new Rng(5);
+  const ids = tf.tensor2d(Int32Array.from({ length: B * L }, () => 5 + rng.int(300)), [B, L], 'int32');
+  const mask = tf.tensor2d(Int32Array.from({ length: B * L }, (_, i) => (i % L < 3 + (Math.floor(i / L) % 4) ? 1 : 0)), [B, L], 'int32');
+  const imgLabels = tf.tensor2d([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]]);
+  const txtLabels = tf.tensor2d([[1, 0, 0], [0, 1, 1], [1, 0, 1], [0, 1, 0]]);
+  // Training-mode forward (BatchNorm on batch statistics), semantic loss.
+  const loss = () => semanticLoss(similarityLogits(model.encodeImage(pixels, { training: true, updates: [] }), model.encodeText(ids, mask), model.logitScale()), imgLabels, txtLabels);
+  const names = ['image.stem.conv', 'image.stage0.block0.conv1', 'image.stage0.block0.shortcut', 'image.stage1.block0.conv2', 'image.proj.w', 'text.token_embed', 'text.layer0.qkv.w', 'text.layer0.fc1.w', 'text.ln_final.gamma', 'logit_scale'];
+  const vars = names.map((n) => model.p(n));
+  const { grads } = tf.variableGrads(() => loss() as tf.Scalar, vars);
+  const eps = 2e-3;
+  let checked = 0;
+  for (const name of names) {
+    const v = model.p(name);
+    const g = grads[v.name]!.dataSync();
+    const values = Float32Array.from(v.dataSync());
+    // the coordinates with the largest gradients (token rows that occur, etc.), plus a random one
+    const order = Array.from(g.keys()).sort((a, b) => Math.abs(g[b]!) - Math.abs(g[a]!));
+    for (const i of new Set([order[0]!, order[1 % order.length]!, order[rng.int(Math.min(order.length, 50))]!])) {
+      const at = (delta: number) => {
+        const w = values.slice();
+        w[i] = w[i]! + delta;
+        v.assign(tf.tensor(w, v.shape));
+        return tf.tidy(() => loss().dataSync()[0]!);
+      };
+      // Richardson extrapolation of two central differences: O(eps^4) truncation error
+      const central = (h: number) => (at(h) - at(-h)) / (2 * h);
+      const fd = (4 * central(eps / 2) - central(eps)) / 3;
+      v.assign(tf.tensor(values, v.shape));
+      assert.ok(Math.abs(fd - g[i]!) <= 2e-3 + 0.05 * Math.abs(g[i]!), `${name}[${i}]: analytic ${g[i]} vs finite difference ${fd}`);
+      checked++;
+    }
+  }
+  assert.ok(checked >= names.length * 2);
+  model.dispose();
+});

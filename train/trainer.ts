@@ -21,7 +21,7 @@ import type { LossName } from './loss.ts';
 import { DualEncoder, initialValues } from './model.ts';
 import { learningRate } from './optimizer.ts';
 import { createReplicas, type OptimizerState } from './parallel.ts';
-import { averageResults, clipGlobalNorm, type BatchArrays } from './replica.ts';
+import { averageResults, clipGlobalNorm, type BatchArrays, type StepResult } from './replica.ts';
 import { classificationReport, classProbabilities, meanEmbedding, singleClassItems } from './zeroshot.ts';
 
 export class TrainError extends Error {
@@ -61,6 +61,8 @@ export interface TrainOptions {
   promptsPerClass: number;
   /** Data-parallel replicas on worker threads (1 = in-process). */
   workers?: number;
+  /** Batches whose gradients are averaged into one update (default 1). */
+  accumulate?: number;
   log?: (line: string) => void;
   onStep?: (info: StepInfo) => void;
 }
@@ -179,10 +181,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const B = o.batch;
     const stepTimes: number[] = [];
 
-    while (state.step < o.steps) {
-      const t0 = performance.now();
-      const batch = sampler.sample(B, rng);
-      // Split the batch over replicas; each computes its own contrastive loss over its share.
+    /** Split a sampled batch over the replicas; each computes its own contrastive loss over its share. */
+    const buildParts = (batch: { images: number[]; sentences: number[] }): BatchArrays[] => {
       const parts: BatchArrays[] = [];
       for (let w = 0; w < workers; w++) {
         const from = Math.floor((w * B) / workers);
@@ -207,17 +207,31 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         }
         parts.push(part);
       }
+      return parts;
+    };
+
+    while (state.step < o.steps) {
+      const t0 = performance.now();
+      // Gradient accumulation: `accumulate` batches of B, averaged, then one update.
+      const accumulate = Math.max(1, o.accumulate ?? 1);
+      const allResults: StepResult[] = [];
+      const allWeights: number[] = [];
+      for (let micro = 0; micro < accumulate; micro++) {
+        const parts = buildParts(sampler.sample(B, rng));
+        const results = await Promise.all(replicas.map((r, w) => r.step(parts[w]!)));
+        if (results.some((r) => !Number.isFinite(r.loss)))
+          throw new TrainError(`loss became ${results.find((r) => !Number.isFinite(r.loss))!.loss} at step ${state.step + 1}; the last good checkpoint is ${latest} (try a lower --lr)`);
+        allResults.push(...results);
+        allWeights.push(...parts.map((p) => p.n));
+      }
       const lr = learningRate(state.step, o.lr, o.warmup, o.steps);
-      const results = await Promise.all(replicas.map((r, w) => r.step(parts[w]!)));
-      const avg = averageResults(results, parts.map((p) => p.n));
-      if (!Number.isFinite(avg.loss) || results.some((r) => !Number.isFinite(r.loss)))
-        throw new TrainError(`loss became ${avg.loss} at step ${state.step + 1}; the last good checkpoint is ${latest} (try a lower --lr)`);
+      const avg = averageResults(allResults, allWeights);
       clipGlobalNorm(avg.grads, o.clip);
       await Promise.all(replicas.map((r) => r.apply(avg.grads, avg.bnStats, lr)));
       state.step++;
       stepTimes.push(performance.now() - t0);
       if (stepTimes.length > 20) stepTimes.shift();
-      const pairsPerSecond = (B * stepTimes.length * 1000) / stepTimes.reduce((a, b) => a + b, 0);
+      const pairsPerSecond = (B * accumulate * stepTimes.length * 1000) / stepTimes.reduce((a, b) => a + b, 0);
       o.onStep?.({ step: state.step, total: o.steps, loss: avg.loss, lr, pairsPerSecond });
       await appendFile(join(runDir, 'log.jsonl'), JSON.stringify({ step: state.step, loss: round(avg.loss), lr: round(lr), pairsPerSecond: round(pairsPerSecond), numTensors: tf.memory().numTensors }) + '\n');
 
