@@ -4,11 +4,12 @@ import { registerLabel } from './label.ts';
 import { registerTrain } from './train.ts';
 import { registerExport } from './export.ts';
 import { registerEval } from './eval.ts';
+import { registerIndex } from './index.ts';
 import { CliError } from './errors.ts';
 import { TableError } from '../core/tables.ts';
 
 /** Errors whose message is written for people (they name files and ids, never content). */
-const KNOWN_ERRORS = new Set(['ConfigError', 'BackendError', 'TrainError', 'TokenizerError', 'ImageError', 'PromptError', 'ExportError', 'ModelError']);
+const KNOWN_ERRORS = new Set(['ConfigError', 'BackendError', 'TrainError', 'TokenizerError', 'ImageError', 'PromptError', 'ExportError', 'ModelError', 'IndexError', 'IndexBuildError']);
 
 export function buildProgram(): Command {
   const program = new Command()
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerTrain(program);
   registerExport(program);
   registerEval(program);
+  registerIndex(program);
   return program;
 }
 

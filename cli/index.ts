@@ -1,0 +1,124 @@
+/** `medclip index` (build, append, resume, delete) and `medclip search` (query a bundle from the shell). */
+import type { Command } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { SingleBar } from 'cli-progress';
+import { IndexBundle, type SearchFilter } from '../core/index.ts';
+import { MedClipModel } from '../core/model.ts';
+import { buildIndex, deleteFromBundle } from '../index-builder/build.ts';
+import { CliError } from './errors.ts';
+
+const intOpt = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new CliError(`${name} must be a positive integer, got "${v}"`);
+  return n;
+};
+const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+
+export function registerIndex(program: Command): void {
+  program
+    .command('index')
+    .description('embed images and reports into an HNSW index bundle (or --delete items from one)')
+    .requiredOption('--model <dir>', 'model bundle folder')
+    .requiredOption('--out <dir>', 'index bundle folder (written atomically)')
+    .option('--images <file>', 'image table (CSV): path + optional labels, view, source')
+    .option('--image-dir <dir>', 'index every PNG/JPEG/DICOM under this folder instead')
+    .option('--root <dir>', "folder the table's image paths start from (default: the table's folder)")
+    .option('--split <name>', 'only image rows of this split')
+    .option('--reports <file>', 'report table (CSV or JSONL)')
+    .option('--report-split <name>', 'only report rows of this split')
+    .option('--id-column <name>', 'report id column')
+    .option('--text-columns <list>', 'report text columns (comma-separated)', 'findings,impression')
+    .option('--resume', 'continue an interrupted build of --out')
+    .option('--append', 'add the given items to the existing bundle in --out (a new version)')
+    .option('--delete <ids...>', 'mark these image or report ids deleted (a new version)')
+    .option('--workers <n>', 'embedding worker threads (each with its own model)', intOpt('--workers'), 1)
+    .option('--threads <n>', 'onnxruntime threads in-process', intOpt('--threads'), 2)
+    .option('--batch <n>', 'images per embedding batch', intOpt('--batch'), 32)
+    .option('--m <n>', 'HNSW M (links per node)', intOpt('--m'))
+    .option('--ef-construction <n>', 'HNSW efConstruction', intOpt('--ef-construction'))
+    .option('--ef-search <n>', 'default HNSW efSearch stored in the bundle', intOpt('--ef-search'))
+    .option('--shard-size <n>', 'vectors per HNSW shard', intOpt('--shard-size'))
+    .option('--json', 'print the summary as JSON')
+    .action(async (opts) => {
+      if (opts.delete) {
+        const r = await deleteFromBundle(opts.out, opts.model, opts.delete);
+        console.log(opts.json ? JSON.stringify(r) : `marked ${r.deleted} item(s) deleted (version ${r.version})${r.unknown.length ? `; not found: ${r.unknown.join(', ')}` : ''}`);
+        if (r.deleted === 0) process.exitCode = 1;
+        return;
+      }
+      const bar = new SingleBar({ format: '{collection} [{bar}] {value} done, {skipped} skipped | {speed} items/s', stream: process.stderr, noTTYOutput: true, notTTYSchedule: 10000, etaBuffer: 20 });
+      let started = false;
+      const t0 = Date.now();
+      const summary = await buildIndex({
+        model: opts.model,
+        out: opts.out,
+        images: opts.images,
+        imageDir: opts.imageDir,
+        root: opts.root,
+        split: opts.split,
+        reports: opts.reports,
+        reportSplit: opts.reportSplit,
+        idColumn: opts.idColumn,
+        textColumns: list(opts.textColumns),
+        resume: !!opts.resume,
+        append: !!opts.append,
+        workers: opts.workers,
+        threads: opts.threads,
+        batchSize: opts.batch,
+        hnsw: { ...(opts.m ? { M: opts.m } : {}), ...(opts.efConstruction ? { efConstruction: opts.efConstruction } : {}), ...(opts.efSearch ? { efSearch: opts.efSearch } : {}), ...(opts.shardSize ? { shardSize: opts.shardSize } : {}) },
+        log: (line) => {
+          if (started) bar.stop();
+          started = false;
+          console.error(line);
+        },
+        onProgress: (collection, done, skipped) => {
+          const speed = ((done + skipped) / Math.max(0.001, (Date.now() - t0) / 1000)).toFixed(1);
+          if (!started) {
+            bar.start(0, done, { collection, skipped, speed });
+            started = true;
+          }
+          bar.update(done, { collection, skipped, speed });
+        },
+      });
+      if (started) bar.stop();
+      if (opts.json) console.log(JSON.stringify(summary));
+      else
+        console.log(
+          `wrote ${summary.out} (version ${summary.version}): ${summary.images.indexed} images (${summary.images.skipped} skipped), ` +
+            `${summary.reports.reports} reports / ${summary.reports.sentences} sentences (${summary.reports.skipped} skipped)` +
+            (summary.images.skipped + summary.reports.skipped ? `; see ${summary.errorsFile}` : ''),
+        );
+    });
+
+  program
+    .command('search')
+    .description('query an index bundle with text or an image')
+    .requiredOption('--model <dir>', 'model bundle folder')
+    .requiredOption('--index <dir>', 'index bundle folder')
+    .option('--text <query>', 'a finding, e.g. "right lower lobe pneumonia"')
+    .option('--image <file>', 'an X-ray (PNG, JPEG or DICOM)')
+    .option('--target <what>', 'images or reports', 'images')
+    .option('--k <n>', 'number of hits', intOpt('--k'), 10)
+    .option('--must <list>', 'findings that must be positive (comma-separated)')
+    .option('--must-not <list>', 'findings that must not be positive')
+    .option('--view <list>', 'allowed views')
+    .option('--source <list>', 'allowed sources')
+    .action(async (opts) => {
+      if (!opts.text === !opts.image) throw new CliError('give exactly one of --text or --image');
+      if (opts.target !== 'images' && opts.target !== 'reports') throw new CliError('--target must be images or reports');
+      const model = await MedClipModel.load(opts.model);
+      try {
+        const index = await IndexBundle.load(opts.index, { model });
+        const query = opts.text ? (await model.embedTexts([String(opts.text)]))[0]! : (await model.embedImages([await readFile(opts.image)]))[0]!;
+        const filter: SearchFilter = {};
+        if (opts.must) filter.must = list(opts.must);
+        if (opts.mustNot) filter.mustNot = list(opts.mustNot);
+        if (opts.view) filter.view = list(opts.view);
+        if (opts.source) filter.source = list(opts.source);
+        const hits = index.search(opts.target, query, { k: opts.k, filter });
+        for (const h of hits) console.log(JSON.stringify({ score: Math.round(h.score * 10000) / 10000, ...h.meta }));
+      } finally {
+        await model.close();
+      }
+    });
+}

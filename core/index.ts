@@ -1,0 +1,285 @@
+/**
+ * Index bundles (`indexes/NAME/`, DESIGN.md): per collection (images, report sentences) one or more HNSW
+ * shards with a metadata line per vector, plus the reports themselves. Loading verifies the format, the
+ * model the vectors came from, every file's sha256 and each HNSW file's dimension (hnswlib does not check
+ * it on load); search merges the shards' top-k and applies metadata filters computed up front, so the
+ * callback handed to the native code can never throw.
+ *
+ *   const index = await IndexBundle.load('indexes/sample', { model });
+ *   index.search('images', queryVector, { k: 10, filter: { must: ['Pneumonia'], view: ['PA'] } });
+ */
+import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
+import hnswlib from 'hnswlib-node';
+import { OBSERVATIONS, isObservation, type Observation } from './labels.ts';
+import { sha256 } from './model.ts';
+
+export const INDEX_FORMAT = 'medclip-index/1';
+export const COLLECTIONS = ['images', 'reports'] as const;
+export type CollectionName = (typeof COLLECTIONS)[number];
+
+export class IndexError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'IndexError';
+  }
+}
+
+export interface ShardManifest {
+  /** HNSW file and its metadata file (one JSON line per vector, label = line number). */
+  file: string;
+  meta: string;
+  count: number;
+}
+
+export interface CollectionManifest {
+  count: number;
+  deleted: number;
+  dim: number;
+  space: 'ip';
+  M: number;
+  efConstruction: number;
+  efSearch: number;
+  shards: ShardManifest[];
+}
+
+export interface IndexManifest {
+  format: string;
+  version: number;
+  createdAt: string;
+  model: { name: string; sha256: string; embedDim: number };
+  collections: Partial<Record<CollectionName, CollectionManifest>>;
+  /** Reports, one JSON line each: { id, text: { findings, impression, ... }, labels }. */
+  reports?: string;
+  /** Items that could not be indexed: { collection, id, reason }. */
+  errors?: string;
+  sha256: Record<string, string>;
+}
+
+/** Labels as stored in metadata: observation -> 1 | 0 | -1 (unmentioned observations omitted). */
+export type StoredLabels = Partial<Record<Observation, 1 | 0 | -1>>;
+
+export interface ImageMeta {
+  id: string;
+  /** Where the image was read from (as given to the builder). */
+  path: string;
+  labels: StoredLabels;
+  view?: string;
+  source?: string;
+  meta?: Record<string, string>;
+  deleted?: boolean;
+}
+
+export interface SentenceMeta {
+  id: string;
+  reportId: string;
+  /** Sentence number within the report (the labeler's split). */
+  index: number;
+  labels: StoredLabels;
+  deleted?: boolean;
+}
+
+export interface StoredReport {
+  id: string;
+  text: Record<string, string>;
+  labels: StoredLabels;
+  deleted?: boolean;
+}
+
+export type ItemMeta = ImageMeta | SentenceMeta;
+
+export interface SearchFilter {
+  /** Findings that must be positive (1). */
+  must?: string[];
+  /** Findings that must not be positive. */
+  mustNot?: string[];
+  /** Allowed views / sources (case-insensitive); images only. */
+  view?: string[];
+  source?: string[];
+}
+
+export interface SearchOptions {
+  k: number;
+  efSearch?: number;
+  filter?: SearchFilter;
+}
+
+export interface Hit<M extends ItemMeta = ItemMeta> {
+  /** Inner product of unit vectors (cosine similarity). */
+  score: number;
+  meta: M;
+}
+
+/** Read the dimension and element count from an hnswlib index file's header. */
+export function hnswHeader(bytes: Uint8Array): { dim: number; count: number; maxElements: number } {
+  if (bytes.length < 96) throw new IndexError('HNSW file is too short to hold a header');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const u64 = (o: number) => Number(view.getBigUint64(o, true));
+  const maxElements = u64(8);
+  const count = u64(16);
+  const labelOffset = u64(32);
+  const offsetData = u64(40);
+  const dim = (labelOffset - offsetData) / 4;
+  if (!Number.isInteger(dim) || dim <= 0 || count > maxElements) throw new IndexError('HNSW file header is not valid');
+  return { dim, count, maxElements };
+}
+
+function bundleFile(dir: string, name: string): string {
+  const abs = resolve(dir, name);
+  if (!abs.startsWith(resolve(dir) + sep)) throw new IndexError(`${dir}: manifest names a file outside the bundle (${name})`);
+  return abs;
+}
+
+function parseJsonl<T>(text: string, file: string): T[] {
+  const out: T[] = [];
+  let line = 0;
+  for (const raw of text.split('\n')) {
+    line++;
+    if (!raw.trim()) continue;
+    try {
+      out.push(JSON.parse(raw) as T);
+    } catch {
+      throw new IndexError(`${file}: line ${line} is not valid JSON`);
+    }
+  }
+  return out;
+}
+
+export function checkFilter(filter: SearchFilter | undefined): void {
+  for (const name of [...(filter?.must ?? []), ...(filter?.mustNot ?? [])])
+    if (!isObservation(name)) throw new IndexError(`unknown finding "${name}" in filter (choose from ${OBSERVATIONS.join(', ')})`);
+}
+
+class Shard<M extends ItemMeta> {
+  constructor(
+    readonly index: hnswlib.HierarchicalNSW,
+    readonly meta: M[],
+  ) {}
+
+  /** Which labels pass the filter, computed in JS before the native search. */
+  allowed(filter: SearchFilter | undefined): Uint8Array | undefined {
+    const hasDeleted = this.meta.some((m) => m.deleted);
+    if (!filter && !hasDeleted) return undefined;
+    const views = filter?.view?.map((v) => v.toLowerCase());
+    const sources = filter?.source?.map((s) => s.toLowerCase());
+    const out = new Uint8Array(this.meta.length);
+    this.meta.forEach((m, i) => {
+      if (m.deleted) return;
+      const labels = m.labels;
+      if (filter?.must?.some((f) => labels[f as Observation] !== 1)) return;
+      if (filter?.mustNot?.some((f) => labels[f as Observation] === 1)) return;
+      if (views && !views.includes(((m as ImageMeta).view ?? '').toLowerCase())) return;
+      if (sources && !sources.includes(((m as ImageMeta).source ?? '').toLowerCase())) return;
+      out[i] = 1;
+    });
+    return out;
+  }
+}
+
+export class IndexBundle {
+  private readonly shards: { images: Shard<ImageMeta>[]; reports: Shard<SentenceMeta>[] } = { images: [], reports: [] };
+  readonly reports = new Map<string, StoredReport>();
+  private readonly imageById = new Map<string, ImageMeta>();
+
+  private constructor(
+    readonly dir: string,
+    readonly manifest: IndexManifest,
+  ) {}
+
+  /**
+   * Load and verify a bundle. `model` (name, manifest sha256, embedDim) must be the model that made the
+   * vectors: a bundle built with another model is refused, since its vectors live in another space.
+   */
+  static async load(dir: string, options: { model?: { name: string; manifestSha256: string; embedDim: number }; verify?: boolean } = {}): Promise<IndexBundle> {
+    let manifest: IndexManifest;
+    try {
+      manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as IndexManifest;
+    } catch (err) {
+      throw new IndexError(`${dir}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no manifest.json (not an index bundle)' : 'manifest.json is not valid JSON'}`);
+    }
+    if (manifest?.format !== INDEX_FORMAT) throw new IndexError(`${dir}: unsupported index format "${String(manifest?.format)}" (expected ${INDEX_FORMAT})`);
+    if (!manifest.model || typeof manifest.model.sha256 !== 'string') throw new IndexError(`${dir}: manifest does not name its model`);
+    const m = options.model;
+    if (m && manifest.model.sha256 !== m.manifestSha256)
+      throw new IndexError(`${dir}: built with model "${manifest.model.name}" (${manifest.model.sha256.slice(0, 12)}), not the loaded model "${m.name}" (${m.manifestSha256.slice(0, 12)}); rebuild the index with this model`);
+    const bundle = new IndexBundle(dir, manifest);
+    const verify = options.verify !== false;
+    const readChecked = (name: string): Buffer => {
+      let bytes: Buffer;
+      try {
+        bytes = readFileSync(bundleFile(dir, name));
+      } catch (err) {
+        if (err instanceof IndexError) throw err;
+        throw new IndexError(`${dir}: missing ${name}`);
+      }
+      if (verify) {
+        const expected = manifest.sha256?.[name];
+        if (!expected) throw new IndexError(`${dir}: manifest has no sha256 for ${name}`);
+        if (sha256(bytes) !== expected) throw new IndexError(`${dir}: ${name} does not match its sha256 (corrupted or modified)`);
+      }
+      return bytes;
+    };
+    for (const name of COLLECTIONS) {
+      const c = manifest.collections?.[name];
+      if (!c) continue;
+      if (m && c.dim !== m.embedDim) throw new IndexError(`${dir}: ${name} vectors have dimension ${c.dim}, the model embeds to ${m.embedDim}`);
+      for (const shard of c.shards) {
+        const bytes = readChecked(shard.file);
+        const header = hnswHeader(bytes);
+        if (header.dim !== c.dim) throw new IndexError(`${dir}: ${shard.file} holds ${header.dim}-dimensional vectors, the manifest says ${c.dim}`);
+        const meta = parseJsonl<ItemMeta>(readChecked(shard.meta).toString('utf8'), shard.meta);
+        if (meta.length !== header.count || header.count !== shard.count)
+          throw new IndexError(`${dir}: ${shard.file} holds ${header.count} vectors but ${shard.meta} has ${meta.length} lines (manifest: ${shard.count})`);
+        const index = new hnswlib.HierarchicalNSW('ip', c.dim);
+        index.readIndexSync(bundleFile(dir, shard.file));
+        index.setEf(c.efSearch);
+        if (name === 'images') bundle.shards.images.push(new Shard(index, meta as ImageMeta[]));
+        else bundle.shards.reports.push(new Shard(index, meta as SentenceMeta[]));
+      }
+    }
+    for (const s of bundle.shards.images) for (const im of s.meta) if (!im.deleted) bundle.imageById.set(im.id, im);
+    if (manifest.reports) for (const r of parseJsonl<StoredReport>(readChecked(manifest.reports).toString('utf8'), manifest.reports)) if (!r.deleted) bundle.reports.set(r.id, r);
+    return bundle;
+  }
+
+  count(collection: CollectionName): number {
+    const c = this.manifest.collections[collection];
+    return c ? c.count - (c.deleted ?? 0) : 0;
+  }
+
+  image(id: string): ImageMeta | undefined {
+    return this.imageById.get(id);
+  }
+
+  report(id: string): StoredReport | undefined {
+    return this.reports.get(id);
+  }
+
+  search(collection: 'images', query: Float32Array, options: SearchOptions): Hit<ImageMeta>[];
+  search(collection: 'reports', query: Float32Array, options: SearchOptions): Hit<SentenceMeta>[];
+  search(collection: CollectionName, query: Float32Array, options: SearchOptions): Hit[] {
+    const c = this.manifest.collections[collection];
+    if (!c) throw new IndexError(`this index has no ${collection} collection`);
+    if (query.length !== c.dim) throw new IndexError(`query has dimension ${query.length}, the ${collection} collection ${c.dim}`);
+    if (!Number.isInteger(options.k) || options.k < 1) throw new IndexError('k must be a positive integer');
+    checkFilter(options.filter);
+    const q = Array.from(query);
+    const hits: Hit[] = [];
+    for (const shard of this.shards[collection] as Shard<ItemMeta>[]) {
+      const allowed = shard.allowed(options.filter);
+      const k = Math.min(options.k, shard.meta.length);
+      if (k === 0) continue;
+      if (options.efSearch) shard.index.setEf(Math.max(options.efSearch, k));
+      else shard.index.setEf(Math.max(c.efSearch, k));
+      // The filter only reads a precomputed array: it cannot throw inside the native search.
+      const result = allowed ? shard.index.searchKnn(q, k, (label: number) => allowed[label] === 1) : shard.index.searchKnn(q, k);
+      result.neighbors.forEach((label, i) => {
+        const meta = shard.meta[label];
+        if (meta && !meta.deleted) hits.push({ score: 1 - result.distances[i]!, meta });
+      });
+    }
+    hits.sort((a, b) => b.score - a.score);
+    return hits.slice(0, options.k);
+  }
+}

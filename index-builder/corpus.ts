@@ -1,0 +1,90 @@
+/**
+ * Corpus readers for the index builder: images from an image table or a recursive folder scan, and reports
+ * from a report table, split into labelled sentences. Streams: nothing holds the whole corpus.
+ */
+import { open, readdir } from 'node:fs/promises';
+import { dirname, extname, join, relative, sep } from 'node:path';
+import { readImageTable } from '../core/image-table.ts';
+import { isDicom } from '../core/image/index.ts';
+import { labelRowToObject, type LabelRow } from '../core/labels.ts';
+import { labelReport } from '../core/labeler/labeler.ts';
+import { readReports, reportText } from '../core/reports.ts';
+import type { ImageMeta, SentenceMeta, StoredLabels, StoredReport } from '../core/index.ts';
+
+export interface ImageItem {
+  id: string;
+  file: string;
+  meta: ImageMeta;
+}
+
+const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.dcm', '.dicom']);
+
+/** A folder's image files, recursively, in a stable (sorted) order; extension-less files are kept if they are DICOM. */
+export async function* scanImageDir(dir: string): AsyncGenerator<ImageItem> {
+  const walk = async function* (d: string): AsyncGenerator<string> {
+    const entries = (await readdir(d, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      if (e.name.startsWith('.')) continue;
+      const p = join(d, e.name);
+      if (e.isDirectory()) yield* walk(p);
+      else if (e.isFile()) yield p;
+    }
+  };
+  for await (const file of walk(dir)) {
+    const ext = extname(file).toLowerCase();
+    if (!IMAGE_EXTENSIONS.has(ext)) {
+      if (ext !== '' || !(await looksLikeDicom(file))) continue;
+    }
+    const id = relative(dir, file).split(sep).join('/');
+    yield { id, file, meta: { id, path: id, labels: {} } };
+  }
+}
+
+async function looksLikeDicom(file: string): Promise<boolean> {
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(132);
+    const { bytesRead } = await fh.read(buf, 0, 132, 0);
+    return isDicom(buf.subarray(0, bytesRead));
+  } finally {
+    await fh.close();
+  }
+}
+
+export function storedLabels(row: LabelRow | undefined): StoredLabels {
+  return row ? (labelRowToObject(row) as StoredLabels) : {};
+}
+
+/** Rows of an image table as index items (labels, view and source kept as metadata for filters). */
+export async function* tableImages(table: string, options: { root?: string; split?: string } = {}): AsyncGenerator<ImageItem> {
+  for await (const r of readImageTable(table, options)) {
+    const { source, view: _view, split: _split, ...rest } = r.meta;
+    void _view;
+    void _split;
+    const meta: ImageMeta = { id: r.id, path: relative(options.root ?? dirname(table), r.file).split(sep).join('/'), labels: storedLabels(r.labels) };
+    if (r.view) meta.view = r.view;
+    if (source) meta.source = source;
+    const extra = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== '' && v !== undefined));
+    if (Object.keys(extra).length) meta.meta = extra;
+    yield { id: r.id, file: r.file, meta };
+  }
+}
+
+export interface ReportItem {
+  report: StoredReport;
+  sentences: { text: string; meta: SentenceMeta }[];
+}
+
+/** Reports with their labelled sentences (the labeler's split; sentence ids are `reportId#index`). */
+export async function* reportItems(file: string, options: { split?: string; idColumn?: string; textColumns?: string[] } = {}): AsyncGenerator<ReportItem> {
+  for await (const r of readReports(file, options)) {
+    const labelled = labelReport(reportText(r));
+    yield {
+      report: { id: r.id, text: r.text, labels: storedLabels(labelled.labels) },
+      sentences: labelled.sentences.map((s) => ({
+        text: s.text,
+        meta: { id: `${r.id}#${s.index}`, reportId: r.id, index: s.index, labels: storedLabels(s.labels) },
+      })),
+    };
+  }
+}
