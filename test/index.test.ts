@@ -1,0 +1,175 @@
+// Index bundles on real images and reports: build with bad input, search with filters, verification on load,
+// resume after kill -9, append and delete.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync, rmSync, cpSync } from 'node:fs';
+import { join } from 'node:path';
+import hnswlib from 'hnswlib-node';
+import { IndexBundle, IndexError, hnswHeader } from '../core/index.ts';
+import { MedClipModel } from '../core/model.ts';
+import { buildIndex, deleteFromBundle, IndexBuildError } from '../index-builder/build.ts';
+import { DATA, IMAGES_CSV, IU_REPORTS, outputDir, REPO } from './helpers/paths.ts';
+import { tinyModelBundle } from './helpers/tiny-model.ts';
+
+const dir = outputDir('index');
+let modelDir: string;
+let table: string;
+let model: MedClipModel;
+
+function pickRows(split: string, n: number, offset = 0): string[] {
+  const lines = readFileSync(IMAGES_CSV, 'utf8').trim().split('\n');
+  return lines.filter((l) => l.includes(`,${split},`)).slice(offset, offset + n);
+}
+const header = () => readFileSync(IMAGES_CSV, 'utf8').split('\n')[0]!;
+
+before(async () => {
+  modelDir = await tinyModelBundle(dir);
+  model = await MedClipModel.load(modelDir);
+  // 30 real val images, a missing file, a truncated PNG and a text file posing as an image
+  const truncated = join(dir, 'truncated.png');
+  writeFileSync(truncated, readFileSync(join(DATA, pickRows('val', 1)[0]!.split(',')[0]!)).subarray(0, 300));
+  const notImage = join(dir, 'notes.png');
+  writeFileSync(notImage, 'not an image');
+  const row = (path: string) => [path, ...pickRows('val', 1)[0]!.split(',').slice(1)].join(',');
+  table = join(dir, 'images.csv');
+  writeFileSync(table, [header(), ...pickRows('val', 30), row(join(dir, 'missing.png')), row(truncated), row(notImage)].join('\n') + '\n');
+});
+
+test('build: bad images are skipped and listed by id; everything else is indexed and searchable', async () => {
+  const out = join(dir, 'bundle');
+  rmSync(out, { recursive: true, force: true });
+  const s = await buildIndex({ model: modelDir, images: table, root: DATA, reports: IU_REPORTS, reportSplit: 'val', out, batchSize: 8 });
+  assert.equal(s.images.indexed, 30);
+  assert.equal(s.images.skipped, 3);
+  const errors = readFileSync(join(out, 'errors.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const imageErrors = errors.filter((e) => e.collection === 'images');
+  assert.deepEqual(imageErrors.map((e) => e.reason.split(':')[0]).sort(), ['missing', 'truncated', 'unsupported'].sort());
+  assert.ok(errors.every((e) => !/not an image/.test(e.reason)), 'errors carry no file content');
+  const index = await IndexBundle.load(out, { model });
+  assert.equal(index.count('images'), 30);
+  assert.ok(index.count('reports') > 1000);
+  const q = (await model.embedTexts(['right lower lobe pneumonia']))[0]!;
+  const hits = index.search('images', q, { k: 5 });
+  assert.equal(hits.length, 5);
+  assert.ok(hits.every((h, i) => i === 0 || h.score <= hits[i - 1]!.score));
+  // exact search agrees on the top hit
+  const onlyNih = index.search('images', q, { k: 30, filter: { source: ['nih'] } });
+  assert.ok(onlyNih.length > 0 && onlyNih.every((h) => h.meta.source === 'nih'));
+  const pneu = index.search('images', q, { k: 30, filter: { must: ['Pneumonia'], mustNot: ['No Finding'] } });
+  assert.ok(pneu.every((h) => h.meta.labels.Pneumonia === 1 && h.meta.labels['No Finding'] !== 1));
+  const sent = index.search('reports', q, { k: 3, filter: { must: ['Cardiomegaly'] } });
+  assert.ok(sent.every((h) => h.meta.labels.Cardiomegaly === 1 && index.report(h.meta.reportId)));
+  assert.throws(() => index.search('images', q, { k: 3, filter: { must: ['Pneumonitis'] } }), /unknown finding "Pneumonitis"/);
+  assert.throws(() => index.search('images', q.subarray(0, 4), { k: 3 }), /dimension 4/);
+});
+
+test('load refuses a wrong format, another model, a dimension mismatch and a corrupted file', async () => {
+  const out = join(dir, 'bundle');
+  const bad = join(dir, 'bad');
+  const reset = () => {
+    rmSync(bad, { recursive: true, force: true });
+    cpSync(out, bad, { recursive: true });
+  };
+  const manifest = () => JSON.parse(readFileSync(join(bad, 'manifest.json'), 'utf8'));
+  reset();
+  writeFileSync(join(bad, 'manifest.json'), JSON.stringify({ ...manifest(), format: 'medclip-index/0' }));
+  await assert.rejects(IndexBundle.load(bad, { model }), /unsupported index format/);
+  reset();
+  await assert.rejects(IndexBundle.load(bad, { model: { name: 'other', manifestSha256: 'f'.repeat(64), embedDim: 16 } }), (e: unknown) => e instanceof IndexError && /built with model "test-tiny".*not the loaded model "other"/.test(e.message));
+  reset();
+  const m = manifest();
+  m.collections.images.dim = 32;
+  writeFileSync(join(bad, 'manifest.json'), JSON.stringify(m));
+  await assert.rejects(IndexBundle.load(bad, { model }), /images vectors have dimension 32, the model embeds to 16/);
+  // an HNSW file of another dimension (hnswlib itself would load it silently)
+  reset();
+  const other = new hnswlib.HierarchicalNSW('ip', 8);
+  other.initIndex(30);
+  for (let i = 0; i < 30; i++) other.addPoint(Array.from({ length: 8 }, (_, d) => Math.sin(i + d)), i);
+  other.writeIndexSync(join(bad, 'images.hnsw'));
+  const m2 = manifest();
+  const { sha256 } = await import('../core/model.ts');
+  m2.sha256['images.hnsw'] = sha256(readFileSync(join(bad, 'images.hnsw')));
+  writeFileSync(join(bad, 'manifest.json'), JSON.stringify(m2));
+  assert.equal(hnswHeader(readFileSync(join(bad, 'images.hnsw'))).dim, 8);
+  await assert.rejects(IndexBundle.load(bad, { model }), /images\.hnsw holds 8-dimensional vectors, the manifest says 16/);
+  reset();
+  const meta = readFileSync(join(bad, 'images.meta.jsonl'));
+  meta[10]! ^= 1;
+  writeFileSync(join(bad, 'images.meta.jsonl'), meta);
+  await assert.rejects(IndexBundle.load(bad, { model }), /images\.meta\.jsonl does not match its sha256/);
+});
+
+test('a build killed with SIGKILL resumes with --resume and yields the same items and vectors', async () => {
+  const big = join(dir, 'big.csv');
+  writeFileSync(big, [header(), ...pickRows('val', 200)].join('\n') + '\n');
+  const full = join(dir, 'full');
+  rmSync(full, { recursive: true, force: true });
+  await buildIndex({ model: modelDir, images: big, root: DATA, out: full, batchSize: 4 });
+  const out = join(dir, 'killed');
+  rmSync(out, { recursive: true, force: true });
+  rmSync(`${out}.partial`, { recursive: true, force: true });
+  const args = ['bin/medclip.js', 'index', '--model', modelDir, '--images', big, '--root', DATA, '--out', out, '--batch', '2', '--threads', '1'];
+  const child = spawn(process.execPath, args, { cwd: REPO, stdio: 'ignore' });
+  const itemsFile = join(`${out}.partial`, 'images.items.jsonl');
+  await new Promise<void>((resolve, reject) => {
+    const timer = setInterval(() => {
+      const lines = existsSync(itemsFile) ? readFileSync(itemsFile, 'utf8').split('\n').length - 1 : 0;
+      if (lines >= 20) {
+        clearInterval(timer);
+        child.kill('SIGKILL');
+        resolve();
+      }
+    }, 5);
+    child.on('exit', () => {
+      clearInterval(timer);
+      reject(new Error('the build finished before it could be killed'));
+    });
+  });
+  await new Promise((r) => child.once('exit', r));
+  assert.ok(!existsSync(join(out, 'manifest.json')), 'no bundle is visible before the build completes');
+  await assert.rejects(buildIndex({ model: modelDir, images: big, root: DATA, out }), (e: unknown) => e instanceof IndexBuildError && /--resume/.test(e.message));
+  const s = await buildIndex({ model: modelDir, images: big, root: DATA, out, resume: true, batchSize: 4 });
+  assert.equal(s.images.indexed, 200);
+  const a = await IndexBundle.load(full, { model });
+  const b = await IndexBundle.load(out, { model });
+  const ids = (x: IndexBundle) => readFileSync(join(x.dir, 'images.meta.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).id as string);
+  assert.deepEqual(ids(b).sort(), ids(a).sort());
+  assert.equal(new Set(ids(b)).size, 200, 'no item indexed twice');
+  const vectors = (x: IndexBundle) => {
+    const h = new hnswlib.HierarchicalNSW('ip', 16);
+    h.readIndexSync(join(x.dir, 'images.hnsw'));
+    return new Map(ids(x).map((id, label) => [id, h.getPoint(label)]));
+  };
+  const va = vectors(a);
+  for (const [id, v] of vectors(b)) assert.ok(v.every((x, i) => Math.abs(x - va.get(id)![i]!) < 1e-6), id);
+});
+
+test('--append adds a new version, keeping old items; --delete hides items from search', async () => {
+  const out = join(dir, 'appended');
+  rmSync(out, { recursive: true, force: true });
+  const first = join(dir, 'first.csv');
+  const second = join(dir, 'second.csv');
+  writeFileSync(first, [header(), ...pickRows('val', 10)].join('\n') + '\n');
+  writeFileSync(second, [header(), ...pickRows('val', 15, 5)].join('\n') + '\n');
+  await buildIndex({ model: modelDir, images: first, root: DATA, out });
+  const v2 = await buildIndex({ model: modelDir, images: second, root: DATA, out, append: true });
+  assert.equal(v2.version, 2);
+  assert.equal(v2.images.indexed, 20, '10 old + 10 new (5 overlapping ids are not indexed twice)');
+  const victim = pickRows('val', 1)[0]!.split(',')[0]!;
+  const d = await deleteFromBundle(out, modelDir, [victim, 'no-such-id']);
+  assert.deepEqual([d.deleted, d.unknown, d.version], [1, ['no-such-id'], 3]);
+  const index = await IndexBundle.load(out, { model });
+  assert.equal(index.count('images'), 19);
+  const q = (await model.embedImages([readFileSync(join(DATA, victim))]))[0]!;
+  assert.ok(!index.search('images', q, { k: 20 }).some((h) => h.meta.id === victim));
+  assert.equal(index.image(victim), undefined);
+});
+
+test('build refuses to overwrite an existing bundle and reports when nothing could be indexed', async () => {
+  await assert.rejects(buildIndex({ model: modelDir, images: table, root: DATA, out: join(dir, 'bundle') }), /already exists: use --append/);
+  const junk = join(dir, 'junk.csv');
+  writeFileSync(junk, [header(), [join(dir, 'notes.png'), ...pickRows('val', 1)[0]!.split(',').slice(1)].join(',')].join('\n') + '\n');
+  await assert.rejects(buildIndex({ model: modelDir, images: junk, root: DATA, out: join(dir, 'junk') }), /nothing could be indexed/);
+});
