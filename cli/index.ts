@@ -5,6 +5,7 @@ import { SingleBar } from 'cli-progress';
 import { IndexBundle, type SearchFilter } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
 import { buildIndex, deleteFromBundle } from '../index-builder/build.ts';
+import { LambdaEmbedder } from '../index-builder/lambda-embedder.ts';
 import { CliError } from './errors.ts';
 
 const intOpt = (name: string) => (v: string) => {
@@ -31,7 +32,8 @@ export function registerIndex(program: Command): void {
     .option('--resume', 'continue an interrupted build of --out')
     .option('--append', 'add the given items to the existing bundle in --out (a new version)')
     .option('--delete <ids...>', 'mark these image or report ids deleted (a new version)')
-    .option('--workers <n>', 'embedding worker threads (each with its own model)', intOpt('--workers'), 1)
+    .option('--workers <n|lambda:FUNCTION>', 'embedding workers: N threads (each with its own model), or an AWS Lambda function to fan out to', '1')
+    .option('--lambda-concurrency <n>', 'with --workers lambda:F, Lambda invocations in flight', intOpt('--lambda-concurrency'), 8)
     .option('--threads <n>', 'onnxruntime threads in-process', intOpt('--threads'), 2)
     .option('--batch <n>', 'images per embedding batch', intOpt('--batch'), 32)
     .option('--m <n>', 'HNSW M (links per node)', intOpt('--m'))
@@ -49,7 +51,11 @@ export function registerIndex(program: Command): void {
       const bar = new SingleBar({ format: '{collection} [{bar}] {value} done, {skipped} skipped | {speed} items/s', stream: process.stderr, noTTYOutput: true, notTTYSchedule: 10000, etaBuffer: 20 });
       let started = false;
       const t0 = Date.now();
+      const lambda = /^lambda:(.+)$/.exec(String(opts.workers));
+      const workers = lambda ? 1 : intOpt('--workers')(String(opts.workers));
+      const embedder = lambda ? new LambdaEmbedder(lambda[1]!, { log: (l) => console.error(l) }) : undefined;
       const summary = await buildIndex({
+        embedder,
         model: opts.model,
         out: opts.out,
         images: opts.images,
@@ -62,7 +68,8 @@ export function registerIndex(program: Command): void {
         textColumns: list(opts.textColumns),
         resume: !!opts.resume,
         append: !!opts.append,
-        workers: opts.workers,
+        workers,
+        inFlight: lambda ? opts.lambdaConcurrency : undefined,
         threads: opts.threads,
         batchSize: opts.batch,
         hnsw: { ...(opts.m ? { M: opts.m } : {}), ...(opts.efConstruction ? { efConstruction: opts.efConstruction } : {}), ...(opts.efSearch ? { efSearch: opts.efSearch } : {}), ...(opts.shardSize ? { shardSize: opts.shardSize } : {}) },

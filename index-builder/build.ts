@@ -41,6 +41,8 @@ export interface BuildOptions {
   workers?: number;
   /** onnxruntime threads for the in-process embedder. */
   threads?: number;
+  /** Batches embedded concurrently (default: max(2, workers)); raise for Lambda fan-out. */
+  inFlight?: number;
   /** Custom embedder (e.g. Lambda fan-out); overrides workers. */
   embedder?: Embedder;
   onProgress?: (collection: CollectionName, done: number, skipped: number) => void;
@@ -131,7 +133,7 @@ export async function buildIndex(o: BuildOptions): Promise<BuildSummary> {
     await sentences.truncateTo(keep);
 
     const batchSize = o.batchSize ?? 32;
-    const inFlight = Math.max(2, o.workers ?? 0);
+    const inFlight = o.inFlight ?? Math.max(2, o.workers ?? 0);
     const summary: BuildSummary = { out, version, images: { indexed: 0, skipped: 0 }, reports: { reports: 0, sentences: 0, skipped: 0 }, errorsFile: join(out, 'errors.jsonl') };
 
     if (o.images || o.imageDir) {
@@ -171,8 +173,15 @@ export async function buildIndex(o: BuildOptions): Promise<BuildSummary> {
       await pipeline(
         batches<ReportItem>(source, Math.max(1, Math.floor(batchSize / 2))),
         inFlight,
-        (batch) => embedder.embedTexts(batch.flatMap((r) => r.sentences.map((s) => s.text))),
+        // An embedding failure (e.g. a Lambda worker failing after its retries) is reported per report, not fatal.
+        (batch) => embedder.embedTexts(batch.flatMap((r) => r.sentences.map((s) => s.text))).catch((err: Error) => err),
         async (batch, vectors) => {
+          if (vectors instanceof Error) {
+            const failed = batch.map((r) => ({ collection: 'reports' as const, id: r.report.id, reason: vectors.message }));
+            await errors.append(failed);
+            for (const f of failed) log(`skipped report ${f.id}: ${f.reason}`);
+            return;
+          }
           await sentences.append(vectors, batch.flatMap((r) => r.sentences.map((s) => s.meta)));
           const empty = batch.filter((r) => r.sentences.length === 0);
           await errors.append(empty.map((r) => ({ collection: 'reports', id: r.report.id, reason: 'empty: no findings or impression text' })));

@@ -173,3 +173,76 @@ test('build refuses to overwrite an existing bundle and reports when nothing cou
   writeFileSync(junk, [header(), [join(dir, 'notes.png'), ...pickRows('val', 1)[0]!.split(',').slice(1)].join(',')].join('\n') + '\n');
   await assert.rejects(buildIndex({ model: modelDir, images: junk, root: DATA, out: join(dir, 'junk') }), /nothing could be indexed/);
 });
+
+test('--workers lambda: embedding fans out to Lambda through the real SDK and worker handler; a failing worker is retried, then reported', async () => {
+  const { startLocalLambda } = await import('./helpers/local-lambda.ts');
+  const { handler } = await import('../index-builder/lambda-worker.ts');
+  const { LambdaEmbedder } = await import('../index-builder/lambda-embedder.ts');
+  const { LambdaClient } = await import('@aws-sdk/client-lambda');
+  process.env.MEDCLIP_MODEL_DIR = modelDir;
+  let flaky = 0;
+  const local = await startLocalLambda({
+    'medclip-embed': (e) => handler(e as never),
+    // fails its first two invocations, then works
+    'medclip-flaky': (e) => (++flaky <= 2 ? Promise.reject(new Error('cold start crashed')) : handler(e as never)),
+    'medclip-broken': () => Promise.reject(new TypeError('always broken')),
+  });
+  const prevEndpoint = process.env.AWS_ENDPOINT_URL_LAMBDA;
+  process.env.AWS_ENDPOINT_URL_LAMBDA = local.url;
+  const client = () => new LambdaClient({ region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  try {
+    const small = join(dir, 'lambda.csv');
+    writeFileSync(small, [header(), ...pickRows('val', 12)].join('\n') + '\n');
+    // reference: the same corpus embedded in-process
+    const local0 = join(dir, 'lambda-ref');
+    rmSync(local0, { recursive: true, force: true });
+    await buildIndex({ model: modelDir, images: small, root: DATA, out: local0 });
+    const viaLambda = join(dir, 'lambda-ok');
+    rmSync(viaLambda, { recursive: true, force: true });
+    const s = await buildIndex({ model: modelDir, images: small, root: DATA, out: viaLambda, batchSize: 4, inFlight: 3, embedder: new LambdaEmbedder('medclip-embed', { client: client() }) });
+    assert.equal(s.images.indexed, 12);
+    assert.equal(local.invocations.get('medclip-embed'), 3);
+    const ref = await IndexBundle.load(local0, { model });
+    const got = await IndexBundle.load(viaLambda, { model });
+    const q = (await model.embedTexts(['pleural effusion']))[0]!;
+    assert.deepEqual(got.search('images', q, { k: 12 }).map((h) => h.meta.id), ref.search('images', q, { k: 12 }).map((h) => h.meta.id));
+
+    const flakyOut = join(dir, 'lambda-flaky');
+    rmSync(flakyOut, { recursive: true, force: true });
+    const f = await buildIndex({ model: modelDir, images: small, root: DATA, out: flakyOut, batchSize: 12, embedder: new LambdaEmbedder('medclip-flaky', { client: client(), retries: 3, backoffMs: 5 }) });
+    assert.equal(f.images.indexed, 12, 'retried until the worker answered');
+    assert.equal(local.invocations.get('medclip-flaky'), 3);
+
+    const brokenOut = join(dir, 'lambda-broken');
+    rmSync(brokenOut, { recursive: true, force: true });
+    const mixed = join(dir, 'lambda-mixed.csv');
+    writeFileSync(mixed, [header(), ...pickRows('val', 4)].join('\n') + '\n');
+    await assert.rejects(
+      buildIndex({ model: modelDir, images: mixed, root: DATA, out: brokenOut, embedder: new LambdaEmbedder('medclip-broken', { client: client(), retries: 2, backoffMs: 5 }) }),
+      /nothing could be indexed .*worker-failed: Unhandled: TypeError \(after 3 attempts\)/,
+    );
+    assert.equal(local.invocations.get('medclip-broken'), 3);
+  } finally {
+    if (prevEndpoint === undefined) delete process.env.AWS_ENDPOINT_URL_LAMBDA;
+    else process.env.AWS_ENDPOINT_URL_LAMBDA = prevEndpoint;
+    await local.close();
+  }
+});
+
+test('--workers 2: worker threads embed the same vectors as the in-process embedder', async () => {
+  const small = join(dir, 'threads.csv');
+  writeFileSync(small, [header(), ...pickRows('val', 16)].join('\n') + '\n');
+  const a = join(dir, 'threads-1');
+  const b = join(dir, 'threads-2');
+  for (const d of [a, b]) rmSync(d, { recursive: true, force: true });
+  await buildIndex({ model: modelDir, images: small, root: DATA, out: a, batchSize: 4 });
+  await buildIndex({ model: modelDir, images: small, root: DATA, out: b, batchSize: 4, workers: 2 });
+  assert.equal(readFileSync(join(a, 'images.meta.jsonl'), 'utf8'), readFileSync(join(b, 'images.meta.jsonl'), 'utf8'));
+  const read = (d: string) => {
+    const h = new hnswlib.HierarchicalNSW('ip', 16);
+    h.readIndexSync(join(d, 'images.hnsw'));
+    return Array.from({ length: 16 }, (_, i) => h.getPoint(i));
+  };
+  const va = read(a);
+  read(b).forEach((v, i) => assert.ok(v.every((x, d) => Math.abs(x - va[i]![d]!) < 1e-5)));
+});

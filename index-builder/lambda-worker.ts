@@ -1,0 +1,50 @@
+/**
+ * The embedding worker as an AWS Lambda handler (deployed by infra; invoked by `medclip index --workers
+ * lambda:FUNCTION`). The model loads once per container from MEDCLIP_MODEL_DIR (default: the shipped model).
+ * Request: { kind: 'images', items: [{ id, data: base64 }] } or { kind: 'texts', texts: [...] }.
+ * Response: per item { id, vector: base64 float32 } or { id, error }, so one bad image never fails a batch.
+ */
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { imageToTensor } from '../core/image/index.ts';
+import { MedClipModel } from '../core/model.ts';
+import { skipReason } from './embedder.ts';
+
+export type WorkerRequest = { kind: 'images'; items: { id: string; data: string }[] } | { kind: 'texts'; texts: string[] };
+export type WorkerResponse = { results: ({ id: string; vector: string } | { id: string; error: string })[] } | { vectors: string[] };
+
+const DEFAULT_MODEL = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'models', 'medclip-tiny');
+let modelPromise: Promise<MedClipModel> | undefined;
+
+function model(): Promise<MedClipModel> {
+  modelPromise ??= MedClipModel.load(process.env.MEDCLIP_MODEL_DIR ?? DEFAULT_MODEL, { threads: Number(process.env.MEDCLIP_THREADS ?? 1) });
+  return modelPromise;
+}
+
+const toBase64 = (v: Float32Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+
+export async function handler(event: WorkerRequest): Promise<WorkerResponse> {
+  const m = await model();
+  if (event?.kind === 'texts') {
+    if (!Array.isArray(event.texts) || event.texts.some((t) => typeof t !== 'string')) throw new Error('texts must be an array of strings');
+    return { vectors: (await m.embedTexts(event.texts)).map(toBase64) };
+  }
+  if (event?.kind !== 'images' || !Array.isArray(event.items)) throw new Error('request must be { kind: "images", items } or { kind: "texts", texts }');
+  const spec = m.imageSpec;
+  const area = spec.size * spec.size;
+  const decoded = await Promise.all(
+    event.items.map(async (item) => {
+      try {
+        return { id: item.id, data: (await imageToTensor(Buffer.from(item.data, 'base64'), spec)).data };
+      } catch (err) {
+        return { id: item.id, error: skipReason(err) };
+      }
+    }),
+  );
+  const good = decoded.filter((d): d is { id: string; data: Float32Array } => 'data' in d);
+  const pixels = new Float32Array(good.length * area);
+  good.forEach((g, i) => pixels.set(g.data, i * area));
+  const flat = good.length ? await m.embedPixels(pixels, good.length) : new Float32Array(0);
+  const vectors = new Map(good.map((g, i) => [g.id, flat.subarray(i * m.embedDim, (i + 1) * m.embedDim)]));
+  return { results: decoded.map((d) => ('error' in d ? { id: d.id, error: d.error! } : { id: d.id, vector: toBase64(vectors.get(d.id)!) })) };
+}
