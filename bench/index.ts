@@ -1,0 +1,109 @@
+/**
+ * Index-building performance, all measured in this run:
+ *  - raw encoder throughput (images/s on preprocessed tensors, batch 32) — the baseline;
+ *  - end-to-end build throughput (files -> bundle) and its ratio to the baseline (target >= 0.85);
+ *  - HNSW insert rate, and recall@10 against exact search at the default efSearch, on the sample's real
+ *    embeddings and on a 100k-vector set made by perturbing them.
+ *
+ *   node --import tsx bench/index.ts [--model models/medclip-tiny] [--images samples/corpus/images.csv] [--n 100000]
+ */
+import { parseArgs } from 'node:util';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readImageTable } from '../core/image-table.ts';
+import { imageToTensor } from '../core/image/index.ts';
+import { MedClipModel } from '../core/model.ts';
+import { Rng } from '../core/random.ts';
+import { buildIndex } from '../index-builder/build.ts';
+import { buildHnsw, DEFAULT_HNSW } from '../index-builder/bundle-writer.ts';
+import { reportItems } from '../index-builder/corpus.ts';
+
+const here = import.meta.dirname;
+const { values: args } = parseArgs({
+  options: {
+    model: { type: 'string', default: join(here, '../models/medclip-tiny') },
+    images: { type: 'string', default: join(here, '../samples/corpus/images.csv') },
+    reports: { type: 'string', default: join(here, '../samples/corpus/reports.csv') },
+    n: { type: 'string', default: '100000' },
+    threads: { type: 'string', default: '2' },
+  },
+});
+const threads = Number(args.threads);
+const model = await MedClipModel.load(args.model!, { threads });
+const files: string[] = [];
+for await (const r of readImageTable(args.images!)) files.push(r.file);
+console.log(`model ${model.name} (${model.imageSpec.size}px, dim ${model.embedDim}), ${files.length} images, onnxruntime threads ${threads}`);
+
+// 1. raw encoder throughput on preprocessed tensors
+const s = model.imageSpec.size;
+const tensors = await Promise.all(files.map(async (f) => (await imageToTensor(await readFile(f), model.imageSpec)).data));
+const batch = 32;
+const embedAll = async () => {
+  const out: Float32Array[] = [];
+  for (let i = 0; i < tensors.length; i += batch) {
+    const part = tensors.slice(i, i + batch);
+    const px = new Float32Array(part.length * s * s);
+    part.forEach((t, k) => px.set(t, k * s * s));
+    const flat = await model.embedPixels(px, part.length);
+    for (let k = 0; k < part.length; k++) out.push(flat.slice(k * model.embedDim, (k + 1) * model.embedDim));
+  }
+  return out;
+};
+await embedAll(); // warm-up
+let t = performance.now();
+const imageVectors = await embedAll();
+const raw = (files.length * 1000) / (performance.now() - t);
+console.log(`raw encoder:        ${raw.toFixed(1)} images/s (batch ${batch}, preprocessed tensors)`);
+
+// 2. end-to-end build: files -> bundle (images only, so the two figures compare the same work)
+const out = join(here, '../.bench-output/index-e2e');
+await rm(out, { recursive: true, force: true });
+t = performance.now();
+const summary = await buildIndex({ model: args.model!, images: args.images!, out, batchSize: batch, threads });
+const e2e = (summary.images.indexed * 1000) / (performance.now() - t);
+console.log(`end-to-end build:   ${e2e.toFixed(1)} images/s (${summary.images.indexed} indexed) = ${(e2e / raw).toFixed(2)} x raw encoder (target >= 0.85)`);
+
+// 3. HNSW insert rate and recall@10 at the default efSearch
+const texts: string[] = [];
+for await (const r of reportItems(args.reports!)) texts.push(...r.sentences.map((x) => x.text));
+const textVectors = await model.embedTexts(texts);
+const d = model.embedDim;
+function recallAt10(base: Float32Array[], queries: Float32Array[], label: string): void {
+  const n = base.length;
+  const flat = new Float32Array(n * d);
+  base.forEach((v, i) => flat.set(v, i * d));
+  const t0 = performance.now();
+  const index = buildHnsw(flat, d, 0, n, DEFAULT_HNSW);
+  const insertRate = (n * 1000) / (performance.now() - t0);
+  index.setEf(DEFAULT_HNSW.efSearch);
+  let hits = 0;
+  let searchMs = 0;
+  for (const q of queries) {
+    const scores = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      let sdot = 0;
+      for (let k = 0; k < d; k++) sdot += flat[i * d + k]! * q[k]!;
+      scores[i] = sdot;
+    }
+    const exact = new Set(Array.from(scores.keys()).sort((a, b) => scores[b]! - scores[a]!).slice(0, 10));
+    const ts = performance.now();
+    const got = index.searchKnn(Array.from(q), 10).neighbors;
+    searchMs += performance.now() - ts;
+    hits += got.filter((g) => exact.has(g)).length;
+  }
+  console.log(`${label}: ${n} vectors, insert ${insertRate.toFixed(0)} vectors/s, recall@10 ${(hits / (queries.length * 10)).toFixed(4)} at efSearch ${DEFAULT_HNSW.efSearch} (M ${DEFAULT_HNSW.M}, efConstruction ${DEFAULT_HNSW.efConstruction}), ${(searchMs / queries.length).toFixed(3)} ms/query`);
+}
+const sampleBase = [...imageVectors, ...textVectors];
+const rng = new Rng(7);
+const gauss = () => Math.sqrt(-2 * Math.log(Math.max(rng.next(), 1e-12))) * Math.cos(2 * Math.PI * rng.next());
+const perturb = (v: Float32Array, sigma: number) => {
+  const o = Float32Array.from(v, (x) => x + sigma * gauss());
+  const norm = Math.hypot(...o);
+  return o.map((x) => x / norm);
+};
+const textQueries = textVectors.filter((_, i) => i % Math.max(1, Math.floor(textVectors.length / 200)) === 0).slice(0, 200);
+recallAt10(sampleBase, textQueries.map((q) => perturb(q, 0.02)), 'sample (real embeddings)');
+const big = Number(args.n);
+const bigBase = Array.from({ length: big }, (_, i) => perturb(sampleBase[i % sampleBase.length]!, 0.1));
+recallAt10(bigBase, textQueries.slice(0, 100).map((q) => perturb(q, 0.05)), `perturbed set`);
+await model.close();
