@@ -48,9 +48,10 @@ export function registerIndex(program: Command): void {
         if (r.deleted === 0) process.exitCode = 1;
         return;
       }
-      const bar = new SingleBar({ format: '{collection} [{bar}] {value} done, {skipped} skipped | {speed} items/s', stream: process.stderr, noTTYOutput: true, notTTYSchedule: 10000, etaBuffer: 20 });
+      const bar = new SingleBar({ format: '{collection} [{bar}] {value}/{total} done, {skipped} skipped | {speed} items/s | ETA {eta_formatted}', stream: process.stderr, noTTYOutput: true, notTTYSchedule: 10000, etaBuffer: 20 });
+      let current = '';
       let started = false;
-      const t0 = Date.now();
+      let t0 = Date.now();
       const lambda = /^lambda:(.+)$/.exec(String(opts.workers));
       const workers = lambda ? 1 : intOpt('--workers')(String(opts.workers));
       const embedder = lambda ? new LambdaEmbedder(lambda[1]!, { log: (l) => console.error(l) }) : undefined;
@@ -78,13 +79,16 @@ export function registerIndex(program: Command): void {
           started = false;
           console.error(line);
         },
-        onProgress: (collection, done, skipped) => {
+        onProgress: (collection, done, skipped, total) => {
+          if (current !== collection) t0 = Date.now();
           const speed = ((done + skipped) / Math.max(0.001, (Date.now() - t0) / 1000)).toFixed(1);
-          if (!started) {
-            bar.start(0, done, { collection, skipped, speed });
+          if (!started || current !== collection) {
+            if (started) bar.stop();
+            bar.start(total, done + skipped, { collection, skipped, speed });
             started = true;
+            current = collection;
           }
-          bar.update(done, { collection, skipped, speed });
+          bar.update(done + skipped, { collection, skipped, speed });
         },
       });
       if (started) bar.stop();

@@ -12,6 +12,7 @@ import { IndexBundle, type ImageMeta, type ItemMeta, type SentenceMeta, type Sto
 import { MedClipModel } from '../core/model.ts';
 import { writeBundle, DEFAULT_HNSW, type HnswParams, type CollectionData } from './bundle-writer.ts';
 import { reportItems, scanImageDir, tableImages, type ImageItem, type ReportItem } from './corpus.ts';
+import { readReports } from '../core/reports.ts';
 import { LocalEmbedder, ThreadEmbedder, type Embedder } from './embedder.ts';
 import { PartialCollection, PartialLines, type BuildError } from './partial.ts';
 
@@ -45,7 +46,7 @@ export interface BuildOptions {
   inFlight?: number;
   /** Custom embedder (e.g. Lambda fan-out); overrides workers. */
   embedder?: Embedder;
-  onProgress?: (collection: CollectionName, done: number, skipped: number) => void;
+  onProgress?: (collection: CollectionName, done: number, skipped: number, total: number) => void;
   log?: (line: string) => void;
 }
 
@@ -139,6 +140,8 @@ export async function buildIndex(o: BuildOptions): Promise<BuildSummary> {
     if (o.images || o.imageDir) {
       const done = new Set<string>([...images.items.map((i) => i.id), ...errors.lines.filter((e) => e.collection === 'images').map((e) => e.id)]);
       const source = o.images ? tableImages(o.images, { root: o.root, split: o.split }) : scanImageDir(o.imageDir!);
+      let total = 0;
+      for await (const _ of o.images ? tableImages(o.images, { root: o.root, split: o.split }) : scanImageDir(o.imageDir!)) total++;
       const todo = (async function* () {
         for await (const item of source) if (!done.has(item.id)) yield item;
       })();
@@ -159,13 +162,15 @@ export async function buildIndex(o: BuildOptions): Promise<BuildSummary> {
           await images.append(vectors, metas);
           await errors.append(bad);
           for (const b of bad) log(`skipped image ${b.id}: ${b.reason}`);
-          o.onProgress?.('images', images.items.length, errors.lines.filter((e) => e.collection === 'images').length);
+          o.onProgress?.('images', images.items.length, errors.lines.filter((e) => e.collection === 'images').length, total);
         },
       );
     }
 
     if (o.reports) {
       const failed = new Set(errors.lines.filter((e) => e.collection === 'reports').map((e) => e.id));
+      let total = 0;
+      for await (const _ of readReports(o.reports, { split: o.reportSplit, idColumn: o.idColumn, textColumns: o.textColumns })) total++;
       const source = (async function* () {
         for await (const item of reportItems(o.reports!, { split: o.reportSplit, idColumn: o.idColumn, textColumns: o.textColumns }))
           if (!doneReports.has(item.report.id) && !failed.has(item.report.id)) yield item;
@@ -186,7 +191,7 @@ export async function buildIndex(o: BuildOptions): Promise<BuildSummary> {
           const empty = batch.filter((r) => r.sentences.length === 0);
           await errors.append(empty.map((r) => ({ collection: 'reports', id: r.report.id, reason: 'empty: no findings or impression text' })));
           await reports.append(batch.filter((r) => r.sentences.length > 0).map((r) => r.report));
-          o.onProgress?.('reports', reports.lines.length, errors.lines.filter((e) => e.collection === 'reports').length);
+          o.onProgress?.('reports', reports.lines.length, errors.lines.filter((e) => e.collection === 'reports').length, total);
         },
       );
     }
