@@ -40,6 +40,7 @@ export function registerIndex(program: Command): void {
     .option('--ef-construction <n>', 'HNSW efConstruction', intOpt('--ef-construction'))
     .option('--ef-search <n>', 'default HNSW efSearch stored in the bundle', intOpt('--ef-search'))
     .option('--shard-size <n>', 'vectors per HNSW shard', intOpt('--shard-size'))
+    .option('--thumbnails', 'store a 256 px JPEG preview of each image in the bundle (for the API)')
     .option('--json', 'print the summary as JSON')
     .action(async (opts) => {
       if (opts.delete) {
@@ -69,6 +70,7 @@ export function registerIndex(program: Command): void {
         textColumns: list(opts.textColumns),
         resume: !!opts.resume,
         append: !!opts.append,
+        thumbnails: !!opts.thumbnails,
         workers,
         inFlight: lambda ? opts.lambdaConcurrency : undefined,
         threads: opts.threads,

@@ -14,6 +14,7 @@ import { join, resolve, sep } from 'node:path';
 import hnswlib from 'hnswlib-node';
 import { OBSERVATIONS, isObservation, type Observation } from './labels.ts';
 import { sha256 } from './model.ts';
+import { thumbnailName } from './image/thumbnail.ts';
 
 export const INDEX_FORMAT = 'medclip-index/1';
 export const COLLECTIONS = ['images', 'reports'] as const;
@@ -54,6 +55,8 @@ export interface IndexManifest {
   reports?: string;
   /** Items that could not be indexed: { collection, id, reason }. */
   errors?: string;
+  /** Folder of image thumbnails (`thumbnailName(id)`), when the builder made them. */
+  thumbnails?: string;
   sha256: Record<string, string>;
 }
 
@@ -250,6 +253,12 @@ export class IndexBundle {
 
   image(id: string): ImageMeta | undefined {
     return this.imageById.get(id);
+  }
+
+  /** Path of an image's stored thumbnail, if the bundle has thumbnails and the image exists. */
+  thumbnailFile(id: string): string | undefined {
+    if (!this.manifest.thumbnails || !this.imageById.has(id)) return undefined;
+    return join(this.dir, this.manifest.thumbnails, thumbnailName(id));
   }
 
   report(id: string): StoredReport | undefined {

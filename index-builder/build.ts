@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import hnswlib from 'hnswlib-node';
 import { IndexBundle, type ImageMeta, type ItemMeta, type SentenceMeta, type StoredReport, type CollectionName } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
+import { thumbnailJpeg, thumbnailName } from '../core/image/index.ts';
 import { writeBundle, DEFAULT_HNSW, type HnswParams, type CollectionData } from './bundle-writer.ts';
 import { reportItems, scanImageDir, tableImages, type ImageItem, type ReportItem } from './corpus.ts';
 import { readReports } from '../core/reports.ts';
@@ -42,6 +43,8 @@ export interface BuildOptions {
   workers?: number;
   /** onnxruntime threads for the in-process embedder. */
   threads?: number;
+  /** Also store a small JPEG thumbnail per image in the bundle (`thumbs/`), so the API needs no archive. */
+  thumbnails?: boolean;
   /** Batches embedded concurrently (default: max(2, workers)); raise for Lambda fan-out. */
   inFlight?: number;
   /** Custom embedder (e.g. Lambda fan-out); overrides workers. */
@@ -159,6 +162,17 @@ export async function buildIndex(o: BuildOptions): Promise<BuildSummary> {
               metas.push(batch[i]!.meta);
             } else bad.push({ collection: 'images', id: batch[i]!.id, reason: res.reason });
           });
+          if (o.thumbnails) {
+            await mkdir(join(partialDir, 'thumbs'), { recursive: true });
+            for (const m of metas) {
+              const item = batch.find((b) => b.id === m.id)!;
+              try {
+                await writeFile(join(partialDir, 'thumbs', thumbnailName(m.id)), await thumbnailJpeg(await readFile(item.file)));
+              } catch {
+                // the image embedded fine; a missing preview only means the API shows none
+              }
+            }
+          }
           await images.append(vectors, metas);
           await errors.append(bad);
           for (const b of bad) log(`skipped image ${b.id}: ${b.reason}`);
@@ -215,6 +229,7 @@ export async function buildIndex(o: BuildOptions): Promise<BuildSummary> {
       errors: errors.lines,
       version,
       hnsw,
+      thumbsDir: existsSync(join(partialDir, 'thumbs')) ? join(partialDir, 'thumbs') : o.append && existsSync(join(out, 'thumbs')) ? join(out, 'thumbs') : undefined,
     });
     await rm(partialDir, { recursive: true, force: true });
     return summary;
@@ -294,6 +309,7 @@ export async function deleteFromBundle(dir: string, modelDir: string, ids: strin
       reports: reportsOut,
       errors,
       version: m.version + 1,
+      thumbsDir: m.thumbnails ? join(dir, m.thumbnails) : undefined,
       hnsw: { M: c0.M, efConstruction: c0.efConstruction, efSearch: c0.efSearch, shardSize: Math.max(...Object.values(m.collections).flatMap((c) => c!.shards.map((s) => s.count))), seed: DEFAULT_HNSW.seed },
     });
     return { deleted: found.size, unknown: ids.filter((id) => !found.has(id)), version: manifest.version };

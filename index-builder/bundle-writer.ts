@@ -3,12 +3,13 @@
  * product), metadata lines, reports and errors, and a manifest with every file's sha256. Written into a
  * temporary folder and renamed over the target, so readers see the old bundle or the new one, never a mix.
  */
-import { mkdir, rename, rm, writeFile, readFile } from 'node:fs/promises';
+import { cp, mkdir, rename, rm, writeFile, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
 import { INDEX_FORMAT, type CollectionManifest, type CollectionName, type IndexManifest, type ItemMeta, type StoredReport } from '../core/index.ts';
 import { sha256 } from '../core/model.ts';
+import { thumbnailName } from '../core/image/index.ts';
 import type { BuildError } from './partial.ts';
 
 export interface HnswParams {
@@ -36,6 +37,8 @@ export interface BundleContent {
   errors: BuildError[];
   version: number;
   hnsw: HnswParams;
+  /** A folder of thumbnails to copy into the bundle as `thumbs/`. */
+  thumbsDir?: string;
 }
 
 /** Build one HNSW index over rows [from, to) of `vectors` (labels 0..n-1 in that order). */
@@ -101,6 +104,13 @@ export async function writeBundle(out: string, content: BundleContent): Promise<
     errors: 'errors.jsonl',
     sha256: hashes,
   };
+  if (content.thumbsDir) {
+    await cp(content.thumbsDir, join(tmp, 'thumbs'), { recursive: true });
+    manifest.thumbnails = 'thumbs';
+    // deleted images keep no preview in the new version
+    const images = content.collections.images?.items ?? [];
+    for (const item of images) if (item.deleted) await rm(join(tmp, 'thumbs', thumbnailName(item.id)), { force: true });
+  }
   await writeFile(join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   const old = `${out}.old-${process.pid}`;
   if (existsSync(out)) await rename(out, old);

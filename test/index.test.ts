@@ -153,8 +153,8 @@ test('--append adds a new version, keeping old items; --delete hides items from 
   const second = join(dir, 'second.csv');
   writeFileSync(first, [header(), ...pickRows('val', 10)].join('\n') + '\n');
   writeFileSync(second, [header(), ...pickRows('val', 15, 5)].join('\n') + '\n');
-  await buildIndex({ model: modelDir, images: first, root: DATA, out });
-  const v2 = await buildIndex({ model: modelDir, images: second, root: DATA, out, append: true });
+  await buildIndex({ model: modelDir, images: first, root: DATA, out, thumbnails: true });
+  const v2 = await buildIndex({ model: modelDir, images: second, root: DATA, out, append: true, thumbnails: true });
   assert.equal(v2.version, 2);
   assert.equal(v2.images.indexed, 20, '10 old + 10 new (5 overlapping ids are not indexed twice)');
   const victim = pickRows('val', 1)[0]!.split(',')[0]!;
@@ -165,6 +165,12 @@ test('--append adds a new version, keeping old items; --delete hides items from 
   const q = (await model.embedImages([readFileSync(join(DATA, victim))]))[0]!;
   assert.ok(!index.search('images', q, { k: 20 }).some((h) => h.meta.id === victim));
   assert.equal(index.image(victim), undefined);
+  // thumbnails: every remaining image has one, the deleted image's is gone
+  const survivor = pickRows('val', 1, 12)[0]!.split(',')[0]!;
+  const thumb = index.thumbnailFile(survivor)!;
+  assert.ok(existsSync(thumb) && readFileSync(thumb).subarray(0, 2).equals(Buffer.from([0xff, 0xd8])), 'a JPEG thumbnail');
+  const { thumbnailName } = await import('../core/image/index.ts');
+  assert.ok(!existsSync(join(out, 'thumbs', thumbnailName(victim))), 'deleted image leaves no thumbnail');
 });
 
 test('build refuses to overwrite an existing bundle and reports when nothing could be indexed', async () => {

@@ -2,3 +2,4 @@ export * from './errors.ts';
 export * from './spec.ts';
 export * from './decode.ts';
 export { decodeDicom, isDicom, TRANSFER_SYNTAX, type GreyImage } from './dicom.ts';
+export * from './thumbnail.ts';
