@@ -1,0 +1,324 @@
+/**
+ * The medclip-search HTTP API as a Hono app (runtime-neutral: `server.ts` serves it on Node, `lambda.ts` on
+ * AWS Lambda). Model and index are loaded once by the caller; class prompt embeddings are computed at start-up.
+ *
+ *   const services = await createServices(model, index);
+ *   const app = createApp(services, { auth: { mode: 'off' } });
+ *   await app.request('/v1/search/text', { method: 'POST', body: JSON.stringify({ query: 'pleural effusion' }) });
+ */
+import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
+import { requestId } from 'hono/request-id';
+import { HTTPException } from 'hono/http-exception';
+import { readFile } from 'node:fs/promises';
+import { DEFAULT_IMAGE_LIMITS, ImageError, thumbnailJpeg, type ImageLimits } from '../core/image/index.ts';
+import { IndexError, type IndexBundle, type SearchFilter, type StoredLabels, type ImageMeta, type SentenceMeta } from '../core/index.ts';
+import { labelReport, labelSentence } from '../core/labeler/labeler.ts';
+import { positiveFindings } from '../core/labels.ts';
+import type { MedClipModel } from '../core/model.ts';
+import { BUILTIN_CLASS_NAMES, PromptError, resolveClasses, type ClassPrompts } from '../core/prompts.ts';
+import { reportText } from '../core/reports.ts';
+import { apiKeyAuth } from './auth.ts';
+import { readImageInput } from './image-input.ts';
+import { renderDocsPage } from './docs-page.ts';
+import { renderSearchPage } from './search-page.ts';
+import { HttpProblem, problemResponse } from './problem.ts';
+import * as S from './schemas.ts';
+
+export interface ApiConfig {
+  auth: { mode: 'off' } | { mode: 'api-key'; hashes: Buffer[] };
+  /** Allowed CORS origins ('*' for any); none = no CORS headers. */
+  corsOrigins?: string[];
+  /** Largest request body (default 6 MB, Lambda's limit). */
+  maxBodyBytes?: number;
+  imageLimits?: ImageLimits;
+  /** Folder the index's image paths start from, to make previews when the bundle has no thumbnails. */
+  imagesRoot?: string;
+  /** Structured access log (request id, route, status, time): never bodies, queries or pixels. */
+  log?: (entry: Record<string, unknown>) => void;
+}
+
+export interface ApiServices {
+  model: MedClipModel;
+  index: IndexBundle;
+  /** The built-in classes, with prompt embeddings already computed. */
+  defaultClasses: ClassPrompts[];
+}
+
+export const PROMPTS_PER_CLASS = 10;
+
+/** Load-time work: resolve the built-in classes and embed their prompts once. */
+export async function createServices(model: MedClipModel, index: IndexBundle): Promise<ApiServices> {
+  const defaultClasses = resolveClasses(BUILTIN_CLASS_NAMES.filter((c) => c !== 'COVID-19'), PROMPTS_PER_CLASS, 0);
+  await model.classEmbeddings(defaultClasses);
+  return { model, index, defaultClasses };
+}
+
+type Env = { Variables: { requestId: string } };
+
+function fromImageError(err: ImageError): HttpProblem {
+  if (err.code === 'too-large') return new HttpProblem(413, 'Image too large', err.message);
+  if (err.code === 'unsupported') return new HttpProblem(415, 'Unsupported image format', err.message);
+  return new HttpProblem(400, 'Unreadable image', err.message);
+}
+
+const json = (schema: z.ZodType, description: string) => ({ content: { 'application/json': { schema } }, description });
+const problems = {
+  400: json(S.Problem, 'Invalid request'),
+  401: json(S.Problem, 'Missing or wrong API key'),
+  413: json(S.Problem, 'Body or image too large'),
+  415: json(S.Problem, 'Unsupported media type'),
+};
+
+const imageBody = (jsonSchema: z.ZodType) => ({
+  content: {
+    'image/png': { schema: z.string().openapi({ format: 'binary' }) },
+    'image/jpeg': { schema: z.string().openapi({ format: 'binary' }) },
+    'application/dicom': { schema: z.string().openapi({ format: 'binary' }) },
+    'multipart/form-data': { schema: z.object({ image: z.string().openapi({ format: 'binary' }) }).passthrough() },
+    'application/json': { schema: jsonSchema },
+  },
+  required: true,
+});
+
+function labelsOf(meta: { labels: StoredLabels }): string[] {
+  return Object.entries(meta.labels).filter(([, v]) => v === 1).map(([k]) => k);
+}
+
+export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono<Env> {
+  const { model, index } = services;
+  const limits = config.imageLimits ?? DEFAULT_IMAGE_LIMITS;
+  const app = new OpenAPIHono<Env>({
+    defaultHook: (result, c) => {
+      if (!result.success) {
+        const issues = result.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`);
+        return problemResponse(c, new HttpProblem(400, 'Invalid request', issues.join('; '), { issues: result.error.issues.map((i) => ({ path: i.path, message: i.message })) }));
+      }
+    },
+  });
+
+  app.use('*', requestId());
+  app.use('*', async (c, next) => {
+    const t0 = performance.now();
+    await next();
+    config.log?.({ requestId: c.get('requestId'), method: c.req.method, route: c.req.routePath, status: c.res.status, ms: Math.round((performance.now() - t0) * 10) / 10 });
+  });
+  if (config.corsOrigins?.length) app.use('*', cors({ origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins, allowHeaders: ['content-type', 'x-api-key', 'authorization'], exposeHeaders: ['x-request-id'] }));
+  app.use(
+    '/v1/*',
+    bodyLimit({
+      maxSize: config.maxBodyBytes ?? 6 * 1024 * 1024,
+      onError: (c) => problemResponse(c, new HttpProblem(413, 'Body too large', `requests are limited to ${Math.round((config.maxBodyBytes ?? 6 * 1024 * 1024) / 1024)} KiB`)),
+    }),
+  );
+  if (config.auth.mode === 'api-key') app.use('/v1/*', apiKeyAuth(config.auth.hashes));
+
+  app.onError((err, c) => {
+    if (err instanceof HttpProblem) return problemResponse(c, err);
+    if (err instanceof HTTPException && err.status < 500) {
+      const status = err.status as 400 | 415;
+      const detail = /json/i.test(err.message) ? 'the request body is not valid JSON' : err.message || 'the request could not be read';
+      return problemResponse(c, new HttpProblem(status, status === 415 ? 'Unsupported media type' : 'Invalid request', detail));
+    }
+    if (err instanceof ImageError) return problemResponse(c, fromImageError(err));
+    if (err instanceof IndexError || err instanceof PromptError) return problemResponse(c, new HttpProblem(400, 'Invalid request', err.message));
+    config.log?.({ requestId: c.get('requestId'), route: c.req.routePath, error: err.name });
+    return problemResponse(c, new HttpProblem(500, 'Internal error', 'the request failed; quote the request id when reporting it'));
+  });
+  app.notFound((c) => problemResponse(c, new HttpProblem(404, 'Not found', `no route ${c.req.method} ${c.req.path}`)));
+
+  /** Findings read from an image: zero-shot over the built-in classes, the top class and any close to it. */
+  async function imageFindings(vector: Float32Array): Promise<string[]> {
+    const probs = await model.classify(vector, services.defaultClasses);
+    const top = Math.max(...probs.map((p) => p.probability));
+    return probs.filter((p) => p.probability >= top * 0.5).map((p) => p.name);
+  }
+
+  function imageHit(h: { score: number; meta: ImageMeta }, queryFindings: string[]) {
+    const labels = labelsOf(h.meta);
+    return {
+      id: h.meta.id,
+      score: h.score,
+      labels: h.meta.labels,
+      matched: queryFindings.filter((f) => labels.includes(f)),
+      ...(h.meta.view ? { view: h.meta.view } : {}),
+      ...(h.meta.source ? { source: h.meta.source } : {}),
+      thumbnail: `/v1/images/${encodeURIComponent(h.meta.id)}`,
+    };
+  }
+
+  function reportHits(vector: Float32Array, k: number, filter: SearchFilter | undefined, queryFindings: string[]) {
+    const sentences = index.search('reports', vector, { k: Math.min(500, k * 5), filter });
+    const best = new Map<string, { score: number; meta: SentenceMeta }>();
+    for (const h of sentences) if (!best.has(h.meta.reportId) && index.report(h.meta.reportId)) best.set(h.meta.reportId, h);
+    return [...best.values()].slice(0, k).map((h) => {
+      const report = index.report(h.meta.reportId)!;
+      const text = labelReport(reportText({ id: report.id, text: report.text, meta: {} })).sentences[h.meta.index]?.text ?? '';
+      const sentenceLabels = labelsOf(h.meta);
+      return {
+        id: report.id,
+        score: h.score,
+        labels: report.labels,
+        matched: queryFindings.filter((f) => sentenceLabels.includes(f)),
+        sentence: { index: h.meta.index, text },
+        report: report.text,
+      };
+    });
+  }
+
+  function search(vector: Float32Array, target: 'images' | 'reports', k: number, filter: SearchFilter | undefined, queryFindings: string[]) {
+    if (index.count(target) === 0) throw new HttpProblem(400, 'Nothing to search', `this index holds no ${target}`);
+    return target === 'images' ? index.search('images', vector, { k, filter }).map((h) => imageHit(h, queryFindings)) : reportHits(vector, k, filter, queryFindings);
+  }
+
+  app.openapi(
+    createRoute({ method: 'get', path: '/v1/health', summary: 'Model and index identity and counts', responses: { 200: json(S.Health, 'Service is up') } }),
+    (c) =>
+      c.json({
+        status: 'ok' as const,
+        model: { name: model.name, sha256: model.manifestSha256, embedDim: model.embedDim },
+        index: { version: index.manifest.version, images: index.count('images'), reports: index.reports.size, sentences: index.count('reports') },
+      }),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/search/text',
+      summary: 'Search images or reports with a text query',
+      request: { body: { content: { 'application/json': { schema: S.TextSearchRequest } }, required: true } },
+      responses: { 200: json(S.SearchResponse, 'Ranked hits'), ...problems },
+    }),
+    async (c) => {
+      const t0 = performance.now();
+      const body = c.req.valid('json');
+      const [vector] = await model.embedTexts([body.query]);
+      const findings = positiveFindings(labelSentence(body.query)) as string[];
+      const hits = search(vector!, body.target, body.k, body.filter, findings);
+      return c.json({ target: body.target, query: { findings }, hits, tookMs: Math.round((performance.now() - t0) * 10) / 10 } as never);
+    },
+  );
+
+  /** Fields that arrive as strings (query string, form) or JSON values, validated with one schema. */
+  function imageFields(fields: Record<string, unknown>, defaults: { target: 'images' | 'reports' }) {
+    const parseMaybeJson = (v: unknown) => {
+      if (typeof v !== 'string') return v;
+      try {
+        return JSON.parse(v);
+      } catch {
+        throw new HttpProblem(400, 'Invalid request', 'filter must be a JSON object');
+      }
+    };
+    const raw = {
+      target: fields.target ?? defaults.target,
+      k: fields.k === undefined ? undefined : typeof fields.k === 'string' ? (/^-?\d+$/.test(fields.k) ? Number(fields.k) : fields.k) : fields.k,
+      filter: fields.filter === undefined ? undefined : parseMaybeJson(fields.filter),
+    };
+    const parsed = S.ImageJson.omit({ image: true }).safeParse(raw);
+    if (!parsed.success) throw new HttpProblem(400, 'Invalid request', parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '));
+    const unknown = Object.keys(fields).filter((f) => !['target', 'k', 'filter', 'image'].includes(f));
+    if (unknown.length) throw new HttpProblem(400, 'Invalid request', `unknown field(s): ${unknown.join(', ')}`);
+    return parsed.data;
+  }
+
+  // Image routes take three body forms, parsed by `readImageInput`; the registry documents them without
+  // attaching a JSON-only validator.
+  app.openAPIRegistry.registerPath({
+    method: 'post',
+    path: '/v1/search/image',
+    summary: 'Search with an X-ray: similar images, or reports',
+    description: 'With a raw body, `target`, `k` and `filter` (JSON) go in the query string; in a form, as fields.',
+    request: { body: imageBody(S.ImageJson) },
+    responses: { 200: json(S.SearchResponse, 'Ranked hits'), ...problems },
+  });
+  app.post('/v1/search/image', async (c: Context) => {
+      const t0 = performance.now();
+      const input = await readImageInput(c);
+      const opts = imageFields(input.fields, { target: 'reports' });
+      const [vector] = await model.embedImages([input.bytes], limits);
+      const findings = await imageFindings(vector!);
+      const hits = search(vector!, opts.target, opts.k, opts.filter, findings);
+      return c.json({ target: opts.target, query: { findings }, hits, tookMs: Math.round((performance.now() - t0) * 10) / 10 });
+  });
+
+  app.openAPIRegistry.registerPath({
+    method: 'post',
+    path: '/v1/classify',
+    summary: 'Zero-shot classification of an X-ray',
+    description: `Built-in classes: ${BUILTIN_CLASS_NAMES.join(', ')}; or your own { name, prompts[] }.`,
+    request: { body: imageBody(S.ClassifyJson) },
+    responses: { 200: json(S.ClassifyResponse, 'Class probabilities'), ...problems },
+  });
+  app.post('/v1/classify', async (c: Context) => {
+      const t0 = performance.now();
+      const input = await readImageInput(c);
+      let classes = services.defaultClasses;
+      const rawClasses = typeof input.fields.classes === 'string' ? safeJson(input.fields.classes) : input.fields.classes;
+      const unknown = Object.keys(input.fields).filter((f) => !['classes', 'image'].includes(f));
+      if (unknown.length) throw new HttpProblem(400, 'Invalid request', `unknown field(s): ${unknown.join(', ')}`);
+      if (rawClasses !== undefined) {
+        const parsed = S.ClassList.safeParse(rawClasses);
+        if (!parsed.success) throw new HttpProblem(400, 'Invalid request', parsed.error.issues.map((i) => `classes.${i.path.join('.')}: ${i.message}`).join('; '));
+        classes = resolveClasses(parsed.data, PROMPTS_PER_CLASS, 0);
+      }
+      const [vector] = await model.embedImages([input.bytes], limits);
+      const probs = await model.classify(vector!, classes);
+      return c.json({ classes: probs.sort((a, b) => b.probability - a.probability), tookMs: Math.round((performance.now() - t0) * 10) / 10 });
+  });
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/images/{id}',
+      summary: 'Preview (JPEG) of an indexed image',
+      request: { params: z.object({ id: z.string().min(1).max(1000).openapi({ description: 'Image id, URL-encoded' }) }) },
+      responses: { 200: { content: { 'image/jpeg': { schema: z.string().openapi({ format: 'binary' }) } }, description: 'JPEG preview' }, 404: json(S.Problem, 'No such image') },
+    }),
+    async (c: Context) => {
+      const id = decodeURIComponent(c.req.param('id')!);
+      const meta = index.image(id);
+      if (!meta) throw new HttpProblem(404, 'Not found', 'no image with this id in the index');
+      const stored = index.thumbnailFile(id);
+      let jpeg: Buffer | undefined;
+      if (stored) jpeg = await readFile(stored).catch(() => undefined);
+      if (!jpeg && config.imagesRoot) jpeg = await thumbnailJpeg(await readFile(`${config.imagesRoot}/${meta.path}`).catch(() => new Uint8Array(0))).catch(() => undefined);
+      if (!jpeg) throw new HttpProblem(404, 'Not found', 'no preview is stored for this image');
+      return c.body(new Uint8Array(jpeg), 200, { 'content-type': 'image/jpeg', 'cache-control': 'private, max-age=3600' });
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/reports/{id}',
+      summary: 'An indexed report',
+      request: { params: z.object({ id: z.string().min(1).max(1000) }) },
+      responses: { 200: json(z.object({ id: z.string(), text: z.record(z.string(), z.string()), labels: S.Labels }), 'The report'), 404: json(S.Problem, 'No such report') },
+    }),
+    (c: Context) => {
+      const r = index.report(decodeURIComponent(c.req.param('id')!));
+      if (!r) throw new HttpProblem(404, 'Not found', 'no report with this id in the index');
+      return c.json({ id: r.id, text: r.text, labels: r.labels });
+    },
+  );
+
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: { title: 'medclip-search', version: '1.0.0', description: 'Retrieval over chest X-rays and radiology reports (MedCLIP).' },
+    security: config.auth.mode === 'api-key' ? [{ apiKey: [] }] : [],
+  });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'apiKey', in: 'header', name: 'x-api-key' });
+  app.get('/docs', (c) => c.html(renderDocsPage('/openapi.json')));
+  app.get('/', (c) => c.html(renderSearchPage()));
+  return app;
+}
+
+function safeJson(v: string): unknown {
+  try {
+    return JSON.parse(v);
+  } catch {
+    throw new HttpProblem(400, 'Invalid request', 'classes must be a JSON array');
+  }
+}

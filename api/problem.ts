@@ -1,0 +1,40 @@
+/** RFC 9457 problem details: every error the API returns is `application/problem+json` with a useful detail. */
+import type { Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+
+export class HttpProblem extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly title: string,
+    readonly detail: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(detail);
+    this.name = 'HttpProblem';
+  }
+}
+
+const TYPES: Record<number, string> = {
+  400: 'bad-request',
+  401: 'unauthorized',
+  404: 'not-found',
+  405: 'method-not-allowed',
+  413: 'payload-too-large',
+  415: 'unsupported-media-type',
+  422: 'unprocessable-content',
+  500: 'internal-error',
+  503: 'unavailable',
+};
+
+export function problemResponse(c: Context, p: HttpProblem): Response {
+  const body = {
+    type: `https://medclip-search.dev/problems/${TYPES[p.status] ?? 'error'}`,
+    title: p.title,
+    status: p.status,
+    detail: p.detail,
+    instance: c.req.path,
+    requestId: c.get('requestId' as never) as string | undefined,
+    ...p.extra,
+  };
+  return c.body(JSON.stringify(body), p.status, { 'content-type': 'application/problem+json' });
+}

@@ -1,0 +1,117 @@
+/**
+ * Request and response schemas (zod): they validate requests and generate the OpenAPI 3.1 document, so the
+ * two cannot disagree.
+ */
+import { z } from '@hono/zod-openapi';
+import { OBSERVATIONS } from '../core/labels.ts';
+import { MAX_PROMPTS_PER_CLASS, MAX_PROMPT_LENGTH } from '../core/prompts.ts';
+
+export const MAX_K = 100;
+export const MAX_QUERY_LENGTH = 1000;
+
+export const Finding = z.enum(OBSERVATIONS).openapi({ description: 'One of the 14 CheXpert observations' });
+
+export const Filter = z
+  .object({
+    must: z.array(Finding).max(14).optional().openapi({ description: 'Findings that must be positive' }),
+    mustNot: z.array(Finding).max(14).optional().openapi({ description: 'Findings that must not be positive' }),
+    view: z.array(z.string().min(1).max(40)).max(20).optional().openapi({ description: 'Allowed views, e.g. PA, AP' }),
+    source: z.array(z.string().min(1).max(40)).max(20).optional().openapi({ description: 'Allowed sources' }),
+  })
+  .strict()
+  .openapi('Filter');
+
+export const Target = z.enum(['images', 'reports']).openapi({ description: 'What to retrieve' });
+export const K = z.number().int().min(1).max(MAX_K).default(10).openapi({ description: `Number of hits (1-${MAX_K})` });
+
+export const TextSearchRequest = z
+  .object({
+    query: z.string().trim().min(1).max(MAX_QUERY_LENGTH).openapi({ example: 'right lower lobe pneumonia' }),
+    target: Target.default('images'),
+    k: K,
+    filter: Filter.optional(),
+  })
+  .strict()
+  .openapi('TextSearchRequest');
+
+export const ImageJson = z
+  .object({
+    image: z.string().min(1).openapi({ description: 'The X-ray (PNG, JPEG or DICOM), base64-encoded' }),
+    target: Target.default('reports'),
+    k: K,
+    filter: Filter.optional(),
+  })
+  .strict()
+  .openapi('ImageSearchRequest');
+
+export const CustomClass = z
+  .object({
+    name: z.string().trim().min(1).max(80),
+    prompts: z.array(z.string().trim().min(1).max(MAX_PROMPT_LENGTH)).min(1).max(MAX_PROMPTS_PER_CLASS),
+  })
+  .strict();
+
+export const ClassList = z.array(z.union([z.string().min(1).max(80), CustomClass])).min(2).max(20);
+
+export const ClassifyJson = z
+  .object({
+    image: z.string().min(1).openapi({ description: 'The X-ray, base64-encoded' }),
+    classes: ClassList.optional().openapi({ description: 'Built-in class names or { name, prompts[] }; default: the built-in classes' }),
+  })
+  .strict()
+  .openapi('ClassifyRequest');
+
+export const Labels = z.record(z.string(), z.union([z.literal(1), z.literal(0), z.literal(-1)])).openapi('Labels', {
+  description: 'Observation -> 1 positive, 0 negative, -1 uncertain (unmentioned left out)',
+});
+
+export const ImageHit = z
+  .object({
+    id: z.string(),
+    score: z.number(),
+    labels: Labels,
+    matched: z.array(z.string()).openapi({ description: 'Findings the hit shares with the query' }),
+    view: z.string().optional(),
+    source: z.string().optional(),
+    thumbnail: z.string().optional().openapi({ description: 'URL of a preview image' }),
+  })
+  .openapi('ImageHit');
+
+export const ReportHit = z
+  .object({
+    id: z.string(),
+    score: z.number(),
+    labels: Labels,
+    matched: z.array(z.string()),
+    sentence: z.object({ index: z.number().int(), text: z.string() }).openapi({ description: 'The sentence that matched best' }),
+    report: z.record(z.string(), z.string()).openapi({ description: 'The report text fields' }),
+  })
+  .openapi('ReportHit');
+
+export const SearchResponse = z
+  .object({
+    target: Target,
+    query: z.object({ findings: z.array(z.string()) }).openapi({ description: 'Findings read from the query (labeler for text, zero-shot for images)' }),
+    hits: z.array(z.union([ImageHit, ReportHit])),
+    tookMs: z.number(),
+  })
+  .openapi('SearchResponse');
+
+export const ClassifyResponse = z
+  .object({
+    classes: z.array(z.object({ name: z.string(), probability: z.number() })),
+    tookMs: z.number(),
+  })
+  .openapi('ClassifyResponse');
+
+export const Problem = z
+  .object({ type: z.string(), title: z.string(), status: z.number().int(), detail: z.string(), instance: z.string().optional(), requestId: z.string().optional() })
+  .openapi('Problem');
+
+export const Health = z
+  .object({
+    status: z.literal('ok'),
+    model: z.object({ name: z.string(), sha256: z.string(), embedDim: z.number() }),
+    index: z.object({ version: z.number(), images: z.number(), reports: z.number(), sentences: z.number() }),
+  })
+  .openapi('Health');
