@@ -5,6 +5,7 @@ import { registerTrain } from './train.ts';
 import { registerExport } from './export.ts';
 import { registerEval } from './eval.ts';
 import { registerIndex } from './index.ts';
+import { registerServe } from './serve.ts';
 import { CliError } from './errors.ts';
 import { TableError } from '../core/tables.ts';
 
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerExport(program);
   registerEval(program);
   registerIndex(program);
+  registerServe(program);
   return program;
 }
 

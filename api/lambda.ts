@@ -1,0 +1,38 @@
+/**
+ * AWS Lambda entry (Function URL and API Gateway v2 events, binary bodies both ways, via Hono's adapter).
+ * The model and index load once per container, on the first request; later requests reuse them.
+ * Configuration: MEDCLIP_MODEL_DIR, MEDCLIP_INDEX_DIR (default: the bundles shipped in the package),
+ * MEDCLIP_API_KEY_SHA256 (comma-separated sha256 of accepted keys; empty = auth by the Function URL's IAM),
+ * MEDCLIP_CORS_ORIGINS.
+ */
+import { handle } from 'hono/aws-lambda';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { IndexBundle } from '../core/index.ts';
+import { MedClipModel } from '../core/model.ts';
+import { createApp, createServices } from './app.ts';
+import { parseApiKeyHashes } from './auth.ts';
+
+const root = join(fileURLToPath(new URL('.', import.meta.url)), '..');
+type LambdaHandler = ReturnType<typeof handle>;
+let ready: Promise<LambdaHandler> | undefined;
+
+async function init(): Promise<LambdaHandler> {
+  const model = await MedClipModel.load(process.env.MEDCLIP_MODEL_DIR ?? join(root, 'models/medclip-tiny'), { threads: Number(process.env.MEDCLIP_THREADS ?? 1) });
+  const index = await IndexBundle.load(process.env.MEDCLIP_INDEX_DIR ?? join(root, 'indexes/sample'), { model });
+  const hashes = parseApiKeyHashes(process.env.MEDCLIP_API_KEY_SHA256);
+  const app = createApp(await createServices(model, index), {
+    auth: hashes.length ? { mode: 'api-key', hashes } : { mode: 'off' },
+    corsOrigins: process.env.MEDCLIP_CORS_ORIGINS?.split(',').map((s) => s.trim()).filter(Boolean),
+    log: (e) => console.log(JSON.stringify(e)),
+  });
+  return handle(app);
+}
+
+export const handler: LambdaHandler = async (event, context) => {
+  ready ??= init().catch((err) => {
+    ready = undefined; // retry the load on the next request
+    throw err;
+  });
+  return (await ready)(event, context);
+};

@@ -1,0 +1,59 @@
+/**
+ * Node entry: `medclip serve` (and `npm start`). Loads the model and index once, computes the class prompt
+ * embeddings, then serves the Hono app with @hono/node-server. Auth is off only when asked (`--no-auth`, or no
+ * key configured and bound to loopback), and the start-up message says so.
+ */
+import { serve, type ServerType } from '@hono/node-server';
+import type { AddressInfo } from 'node:net';
+import { IndexBundle } from '../core/index.ts';
+import { MedClipModel } from '../core/model.ts';
+import { createApp, createServices, type ApiConfig } from './app.ts';
+import { parseApiKeyHashes } from './auth.ts';
+
+export interface ServeOptions {
+  model: string;
+  index: string;
+  port: number;
+  host: string;
+  /** sha256 hex digests of the accepted API keys; empty = auth off (allowed on loopback only). */
+  apiKeyHashes?: string;
+  corsOrigins?: string[];
+  imagesRoot?: string;
+  threads?: number;
+  log?: (line: string) => void;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+export async function startServer(o: ServeOptions): Promise<{ server: ServerType; url: string; close: () => Promise<void> }> {
+  const log = o.log ?? ((l: string) => console.error(l));
+  const hashes = parseApiKeyHashes(o.apiKeyHashes);
+  if (hashes.length === 0 && !LOOPBACK.has(o.host))
+    throw new Error(`refusing to serve without API keys on ${o.host}: set MEDCLIP_API_KEY_SHA256, or bind to 127.0.0.1`);
+  const model = await MedClipModel.load(o.model, { threads: o.threads ?? 1 });
+  const index = await IndexBundle.load(o.index, { model });
+  const config: ApiConfig = {
+    auth: hashes.length ? { mode: 'api-key', hashes } : { mode: 'off' },
+    corsOrigins: o.corsOrigins,
+    imagesRoot: o.imagesRoot,
+    log: (e) => log(JSON.stringify(e)),
+  };
+  const app = createApp(await createServices(model, index), config);
+  const server = await new Promise<ServerType>((resolve) => {
+    const s = serve({ fetch: app.fetch, port: o.port, hostname: o.host }, () => resolve(s));
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
+  log(
+    `medclip-search on ${url} — model ${model.name}, index v${index.manifest.version} (${index.count('images')} images, ${index.reports.size} reports); ` +
+      (hashes.length ? `API keys required (${hashes.length} configured)` : 'auth OFF (local use only, bound to loopback)'),
+  );
+  return {
+    server,
+    url,
+    close: async () => {
+      await new Promise<void>((r) => server.close(() => r()));
+      await model.close();
+    },
+  };
+}

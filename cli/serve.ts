@@ -1,0 +1,36 @@
+/** `medclip serve`: the HTTP API and search page on this machine. */
+import type { Command } from 'commander';
+import { startServer } from '../api/server.ts';
+import { CliError } from './errors.ts';
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('serve the HTTP API and the search page')
+    .option('--model <dir>', 'model bundle folder', 'models/medclip-tiny')
+    .option('--index <dir>', 'index bundle folder', 'indexes/sample')
+    .option('--port <n>', 'port (0 = any free port)', '8787')
+    .option('--host <addr>', 'address to bind (non-loopback needs API keys)', '127.0.0.1')
+    .option('--images-root <dir>', "folder the index's image paths start from (previews when the bundle has none)")
+    .option('--cors <origins>', 'allowed CORS origins, comma-separated, or *')
+    .option('--threads <n>', 'onnxruntime threads per encoder', '1')
+    .action(async (opts) => {
+      const port = Number(opts.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--port must be 0-65535, got "${opts.port}"`);
+      try {
+        await startServer({
+          model: opts.model,
+          index: opts.index,
+          port,
+          host: opts.host,
+          apiKeyHashes: process.env.MEDCLIP_API_KEY_SHA256,
+          corsOrigins: (opts.cors ?? process.env.MEDCLIP_CORS_ORIGINS)?.split(',').map((s: string) => s.trim()).filter(Boolean),
+          imagesRoot: opts.imagesRoot,
+          threads: Number(opts.threads) || 1,
+        });
+      } catch (err) {
+        throw new CliError((err as Error).message);
+      }
+      await new Promise(() => {}); // serve until killed
+    });
+}
