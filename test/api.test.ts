@@ -1,0 +1,164 @@
+// The HTTP API through app.request(): every route, every error path, auth, privacy of logs, and the Lambda
+// entry with realistic Function URL and API Gateway v2 events.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { createHash } from 'node:crypto';
+import { IndexBundle } from '../core/index.ts';
+import { MedClipModel } from '../core/model.ts';
+import { buildIndex } from '../index-builder/build.ts';
+import { createApp, createServices, type ApiServices } from '../api/app.ts';
+import { DATA, IMAGES_CSV, IU_REPORTS, outputDir } from './helpers/paths.ts';
+import { tinyModelBundle } from './helpers/tiny-model.ts';
+
+const dir = outputDir('api');
+let services: ApiServices;
+let modelDir: string;
+let indexDir: string;
+let png: Buffer;
+let jpg: Buffer;
+const logs: Record<string, unknown>[] = [];
+
+before(async () => {
+  modelDir = await tinyModelBundle(dir);
+  const lines = readFileSync(IMAGES_CSV, 'utf8').trim().split('\n');
+  const rows = lines.filter((l) => l.includes(',val,'));
+  writeFileSync(join(dir, 'images.csv'), [lines[0], ...rows.filter((l) => l.includes(',nih,')).slice(0, 12), ...rows.filter((l) => l.includes(',kermany,')).slice(0, 8)].join('\n') + '\n');
+  indexDir = join(dir, 'index');
+  rmSync(indexDir, { recursive: true, force: true });
+  await buildIndex({ model: modelDir, images: join(dir, 'images.csv'), root: DATA, reports: IU_REPORTS, reportSplit: 'val', out: indexDir, thumbnails: true });
+  const model = await MedClipModel.load(modelDir);
+  services = await createServices(model, await IndexBundle.load(indexDir, { model }));
+  png = readFileSync(join(DATA, rows.find((l) => l.includes(',nih,'))!.split(',')[0]!));
+  jpg = readFileSync(join(DATA, rows.find((l) => l.includes(',kermany,'))!.split(',')[0]!));
+});
+
+const app = (config: Partial<Parameters<typeof createApp>[1]> = {}) => createApp(services, { auth: { mode: 'off' }, log: (e) => logs.push(e), ...config });
+const post = (path: string, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
+  app().request(path, { method: 'POST', headers, body: typeof body === 'string' || body instanceof Uint8Array || body instanceof FormData ? (body as RequestInit['body']) : JSON.stringify(body) });
+
+async function problem(r: Response, status: number, detail: RegExp): Promise<void> {
+  assert.equal(r.status, status);
+  assert.equal(r.headers.get('content-type'), 'application/problem+json');
+  assert.ok(r.headers.get('x-request-id'), 'request id on errors too');
+  const body = (await r.json()) as { status: number; detail: string; title: string };
+  assert.equal(body.status, status);
+  assert.match(body.detail, detail);
+}
+
+test('GET /v1/health reports model and index identity and counts', async () => {
+  const r = await app().request('/v1/health');
+  assert.equal(r.status, 200);
+  assert.ok(r.headers.get('x-request-id'));
+  const h = (await r.json()) as { model: { name: string; sha256: string }; index: { images: number; reports: number } };
+  assert.equal(h.model.name, 'test-tiny');
+  assert.equal(h.model.sha256, services.model.manifestSha256);
+  assert.equal(h.index.images, 20);
+  assert.ok(h.index.reports > 300);
+});
+
+test('POST /v1/search/text: image hits with labels, matched findings and thumbnails; report hits with their best sentence', async () => {
+  const r = await post('/v1/search/text', { query: 'Large right pleural effusion.', k: 5 });
+  assert.equal(r.status, 200);
+  const body = (await r.json()) as { query: { findings: string[] }; hits: { id: string; score: number; labels: Record<string, number>; matched: string[]; thumbnail: string }[] };
+  assert.deepEqual(body.query.findings, ['Pleural Effusion']);
+  assert.equal(body.hits.length, 5);
+  for (const h of body.hits) assert.deepEqual(h.matched, h.labels['Pleural Effusion'] === 1 ? ['Pleural Effusion'] : []);
+  const thumb = await app().request(body.hits[0]!.thumbnail);
+  assert.equal(thumb.status, 200);
+  assert.equal(thumb.headers.get('content-type'), 'image/jpeg');
+  const filtered = (await (await post('/v1/search/text', { query: 'pneumonia', k: 20, filter: { source: ['kermany'], mustNot: ['Pneumonia'] } })).json()) as { hits: { source: string; labels: Record<string, number> }[] };
+  assert.ok(filtered.hits.length > 0 && filtered.hits.every((h) => h.source === 'kermany' && h.labels.Pneumonia !== 1));
+  const reports = (await (await post('/v1/search/text', { query: 'The heart is enlarged.', target: 'reports', k: 3 })).json()) as { hits: { id: string; sentence: { text: string }; report: Record<string, string>; matched: string[] }[] };
+  assert.equal(reports.hits.length, 3);
+  assert.equal(new Set(reports.hits.map((h) => h.id)).size, 3, 'one hit per report');
+  for (const h of reports.hits) assert.ok(Object.values(h.report).join(' ').includes(h.sentence.text.slice(0, 20)));
+  const one = await app().request(`/v1/reports/${encodeURIComponent(reports.hits[0]!.id)}`);
+  assert.equal(one.status, 200);
+});
+
+test('POST /v1/search/image and /v1/classify accept raw, multipart and base64 JSON bodies alike', async () => {
+  const raw = (await (await post('/v1/search/image?target=images&k=3', new Uint8Array(png), { 'content-type': 'image/png' })).json()) as { hits: { id: string; score: number }[]; query: { findings: string[] } };
+  const form = new FormData();
+  form.append('image', new Blob([new Uint8Array(png)], { type: 'image/png' }), 'x.png');
+  form.append('target', 'images');
+  form.append('k', '3');
+  const viaForm = (await (await post('/v1/search/image', form, {})).json()) as typeof raw;
+  const viaJson = (await (await post('/v1/search/image', { image: png.toString('base64'), target: 'images', k: 3 })).json()) as typeof raw;
+  assert.equal(raw.hits.length, 3);
+  assert.deepEqual(viaForm.hits.map((h) => h.id), raw.hits.map((h) => h.id));
+  assert.deepEqual(viaJson.hits.map((h) => h.id), raw.hits.map((h) => h.id));
+  assert.ok(raw.hits[0]!.score > 0.99, 'the query image itself is in the index and comes first');
+  assert.ok(raw.query.findings.length >= 1);
+  const c1 = (await (await post('/v1/classify', new Uint8Array(jpg), { 'content-type': 'image/jpeg' })).json()) as { classes: { name: string; probability: number }[] };
+  assert.ok(Math.abs(c1.classes.reduce((s, x) => s + x.probability, 0) - 1) < 1e-6);
+  assert.ok(c1.classes.length >= 7);
+  const custom = (await (await post('/v1/classify', { image: jpg.toString('base64'), classes: ['Pneumonia', { name: 'Clear lungs', prompts: ['the lungs are clear', 'no acute cardiopulmonary process'] }] })).json()) as typeof c1;
+  assert.deepEqual(custom.classes.map((c) => c.name).sort(), ['Clear lungs', 'Pneumonia']);
+});
+
+test('bad requests get 4xx problem+json with a useful detail', async () => {
+  await problem(await post('/v1/search/text', { query: 'x', k: 1000 }), 400, /k: .*100/);
+  await problem(await post('/v1/search/text', { query: 'x', k: -1 }), 400, /k:/);
+  await problem(await post('/v1/search/text', { query: 'x'.repeat(1001) }), 400, /query: .*1000/);
+  await problem(await post('/v1/search/text', { k: 3 }), 400, /query/);
+  await problem(await post('/v1/search/text', { query: 'x', colour: 'red' }), 400, /colour|unrecognized/i);
+  await problem(await post('/v1/search/text', { query: 'x', filter: { must: ['Pneumonitis'] } }), 400, /filter\.must\.0/);
+  await problem(await post('/v1/search/text', '{"query":'), 400, /not valid JSON/);
+  await problem(await post('/v1/search/text', 'query=x', { 'content-type': 'text/plain' }), 415, /./);
+  await problem(await post('/v1/search/image', { image: '%%%not base64%%%' }), 400, /not valid base64/);
+  await problem(await post('/v1/search/image', new Uint8Array(0), { 'content-type': 'image/png' }), 400, /empty/);
+  await problem(await post('/v1/search/image', 'hello', { 'content-type': 'text/plain' }), 415, /multipart\/form-data/);
+  await problem(await post('/v1/classify', new Uint8Array(png.subarray(0, png.length / 2)), { 'content-type': 'image/png' }), 400, /truncated|corrupt/i);
+  await problem(await post('/v1/classify', new TextEncoder().encode('GIF89a...'), { 'content-type': 'image/png' }), 415, /PNG, JPEG or DICOM/);
+  const bomb = Buffer.from(png);
+  bomb.writeUInt32BE(16000, 16);
+  bomb.writeUInt32BE(16000, 20);
+  bomb.writeUInt32BE(crc32(bomb.subarray(12, 29)), 29);
+  await problem(await post('/v1/classify', new Uint8Array(bomb), { 'content-type': 'image/png' }), 413, /pixels|large/i);
+  await problem(await post('/v1/search/image?k=0', new Uint8Array(png), { 'content-type': 'image/png' }), 400, /k:/);
+  await problem(await post('/v1/search/image?target=videos', new Uint8Array(png), { 'content-type': 'image/png' }), 400, /target/);
+  await problem(await post('/v1/classify', { image: png.toString('base64'), classes: ['Pneumonia'] }), 400, /classes/);
+  await problem(await post('/v1/classify', { image: png.toString('base64'), classes: ['Pneumonia', 'Hiccups'] }), 400, /unknown built-in class "Hiccups"/);
+  const small = createApp(services, { auth: { mode: 'off' }, maxBodyBytes: 1000 });
+  await problem(await small.request('/v1/classify', { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(png) }), 413, /limited to/);
+  await problem(await app().request('/v1/images/nope'), 404, /no image/);
+  await problem(await app().request('/v1/reports/nope'), 404, /no report/);
+  await problem(await app().request('/v2/anything'), 404, /no route/);
+});
+
+test('API keys: 401 without or with a wrong key, 200 with a right one (header or bearer); keys stored hashed', async () => {
+  const key = 'correct horse battery staple';
+  const secured = createApp(services, { auth: { mode: 'api-key', hashes: [createHash('sha256').update(key).digest()] } });
+  const body = JSON.stringify({ query: 'effusion', k: 1 });
+  const req = (headers: Record<string, string>) => secured.request('/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+  await problem(await req({}), 401, /needs a key/);
+  await problem(await req({ 'x-api-key': 'wrong' }), 401, /not valid/);
+  assert.equal((await req({ 'x-api-key': key })).status, 200);
+  assert.equal((await req({ authorization: `Bearer ${key}` })).status, 200);
+  const spec = (await (await secured.request('/openapi.json')).json()) as { components: { securitySchemes: Record<string, unknown> } };
+  assert.ok(spec.components.securitySchemes.apiKey);
+});
+
+test('/openapi.json is OpenAPI 3.1 generated from the validating schemas; /docs and / are pages', async () => {
+  const spec = (await (await app().request('/openapi.json')).json()) as { openapi: string; paths: Record<string, Record<string, { requestBody?: { content: Record<string, unknown> } }>>; components: { schemas: Record<string, { properties?: Record<string, { maximum?: number }> }> } };
+  assert.equal(spec.openapi, '3.1.0');
+  for (const p of ['/v1/health', '/v1/search/text', '/v1/search/image', '/v1/classify', '/v1/images/{id}', '/v1/reports/{id}']) assert.ok(spec.paths[p], p);
+  assert.deepEqual(Object.keys(spec.paths['/v1/search/image']!.post!.requestBody!.content).sort(), ['application/dicom', 'application/json', 'image/jpeg', 'image/png', 'multipart/form-data']);
+  assert.equal(spec.components.schemas.TextSearchRequest!.properties!.k!.maximum, 100);
+  assert.match(await (await app().request('/docs')).text(), /openapi\.json/);
+  assert.equal((await app().request('/')).status, 200);
+});
+
+test('logs carry request ids, routes and status, never query text or pixels', async () => {
+  logs.length = 0;
+  const secret = 'patient John Q. Example has a pneumothorax';
+  await post('/v1/search/text', { query: secret });
+  await post('/v1/search/text', { query: secret, k: 5000 });
+  const text = JSON.stringify(logs);
+  assert.ok(logs.length >= 2);
+  assert.ok(!text.includes('John'), 'no query text in logs');
+  assert.ok(logs.every((l) => typeof l.requestId === 'string' && typeof l.status === 'number'));
+});
