@@ -1,0 +1,71 @@
+// The search page in a real browser (Debian's chromium driven by playwright-core): type a query, upload an
+// X-ray, check the results, save screenshots under .test-output/browser/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { startServer } from '../api/server.ts';
+import { buildIndex } from '../index-builder/build.ts';
+import { DATA, IMAGES_CSV, IU_REPORTS, outputDir } from './helpers/paths.ts';
+import { tinyModelBundle } from './helpers/tiny-model.ts';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find(existsSync);
+const dir = outputDir('browser');
+let server: Awaited<ReturnType<typeof startServer>> | undefined;
+let browser: Browser | undefined;
+let xray: string;
+
+before(async () => {
+  if (!CHROMIUM) return;
+  const modelDir = await tinyModelBundle(dir);
+  const lines = readFileSync(IMAGES_CSV, 'utf8').trim().split('\n');
+  const rows = lines.filter((l) => l.includes(',val,')).slice(0, 16);
+  writeFileSync(join(dir, 'images.csv'), [lines[0], ...rows].join('\n') + '\n');
+  const indexDir = join(dir, 'index');
+  rmSync(indexDir, { recursive: true, force: true });
+  await buildIndex({ model: modelDir, images: join(dir, 'images.csv'), root: DATA, reports: IU_REPORTS, reportSplit: 'val', out: indexDir, thumbnails: true });
+  xray = join(DATA, rows[0]!.split(',')[0]!);
+  server = await startServer({ model: modelDir, index: indexDir, port: 0, host: '127.0.0.1', log: () => {} });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', `--user-data-dir=${mkdtempSync(join(tmpdir(), 'medclip-chromium-'))}`],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+test('search page: a text query shows X-ray results; an uploaded X-ray shows similar images, reports and zero-shot bars', { skip: CHROMIUM ? false : 'chromium is not installed (.ci/run installs it)' }, async () => {
+  const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(server!.url + '/');
+  await page.fill('#query', 'small right pleural effusion');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('#images .card');
+  assert.equal(await page.locator('#images .card').count(), 12);
+  await page.waitForFunction(() => [...document.querySelectorAll('#images img')].some((i) => (i as HTMLImageElement).naturalWidth > 0));
+  assert.match((await page.textContent('#status')) ?? '', /findings in the query: Pleural Effusion/);
+  await page.screenshot({ path: join(dir, 'text-query.png'), fullPage: true });
+
+  await page.setInputFiles('#file', xray);
+  await page.waitForSelector('#classes .bar');
+  await page.waitForSelector('#reports .report mark');
+  assert.ok((await page.locator('#classes .bar').count()) >= 7);
+  assert.equal(await page.locator('#images .card').first().getAttribute('data-id'), xray.slice(DATA.length + 1), 'the X-ray itself is the closest image');
+  assert.ok((await page.locator('#reports .report').count()) >= 1);
+  await page.screenshot({ path: join(dir, 'image-query.png'), fullPage: true });
+
+  // an error is shown, not thrown: a file that is not an X-ray
+  const notXray = join(dir, 'notes.png');
+  writeFileSync(notXray, 'these are not pixels');
+  await page.setInputFiles('#file', notXray);
+  await page.waitForSelector('#error', { state: 'visible' });
+  assert.match((await page.textContent('#error')) ?? '', /Unsupported image format/);
+  await page.screenshot({ path: join(dir, 'error.png') });
+  assert.deepEqual(errors, []);
+});
