@@ -48,7 +48,7 @@ test('search page: a text query shows X-ray results; an uploaded X-ray shows sim
   await page.click('button[type=submit]');
   await page.waitForSelector('#images .card');
   assert.equal(await page.locator('#images .card').count(), 12);
-  await page.waitForFunction(() => [...document.querySelectorAll('#images img')].some((i) => (i as HTMLImageElement).naturalWidth > 0));
+  await page.waitForFunction("[...document.querySelectorAll('#images img')].some((i) => i.naturalWidth > 0)");
   assert.match((await page.textContent('#status')) ?? '', /findings in the query: Pleural Effusion/);
   await page.screenshot({ path: join(dir, 'text-query.png'), fullPage: true });
 
