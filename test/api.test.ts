@@ -162,3 +162,22 @@ test('logs carry request ids, routes and status, never query text or pixels', as
   assert.ok(!text.includes('John'), 'no query text in logs');
   assert.ok(logs.every((l) => typeof l.requestId === 'string' && typeof l.status === 'number'));
 });
+
+test('end to end over HTTP: medclip serve answers on loopback, refuses to run keyless on a public address', async () => {
+  const { startServer } = await import('../api/server.ts');
+  const lines: string[] = [];
+  const s = await startServer({ model: modelDir, index: indexDir, port: 0, host: '127.0.0.1', log: (l) => lines.push(l) });
+  try {
+    assert.match(lines[0]!, /auth OFF \(local use only, bound to loopback\)/);
+    const health = await fetch(`${s.url}/v1/health`);
+    assert.equal(health.status, 200);
+    const r = await fetch(`${s.url}/v1/search/image?target=reports&k=2`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(png) });
+    assert.equal(r.status, 200);
+    assert.equal(((await r.json()) as { hits: unknown[] }).hits.length, 2);
+    const page = await fetch(`${s.url}/`);
+    assert.match(await page.text(), /Drop an X-ray here/);
+  } finally {
+    await s.close();
+  }
+  await assert.rejects(startServer({ model: modelDir, index: indexDir, port: 0, host: '0.0.0.0', log: () => {} }), /refusing to serve without API keys on 0\.0\.0\.0/);
+});
