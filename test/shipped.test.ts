@@ -1,0 +1,63 @@
+// The shipped default model and sample index: they load, verify, and do the job on real X-rays and reports.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { IndexBundle } from '../core/index.ts';
+import { MedClipModel } from '../core/model.ts';
+import { resolveClasses } from '../core/prompts.ts';
+import { readImageTable } from '../core/image-table.ts';
+import { REPO } from './helpers/paths.ts';
+
+const MODEL = join(REPO, 'models/medclip-tiny');
+const INDEX = join(REPO, 'indexes/sample');
+const CORPUS = join(REPO, 'samples/corpus');
+
+test('models/medclip-tiny: manifest records data, config, steps and validation metrics; size <= 30 MB', async () => {
+  const m = JSON.parse(readFileSync(join(MODEL, 'manifest.json'), 'utf8'));
+  assert.equal(m.format, 'medclip-model/1');
+  assert.ok(m.trainedOn.steps > 0 && m.trainedOn.architecture.name === 'tiny');
+  assert.ok(m.metrics.validation.bySource.nih.accuracy > 0);
+  const size = ['image_encoder.onnx', 'text_encoder.onnx', 'tokenizer.json'].reduce((s, f) => s + readFileSync(join(MODEL, f)).length, 0);
+  assert.ok(size <= 30 * 1024 * 1024, `${size} bytes`);
+});
+
+test('shipped model: zero-shot Pneumonia vs No Finding on the sample corpus (real val images) beats chance by far', async () => {
+  const model = await MedClipModel.load(MODEL, { threads: 2 });
+  const classes = resolveClasses(['No Finding', 'Pneumonia'], 10, 0);
+  const correct: Record<string, number[]> = { nih: [0, 0], kermany: [0, 0] };
+  for await (const r of readImageTable(join(CORPUS, 'images.csv'))) {
+    const truth = r.labels[0] === 1 ? 'No Finding' : r.labels[7] === 1 ? 'Pneumonia' : undefined;
+    if (!truth) continue;
+    const [e] = await model.embedImages([readFileSync(r.file)]);
+    const probs = await model.classify(e!, classes);
+    const best = probs[0]!.probability >= probs[1]!.probability ? probs[0]!.name : probs[1]!.name;
+    const c = correct[r.meta.source!]!;
+    c[0]! += best === truth ? 1 : 0;
+    c[1]!++;
+  }
+  const nih = correct.nih![0]! / correct.nih![1]!;
+  const kermany = correct.kermany![0]! / correct.kermany![1]!;
+  assert.ok(nih >= 0.7, `NIH accuracy ${nih.toFixed(3)}`);
+  assert.ok(kermany >= 0.85, `Kermany accuracy ${kermany.toFixed(3)}`);
+  await model.close();
+});
+
+test('indexes/sample: loads with the shipped model; a pneumonia query ranks pneumonia X-rays and report sentences first', async () => {
+  const model = await MedClipModel.load(MODEL);
+  const index = await IndexBundle.load(INDEX, { model });
+  assert.equal(index.count('images'), 200);
+  assert.ok(index.thumbnailFile(index.search('images', (await model.embedTexts(['normal chest']))[0]!, { k: 1 })[0]!.meta.id));
+  const [q] = await model.embedTexts(['right lower lobe pneumonia']);
+  const hits = index.search('images', q!, { k: 20 });
+  const rate = hits.filter((h) => h.meta.labels.Pneumonia === 1).length / hits.length;
+  const base = readFileSync(join(CORPUS, 'images.csv'), 'utf8').trim().split('\n').slice(1).filter((l) => l.split(',')[12] === '1').length / 200;
+  assert.ok(rate > base + 0.2, `pneumonia in top 20: ${rate} vs base rate ${base}`);
+  const [e] = await model.embedTexts(['Large right pleural effusion.']);
+  const sentences = index.search('reports', e!, { k: 10 });
+  const effusion = sentences.filter((h) => h.meta.labels['Pleural Effusion'] === 1).length / 10;
+  const metas = readFileSync(join(INDEX, 'reports.meta.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { labels: Record<string, number> });
+  const sentenceBase = metas.filter((m) => m.labels['Pleural Effusion'] === 1).length / metas.length;
+  assert.ok(effusion >= 5 * sentenceBase, `effusion sentences in top 10: ${effusion} vs base rate ${sentenceBase.toFixed(3)}`);
+  await model.close();
+});
