@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type BrowserContext } from 'playwright-core';
 import { startServer } from '../api/server.ts';
 import { buildIndex } from '../index-builder/build.ts';
 import { DATA, IMAGES_CSV, IU_REPORTS, outputDir } from './helpers/paths.ts';
@@ -14,7 +14,7 @@ import { tinyModelBundle } from './helpers/tiny-model.ts';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find(existsSync);
 const dir = outputDir('browser');
 let server: Awaited<ReturnType<typeof startServer>> | undefined;
-let browser: Browser | undefined;
+let browser: BrowserContext | undefined;
 let xray: string;
 
 before(async () => {
@@ -28,9 +28,12 @@ before(async () => {
   await buildIndex({ model: modelDir, images: join(dir, 'images.csv'), root: DATA, reports: IU_REPORTS, reportSplit: 'val', out: indexDir, thumbnails: true });
   xray = join(DATA, rows[0]!.split(',')[0]!);
   server = await startServer({ model: modelDir, index: indexDir, port: 0, host: '127.0.0.1', log: () => {} });
-  browser = await chromium.launch({
+  // a fresh profile (playwright passes it as --user-data-dir)
+  browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'medclip-chromium-')), {
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', `--user-data-dir=${mkdtempSync(join(tmpdir(), 'medclip-chromium-'))}`],
+    headless: true,
+    viewport: { width: 1280, height: 900 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
 });
 
@@ -40,7 +43,7 @@ after(async () => {
 });
 
 test('search page: a text query shows X-ray results; an uploaded X-ray shows similar images, reports and zero-shot bars', { skip: CHROMIUM ? false : 'chromium is not installed (.ci/run installs it)' }, async () => {
-  const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+  const page = await browser!.newPage();
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto(server!.url + '/');
