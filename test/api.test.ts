@@ -181,3 +181,14 @@ test('end to end over HTTP: medclip serve answers on loopback, refuses to run ke
   }
   await assert.rejects(startServer({ model: modelDir, index: indexDir, port: 0, host: '0.0.0.0', log: () => {} }), /refusing to serve without API keys on 0\.0\.0\.0/);
 });
+
+test('CORS: configured origins get the headers (preflight included); none configured, none sent', async () => {
+  const withCors = createApp(services, { auth: { mode: 'off' }, corsOrigins: ['https://radiology.example.org'] });
+  const pre = await withCors.request('/v1/search/text', { method: 'OPTIONS', headers: { origin: 'https://radiology.example.org', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-api-key' } });
+  assert.equal(pre.headers.get('access-control-allow-origin'), 'https://radiology.example.org');
+  assert.match(pre.headers.get('access-control-allow-headers') ?? '', /x-api-key/);
+  const other = await withCors.request('/v1/health', { headers: { origin: 'https://evil.example.com' } });
+  assert.notEqual(other.headers.get('access-control-allow-origin'), 'https://evil.example.com');
+  const none = await app().request('/v1/health', { headers: { origin: 'https://radiology.example.org' } });
+  assert.equal(none.headers.get('access-control-allow-origin'), null);
+});
