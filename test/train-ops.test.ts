@@ -160,3 +160,24 @@ test('gradient check: the dual encoder analytic gradients match central finite d
   assert.ok(checked >= names.length * 2);
   model.dispose();
 });
+
+test('augmentation: off = the exact pixels; on = a bounded, seeded, label-preserving jitter of the same image', async () => {
+  const { augmentInto, DEFAULT_AUGMENT } = await import('../train/augment.ts');
+  const size = 32;
+  const src = Uint8Array.from({ length: size * size }, (_, i) => (i * 13) % 256);
+  const plain = new Float32Array(size * size);
+  augmentInto(src, size, plain, size, { mean: 0, std: 1 / 255 }, undefined);
+  assert.deepEqual(Array.from(plain), Array.from(src));
+  // a larger cached square resized down: a smooth ramp stays a ramp
+  const ramp = Uint8Array.from({ length: 36 * 36 }, (_, i) => (i % 36) * 7);
+  const small = new Float32Array(size * size);
+  augmentInto(ramp, 36, small, size, { mean: 0, std: 1 / 255 }, undefined);
+  for (let u = 1; u < size; u++) assert.ok(small[u]! >= small[u - 1]!, 'monotone along the row');
+  const a = new Float32Array(size * size);
+  const b = new Float32Array(size * size);
+  augmentInto(src, size, a, size, { mean: 0.5, std: 0.25 }, new Rng(9), DEFAULT_AUGMENT);
+  augmentInto(src, size, b, size, { mean: 0.5, std: 0.25 }, new Rng(9), DEFAULT_AUGMENT);
+  assert.deepEqual(a, b, 'seeded');
+  assert.ok(a.every((v) => v >= -2 - 1e-6 && v <= 2 + 1e-6), 'normalised range of [0, 255]');
+  assert.ok(a.some((v, i) => Math.abs(v - (src[i]! / 255 - 0.5) / 0.25) > 0.01), 'augmented differs');
+});

@@ -48,20 +48,29 @@ export function augmentInto(
   const sin = Math.sin(angle) * step;
   const k = 1 / (255 * norm.std);
   const shift = norm.mean / norm.std;
+  const sample = (xx: number, yy: number) => (xx < 0 || yy < 0 || xx >= side || yy >= side ? 0 : src[yy * side + xx]!);
   for (let v = 0; v < size; v++) {
     const dy = v + 0.5 - size / 2;
-    for (let u = 0; u < size; u++) {
-      const dx = u + 0.5 - size / 2;
-      const x = cx + cos * dx - sin * dy - 0.5;
-      const y = cy + sin * dx + cos * dy - 0.5;
+    // source coordinates move linearly along a row: start + u * (cos, sin)
+    let x = cx - sin * dy - 0.5 + cos * (0.5 - size / 2);
+    let y = cy + cos * dy - 0.5 + sin * (0.5 - size / 2);
+    const row = v * size;
+    for (let u = 0; u < size; u++, x += cos, y += sin) {
       const x0 = Math.floor(x);
       const y0 = Math.floor(y);
       const fx = x - x0;
       const fy = y - y0;
-      const at = (xx: number, yy: number) => (xx < 0 || yy < 0 || xx >= side || yy >= side ? 0 : src[yy * side + xx]!);
-      const value = (at(x0, y0) * (1 - fx) + at(x0 + 1, y0) * fx) * (1 - fy) + (at(x0, y0 + 1) * (1 - fx) + at(x0 + 1, y0 + 1) * fx) * fy;
-      const jittered = rng ? Math.min(255, Math.max(0, (value - 128) * gain + 128 + bias)) : value;
-      out[v * size + u] = jittered * k - shift;
+      let value: number;
+      if (x0 >= 0 && y0 >= 0 && x0 + 1 < side && y0 + 1 < side) {
+        const i = y0 * side + x0;
+        const top = src[i]! + (src[i + 1]! - src[i]!) * fx;
+        const bottom = src[i + side]! + (src[i + side + 1]! - src[i + side]!) * fx;
+        value = top + (bottom - top) * fy;
+      } else {
+        value = (sample(x0, y0) * (1 - fx) + sample(x0 + 1, y0) * fx) * (1 - fy) + (sample(x0, y0 + 1) * (1 - fx) + sample(x0 + 1, y0 + 1) * fx) * fy;
+      }
+      if (rng) value = Math.min(255, Math.max(0, (value - 128) * gain + 128 + bias));
+      out[row + u] = value * k - shift;
     }
   }
 }
