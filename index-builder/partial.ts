@@ -15,6 +15,25 @@ export interface BuildError {
   reason: string;
 }
 
+/** The complete JSON lines of an append-only file; a torn last line (a crash mid-write) is cut off the file. */
+async function readJsonlPrefix<T>(file: string): Promise<T[]> {
+  const out: T[] = [];
+  if (!existsSync(file)) return out;
+  const text = await readFile(file, 'utf8');
+  let good = 0;
+  for (const line of text.split('\n')) {
+    if (!line) break;
+    try {
+      out.push(JSON.parse(line) as T);
+      good += Buffer.byteLength(line) + 1;
+    } catch {
+      break;
+    }
+  }
+  if (good !== Buffer.byteLength(text)) await truncate(file, good);
+  return out;
+}
+
 export class PartialCollection {
   private constructor(
     readonly dir: string,
@@ -35,21 +54,7 @@ export class PartialCollection {
     await mkdir(dir, { recursive: true });
     const itemsFile = join(dir, `${name}.items.jsonl`);
     const vectorsFile = join(dir, `${name}.vectors.f32`);
-    const items: ItemMeta[] = [];
-    if (existsSync(itemsFile)) {
-      const text = await readFile(itemsFile, 'utf8');
-      let good = 0;
-      for (const line of text.split('\n')) {
-        if (!line) break;
-        try {
-          items.push(JSON.parse(line) as ItemMeta);
-          good += Buffer.byteLength(line) + 1;
-        } catch {
-          break; // torn last line
-        }
-      }
-      if (good !== Buffer.byteLength(text)) await truncate(itemsFile, good);
-    }
+    const items = await readJsonlPrefix<ItemMeta>(itemsFile);
     const bytesPerVector = dim * 4;
     const have = existsSync(vectorsFile) ? (await stat(vectorsFile)).size : 0;
     if (have < items.length * bytesPerVector) {
@@ -100,21 +105,7 @@ export class PartialLines<T extends { id: string }> {
   ) {}
 
   static async open<T extends { id: string }>(file: string): Promise<PartialLines<T>> {
-    const lines: T[] = [];
-    if (existsSync(file)) {
-      const text = await readFile(file, 'utf8');
-      let good = 0;
-      for (const line of text.split('\n')) {
-        if (!line) break;
-        try {
-          lines.push(JSON.parse(line) as T);
-          good += Buffer.byteLength(line) + 1;
-        } catch {
-          break;
-        }
-      }
-      if (good !== Buffer.byteLength(text)) await truncate(file, good);
-    }
+    const lines = await readJsonlPrefix<T>(file);
     return new PartialLines(file, lines);
   }
 

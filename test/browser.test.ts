@@ -2,14 +2,13 @@
 // X-ray, check the results, save screenshots under .test-output/browser/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { startServer } from '../api/server.ts';
-import { buildIndex } from '../index-builder/build.ts';
-import { DATA, IMAGES_CSV, IU_REPORTS, outputDir } from './helpers/paths.ts';
-import { tinyModelBundle } from './helpers/tiny-model.ts';
+import { DATA, outputDir } from './helpers/paths.ts';
+import { tinyIndexBundle } from './helpers/tiny-model.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find(existsSync);
 const dir = outputDir('browser');
@@ -19,13 +18,7 @@ let xray: string;
 
 before(async () => {
   if (!CHROMIUM) return;
-  const modelDir = await tinyModelBundle(dir);
-  const lines = readFileSync(IMAGES_CSV, 'utf8').trim().split('\n');
-  const rows = lines.filter((l) => l.includes(',val,')).slice(0, 16);
-  writeFileSync(join(dir, 'images.csv'), [lines[0], ...rows].join('\n') + '\n');
-  const indexDir = join(dir, 'index');
-  rmSync(indexDir, { recursive: true, force: true });
-  await buildIndex({ model: modelDir, images: join(dir, 'images.csv'), root: DATA, reports: IU_REPORTS, reportSplit: 'val', out: indexDir, thumbnails: true });
+  const { modelDir, indexDir, rows } = await tinyIndexBundle(dir, { images: 16, thumbnails: true });
   xray = join(DATA, rows[0]!.split(',')[0]!);
   server = await startServer({ model: modelDir, index: indexDir, port: 0, host: '127.0.0.1', log: () => {} });
   // a fresh profile (playwright passes it as --user-data-dir)

@@ -2,11 +2,10 @@
 // JSON, base64 binary bodies in (PNG, multipart) and out (JPEG previews).
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildIndex } from '../index-builder/build.ts';
-import { DATA, IMAGES_CSV, IU_REPORTS, outputDir } from './helpers/paths.ts';
-import { tinyModelBundle } from './helpers/tiny-model.ts';
+import { DATA, outputDir } from './helpers/paths.ts';
+import { tinyIndexBundle } from './helpers/tiny-model.ts';
 
 const dir = outputDir('lambda');
 let handler: (event: unknown, context: unknown) => Promise<{ statusCode: number; headers: Record<string, string>; body: string; isBase64Encoded: boolean }>;
@@ -14,13 +13,7 @@ let png: Buffer;
 let firstImageId: string;
 
 before(async () => {
-  const modelDir = await tinyModelBundle(dir);
-  const lines = readFileSync(IMAGES_CSV, 'utf8').trim().split('\n');
-  const rows = lines.filter((l) => l.includes(',val,')).slice(0, 6);
-  writeFileSync(join(dir, 'images.csv'), [lines[0], ...rows].join('\n') + '\n');
-  const indexDir = join(dir, 'index');
-  rmSync(indexDir, { recursive: true, force: true });
-  await buildIndex({ model: modelDir, images: join(dir, 'images.csv'), root: DATA, reports: IU_REPORTS, reportSplit: 'val', out: indexDir, thumbnails: true });
+  const { modelDir, indexDir, rows } = await tinyIndexBundle(dir, { images: 6, thumbnails: true });
   process.env.MEDCLIP_MODEL_DIR = modelDir;
   process.env.MEDCLIP_INDEX_DIR = indexDir;
   firstImageId = rows[0]!.split(',')[0]!;

@@ -2,7 +2,7 @@
 // heap returns to its baseline afterwards.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -10,11 +10,10 @@ import { crc32, deflateSync } from 'node:zlib';
 import { IndexBundle } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
 import { Rng } from '../core/random.ts';
-import { buildIndex } from '../index-builder/build.ts';
 import { createApp, createServices } from '../api/app.ts';
 import { writeDicom, uint16Bytes } from './helpers/dicom-writer.ts';
-import { DATA, IMAGES_CSV, IU_REPORTS, outputDir } from './helpers/paths.ts';
-import { tinyModelBundle } from './helpers/tiny-model.ts';
+import { DATA, IMAGES_CSV, outputDir } from './helpers/paths.ts';
+import { tinyIndexBundle } from './helpers/tiny-model.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -25,13 +24,8 @@ let jpg: Buffer;
 let dicom: Uint8Array;
 
 before(async () => {
-  const modelDir = await tinyModelBundle(dir);
+  const { modelDir, indexDir, rows } = await tinyIndexBundle(dir, { images: 8 });
   const lines = readFileSync(IMAGES_CSV, 'utf8').trim().split('\n');
-  const rows = lines.filter((l) => l.includes(',val,')).slice(0, 8);
-  writeFileSync(join(dir, 'images.csv'), [lines[0], ...rows].join('\n') + '\n');
-  const indexDir = join(dir, 'index');
-  rmSync(indexDir, { recursive: true, force: true });
-  await buildIndex({ model: modelDir, images: join(dir, 'images.csv'), root: DATA, reports: IU_REPORTS, reportSplit: 'val', out: indexDir });
   const model = await MedClipModel.load(modelDir);
   app = createApp(await createServices(model, await IndexBundle.load(indexDir, { model })), { auth: { mode: 'off' } });
   png = readFileSync(join(DATA, rows.find((l) => l.includes(',nih,'))!.split(',')[0]!));
