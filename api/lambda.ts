@@ -1,13 +1,15 @@
 /**
  * AWS Lambda entry (Function URL and API Gateway v2 events, binary bodies both ways, via Hono's adapter).
  * The model and index load once per container, on the first request; later requests reuse them.
- * Configuration: MEDCLIP_MODEL_DIR, MEDCLIP_INDEX_DIR (default: the bundles shipped in the package),
+ * Configuration: MEDCLIP_MODEL_URI / MEDCLIP_INDEX_URI (s3://bucket/prefix: fetched into /tmp once, sha256-verified,
+ * ETag-cached) or MEDCLIP_MODEL_DIR / MEDCLIP_INDEX_DIR (default: the bundles shipped in the package),
  * MEDCLIP_API_KEY_SHA256 (comma-separated sha256 of accepted keys; empty = auth by the Function URL's IAM),
  * MEDCLIP_CORS_ORIGINS.
  */
 import { handle } from 'hono/aws-lambda';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fetchBundle } from '../core/bundle-fetch.ts';
 import { IndexBundle } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
 import { createApp, createServices } from './app.ts';
@@ -17,9 +19,18 @@ const root = join(fileURLToPath(new URL('.', import.meta.url)), '..');
 type LambdaHandler = ReturnType<typeof handle>;
 let ready: Promise<LambdaHandler> | undefined;
 
+async function bundleDir(uri: string | undefined, dir: string | undefined, fallback: string): Promise<string> {
+  if (uri) return fetchBundle({ uri, cacheDir: process.env.MEDCLIP_CACHE_DIR ?? '/tmp/medclip' });
+  return dir ?? join(root, fallback);
+}
+
 async function init(): Promise<LambdaHandler> {
-  const model = await MedClipModel.load(process.env.MEDCLIP_MODEL_DIR ?? join(root, 'models/medclip-tiny'), { threads: Number(process.env.MEDCLIP_THREADS ?? 1) });
-  const index = await IndexBundle.load(process.env.MEDCLIP_INDEX_DIR ?? join(root, 'indexes/sample'), { model });
+  const [modelDir, indexDir] = await Promise.all([
+    bundleDir(process.env.MEDCLIP_MODEL_URI, process.env.MEDCLIP_MODEL_DIR, 'models/medclip-tiny'),
+    bundleDir(process.env.MEDCLIP_INDEX_URI, process.env.MEDCLIP_INDEX_DIR, 'indexes/sample'),
+  ]);
+  const model = await MedClipModel.load(modelDir, { threads: Number(process.env.MEDCLIP_THREADS ?? 1) });
+  const index = await IndexBundle.load(indexDir, { model });
   const hashes = parseApiKeyHashes(process.env.MEDCLIP_API_KEY_SHA256);
   const app = createApp(await createServices(model, index), {
     auth: hashes.length ? { mode: 'api-key', hashes } : { mode: 'off' },

@@ -1,0 +1,67 @@
+// Bundles from S3 (real AWS SDK against a local S3-compatible endpoint): download, sha256 check, ETag cache,
+// corrupted uploads refused while the cached copy stays intact.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync, rmSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { BundleFetchError, fetchBundle } from '../core/bundle-fetch.ts';
+import { IndexBundle } from '../core/index.ts';
+import { MedClipModel } from '../core/model.ts';
+import { startLocalS3, type LocalS3 } from './helpers/local-s3.ts';
+import { outputDir, REPO } from './helpers/paths.ts';
+
+const cache = outputDir('bundle-fetch');
+let s3: LocalS3;
+const env = { ...process.env };
+
+function upload(local: string, prefix: string): void {
+  const walk = (d: string): string[] => readdirSync(d).flatMap((n) => (statSync(join(d, n)).isDirectory() ? walk(join(d, n)) : [join(d, n)]));
+  for (const f of walk(local)) s3.put('bundles', `${prefix}/${relative(local, f)}`, readFileSync(f));
+}
+
+before(async () => {
+  s3 = await startLocalS3();
+  process.env.AWS_ENDPOINT_URL_S3 = s3.url;
+  process.env.AWS_REGION = 'eu-west-1';
+  process.env.AWS_ACCESS_KEY_ID = 'test';
+  process.env.AWS_SECRET_ACCESS_KEY = 'test';
+  rmSync(cache, { recursive: true, force: true });
+  upload(join(REPO, 'models/medclip-tiny'), 'models/medclip-tiny');
+  upload(join(REPO, 'indexes/sample'), 'indexes/sample');
+});
+
+after(async () => {
+  process.env = env;
+  await s3.close();
+});
+
+test('fetchBundle downloads a model and an index bundle that then load and verify; a second call uses the cache', async () => {
+  const modelDir = await fetchBundle({ uri: 's3://bundles/models/medclip-tiny', cacheDir: cache });
+  const indexDir = await fetchBundle({ uri: 's3://bundles/indexes/sample', cacheDir: cache });
+  const model = await MedClipModel.load(modelDir);
+  const index = await IndexBundle.load(indexDir, { model });
+  assert.equal(index.count('images'), 200);
+  assert.ok(index.thumbnailFile(index.search('images', (await model.embedTexts(['pneumonia']))[0]!, { k: 1 })[0]!.meta.id), 'thumbnails came along');
+  await model.close();
+  s3.gets.length = 0;
+  assert.equal(await fetchBundle({ uri: 's3://bundles/models/medclip-tiny', cacheDir: cache }), modelDir);
+  assert.deepEqual(s3.gets, ['models/medclip-tiny/manifest.json'], 'only the manifest is read when its ETag is unchanged');
+});
+
+test('a corrupted or incomplete upload is refused and the cached copy stays usable', async () => {
+  const good = await fetchBundle({ uri: 's3://bundles/models/medclip-tiny', cacheDir: cache });
+  const manifest = JSON.parse(readFileSync(join(REPO, 'models/medclip-tiny/manifest.json'), 'utf8'));
+  // a new manifest (new ETag) whose text encoder does not match its hash
+  s3.put('bundles', 'models/medclip-tiny/manifest.json', JSON.stringify({ ...manifest, name: 'medclip-tiny-v2' }));
+  const onnx = new Uint8Array(readFileSync(join(REPO, 'models/medclip-tiny/text_encoder.onnx')));
+  onnx[1000]! ^= 0xff;
+  s3.put('bundles', 'models/medclip-tiny/text_encoder.onnx', onnx);
+  await assert.rejects(fetchBundle({ uri: 's3://bundles/models/medclip-tiny', cacheDir: cache }), (e: unknown) => e instanceof BundleFetchError && /text_encoder\.onnx does not match its sha256/.test(e.message));
+  const model = await MedClipModel.load(good);
+  assert.equal(model.name, 'medclip-tiny');
+  await model.close();
+  s3.objects.delete('bundles/models/medclip-tiny/text_encoder.onnx');
+  await assert.rejects(fetchBundle({ uri: 's3://bundles/models/medclip-tiny', cacheDir: cache }), /text_encoder\.onnx is listed in the manifest but missing/);
+  await assert.rejects(fetchBundle({ uri: 's3://bundles/models/nothing', cacheDir: cache }), /s3:\/\/bundles\/models\/nothing\/manifest\.json does not exist/);
+  await assert.rejects(fetchBundle({ uri: 'https://example.org/x', cacheDir: cache }), /not an S3 URI/);
+});
