@@ -1,0 +1,147 @@
+/**
+ * The AWS deployment (CDK): a bundle bucket, the API Lambda (Function URL), the embedding-worker Lambda used by
+ * `medclip index --workers lambda:...`, optional query-shard Lambdas, least-privilege IAM, log retention and alarms.
+ * Synthesizes offline (`npm run synth`); `test/infra.test.ts` asserts the template.
+ */
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import type { Construct } from 'constructs';
+
+export interface MedclipStackProps extends StackProps {
+  /** Folder with the packaged Lambda code (`npm run package:lambda` writes `.build/lambda`). */
+  codeDir: string;
+  /** S3 keys (in the bundle bucket) of the model and index bundles the API serves. */
+  modelPrefix?: string;
+  indexPrefix?: string;
+  /** Function URL auth: AWS_IAM (default: callers sign with SigV4) or API keys checked by the app. */
+  auth?: 'iam' | 'api-key';
+  /** sha256 digests of accepted API keys (api-key mode). */
+  apiKeySha256?: string[];
+  /** Measured: the tiny model answers image queries in ~25 ms at 1,769 MB (one full vCPU). */
+  apiMemoryMb?: number;
+  apiReservedConcurrency?: number;
+  workerReservedConcurrency?: number;
+  /** Query fan-out: one Lambda per index shard (0 = the API searches its own bundle). */
+  shards?: number;
+  corsOrigins?: string[];
+  logRetention?: logs.RetentionDays;
+}
+
+export class MedclipStack extends Stack {
+  readonly bucket: s3.Bucket;
+  readonly api: lambda.Function;
+  readonly worker: lambda.Function;
+  readonly shardFunctions: lambda.Function[] = [];
+  readonly builderPolicy: iam.ManagedPolicy;
+
+  constructor(scope: Construct, id: string, props: MedclipStackProps) {
+    super(scope, id, props);
+    const modelPrefix = props.modelPrefix ?? 'models/medclip-tiny';
+    const indexPrefix = props.indexPrefix ?? 'indexes/sample';
+    const retention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+
+    this.bucket = new s3.Bucket(this, 'Bundles', {
+      versioned: true,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    const code = lambda.Code.fromAsset(props.codeDir);
+    const common = {
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.X86_64,
+      code,
+    } as const;
+    const logGroup = (name: string) => new logs.LogGroup(this, `${name}Logs`, { retention, removalPolicy: RemovalPolicy.DESTROY });
+
+    this.api = new lambda.Function(this, 'Api', {
+      ...common,
+      handler: 'api.handler',
+      memorySize: props.apiMemoryMb ?? 1769,
+      timeout: Duration.seconds(30),
+      reservedConcurrentExecutions: props.apiReservedConcurrency,
+      logGroup: logGroup('Api'),
+      environment: {
+        NODE_OPTIONS: '--enable-source-maps',
+        MEDCLIP_MODEL_URI: `s3://${this.bucket.bucketName}/${modelPrefix}`,
+        MEDCLIP_INDEX_URI: `s3://${this.bucket.bucketName}/${indexPrefix}`,
+        MEDCLIP_CACHE_DIR: '/tmp/medclip',
+        ...(props.auth === 'api-key' ? { MEDCLIP_API_KEY_SHA256: (props.apiKeySha256 ?? []).join(',') } : {}),
+        ...(props.corsOrigins?.length ? { MEDCLIP_CORS_ORIGINS: props.corsOrigins.join(',') } : {}),
+      },
+    });
+    // The API only reads the bundles it serves.
+    this.bucket.grantRead(this.api, `${modelPrefix}/*`);
+    this.bucket.grantRead(this.api, `${indexPrefix}/*`);
+    const url = this.api.addFunctionUrl({
+      authType: props.auth === 'api-key' ? lambda.FunctionUrlAuthType.NONE : lambda.FunctionUrlAuthType.AWS_IAM,
+      cors: props.corsOrigins?.length ? { allowedOrigins: props.corsOrigins, allowedHeaders: ['content-type', 'x-api-key', 'authorization'] } : undefined,
+    });
+
+    this.worker = new lambda.Function(this, 'EmbedWorker', {
+      ...common,
+      handler: 'worker.handler',
+      memorySize: 3008,
+      timeout: Duration.minutes(2),
+      reservedConcurrentExecutions: props.workerReservedConcurrency,
+      logGroup: logGroup('EmbedWorker'),
+      environment: { MEDCLIP_MODEL_URI: `s3://${this.bucket.bucketName}/${modelPrefix}`, MEDCLIP_CACHE_DIR: '/tmp/medclip' },
+    });
+    this.bucket.grantRead(this.worker, `${modelPrefix}/*`);
+
+    for (let s = 0; s < (props.shards ?? 0); s++) {
+      const shard = new lambda.Function(this, `Shard${s}`, {
+        ...common,
+        handler: 'api.handler',
+        memorySize: props.apiMemoryMb ?? 1769,
+        timeout: Duration.seconds(30),
+        logGroup: logGroup(`Shard${s}`),
+        environment: {
+          MEDCLIP_MODEL_URI: `s3://${this.bucket.bucketName}/${modelPrefix}`,
+          MEDCLIP_INDEX_URI: `s3://${this.bucket.bucketName}/${indexPrefix}-shard${s}`,
+          MEDCLIP_CACHE_DIR: '/tmp/medclip',
+        },
+      });
+      this.bucket.grantRead(shard, `${modelPrefix}/*`);
+      this.bucket.grantRead(shard, `${indexPrefix}-shard${s}/*`);
+      shard.grantInvoke(this.api);
+      this.shardFunctions.push(shard);
+    }
+
+    // Index builders (a CI role, an operator) attach this policy: invoke the worker, write bundles.
+    this.builderPolicy = new iam.ManagedPolicy(this, 'IndexBuilderPolicy', {
+      description: 'medclip index --workers lambda:...: invoke the embedding worker and upload bundles',
+      statements: [
+        new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.worker.functionArn] }),
+        new iam.PolicyStatement({ actions: ['s3:PutObject', 's3:GetObject', 's3:ListBucket'], resources: [this.bucket.bucketArn, this.bucket.arnForObjects('*')] }),
+      ],
+    });
+
+    for (const [name, fn] of [['Api', this.api], ['EmbedWorker', this.worker]] as const) {
+      new cloudwatch.Alarm(this, `${name}Errors`, {
+        metric: fn.metricErrors({ period: Duration.minutes(5) }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: `${name} Lambda errors`,
+      });
+      new cloudwatch.Alarm(this, `${name}Throttles`, {
+        metric: fn.metricThrottles({ period: Duration.minutes(5) }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: `${name} Lambda throttles`,
+      });
+    }
+
+    new CfnOutput(this, 'ApiUrl', { value: url.url });
+    new CfnOutput(this, 'BundleBucket', { value: this.bucket.bucketName });
+    new CfnOutput(this, 'EmbedWorkerName', { value: this.worker.functionName });
+  }
+}

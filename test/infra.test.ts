@@ -1,0 +1,78 @@
+// The CDK stack, synthesized offline and checked with aws-cdk-lib/assertions.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { App } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { MedclipStack, type MedclipStackProps } from '../infra/stack.ts';
+import { outputDir } from './helpers/paths.ts';
+
+const codeDir = join(outputDir('infra'), 'code');
+mkdirSync(codeDir, { recursive: true });
+writeFileSync(join(codeDir, 'api.mjs'), 'export const handler = async () => ({ statusCode: 200 });\n');
+
+function synth(props: Partial<MedclipStackProps> = {}): Template {
+  const app = new App();
+  return Template.fromStack(new MedclipStack(app, 'Test', { codeDir, ...props }));
+}
+
+test('bucket: versioned, encrypted, public access blocked, TLS only', () => {
+  const t = synth();
+  t.hasResourceProperties('AWS::S3::Bucket', {
+    VersioningConfiguration: { Status: 'Enabled' },
+    BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+    PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+  });
+  t.hasResourceProperties('AWS::S3::BucketPolicy', {
+    PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+  });
+});
+
+test('functions: nodejs22.x on x86_64, bundles from S3 by environment, IAM Function URL by default', () => {
+  const t = synth({ apiReservedConcurrency: 20 });
+  const fns = t.findResources('AWS::Lambda::Function');
+  const app = Object.values(fns).filter((f) => (f.Properties as { Handler: string }).Handler !== undefined);
+  assert.equal(app.length, 2);
+  for (const f of app) {
+    const p = f.Properties as { Runtime: string; Architectures: string[] };
+    assert.equal(p.Runtime, 'nodejs22.x');
+    assert.deepEqual(p.Architectures, ['x86_64']);
+  }
+  t.hasResourceProperties('AWS::Lambda::Function', {
+    Handler: 'api.handler',
+    MemorySize: 1769,
+    ReservedConcurrentExecutions: 20,
+    Environment: { Variables: Match.objectLike({ MEDCLIP_MODEL_URI: Match.anyValue(), MEDCLIP_INDEX_URI: Match.anyValue(), MEDCLIP_CACHE_DIR: '/tmp/medclip' }) },
+  });
+  t.hasResourceProperties('AWS::Lambda::Url', { AuthType: 'AWS_IAM' });
+  t.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+  t.resourceCountIs('AWS::CloudWatch::Alarm', 4);
+});
+
+test('api-key mode: an open Function URL with key digests in the environment', () => {
+  const t = synth({ auth: 'api-key', apiKeySha256: ['a'.repeat(64)] });
+  t.hasResourceProperties('AWS::Lambda::Url', { AuthType: 'NONE' });
+  t.hasResourceProperties('AWS::Lambda::Function', { Handler: 'api.handler', Environment: { Variables: Match.objectLike({ MEDCLIP_API_KEY_SHA256: 'a'.repeat(64) }) } });
+});
+
+test('IAM: no wildcard actions or resources; the API reads its bundles, only the builder policy invokes the worker', () => {
+  const t = synth({ shards: 2 });
+  const policies = { ...t.findResources('AWS::IAM::Policy'), ...t.findResources('AWS::IAM::ManagedPolicy') };
+  const statements = Object.values(policies).flatMap((p) => (p.Properties as { PolicyDocument: { Statement: { Action: string | string[]; Resource: unknown }[] } }).PolicyDocument.Statement);
+  for (const s of statements) {
+    for (const a of [s.Action].flat()) assert.ok(a !== '*' && !a.endsWith(':*'), `wildcard action ${a}`);
+    for (const r of [s.Resource].flat()) assert.notEqual(r, '*', 'wildcard resource');
+  }
+  const invokers = statements.filter((s) => [s.Action].flat().includes('lambda:InvokeFunction'));
+  const worker = Object.keys(t.findResources('AWS::Lambda::Function')).find((id) => id.startsWith('EmbedWorker'))!;
+  const invokesWorker = invokers.filter((s) => JSON.stringify(s.Resource).includes(worker));
+  assert.equal(invokesWorker.length, 1, 'only the index-builder policy may invoke the embedding worker');
+  assert.ok(Object.keys(t.findResources('AWS::IAM::ManagedPolicy')).some((id) => id.startsWith('IndexBuilderPolicy')));
+  // the API may invoke its query shards, and nothing else
+  const apiInvokes = invokers.filter((s) => !JSON.stringify(s.Resource).includes(worker));
+  assert.ok(apiInvokes.length >= 1 && apiInvokes.every((s) => /Shard\d/.test(JSON.stringify(s.Resource))));
+  const apiReads = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('s3:GetObject')));
+  assert.ok(apiReads.length >= 3);
+  assert.ok(statements.every((s) => ![s.Action].flat().includes('s3:DeleteObject')), 'nothing deletes bundles');
+});
