@@ -7,6 +7,7 @@
  * MEDCLIP_CORS_ORIGINS.
  */
 import { handle } from 'hono/aws-lambda';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fetchBundle } from '../core/bundle-fetch.ts';
@@ -15,7 +16,9 @@ import { MedClipModel } from '../core/model.ts';
 import { createApp, createServices } from './app.ts';
 import { parseApiKeyHashes } from './auth.ts';
 
-const root = join(fileURLToPath(new URL('.', import.meta.url)), '..');
+// Source checkout: api/lambda.ts -> repository root; packaged Lambda: api.mjs sits beside models/ and indexes/.
+const here = fileURLToPath(new URL('.', import.meta.url));
+const root = existsSync(join(here, 'models')) ? here : join(here, '..');
 type LambdaHandler = ReturnType<typeof handle>;
 let ready: Promise<LambdaHandler> | undefined;
 

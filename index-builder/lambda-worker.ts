@@ -4,20 +4,27 @@
  * Request: { kind: 'images', items: [{ id, data: base64 }] } or { kind: 'texts', texts: [...] }.
  * Response: per item { id, vector: base64 float32 } or { id, error }, so one bad image never fails a batch.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { imageToTensor } from '../core/image/index.ts';
+import { fetchBundle } from '../core/bundle-fetch.ts';
 import { MedClipModel } from '../core/model.ts';
 import { skipReason } from './embedder.ts';
 
 export type WorkerRequest = { kind: 'images'; items: { id: string; data: string }[] } | { kind: 'texts'; texts: string[] };
 export type WorkerResponse = { results: ({ id: string; vector: string } | { id: string; error: string })[] } | { vectors: string[] };
 
-const DEFAULT_MODEL = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'models', 'medclip-tiny');
+const here = fileURLToPath(new URL('.', import.meta.url));
+const DEFAULT_MODEL = join(existsSync(join(here, 'models')) ? here : join(here, '..'), 'models', 'medclip-tiny');
 let modelPromise: Promise<MedClipModel> | undefined;
 
 function model(): Promise<MedClipModel> {
-  modelPromise ??= MedClipModel.load(process.env.MEDCLIP_MODEL_DIR ?? DEFAULT_MODEL, { threads: Number(process.env.MEDCLIP_THREADS ?? 1) });
+  modelPromise ??= (async () => {
+    const uri = process.env.MEDCLIP_MODEL_URI;
+    const dir = uri ? await fetchBundle({ uri, cacheDir: process.env.MEDCLIP_CACHE_DIR ?? '/tmp/medclip' }) : (process.env.MEDCLIP_MODEL_DIR ?? DEFAULT_MODEL);
+    return MedClipModel.load(dir, { threads: Number(process.env.MEDCLIP_THREADS ?? 1) });
+  })();
   return modelPromise;
 }
 
