@@ -28,14 +28,24 @@ async function bundleDir(uri: string | undefined, dir: string | undefined, fallb
 }
 
 async function init(): Promise<LambdaHandler> {
+  // Cold-start breakdown, logged once per container: runtime + module load (time since the process started),
+  // bundle fetch, model sessions, index load, class prompt embeddings.
+  const t0 = performance.now();
   const [modelDir, indexDir] = await Promise.all([
     bundleDir(process.env.MEDCLIP_MODEL_URI, process.env.MEDCLIP_MODEL_DIR, 'models/medclip-tiny'),
     bundleDir(process.env.MEDCLIP_INDEX_URI, process.env.MEDCLIP_INDEX_DIR, 'indexes/sample'),
   ]);
+  const t1 = performance.now();
   const model = await MedClipModel.load(modelDir, { threads: Number(process.env.MEDCLIP_THREADS ?? 1) });
+  const t2 = performance.now();
   const index = await IndexBundle.load(indexDir, { model });
+  const t3 = performance.now();
+  const services = await createServices(model, index);
+  const t4 = performance.now();
+  const ms = (x: number) => Math.round(x);
+  console.log(JSON.stringify({ event: 'cold-start', runtimeMs: ms(t0), fetchMs: ms(t1 - t0), modelMs: ms(t2 - t1), indexMs: ms(t3 - t2), promptsMs: ms(t4 - t3), vectors: index.count('images') + index.count('reports') }));
   const hashes = parseApiKeyHashes(process.env.MEDCLIP_API_KEY_SHA256);
-  const app = createApp(await createServices(model, index), {
+  const app = createApp(services, {
     auth: hashes.length ? { mode: 'api-key', hashes } : { mode: 'off' },
     corsOrigins: process.env.MEDCLIP_CORS_ORIGINS?.split(',').map((s) => s.trim()).filter(Boolean),
     log: (e) => console.log(JSON.stringify(e)),

@@ -7,14 +7,12 @@
  */
 import { parseArgs } from 'node:util';
 import { readdirSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import hnswlib from 'hnswlib-node';
-import { IndexBundle, type ImageMeta } from '../core/index.ts';
+import { IndexBundle } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
-import { Rng } from '../core/random.ts';
-import { writeBundle, DEFAULT_HNSW } from '../index-builder/bundle-writer.ts';
+import { buildPerturbedIndex } from './perturbed-index.ts';
 import { startServer } from '../api/server.ts';
 
 const here = import.meta.dirname;
@@ -75,34 +73,11 @@ console.log(`in-process text encoder: ${stats(await timeIt(200, () => model.embe
 console.log(`in-process image path (decode + resize + encode, ${fullres.split('/').pop()}, ${bigPng.length} bytes): ${stats(await timeIt(50, () => model.embedImages([bigPng])))}`);
 await benchIndex(args.index!, 'sample index');
 
-// 100k index: perturbed copies of the sample's real image embeddings (metadata copied, ids made unique).
+// 100k index: perturbed copies of the sample's real image embeddings.
 const n = Number(args.n);
-const metas = (await readFile(join(args.index!, 'images.meta.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as ImageMeta);
-const stored = new hnswlib.HierarchicalNSW('ip', model.embedDim);
-stored.readIndexSync(join(args.index!, 'images.hnsw'));
-const real = metas.map((_, label) => stored.getPoint(label));
-const rng = new Rng(11);
-const gauss = () => Math.sqrt(-2 * Math.log(Math.max(rng.next(), 1e-12))) * Math.cos(2 * Math.PI * rng.next());
-const d = model.embedDim;
-const flat = new Float32Array(n * d);
-const items: ImageMeta[] = [];
-for (let i = 0; i < n; i++) {
-  const src = real[i % real.length]!;
-  let norm = 0;
-  for (let k = 0; k < d; k++) {
-    const v = src[k]! + 0.1 * gauss();
-    flat[i * d + k] = v;
-    norm += v * v;
-  }
-  norm = Math.sqrt(norm);
-  for (let k = 0; k < d; k++) flat[i * d + k]! /= norm;
-  const m = metas[i % metas.length]!;
-  items.push({ ...m, id: `${m.id}#${i}` });
-}
 const bigDir = join(here, '../.bench-output/index-100k');
-await rm(bigDir, { recursive: true, force: true });
 const t0 = performance.now();
-await writeBundle(bigDir, { model: { name: model.name, sha256: model.manifestSha256, embedDim: d }, collections: { images: { dim: d, vectors: flat, items } }, errors: [], version: 1, hnsw: DEFAULT_HNSW });
+await buildPerturbedIndex(model, args.index!, n, bigDir);
 console.log(`\nbuilt a ${n}-vector index in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 await benchIndex(bigDir, `${n}-vector index`);
 await model.close();

@@ -1,0 +1,35 @@
+/** A large index bundle made of perturbed copies of a real index's image embeddings (for scale benchmarks). */
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import hnswlib from 'hnswlib-node';
+import type { ImageMeta } from '../core/index.ts';
+import type { MedClipModel } from '../core/model.ts';
+import { Rng } from '../core/random.ts';
+import { writeBundle, DEFAULT_HNSW } from '../index-builder/bundle-writer.ts';
+
+export async function buildPerturbedIndex(model: MedClipModel, sampleIndex: string, n: number, out: string, sigma = 0.1): Promise<void> {
+  const metas = (await readFile(join(sampleIndex, 'images.meta.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as ImageMeta);
+  const stored = new hnswlib.HierarchicalNSW('ip', model.embedDim);
+  stored.readIndexSync(join(sampleIndex, 'images.hnsw'));
+  const real = metas.map((_, label) => stored.getPoint(label));
+  const rng = new Rng(11);
+  const gauss = () => Math.sqrt(-2 * Math.log(Math.max(rng.next(), 1e-12))) * Math.cos(2 * Math.PI * rng.next());
+  const d = model.embedDim;
+  const flat = new Float32Array(n * d);
+  const items: ImageMeta[] = [];
+  for (let i = 0; i < n; i++) {
+    const src = real[i % real.length]!;
+    let norm = 0;
+    for (let k = 0; k < d; k++) {
+      const v = src[k]! + sigma * gauss();
+      flat[i * d + k] = v;
+      norm += v * v;
+    }
+    norm = Math.sqrt(norm);
+    for (let k = 0; k < d; k++) flat[i * d + k]! /= norm;
+    const m = metas[i % metas.length]!;
+    items.push({ ...m, id: `${m.id}#${i}` });
+  }
+  await rm(out, { recursive: true, force: true });
+  await writeBundle(out, { model: { name: model.name, sha256: model.manifestSha256, embedDim: d }, collections: { images: { dim: d, vectors: flat, items } }, errors: [], version: 1, hnsw: DEFAULT_HNSW });
+}
