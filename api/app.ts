@@ -14,13 +14,14 @@ import { requestId } from 'hono/request-id';
 import { HTTPException } from 'hono/http-exception';
 import { readFile } from 'node:fs/promises';
 import { DEFAULT_IMAGE_LIMITS, ImageError, thumbnailJpeg, type ImageLimits } from '../core/image/index.ts';
-import { IndexError, type IndexBundle, type SearchFilter, type StoredLabels, type ImageMeta, type SentenceMeta } from '../core/index.ts';
+import { IndexError, checkFilter, type IndexBundle, type SearchFilter, type StoredLabels, type ImageMeta, type SentenceMeta } from '../core/index.ts';
 import { labelReport, labelSentence } from '../core/labeler/labeler.ts';
 import { positiveFindings } from '../core/labels.ts';
 import type { MedClipModel } from '../core/model.ts';
 import { BUILTIN_CLASS_NAMES, PromptError, resolveClasses, type ClassPrompts } from '../core/prompts.ts';
 import { reportText } from '../core/reports.ts';
 import { apiKeyAuth } from './auth.ts';
+import { localSearcher, type ImageSearcher } from './shard-fanout.ts';
 import { readImageInput } from './image-input.ts';
 import { renderDocsPage } from './docs-page.ts';
 import { renderSearchPage } from './search-page.ts';
@@ -43,6 +44,8 @@ export interface ApiConfig {
 export interface ApiServices {
   model: MedClipModel;
   index: IndexBundle;
+  /** Image search: the local bundle, or shard Lambdas (`ShardFanout`). */
+  images: ImageSearcher;
   /** The built-in classes, with prompt embeddings already computed. */
   defaultClasses: ClassPrompts[];
 }
@@ -50,10 +53,10 @@ export interface ApiServices {
 export const PROMPTS_PER_CLASS = 10;
 
 /** Load-time work: resolve the built-in classes and embed their prompts once. */
-export async function createServices(model: MedClipModel, index: IndexBundle): Promise<ApiServices> {
+export async function createServices(model: MedClipModel, index: IndexBundle, images: ImageSearcher = localSearcher(index)): Promise<ApiServices> {
   const defaultClasses = resolveClasses(BUILTIN_CLASS_NAMES.filter((c) => c !== 'COVID-19'), PROMPTS_PER_CLASS, 0);
   await model.classEmbeddings(defaultClasses);
-  return { model, index, defaultClasses };
+  return { model, index, images, defaultClasses };
 }
 
 type Env = { Variables: { requestId: string } };
@@ -168,9 +171,12 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     });
   }
 
-  function search(vector: Float32Array, target: 'images' | 'reports', k: number, filter: SearchFilter | undefined, queryFindings: string[]) {
-    if (index.count(target) === 0) throw new HttpProblem(400, 'Nothing to search', `this index holds no ${target}`);
-    return target === 'images' ? index.search('images', vector, { k, filter }).map((h) => imageHit(h, queryFindings)) : reportHits(vector, k, filter, queryFindings);
+  async function search(vector: Float32Array, target: 'images' | 'reports', k: number, filter: SearchFilter | undefined, queryFindings: string[]) {
+    const count = target === 'images' ? services.images.count() : index.count('reports');
+    if (count === 0) throw new HttpProblem(400, 'Nothing to search', `this index holds no ${target}`);
+    if (target === 'reports') return reportHits(vector, k, filter, queryFindings);
+    checkFilter(filter);
+    return (await services.images.search(vector, k, filter)).map((h) => imageHit(h, queryFindings));
   }
 
   app.openapi(
@@ -179,7 +185,7 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
       c.json({
         status: 'ok' as const,
         model: { name: model.name, sha256: model.manifestSha256, embedDim: model.embedDim },
-        index: { version: index.manifest.version, images: index.count('images'), reports: index.reports.size, sentences: index.count('reports') },
+        index: { version: index.manifest.version, images: services.images.count(), reports: index.reports.size, sentences: index.count('reports') },
       }),
   );
 
@@ -196,7 +202,7 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
       const body = c.req.valid('json');
       const [vector] = await model.embedTexts([body.query]);
       const findings = positiveFindings(labelSentence(body.query)) as string[];
-      const hits = search(vector!, body.target, body.k, body.filter, findings);
+      const hits = await search(vector!, body.target, body.k, body.filter, findings);
       return c.json({ target: body.target, query: { findings }, hits, tookMs: Math.round((performance.now() - t0) * 10) / 10 } as never);
     },
   );
@@ -239,7 +245,7 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
       const opts = imageFields(input.fields, { target: 'reports' });
       const [vector] = await model.embedImages([input.bytes], limits);
       const findings = await imageFindings(vector!);
-      const hits = search(vector!, opts.target, opts.k, opts.filter, findings);
+      const hits = await search(vector!, opts.target, opts.k, opts.filter, findings);
       return c.json({ target: opts.target, query: { findings }, hits, tookMs: Math.round((performance.now() - t0) * 10) / 10 });
   });
 
@@ -278,11 +284,9 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     }),
     async (c: Context) => {
       const id = decodeURIComponent(c.req.param('id')!);
-      const meta = index.image(id);
+      const meta = await services.images.image(id);
       if (!meta) throw new HttpProblem(404, 'Not found', 'no image with this id in the index');
-      const stored = index.thumbnailFile(id);
-      let jpeg: Buffer | undefined;
-      if (stored) jpeg = await readFile(stored).catch(() => undefined);
+      let jpeg: Uint8Array | undefined = await services.images.thumbnail(id);
       if (!jpeg && config.imagesRoot) jpeg = await thumbnailJpeg(await readFile(`${config.imagesRoot}/${meta.path}`).catch(() => new Uint8Array(0))).catch(() => undefined);
       if (!jpeg) throw new HttpProblem(404, 'Not found', 'no preview is stored for this image');
       return c.body(new Uint8Array(jpeg), 200, { 'content-type': 'image/jpeg', 'cache-control': 'private, max-age=3600' });

@@ -4,7 +4,7 @@
  * Configuration: MEDCLIP_MODEL_URI / MEDCLIP_INDEX_URI (s3://bucket/prefix: fetched into /tmp once, sha256-verified,
  * ETag-cached) or MEDCLIP_MODEL_DIR / MEDCLIP_INDEX_DIR (default: the bundles shipped in the package),
  * MEDCLIP_API_KEY_SHA256 (comma-separated sha256 of accepted keys; empty = auth by the Function URL's IAM),
- * MEDCLIP_CORS_ORIGINS.
+ * MEDCLIP_CORS_ORIGINS, MEDCLIP_SHARD_FUNCTIONS (query fan-out: comma-separated shard function names).
  */
 import { handle } from 'hono/aws-lambda';
 import { existsSync } from 'node:fs';
@@ -14,20 +14,25 @@ import { fetchBundle } from '../core/bundle-fetch.ts';
 import { IndexBundle } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
 import { createApp, createServices } from './app.ts';
+import { isShardRequest, ShardFanout, shardRequest, type ShardRequest } from './shard-fanout.ts';
 import { parseApiKeyHashes } from './auth.ts';
 
 // Source checkout: api/lambda.ts -> repository root; packaged Lambda: api.mjs sits beside models/ and indexes/.
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = existsSync(join(here, 'models')) ? here : join(here, '..');
 type LambdaHandler = ReturnType<typeof handle>;
-let ready: Promise<LambdaHandler> | undefined;
+interface Ready {
+  http: LambdaHandler;
+  index: IndexBundle;
+}
+let ready: Promise<Ready> | undefined;
 
 async function bundleDir(uri: string | undefined, dir: string | undefined, fallback: string): Promise<string> {
   if (uri) return fetchBundle({ uri, cacheDir: process.env.MEDCLIP_CACHE_DIR ?? '/tmp/medclip' });
   return dir ?? join(root, fallback);
 }
 
-async function init(): Promise<LambdaHandler> {
+async function init(): Promise<Ready> {
   // Cold-start breakdown, logged once per container: runtime + module load (time since the process started),
   // bundle fetch, model sessions, index load, class prompt embeddings.
   const t0 = performance.now();
@@ -40,7 +45,9 @@ async function init(): Promise<LambdaHandler> {
   const t2 = performance.now();
   const index = await IndexBundle.load(indexDir, { model });
   const t3 = performance.now();
-  const services = await createServices(model, index);
+  // A large collection lives in shard Lambdas (MEDCLIP_SHARD_FUNCTIONS): image queries fan out to them.
+  const shardFunctions = process.env.MEDCLIP_SHARD_FUNCTIONS?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
+  const services = await createServices(model, index, shardFunctions.length ? await ShardFanout.connect(shardFunctions) : undefined);
   const t4 = performance.now();
   const ms = (x: number) => Math.round(x);
   console.log(JSON.stringify({ event: 'cold-start', runtimeMs: ms(t0), fetchMs: ms(t1 - t0), modelMs: ms(t2 - t1), indexMs: ms(t3 - t2), promptsMs: ms(t4 - t3), vectors: index.count('images') + index.count('reports') }));
@@ -50,13 +57,16 @@ async function init(): Promise<LambdaHandler> {
     corsOrigins: process.env.MEDCLIP_CORS_ORIGINS?.split(',').map((s) => s.trim()).filter(Boolean),
     log: (e) => console.log(JSON.stringify(e)),
   });
-  return handle(app);
+  return { http: handle(app), index };
 }
 
-export const handler: LambdaHandler = async (event, context) => {
+/** HTTP events (Function URL, API Gateway v2) go to the app; `{ kind: 'medclip-shard' }` events are shard queries. */
+export const handler = async (event: Parameters<LambdaHandler>[0] | ShardRequest, context: Parameters<LambdaHandler>[1]) => {
   ready ??= init().catch((err) => {
     ready = undefined; // retry the load on the next request
     throw err;
   });
-  return (await ready)(event, context);
+  const r = await ready;
+  if (isShardRequest(event)) return shardRequest(r.index, event);
+  return r.http(event, context);
 };

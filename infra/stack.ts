@@ -113,6 +113,7 @@ export class MedclipStack extends Stack {
       shard.grantInvoke(this.api);
       this.shardFunctions.push(shard);
     }
+    if (this.shardFunctions.length) this.api.addEnvironment('MEDCLIP_SHARD_FUNCTIONS', this.shardFunctions.map((f) => f.functionName).join(','));
 
     // Index builders (a CI role, an operator) attach this policy: invoke the worker, write bundles.
     this.builderPolicy = new iam.ManagedPolicy(this, 'IndexBuilderPolicy', {

@@ -72,6 +72,7 @@ test('IAM: no wildcard actions or resources; the API reads its bundles, only the
   // the API may invoke its query shards, and nothing else
   const apiInvokes = invokers.filter((s) => !JSON.stringify(s.Resource).includes(worker));
   assert.ok(apiInvokes.length >= 1 && apiInvokes.every((s) => /Shard\d/.test(JSON.stringify(s.Resource))));
+  t.hasResourceProperties('AWS::Lambda::Function', { Handler: 'api.handler', Environment: { Variables: Match.objectLike({ MEDCLIP_SHARD_FUNCTIONS: Match.anyValue() }) } });
   const apiReads = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('s3:GetObject')));
   assert.ok(apiReads.length >= 3);
   assert.ok(statements.every((s) => ![s.Action].flat().includes('s3:DeleteObject')), 'nothing deletes bundles');

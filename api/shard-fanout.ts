@@ -1,0 +1,113 @@
+/**
+ * Query fan-out for image collections larger than one function: each shard is a Lambda serving its own index
+ * bundle; the API embeds the query once, invokes every shard in parallel (`@aws-sdk/client-lambda`) and merges
+ * their top-k. Shards answer the internal event `{ kind: 'medclip-shard', op, ... }` (see `shardRequest`).
+ */
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { readFile } from 'node:fs/promises';
+import type { Hit, ImageMeta, IndexBundle, SearchFilter } from '../core/index.ts';
+import { HttpProblem } from './problem.ts';
+
+export type ShardRequest =
+  | { kind: 'medclip-shard'; op: 'count' }
+  | { kind: 'medclip-shard'; op: 'search'; vector: string; k: number; filter?: SearchFilter }
+  | { kind: 'medclip-shard'; op: 'thumbnail'; id: string };
+
+/** Where the API finds image hits: its own bundle, or shards. */
+export interface ImageSearcher {
+  count(): number;
+  search(vector: Float32Array, k: number, filter?: SearchFilter): Promise<Hit<ImageMeta>[]>;
+  image(id: string): Promise<ImageMeta | undefined>;
+  thumbnail(id: string): Promise<Uint8Array | undefined>;
+}
+
+export function localSearcher(index: IndexBundle): ImageSearcher {
+  return {
+    count: () => index.count('images'),
+    search: async (vector, k, filter) => index.search('images', vector, { k, filter }),
+    image: async (id) => index.image(id),
+    thumbnail: async (id) => {
+      const file = index.thumbnailFile(id);
+      return file ? readFile(file).catch(() => undefined) : undefined;
+    },
+  };
+}
+
+export function isShardRequest(event: unknown): event is ShardRequest {
+  return !!event && typeof event === 'object' && (event as { kind?: unknown }).kind === 'medclip-shard';
+}
+
+/** A shard's side: answer an internal request from its local bundle. */
+export async function shardRequest(index: IndexBundle, req: ShardRequest): Promise<unknown> {
+  const local = localSearcher(index);
+  if (req.op === 'count') return { images: local.count() };
+  if (req.op === 'thumbnail') {
+    const t = await local.thumbnail(req.id);
+    return { meta: (await local.image(req.id)) ?? null, jpeg: t ? Buffer.from(t).toString('base64') : null };
+  }
+  const b = Buffer.from(req.vector, 'base64');
+  const vector = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  return { hits: await local.search(vector, req.k, req.filter) };
+}
+
+export class ShardFanout implements ImageSearcher {
+  private total = 0;
+  /** Which shard holds an id, learned from search results (for previews). */
+  private readonly owner = new Map<string, number>();
+
+  private constructor(
+    private readonly functions: string[],
+    private readonly client: LambdaClient,
+  ) {}
+
+  static async connect(functions: string[], client = new LambdaClient({})): Promise<ShardFanout> {
+    const f = new ShardFanout(functions, client);
+    const counts = await Promise.all(functions.map((_, i) => f.invoke<{ images: number }>(i, { kind: 'medclip-shard', op: 'count' })));
+    f.total = counts.reduce((s, c) => s + c.images, 0);
+    return f;
+  }
+
+  private async invoke<T>(shard: number, req: ShardRequest, attempts = 2): Promise<T> {
+    let last = '';
+    for (let a = 0; a < attempts; a++) {
+      try {
+        const out = await this.client.send(new InvokeCommand({ FunctionName: this.functions[shard], Payload: new TextEncoder().encode(JSON.stringify(req)) }));
+        if (out.FunctionError) throw new Error(out.FunctionError);
+        return JSON.parse(new TextDecoder().decode(out.Payload)) as T;
+      } catch (err) {
+        last = (err as Error).name === 'Error' ? (err as Error).message : (err as Error).name;
+      }
+    }
+    throw new HttpProblem(503, 'Shard unavailable', `index shard ${shard + 1} of ${this.functions.length} did not answer (${last}); retry shortly`);
+  }
+
+  count(): number {
+    return this.total;
+  }
+
+  async search(vector: Float32Array, k: number, filter?: SearchFilter): Promise<Hit<ImageMeta>[]> {
+    const payload = Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64');
+    const parts = await Promise.all(this.functions.map((_, i) => this.invoke<{ hits: Hit<ImageMeta>[] }>(i, { kind: 'medclip-shard', op: 'search', vector: payload, k, filter })));
+    parts.forEach((p, i) => p.hits.forEach((h) => this.owner.set(h.meta.id, i)));
+    return parts.flatMap((p) => p.hits).sort((a, b) => b.score - a.score).slice(0, k);
+  }
+
+  private async lookup(id: string): Promise<{ meta: ImageMeta | null; jpeg: string | null } | undefined> {
+    const known = this.owner.get(id);
+    const order = known === undefined ? this.functions.map((_, i) => i) : [known];
+    for (const i of order) {
+      const r = await this.invoke<{ meta: ImageMeta | null; jpeg: string | null }>(i, { kind: 'medclip-shard', op: 'thumbnail', id });
+      if (r.meta) return r;
+    }
+    return undefined;
+  }
+
+  async image(id: string): Promise<ImageMeta | undefined> {
+    return (await this.lookup(id))?.meta ?? undefined;
+  }
+
+  async thumbnail(id: string): Promise<Uint8Array | undefined> {
+    const r = await this.lookup(id);
+    return r?.jpeg ? Buffer.from(r.jpeg, 'base64') : undefined;
+  }
+}
