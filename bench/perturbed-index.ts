@@ -7,7 +7,7 @@ import type { MedClipModel } from '../core/model.ts';
 import { Rng } from '../core/random.ts';
 import { writeBundle, DEFAULT_HNSW } from '../index-builder/bundle-writer.ts';
 
-export async function buildPerturbedIndex(model: MedClipModel, sampleIndex: string, n: number, out: string, sigma = 0.1): Promise<void> {
+export async function buildPerturbedIndex(model: MedClipModel, sampleIndex: string, n: number, out: string, sigma = 0.03): Promise<void> {
   const metas = (await readFile(join(sampleIndex, 'images.meta.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as ImageMeta);
   const stored = new hnswlib.HierarchicalNSW('ip', model.embedDim);
   stored.readIndexSync(join(sampleIndex, 'images.hnsw'));
