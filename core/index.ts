@@ -154,28 +154,78 @@ export function checkFilter(filter: SearchFilter | undefined): void {
     if (!isObservation(name)) throw new IndexError(`unknown finding "${name}" in filter (choose from ${OBSERVATIONS.join(', ')})`);
 }
 
+/**
+ * JSON lines parsed on demand: at 100k items, parsing every metadata line up front was half of a cold start, while
+ * an unfiltered query needs only its k hits. Content was verified by sha256 at load.
+ */
+export class LazyLines<T> {
+  private readonly starts: number[] = [];
+  private readonly cache: (T | undefined)[];
+
+  constructor(
+    private readonly text: string,
+    private readonly file: string,
+  ) {
+    let pos = 0;
+    while (pos < text.length) {
+      const end = text.indexOf('\n', pos);
+      const stop = end < 0 ? text.length : end;
+      if (stop > pos) this.starts.push(pos);
+      pos = stop + 1;
+    }
+    this.cache = new Array<T | undefined>(this.starts.length);
+  }
+
+  get length(): number {
+    return this.starts.length;
+  }
+
+  get(i: number): T | undefined {
+    if (i < 0 || i >= this.starts.length) return undefined;
+    let v = this.cache[i];
+    if (v === undefined) {
+      const start = this.starts[i]!;
+      const end = this.text.indexOf('\n', start);
+      try {
+        v = JSON.parse(this.text.slice(start, end < 0 ? undefined : end)) as T;
+      } catch {
+        throw new IndexError(`${this.file}: line ${i + 1} is not valid JSON`);
+      }
+      this.cache[i] = v;
+    }
+    return v;
+  }
+
+  *[Symbol.iterator](): IterableIterator<T> {
+    for (let i = 0; i < this.starts.length; i++) yield this.get(i)!;
+  }
+}
+
 class Shard<M extends ItemMeta> {
   constructor(
     readonly index: hnswlib.HierarchicalNSW,
-    readonly meta: M[],
+    readonly meta: LazyLines<M>,
+    /** Whether any item is marked deleted (from the manifest), so unfiltered searches need no allow-list. */
+    private readonly hasDeleted: boolean,
   ) {}
 
   /** Which labels pass the filter, computed in JS before the native search. */
   allowed(filter: SearchFilter | undefined): Uint8Array | undefined {
-    const hasDeleted = this.meta.some((m) => m.deleted);
-    if (!filter && !hasDeleted) return undefined;
+    if (!filter && !this.hasDeleted) return undefined;
     const views = filter?.view?.map((v) => v.toLowerCase());
     const sources = filter?.source?.map((s) => s.toLowerCase());
     const out = new Uint8Array(this.meta.length);
-    this.meta.forEach((m, i) => {
-      if (m.deleted) return;
+    let i = -1;
+    for (const m of this.meta) {
+      i++;
+      if (m.deleted) continue;
       const labels = m.labels;
-      if (filter?.must?.some((f) => labels[f as Observation] !== 1)) return;
-      if (filter?.mustNot?.some((f) => labels[f as Observation] === 1)) return;
-      if (views && !views.includes(((m as ImageMeta).view ?? '').toLowerCase())) return;
-      if (sources && !sources.includes(((m as ImageMeta).source ?? '').toLowerCase())) return;
+      if (filter?.must?.some((f) => labels[f as Observation] !== 1)) continue;
+      if (filter?.mustNot?.some((f) => labels[f as Observation] === 1)) continue;
+      if (views && !views.includes(((m as ImageMeta).view ?? '').toLowerCase())) continue;
+      if (sources && !sources.includes(((m as ImageMeta).source ?? '').toLowerCase())) continue;
       out[i] = 1;
-    });
+    }
     return out;
   }
 }
@@ -183,7 +233,16 @@ class Shard<M extends ItemMeta> {
 export class IndexBundle {
   private readonly shards: { images: Shard<ImageMeta>[]; reports: Shard<SentenceMeta>[] } = { images: [], reports: [] };
   readonly reports = new Map<string, StoredReport>();
-  private readonly imageById = new Map<string, ImageMeta>();
+  private imageIds?: Map<string, ImageMeta>;
+
+  /** id -> image metadata, built on first use (after the first answer, not during the cold start). */
+  private get imageById(): Map<string, ImageMeta> {
+    if (!this.imageIds) {
+      this.imageIds = new Map();
+      for (const s of this.shards.images) for (const im of s.meta) if (!im.deleted) this.imageIds.set(im.id, im);
+    }
+    return this.imageIds;
+  }
 
   private constructor(
     readonly dir: string,
@@ -231,17 +290,16 @@ export class IndexBundle {
         const bytes = readChecked(shard.file);
         const header = hnswHeader(bytes);
         if (header.dim !== c.dim) throw new IndexError(`${dir}: ${shard.file} holds ${header.dim}-dimensional vectors, the manifest says ${c.dim}`);
-        const meta = parseJsonl<ItemMeta>(readChecked(shard.meta).toString('utf8'), shard.meta);
+        const meta = new LazyLines<ItemMeta>(readChecked(shard.meta).toString('utf8'), shard.meta);
         if (meta.length !== header.count || header.count !== shard.count)
           throw new IndexError(`${dir}: ${shard.file} holds ${header.count} vectors but ${shard.meta} has ${meta.length} lines (manifest: ${shard.count})`);
         const index = new hnswlib.HierarchicalNSW('ip', c.dim);
         index.readIndexSync(bundleFile(dir, shard.file));
         index.setEf(c.efSearch);
-        if (name === 'images') bundle.shards.images.push(new Shard(index, meta as ImageMeta[]));
-        else bundle.shards.reports.push(new Shard(index, meta as SentenceMeta[]));
+        if (name === 'images') bundle.shards.images.push(new Shard(index, meta as LazyLines<ImageMeta>, (c.deleted ?? 0) > 0));
+        else bundle.shards.reports.push(new Shard(index, meta as LazyLines<SentenceMeta>, (c.deleted ?? 0) > 0));
       }
     }
-    for (const s of bundle.shards.images) for (const im of s.meta) if (!im.deleted) bundle.imageById.set(im.id, im);
     if (manifest.reports) for (const r of parseJsonl<StoredReport>(readChecked(manifest.reports).toString('utf8'), manifest.reports)) if (!r.deleted) bundle.reports.set(r.id, r);
     return bundle;
   }
@@ -284,7 +342,7 @@ export class IndexBundle {
       // The filter only reads a precomputed array: it cannot throw inside the native search.
       const result = allowed ? shard.index.searchKnn(q, k, (label: number) => allowed[label] === 1) : shard.index.searchKnn(q, k);
       result.neighbors.forEach((label, i) => {
-        const meta = shard.meta[label];
+        const meta = shard.meta.get(label);
         if (meta && !meta.deleted) hits.push({ score: 1 - result.distances[i]!, meta });
       });
     }
