@@ -125,20 +125,15 @@ export class MedclipStack extends Stack {
     });
 
     for (const [name, fn] of [['Api', this.api], ['EmbedWorker', this.worker]] as const) {
-      new cloudwatch.Alarm(this, `${name}Errors`, {
-        metric: fn.metricErrors({ period: Duration.minutes(5) }),
-        threshold: 1,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        alarmDescription: `${name} Lambda errors`,
-      });
-      new cloudwatch.Alarm(this, `${name}Throttles`, {
-        metric: fn.metricThrottles({ period: Duration.minutes(5) }),
-        threshold: 1,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        alarmDescription: `${name} Lambda throttles`,
-      });
+      for (const [what, metric] of [['Errors', fn.metricErrors({ period: Duration.minutes(5) })], ['Throttles', fn.metricThrottles({ period: Duration.minutes(5) })]] as const) {
+        new cloudwatch.Alarm(this, `${name}${what}`, {
+          metric,
+          threshold: 1,
+          evaluationPeriods: 1,
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+          alarmDescription: `${name} Lambda ${what.toLowerCase()}`,
+        });
+      }
     }
 
     new CfnOutput(this, 'ApiUrl', { value: url.url });
