@@ -152,13 +152,24 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     };
   }
 
+  /** A report's sentences as the labeler split them at index time; split once per report, then cached. */
+  const sentenceCache = new Map<string, string[]>();
+  function reportSentences(report: { id: string; text: Record<string, string> }): string[] {
+    let s = sentenceCache.get(report.id);
+    if (!s) {
+      s = labelReport(reportText({ id: report.id, text: report.text, meta: {} })).sentences.map((x) => x.text);
+      sentenceCache.set(report.id, s);
+    }
+    return s;
+  }
+
   function reportHits(vector: Float32Array, k: number, filter: SearchFilter | undefined, queryFindings: string[]) {
     const sentences = index.search('reports', vector, { k: Math.min(500, k * 5), filter });
     const best = new Map<string, { score: number; meta: SentenceMeta }>();
     for (const h of sentences) if (!best.has(h.meta.reportId) && index.report(h.meta.reportId)) best.set(h.meta.reportId, h);
     return [...best.values()].slice(0, k).map((h) => {
       const report = index.report(h.meta.reportId)!;
-      const text = labelReport(reportText({ id: report.id, text: report.text, meta: {} })).sentences[h.meta.index]?.text ?? '';
+      const text = reportSentences(report)[h.meta.index] ?? '';
       const sentenceLabels = labelsOf(h.meta);
       return {
         id: report.id,

@@ -7,7 +7,6 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readFile as readBytes } from 'node:fs/promises';
 import { readImageTable, type ImageRecord } from '../core/image-table.ts';
 import { ImageError, imageToTensor } from '../core/image/index.ts';
 import { labelVector, NUM_OBSERVATIONS, OBSERVATIONS } from '../core/labels.ts';
@@ -75,7 +74,7 @@ export async function loadImageSet(table: string, options: ImageSetOptions): Pro
       const i = next++;
       const r = records[i]!;
       try {
-        const t = await imageToTensor(await readBytes(r.file), spec);
+        const t = await imageToTensor(await readFile(r.file), spec);
         const dst = pixels.subarray(i * area, (i + 1) * area);
         for (let p = 0; p < area; p++) dst[p] = Math.round(t.data[p]!);
         ok[i] = true;
