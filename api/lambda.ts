@@ -10,7 +10,6 @@ import { handle } from 'hono/aws-lambda';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fetchBundle } from '../core/bundle-fetch.ts';
 import { IndexBundle } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
 import { createApp, createServices } from './app.ts';
@@ -28,29 +27,35 @@ interface Ready {
 let ready: Promise<Ready> | undefined;
 
 async function bundleDir(uri: string | undefined, dir: string | undefined, fallback: string): Promise<string> {
-  if (uri) return fetchBundle({ uri, cacheDir: process.env.MEDCLIP_CACHE_DIR ?? '/tmp/medclip' });
+  if (uri) {
+    // The S3 SDK loads only when a bundle comes from S3.
+    const { fetchBundle } = await import('../core/bundle-fetch.ts');
+    return fetchBundle({ uri, cacheDir: process.env.MEDCLIP_CACHE_DIR ?? '/tmp/medclip' });
+  }
   return dir ?? join(root, fallback);
 }
 
 async function init(): Promise<Ready> {
   // Cold-start breakdown, logged once per container: runtime + module load (time since the process started),
-  // bundle fetch, model sessions, index load, class prompt embeddings.
+  // bundle fetch, model sessions and index load, class prompt embeddings.
   const t0 = performance.now();
   const [modelDir, indexDir] = await Promise.all([
     bundleDir(process.env.MEDCLIP_MODEL_URI, process.env.MEDCLIP_MODEL_DIR, 'models/medclip-tiny'),
     bundleDir(process.env.MEDCLIP_INDEX_URI, process.env.MEDCLIP_INDEX_DIR, 'indexes/sample'),
   ]);
   const t1 = performance.now();
-  const model = await MedClipModel.load(modelDir, { threads: Number(process.env.MEDCLIP_THREADS ?? 1) });
+  // Model sessions and index load at once (a large index is hashed on a worker thread meanwhile).
+  let modelMs = 0;
+  const modelLoad = MedClipModel.load(modelDir, { threads: Number(process.env.MEDCLIP_THREADS ?? 1) }).then((m) => ((modelMs = performance.now() - t1), m));
+  const [model, index] = await Promise.all([modelLoad, IndexBundle.load(indexDir, { model: modelLoad })]);
   const t2 = performance.now();
-  const index = await IndexBundle.load(indexDir, { model });
-  const t3 = performance.now();
   // A large collection lives in shard Lambdas (MEDCLIP_SHARD_FUNCTIONS): image queries fan out to them.
   const shardFunctions = process.env.MEDCLIP_SHARD_FUNCTIONS?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
   const services = await createServices(model, index, shardFunctions.length ? await ShardFanout.connect(shardFunctions) : undefined);
-  const t4 = performance.now();
+  const t3 = performance.now();
   const ms = (x: number) => Math.round(x);
-  console.log(JSON.stringify({ event: 'cold-start', runtimeMs: ms(t0), fetchMs: ms(t1 - t0), modelMs: ms(t2 - t1), indexMs: ms(t3 - t2), promptsMs: ms(t4 - t3), vectors: index.count('images') + index.count('reports') }));
+  // modelMs is part of loadMs (model and index load in parallel).
+  console.log(JSON.stringify({ event: 'cold-start', runtimeMs: ms(t0), fetchMs: ms(t1 - t0), loadMs: ms(t2 - t1), modelMs: ms(modelMs), promptsMs: ms(t3 - t2), vectors: index.count('images') + index.count('reports') }));
   const hashes = parseApiKeyHashes(process.env.MEDCLIP_API_KEY_SHA256);
   const app = createApp(services, {
     auth: hashes.length ? { mode: 'api-key', hashes } : { mode: 'off' },

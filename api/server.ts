@@ -30,8 +30,8 @@ export async function startServer(o: ServeOptions): Promise<{ server: ServerType
   const hashes = parseApiKeyHashes(o.apiKeyHashes);
   if (hashes.length === 0 && !LOOPBACK.has(o.host))
     throw new Error(`refusing to serve without API keys on ${o.host}: set MEDCLIP_API_KEY_SHA256, or bind to 127.0.0.1`);
-  const model = await MedClipModel.load(o.model, { threads: o.threads ?? 1 });
-  const index = await IndexBundle.load(o.index, { model });
+  const modelLoad = MedClipModel.load(o.model, { threads: o.threads ?? 1 });
+  const [model, index] = await Promise.all([modelLoad, IndexBundle.load(o.index, { model: modelLoad })]);
   const config: ApiConfig = {
     auth: hashes.length ? { mode: 'api-key', hashes } : { mode: 'off' },
     corsOrigins: o.corsOrigins,

@@ -3,7 +3,7 @@
  * bundle; the API embeds the query once, invokes every shard in parallel (`@aws-sdk/client-lambda`) and merges
  * their top-k. Shards answer the internal event `{ kind: 'medclip-shard', op, ... }` (see `shardRequest`).
  */
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import type { LambdaClient } from '@aws-sdk/client-lambda';
 import { readFile } from 'node:fs/promises';
 import type { Hit, ImageMeta, IndexBundle, SearchFilter } from '../core/index.ts';
 import { HttpProblem } from './problem.ts';
@@ -58,10 +58,13 @@ export class ShardFanout implements ImageSearcher {
   private constructor(
     private readonly functions: string[],
     private readonly client: LambdaClient,
+    private readonly InvokeCommand: typeof import('@aws-sdk/client-lambda').InvokeCommand,
   ) {}
 
-  static async connect(functions: string[], client = new LambdaClient({})): Promise<ShardFanout> {
-    const f = new ShardFanout(functions, client);
+  /** The Lambda SDK is loaded here, not at module load: an API without shards never pays for it. */
+  static async connect(functions: string[], client?: LambdaClient): Promise<ShardFanout> {
+    const sdk = await import('@aws-sdk/client-lambda');
+    const f = new ShardFanout(functions, client ?? new sdk.LambdaClient({}), sdk.InvokeCommand);
     const counts = await Promise.all(functions.map((_, i) => f.invoke<{ images: number }>(i, { kind: 'medclip-shard', op: 'count' })));
     f.total = counts.reduce((s, c) => s + c.images, 0);
     return f;
@@ -71,7 +74,7 @@ export class ShardFanout implements ImageSearcher {
     let last = '';
     for (let a = 0; a < attempts; a++) {
       try {
-        const out = await this.client.send(new InvokeCommand({ FunctionName: this.functions[shard], Payload: new TextEncoder().encode(JSON.stringify(req)) }));
+        const out = await this.client.send(new this.InvokeCommand({ FunctionName: this.functions[shard], Payload: new TextEncoder().encode(JSON.stringify(req)) }));
         if (out.FunctionError) throw new Error(out.FunctionError);
         return JSON.parse(new TextDecoder().decode(out.Payload)) as T;
       } catch (err) {

@@ -9,11 +9,11 @@
  *   index.search('images', queryVector, { k: 10, filter: { must: ['Pneumonia'], view: ['PA'] } });
  */
 import { readFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import hnswlib from 'hnswlib-node';
 import { OBSERVATIONS, isObservation, type Observation } from './labels.ts';
-import { sha256 } from './model.ts';
+import { FileHashError, hashFiles } from './file-hash.ts';
 import { thumbnailName } from './image/thumbnail.ts';
 
 export const INDEX_FORMAT = 'medclip-index/1';
@@ -126,6 +126,34 @@ export function hnswHeader(bytes: Uint8Array): { dim: number; count: number; max
   const dim = (labelOffset - offsetData) / 4;
   if (!Number.isInteger(dim) || dim <= 0 || count > maxElements) throw new IndexError('HNSW file header is not valid');
   return { dim, count, maxElements };
+}
+
+/** Bundles at least this large are hashed on a worker thread while the rest loads. */
+const HASH_IN_WORKER_BYTES = 32 << 20;
+
+export interface ModelIdentity {
+  name: string;
+  manifestSha256: string;
+  embedDim: number;
+}
+
+export interface IndexLoadOptions {
+  /** The model that made the vectors (or a promise of it, loading meanwhile); omitted = not checked. */
+  model?: ModelIdentity | Promise<ModelIdentity>;
+  /** Check every file against the manifest's sha256 (default true). */
+  verify?: boolean;
+  /** Hash on a worker thread (default: when the bundle's files total 32 MB or more). */
+  hashInWorker?: boolean;
+}
+
+function readHead(path: string, bytes: number): Uint8Array {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(bytes);
+    return buf.subarray(0, readSync(fd, buf, 0, bytes, 0));
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function bundleFile(dir: string, name: string): string {
@@ -251,9 +279,17 @@ export class IndexBundle {
 
   /**
    * Load and verify a bundle. `model` (name, manifest sha256, embedDim) must be the model that made the
-   * vectors: a bundle built with another model is refused, since its vectors live in another space.
+   * vectors: a bundle built with another model is refused, since its vectors live in another space. It may be a
+   * promise, so that a caller loads the model and the index at once:
+   *
+   *   const model = MedClipModel.load(modelDir);
+   *   const [m, index] = await Promise.all([model, IndexBundle.load(indexDir, { model })]);
+   *
+   * Every file is checked against the manifest's sha256 before its content is used; an HNSW file before hnswlib
+   * reads it (native code must never see a corrupted file). A large bundle is hashed on a worker thread while the
+   * model and the metadata load.
    */
-  static async load(dir: string, options: { model?: { name: string; manifestSha256: string; embedDim: number }; verify?: boolean } = {}): Promise<IndexBundle> {
+  static async load(dir: string, options: IndexLoadOptions = {}): Promise<IndexBundle> {
     let manifest: IndexManifest;
     try {
       manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as IndexManifest;
@@ -262,45 +298,58 @@ export class IndexBundle {
     }
     if (manifest?.format !== INDEX_FORMAT) throw new IndexError(`${dir}: unsupported index format "${String(manifest?.format)}" (expected ${INDEX_FORMAT})`);
     if (!manifest.model || typeof manifest.model.sha256 !== 'string') throw new IndexError(`${dir}: manifest does not name its model`);
-    const m = options.model;
-    if (m && manifest.model.sha256 !== m.manifestSha256)
-      throw new IndexError(`${dir}: built with model "${manifest.model.name}" (${manifest.model.sha256.slice(0, 12)}), not the loaded model "${m.name}" (${m.manifestSha256.slice(0, 12)}); rebuild the index with this model`);
-    const bundle = new IndexBundle(dir, manifest);
     const verify = options.verify !== false;
-    const readChecked = (name: string): Buffer => {
-      let bytes: Buffer;
+    const collections = COLLECTIONS.flatMap((name) => (manifest.collections?.[name] ? [[name, manifest.collections[name]] as const] : []));
+    // Every file the load reads, in the order it needs them.
+    const names = [...collections.flatMap(([, c]) => c.shards.flatMap((s) => [s.file, s.meta])), ...(manifest.reports ? [manifest.reports] : [])];
+    let totalBytes = 0;
+    for (const name of names) {
+      if (verify && !manifest.sha256?.[name]) throw new IndexError(`${dir}: manifest has no sha256 for ${name}`);
       try {
-        bytes = readFileSync(bundleFile(dir, name));
+        totalBytes += statSync(bundleFile(dir, name)).size;
       } catch (err) {
         if (err instanceof IndexError) throw err;
         throw new IndexError(`${dir}: missing ${name}`);
       }
-      if (verify) {
-        const expected = manifest.sha256?.[name];
-        if (!expected) throw new IndexError(`${dir}: manifest has no sha256 for ${name}`);
-        if (sha256(bytes) !== expected) throw new IndexError(`${dir}: ${name} does not match its sha256 (corrupted or modified)`);
+    }
+    const digests = verify ? hashFiles(names.map((n) => bundleFile(dir, n)), { worker: options.hashInWorker ?? totalBytes >= HASH_IN_WORKER_BYTES }) : undefined;
+    const verified = async (name: string): Promise<void> => {
+      if (!digests) return;
+      let actual: string;
+      try {
+        actual = await digests.get(bundleFile(dir, name))!;
+      } catch (err) {
+        throw new IndexError(`${dir}: ${err instanceof FileHashError && err.code === 'ENOENT' ? 'missing' : 'cannot read'} ${name}`);
       }
-      return bytes;
+      if (actual !== manifest.sha256[name]) throw new IndexError(`${dir}: ${name} does not match its sha256 (corrupted or modified)`);
     };
-    for (const name of COLLECTIONS) {
-      const c = manifest.collections?.[name];
-      if (!c) continue;
+
+    const m = await options.model;
+    if (m && manifest.model.sha256 !== m.manifestSha256)
+      throw new IndexError(`${dir}: built with model "${manifest.model.name}" (${manifest.model.sha256.slice(0, 12)}), not the loaded model "${m.name}" (${m.manifestSha256.slice(0, 12)}); rebuild the index with this model`);
+    const bundle = new IndexBundle(dir, manifest);
+    for (const [name, c] of collections) {
       if (m && c.dim !== m.embedDim) throw new IndexError(`${dir}: ${name} vectors have dimension ${c.dim}, the model embeds to ${m.embedDim}`);
       for (const shard of c.shards) {
-        const bytes = readChecked(shard.file);
-        const header = hnswHeader(bytes);
+        // Metadata lines are only located here (parsed on demand, after verification completes below).
+        const meta = new LazyLines<ItemMeta>(readFileSync(bundleFile(dir, shard.meta), 'utf8'), shard.meta);
+        await verified(shard.file);
+        const header = hnswHeader(readHead(bundleFile(dir, shard.file), 96));
         if (header.dim !== c.dim) throw new IndexError(`${dir}: ${shard.file} holds ${header.dim}-dimensional vectors, the manifest says ${c.dim}`);
-        const meta = new LazyLines<ItemMeta>(readChecked(shard.meta).toString('utf8'), shard.meta);
         if (meta.length !== header.count || header.count !== shard.count)
           throw new IndexError(`${dir}: ${shard.file} holds ${header.count} vectors but ${shard.meta} has ${meta.length} lines (manifest: ${shard.count})`);
         const index = new hnswlib.HierarchicalNSW('ip', c.dim);
         index.readIndexSync(bundleFile(dir, shard.file));
         index.setEf(c.efSearch);
+        await verified(shard.meta);
         if (name === 'images') bundle.shards.images.push(new Shard(index, meta as LazyLines<ImageMeta>, (c.deleted ?? 0) > 0));
         else bundle.shards.reports.push(new Shard(index, meta as LazyLines<SentenceMeta>, (c.deleted ?? 0) > 0));
       }
     }
-    if (manifest.reports) for (const r of parseJsonl<StoredReport>(readChecked(manifest.reports).toString('utf8'), manifest.reports)) if (!r.deleted) bundle.reports.set(r.id, r);
+    if (manifest.reports) {
+      await verified(manifest.reports);
+      for (const r of parseJsonl<StoredReport>(readFileSync(bundleFile(dir, manifest.reports), 'utf8'), manifest.reports)) if (!r.deleted) bundle.reports.set(r.id, r);
+    }
     return bundle;
   }
 

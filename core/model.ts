@@ -186,8 +186,8 @@ export class MedClipModel {
     const outRows: Float32Array[] = [];
     for (let start = 0; start < texts.length; start += batchSize) {
       const part = texts.slice(start, start + batchSize);
-      const enc = this.tokenizer.encodeBatch(part, this.manifest.text.maxLength);
-      // Trim trailing all-padding columns: shorter sequences, same embeddings (masked pooling).
+      // Trailing all-padding columns trimmed: shorter sequences, same embeddings (masked attention and pooling).
+      const enc = this.tokenizer.encodeBatch(part, this.manifest.text.maxLength, { trim: true });
       const out = await this.textSession.run({
         input_ids: new ort.Tensor('int64', enc.inputIds, enc.dims),
         attention_mask: new ort.Tensor('int64', enc.attentionMask, enc.dims),

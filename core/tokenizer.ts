@@ -219,18 +219,24 @@ export class TextTokenizer {
   }
 
   /** Fixed-length batch for the text encoder. */
-  encodeBatch(texts: string[], maxLength: number): EncodedBatch {
+  /**
+   * Token ids and attention mask, `[n, width]`. With `trim`, width is the longest row's length rather than
+   * `maxLength`: the encoder masks padding and pools over real tokens only, so a short query then costs a short
+   * sequence and yields the same embedding.
+   */
+  encodeBatch(texts: string[], maxLength: number, options: { trim?: boolean } = {}): EncodedBatch {
     const n = texts.length;
-    const inputIds = new BigInt64Array(n * maxLength).fill(BigInt(this.padId));
-    const attentionMask = new BigInt64Array(n * maxLength);
-    texts.forEach((t, row) => {
-      const ids = this.encodeIds(t, maxLength);
+    const encoded = texts.map((t) => this.encodeIds(t, maxLength));
+    const width = options.trim ? Math.max(1, ...encoded.map((ids) => ids.length)) : maxLength;
+    const inputIds = new BigInt64Array(n * width).fill(BigInt(this.padId));
+    const attentionMask = new BigInt64Array(n * width);
+    encoded.forEach((ids, row) => {
       for (let j = 0; j < ids.length; j++) {
-        inputIds[row * maxLength + j] = BigInt(ids[j]!);
-        attentionMask[row * maxLength + j] = 1n;
+        inputIds[row * width + j] = BigInt(ids[j]!);
+        attentionMask[row * width + j] = 1n;
       }
     });
-    return { inputIds, attentionMask, dims: [n, maxLength] };
+    return { inputIds, attentionMask, dims: [n, width] };
   }
 
   decode(ids: number[], skipSpecialTokens = true): string {

@@ -76,6 +76,10 @@ export async function packageLambda(out: string): Promise<{ bytes: number }> {
     format: 'esm',
     outdir: out,
     outExtension: { '.js': '.mjs' },
+    // Code splitting: what is imported dynamically (the AWS SDK clients, used only with S3 bundles or shards) lands
+    // in its own chunk, loaded when first needed rather than on every cold start.
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
     external: [...RUNTIME_MODULES, 'tsx', 'tsx/*'],
     // some bundled CommonJS code calls require(): give the ES module one
     banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },

@@ -99,6 +99,30 @@ test('load refuses a wrong format, another model, a dimension mismatch and a cor
   meta[10]! ^= 1;
   writeFileSync(join(bad, 'images.meta.jsonl'), meta);
   await assert.rejects(IndexBundle.load(bad, { model }), /images\.meta\.jsonl does not match its sha256/);
+  // the HNSW file is verified before hnswlib reads it, whether hashed on this thread or on a worker
+  reset();
+  const hnsw = readFileSync(join(bad, 'images.hnsw'));
+  hnsw[Math.floor(hnsw.length / 2)]! ^= 0xff;
+  writeFileSync(join(bad, 'images.hnsw'), hnsw);
+  for (const hashInWorker of [false, true])
+    await assert.rejects(IndexBundle.load(bad, { model, hashInWorker }), /images\.hnsw does not match its sha256/);
+  reset();
+  rmSync(join(bad, 'reports.jsonl'));
+  await assert.rejects(IndexBundle.load(bad, { model, hashInWorker: true }), /missing reports\.jsonl/);
+});
+
+test('a bundle hashed on a worker thread, with the model still loading, answers as one loaded in sequence', async () => {
+  const out = join(dir, 'bundle');
+  const sequential = await IndexBundle.load(out, { model, hashInWorker: false });
+  const parallel = await IndexBundle.load(out, { model: Promise.resolve(model), hashInWorker: true });
+  const [q] = await model.embedTexts(['small left pleural effusion']);
+  for (const c of ['images', 'reports'] as const) {
+    const a = sequential.search(c as 'images', q!, { k: 5 });
+    const b = parallel.search(c as 'images', q!, { k: 5 });
+    assert.deepEqual(b.map((h) => [h.meta.id, h.score]), a.map((h) => [h.meta.id, h.score]));
+    assert.ok(a.length > 0);
+  }
+  assert.equal(parallel.reports.size, sequential.reports.size);
 });
 
 test('a build killed with SIGKILL resumes with --resume and yields the same items and vectors', async () => {

@@ -93,3 +93,17 @@ test('batches are padded and truncated to a fixed length with int64 ids and a ma
   assert.ok(row(batch.attentionMask, 1).every((v) => v === 1));
   assert.equal(row(batch.inputIds, 1)[15], tok.sepId, 'truncation keeps the final [SEP]');
 });
+
+test('trimmed batches are as wide as their longest row, with the same ids and mask in that width', async () => {
+  const tok = new TextTokenizer(await trainedOnIu());
+  const texts = ['Lungs are clear.', 'No pneumothorax.'];
+  const full = tok.encodeBatch(texts, 32);
+  const trimmed = tok.encodeBatch(texts, 32, { trim: true });
+  const width = Math.max(...texts.map((t) => tok.encodeIds(t, 32).length));
+  assert.deepEqual(trimmed.dims, [2, width]);
+  for (let r = 0; r < 2; r++) {
+    assert.deepEqual(Array.from(trimmed.inputIds.subarray(r * width, (r + 1) * width)), Array.from(full.inputIds.subarray(r * 32, r * 32 + width)));
+    assert.deepEqual(Array.from(trimmed.attentionMask.subarray(r * width, (r + 1) * width)), Array.from(full.attentionMask.subarray(r * 32, r * 32 + width)));
+    assert.ok(Array.from(full.attentionMask.subarray(r * 32 + width, (r + 1) * 32)).every((v) => v === 0n), 'only padding was cut');
+  }
+});

@@ -2,7 +2,8 @@
  * Bytes -> 8-bit grey pixels (any supported format) and bytes -> model input tensor.
  * PNG and JPEG (8/16-bit, grey, RGB, RGBA) go through sharp; DICOM through `dicom.ts`.
  */
-import sharp, { type Metadata, type ResizeOptions } from 'sharp';
+import type { Metadata, ResizeOptions } from 'sharp';
+import { loadSharp, type Sharp } from './sharp.ts';
 import { decodeDicom, isDicom, type GreyImage } from './dicom.ts';
 import { checkDimensions, DEFAULT_IMAGE_LIMITS, ImageError, type ImageLimits } from './errors.ts';
 import type { ImageSpec } from './spec.ts';
@@ -41,12 +42,13 @@ function sharpError(err: unknown, format: ImageFormat, bytes: Uint8Array): Image
   return new ImageError('corrupt', `${format.toUpperCase()} data could not be decoded`);
 }
 
-function sharpInput(bytes: Uint8Array, limits: ImageLimits) {
+function sharpInput(sharp: Sharp, bytes: Uint8Array, limits: ImageLimits) {
   // failOn 'truncated' rejects cut-off files instead of returning half-grey images.
   return sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'truncated', sequentialRead: true });
 }
 
 async function checkedMetadata(bytes: Uint8Array, format: ImageFormat, limits: ImageLimits): Promise<Metadata> {
+  const sharp = await loadSharp();
   let meta: Metadata;
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
@@ -62,8 +64,9 @@ export async function decodeGrey(bytes: Uint8Array, limits: ImageLimits = DEFAUL
   const format = checkInput(bytes, limits);
   if (format === 'dicom') return { ...(await decodeDicom(bytes, limits)), format };
   await checkedMetadata(bytes, format, limits);
+  const sharp = await loadSharp();
   try {
-    const { data, info } = await sharpInput(bytes, limits)
+    const { data, info } = await sharpInput(sharp, bytes, limits)
       .flatten({ background: '#000000' })
       .toColourspace('b-w')
       .extractChannel(0)
@@ -90,6 +93,7 @@ function resizeOptions(spec: ImageSpec): ResizeOptions {
 
 /** Resize 8-bit grey pixels to the spec's square and normalise them. */
 export async function greyToTensor(grey: GreyImage, spec: ImageSpec): Promise<Float32Array> {
+  const sharp = await loadSharp();
   const resized = await sharp(grey.data, { raw: { width: grey.width, height: grey.height, channels: 1 } })
     .resize(resizeOptions(spec))
     .extractChannel(0)
@@ -117,8 +121,9 @@ export async function imageToTensor(bytes: Uint8Array, spec: ImageSpec, limits: 
     return { data: await greyToTensor(grey, spec), dims: [1, spec.size, spec.size], source: { format, width: grey.width, height: grey.height } };
   }
   const meta = await checkedMetadata(bytes, format, limits);
+  const sharp = await loadSharp();
   try {
-    const { data, info } = await sharpInput(bytes, limits)
+    const { data, info } = await sharpInput(sharp, bytes, limits)
       .flatten({ background: '#000000' })
       .toColourspace('b-w')
       .resize(resizeOptions(spec))

@@ -1,7 +1,7 @@
 /** Small JPEG previews of X-rays (any supported input, DICOM included), for result grids. */
-import sharp from 'sharp';
 import { createHash } from 'node:crypto';
 import { decodeGrey } from './decode.ts';
+import { loadSharp } from './sharp.ts';
 import { DEFAULT_IMAGE_LIMITS, type ImageLimits } from './errors.ts';
 
 export const THUMBNAIL_SIZE = 256;
@@ -9,6 +9,7 @@ export const THUMBNAIL_SIZE = 256;
 /** Grey JPEG fitting in size x size (aspect kept). Throws `ImageError` for bad input. */
 export async function thumbnailJpeg(bytes: Uint8Array, size = THUMBNAIL_SIZE, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Promise<Buffer> {
   const grey = await decodeGrey(bytes, limits);
+  const sharp = await loadSharp();
   return sharp(grey.data, { raw: { width: grey.width, height: grey.height, channels: 1 } })
     .resize({ width: size, height: size, fit: 'inside', withoutEnlargement: true })
     .jpeg({ quality: 80 })
