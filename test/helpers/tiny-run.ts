@@ -2,16 +2,12 @@
  * A small randomly initialised training run on disk (config, tokenizer, checkpoint), with BatchNorm statistics
  * and scales set to random values so that export's folding is exercised. Used by export and model tests.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
-import { Rng } from '../../core/random.ts';
 import { readReports, reportText } from '../../core/reports.ts';
 import { labelReport } from '../../core/labeler/labeler.ts';
-import { TextTokenizer, trainWordPiece } from '../../core/tokenizer.ts';
-import { writeTensors } from '../../train/checkpoint.ts';
 import { parseModelConfig, type ModelConfig } from '../../train/config.ts';
-import { initialValues } from '../../train/model.ts';
+import { writeRandomRun } from '../../train/random-run.ts';
 import { IMAGES_CSV, IU_REPORTS, DATA } from './paths.ts';
 
 export const TINY_TEST_CONFIG = {
@@ -44,18 +40,6 @@ export async function realImages(n: number): Promise<Uint8Array[]> {
 export async function writeTinyRun(dir: string, seed = 3): Promise<{ config: ModelConfig; values: Map<string, Float32Array>; sentences: string[] }> {
   const config = parseModelConfig(TINY_TEST_CONFIG);
   const sentences = await iuSentences(300);
-  const tokenizer = new TextTokenizer(trainWordPiece(sentences, { vocabSize: config.text.vocabSize }));
-  const values = initialValues(config, seed);
-  const rng = new Rng(seed);
-  for (const [name, v] of values) {
-    if (name.endsWith('.mean') || name.endsWith('.beta') || name.endsWith('_bn.beta')) for (let i = 0; i < v.length; i++) v[i] = rng.uniform(-0.5, 0.5);
-    if (name.endsWith('.var')) for (let i = 0; i < v.length; i++) v[i] = rng.uniform(0.5, 2);
-    if (name.endsWith('.gamma')) for (let i = 0; i < v.length; i++) v[i] = rng.uniform(0.5, 1.5);
-  }
-  mkdirSync(join(dir, 'checkpoint-best', 'weights'), { recursive: true });
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
-  await tokenizer.save(join(dir, 'tokenizer.json'));
-  await writeTensors(join(dir, 'checkpoint-best', 'weights'), values);
-  writeFileSync(join(dir, 'checkpoint-best', 'state.json'), JSON.stringify({ step: 0, options: { images: IMAGES_CSV, root: DATA, reports: IU_REPORTS, loss: 'semantic' } }));
+  const values = await writeRandomRun(dir, config, sentences, { seed, state: { images: IMAGES_CSV, root: DATA, reports: IU_REPORTS, loss: 'semantic' } });
   return { config, values, sentences };
 }
