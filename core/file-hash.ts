@@ -78,8 +78,8 @@ export function hashFiles(paths: string[], options: { worker?: boolean } = {}): 
   }
   const pending = new Map<string, { resolve: (h: string) => void; reject: (e: Error) => void }>();
   for (const p of paths) out.set(p, guard(new Promise<string>((resolve, reject) => pending.set(p, { resolve, reject }))));
+  // Not unref'd: a process whose only pending work is this hashing must wait for it (the worker exits when done).
   const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: paths });
-  worker.unref();
   worker.on('message', (m: { path: string; sha256?: string; code?: string }) => {
     const p = pending.get(m.path);
     pending.delete(m.path);
