@@ -184,20 +184,21 @@ export function checkFilter(filter: SearchFilter | undefined): void {
 
 /**
  * JSON lines parsed on demand: at 100k items, parsing every metadata line up front was half of a cold start, while
- * an unfiltered query needs only its k hits. Content was verified by sha256 at load.
+ * an unfiltered query needs only its k hits. The bytes stay a Buffer (no 40 MB UTF-8 decode up front); a line is
+ * decoded when first read. Content was verified by sha256 at load.
  */
 export class LazyLines<T> {
   private readonly starts: number[] = [];
   private readonly cache: (T | undefined)[];
 
   constructor(
-    private readonly text: string,
+    private readonly bytes: Buffer,
     private readonly file: string,
   ) {
     let pos = 0;
-    while (pos < text.length) {
-      const end = text.indexOf('\n', pos);
-      const stop = end < 0 ? text.length : end;
+    while (pos < bytes.length) {
+      const end = bytes.indexOf(0x0a, pos);
+      const stop = end < 0 ? bytes.length : end;
       if (stop > pos) this.starts.push(pos);
       pos = stop + 1;
     }
@@ -213,9 +214,9 @@ export class LazyLines<T> {
     let v = this.cache[i];
     if (v === undefined) {
       const start = this.starts[i]!;
-      const end = this.text.indexOf('\n', start);
+      const end = this.bytes.indexOf(0x0a, start);
       try {
-        v = JSON.parse(this.text.slice(start, end < 0 ? undefined : end)) as T;
+        v = JSON.parse(this.bytes.toString('utf8', start, end < 0 ? this.bytes.length : end)) as T;
       } catch {
         throw new IndexError(`${this.file}: line ${i + 1} is not valid JSON`);
       }
@@ -324,6 +325,9 @@ export class IndexBundle {
       if (actual !== manifest.sha256[name]) throw new IndexError(`${dir}: ${name} does not match its sha256 (corrupted or modified)`);
     };
 
+    // Metadata files are read on the thread pool meanwhile (the model may be loading on this thread).
+    const metaBytes = new Map(collections.flatMap(([, c]) => c.shards.map((sh) => [sh.meta, readFile(bundleFile(dir, sh.meta))] as const)));
+    for (const p of metaBytes.values()) p.catch(() => {}); // awaited below, unless an earlier check throws
     const m = await options.model;
     if (m && manifest.model.sha256 !== m.manifestSha256)
       throw new IndexError(`${dir}: built with model "${manifest.model.name}" (${manifest.model.sha256.slice(0, 12)}), not the loaded model "${m.name}" (${m.manifestSha256.slice(0, 12)}); rebuild the index with this model`);
@@ -332,7 +336,7 @@ export class IndexBundle {
       if (m && c.dim !== m.embedDim) throw new IndexError(`${dir}: ${name} vectors have dimension ${c.dim}, the model embeds to ${m.embedDim}`);
       for (const shard of c.shards) {
         // Metadata lines are only located here (parsed on demand, after verification completes below).
-        const meta = new LazyLines<ItemMeta>(readFileSync(bundleFile(dir, shard.meta), 'utf8'), shard.meta);
+        const meta = new LazyLines<ItemMeta>(await metaBytes.get(shard.meta)!, shard.meta);
         await verified(shard.file);
         const header = hnswHeader(readHead(bundleFile(dir, shard.file), 96));
         if (header.dim !== c.dim) throw new IndexError(`${dir}: ${shard.file} holds ${header.dim}-dimensional vectors, the manifest says ${c.dim}`);
