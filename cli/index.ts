@@ -86,10 +86,12 @@ export function registerIndex(program: Command): void {
           const speed = ((done + skipped) / Math.max(0.001, (Date.now() - t0) / 1000)).toFixed(1);
           if (!started || current !== collection) {
             if (started) bar.stop();
-            bar.start(total, done + skipped, { collection, skipped, speed });
+            bar.start(total ?? 0, done + skipped, { collection, skipped, speed });
             started = true;
             current = collection;
           }
+          // the input is counted while the build runs: the total (and ETA) appear once it is known
+          if (total !== undefined && bar.getTotal() !== total) bar.setTotal(total);
           bar.update(done + skipped, { collection, skipped, speed });
         },
       });

@@ -49,7 +49,8 @@ export interface BuildOptions {
   inFlight?: number;
   /** Custom embedder (e.g. Lambda fan-out); overrides workers. */
   embedder?: Embedder;
-  onProgress?: (collection: CollectionName, done: number, skipped: number, total: number) => void;
+  /** After each committed batch; `total` is undefined while the input is still being counted. */
+  onProgress?: (collection: CollectionName, done: number, skipped: number, total: number | undefined) => void;
   log?: (line: string) => void;
 }
 
@@ -64,6 +65,18 @@ export interface BuildSummary {
 interface BuildState {
   modelSha256: string;
   inputs: unknown;
+}
+
+/** Count an input's items while the build runs; `count` is set once the whole input has been read. */
+function countInBackground(items: AsyncIterable<unknown>): { count: number | undefined; done: Promise<void> } {
+  const counter: { count: number | undefined; done: Promise<void> } = { count: undefined, done: Promise.resolve() };
+  counter.done = (async () => {
+    let n = 0;
+    for await (const _ of items) n++;
+    counter.count = n;
+  })();
+  counter.done.catch(() => {}); // the build reads the same input and reports its errors
+  return counter;
 }
 
 async function* batches<T>(source: AsyncIterable<T>, size: number): AsyncGenerator<T[]> {
@@ -143,8 +156,8 @@ export async function buildIndex(o: BuildOptions): Promise<BuildSummary> {
     if (o.images || o.imageDir) {
       const done = new Set<string>([...images.items.map((i) => i.id), ...errors.lines.filter((e) => e.collection === 'images').map((e) => e.id)]);
       const source = o.images ? tableImages(o.images, { root: o.root, split: o.split }) : scanImageDir(o.imageDir!);
-      let total = 0;
-      for await (const _ of o.images ? tableImages(o.images, { root: o.root, split: o.split }) : scanImageDir(o.imageDir!)) total++;
+      // Counted alongside the work, not before it: a 100k-row table would otherwise delay the first image by seconds.
+      const total = countInBackground(o.images ? tableImages(o.images, { root: o.root, split: o.split }) : scanImageDir(o.imageDir!));
       const todo = (async function* () {
         for await (const item of source) if (!done.has(item.id)) yield item;
       })();
@@ -176,15 +189,15 @@ export async function buildIndex(o: BuildOptions): Promise<BuildSummary> {
           await images.append(vectors, metas);
           await errors.append(bad);
           for (const b of bad) log(`skipped image ${b.id}: ${b.reason}`);
-          o.onProgress?.('images', images.items.length, errors.lines.filter((e) => e.collection === 'images').length, total);
+          o.onProgress?.('images', images.items.length, errors.lines.filter((e) => e.collection === 'images').length, total.count);
         },
       );
+      await total.done.catch(() => {}); // nothing left reading the input after the build
     }
 
     if (o.reports) {
       const failed = new Set(errors.lines.filter((e) => e.collection === 'reports').map((e) => e.id));
-      let total = 0;
-      for await (const _ of readReports(o.reports, { split: o.reportSplit, idColumn: o.idColumn, textColumns: o.textColumns })) total++;
+      const total = countInBackground(readReports(o.reports, { split: o.reportSplit, idColumn: o.idColumn, textColumns: o.textColumns }));
       const source = (async function* () {
         for await (const item of reportItems(o.reports!, { split: o.reportSplit, idColumn: o.idColumn, textColumns: o.textColumns }))
           if (!doneReports.has(item.report.id) && !failed.has(item.report.id)) yield item;
@@ -205,9 +218,10 @@ export async function buildIndex(o: BuildOptions): Promise<BuildSummary> {
           const empty = batch.filter((r) => r.sentences.length === 0);
           await errors.append(empty.map((r) => ({ collection: 'reports', id: r.report.id, reason: 'empty: no findings or impression text' })));
           await reports.append(batch.filter((r) => r.sentences.length > 0).map((r) => r.report));
-          o.onProgress?.('reports', reports.lines.length, errors.lines.filter((e) => e.collection === 'reports').length, total);
+          o.onProgress?.('reports', reports.lines.length, errors.lines.filter((e) => e.collection === 'reports').length, total.count);
         },
       );
+      await total.done.catch(() => {});
     }
 
     summary.images.indexed = images.items.filter((i) => !i.deleted).length;
