@@ -326,7 +326,11 @@ export class IndexBundle {
     };
 
     // Metadata files are read on the thread pool meanwhile (the model may be loading on this thread).
-    const metaBytes = new Map(collections.flatMap(([, c]) => c.shards.map((sh) => [sh.meta, readFile(bundleFile(dir, sh.meta))] as const)));
+    const readMeta = (name: string) =>
+      readFile(bundleFile(dir, name)).catch((err: NodeJS.ErrnoException) => {
+        throw new IndexError(`${dir}: ${err.code === 'ENOENT' ? 'missing' : 'cannot read'} ${name}`);
+      });
+    const metaBytes = new Map(collections.flatMap(([, c]) => c.shards.map((sh) => [sh.meta, readMeta(sh.meta)] as const)));
     for (const p of metaBytes.values()) p.catch(() => {}); // awaited below, unless an earlier check throws
     const m = await options.model;
     if (m && manifest.model.sha256 !== m.manifestSha256)
