@@ -128,6 +128,9 @@ export function hnswHeader(bytes: Uint8Array): { dim: number; count: number; max
   return { dim, count, maxElements };
 }
 
+/** Filters whose allow-lists each shard keeps (1 byte per item: 6.4 MB at 100k items). */
+const ALLOW_CACHE_SIZE = 64;
+
 /** Bundles at least this large are hashed on a worker thread while the rest loads. */
 const HASH_IN_WORKER_BYTES = 32 << 20;
 
@@ -238,9 +241,26 @@ class Shard<M extends ItemMeta> {
     private readonly hasDeleted: boolean,
   ) {}
 
+  /** Allow-lists of recent filters: a shard's metadata never changes once loaded, and at 100k items building one
+   * took ~15 ms per request (a UI repeats the same few filters). At most ALLOW_CACHE_SIZE are kept. */
+  private readonly allowCache = new Map<string, Uint8Array>();
+
   /** Which labels pass the filter, computed in JS before the native search. */
   allowed(filter: SearchFilter | undefined): Uint8Array | undefined {
     if (!filter && !this.hasDeleted) return undefined;
+    const key = JSON.stringify([filter?.must, filter?.mustNot, filter?.view, filter?.source]);
+    let list = this.allowCache.get(key);
+    if (list) {
+      this.allowCache.delete(key); // most recently used last
+    } else {
+      list = this.computeAllowed(filter);
+      if (this.allowCache.size >= ALLOW_CACHE_SIZE) this.allowCache.delete(this.allowCache.keys().next().value!);
+    }
+    this.allowCache.set(key, list);
+    return list;
+  }
+
+  private computeAllowed(filter: SearchFilter | undefined): Uint8Array {
     const views = filter?.view?.map((v) => v.toLowerCase());
     const sources = filter?.source?.map((s) => s.toLowerCase());
     const out = new Uint8Array(this.meta.length);

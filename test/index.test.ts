@@ -57,6 +57,9 @@ test('build: bad images are skipped and listed by id; everything else is indexed
   const onlyNih = index.search('images', q, { k: 30, filter: { source: ['nih'] } });
   assert.ok(onlyNih.length > 0 && onlyNih.every((h) => h.meta.source === 'nih'));
   const pneu = index.search('images', q, { k: 30, filter: { must: ['Pneumonia'], mustNot: ['No Finding'] } });
+  // the allow-list is kept per filter: asking again (after another filter) answers the same
+  index.search('images', q, { k: 30, filter: { mustNot: ['Pneumonia'] } });
+  assert.deepEqual(index.search('images', q, { k: 30, filter: { must: ['Pneumonia'], mustNot: ['No Finding'] } }), pneu);
   assert.ok(pneu.every((h) => h.meta.labels.Pneumonia === 1 && h.meta.labels['No Finding'] !== 1));
   const sent = index.search('reports', q, { k: 3, filter: { must: ['Cardiomegaly'] } });
   assert.ok(sent.every((h) => h.meta.labels.Cardiomegaly === 1 && index.report(h.meta.reportId)));
