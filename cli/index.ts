@@ -29,9 +29,11 @@ export function registerIndex(program: Command): void {
     .option('--report-split <name>', 'only report rows of this split')
     .option('--id-column <name>', 'report id column')
     .option('--text-columns <list>', 'report text columns (comma-separated)', 'findings,impression')
-    .option('--resume', 'continue an interrupted build of --out')
-    .option('--append', 'add the given items to the existing bundle in --out (a new version)')
-    .option('--delete <ids...>', 'mark these image or report ids deleted (a new version)')
+    .option('--resume', 'continue an interrupted build of --out (only with the inputs it was started with)')
+    .option('--append', 'add the given items to the latest version of the bundle in --out (a new version)')
+    .option('--force', 'replace the content of an existing bundle in --out (a new version; the previous one is kept until the next)')
+    .option('--delete <ids...>', 'remove these image or report ids (a new version)')
+    .option('--lock-timeout <seconds>', 'how long to wait while another process writes the same bundle', intOpt('--lock-timeout'), 600)
     .option('--workers <n|lambda:FUNCTION>', 'embedding workers: N threads (each with its own model), or an AWS Lambda function to fan out to', '1')
     .option('--lambda-concurrency <n>', 'with --workers lambda:F, Lambda invocations in flight', intOpt('--lambda-concurrency'), 8)
     .option('--threads <n>', 'onnxruntime threads in-process', intOpt('--threads'), 2)
@@ -43,8 +45,9 @@ export function registerIndex(program: Command): void {
     .option('--thumbnails', 'store a 256 px JPEG preview of each image in the bundle (for the API)')
     .option('--json', 'print the summary as JSON')
     .action(async (opts) => {
+      const lock = { waitMs: opts.lockTimeout * 1000, onWait: (holder: string) => console.error(`medclip: waiting for ${holder} to finish writing ${opts.out}`) };
       if (opts.delete) {
-        const r = await deleteFromBundle(opts.out, opts.model, opts.delete);
+        const r = await deleteFromBundle(opts.out, opts.model, opts.delete, lock);
         console.log(opts.json ? JSON.stringify(r) : `marked ${r.deleted} item(s) deleted (version ${r.version})${r.unknown.length ? `; not found: ${r.unknown.join(', ')}` : ''}`);
         if (r.deleted === 0) process.exitCode = 1;
         return;
@@ -56,7 +59,10 @@ export function registerIndex(program: Command): void {
       const lambda = /^lambda:(.+)$/.exec(String(opts.workers));
       const workers = lambda ? 1 : intOpt('--workers')(String(opts.workers));
       const embedder = lambda ? new LambdaEmbedder(lambda[1]!, { log: (l) => console.error(l) }) : undefined;
+      // The bar's timer would keep the process alive after an error: it is stopped on every path.
       const summary = await buildIndex({
+        lock,
+        force: !!opts.force,
         embedder,
         model: opts.model,
         out: opts.out,
@@ -94,8 +100,10 @@ export function registerIndex(program: Command): void {
           if (total !== undefined && bar.getTotal() !== total) bar.setTotal(total);
           bar.update(done + skipped, { collection, skipped, speed });
         },
+      }).finally(() => {
+        if (started) bar.stop();
+        started = false;
       });
-      if (started) bar.stop();
       if (opts.json) console.log(JSON.stringify(summary));
       else
         console.log(

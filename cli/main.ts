@@ -10,7 +10,7 @@ import { CliError } from './errors.ts';
 import { TableError } from '../core/tables.ts';
 
 /** Errors whose message is written for people (they name files and ids, never content). */
-const KNOWN_ERRORS = new Set(['ConfigError', 'BackendError', 'TrainError', 'TokenizerError', 'ImageError', 'PromptError', 'ExportError', 'ModelError', 'IndexError', 'IndexBuildError']);
+const KNOWN_ERRORS = new Set(['ConfigError', 'BackendError', 'TrainError', 'TokenizerError', 'ImageError', 'PromptError', 'ExportError', 'ModelError', 'IndexError', 'IndexBuildError', 'LockTimeoutError', 'VersionedDirError', 'BundleFetchError', 'LabelParseError', 'FileHashError', 'ImageSpecError']);
 
 export function buildProgram(): Command {
   const program = new Command()

@@ -109,8 +109,11 @@ export function registerTrain(program: Command): void {
           }
           bar.update(s.step, { loss: s.loss.toFixed(4), pps: s.pairsPerSecond.toFixed(1) });
         },
+      }).finally(() => {
+        // stopped on every path: a running bar's timer would keep the process alive after an error
+        if (started) bar.stop();
+        started = false;
       });
-      if (started) bar.stop();
       console.error(`done: ${result.steps} steps; best checkpoint ${result.runDir}/checkpoint-best${result.best ? ` (val score ${result.best.score.toFixed(3)} at step ${result.best.step})` : ''}`);
     });
 }

@@ -1,17 +1,23 @@
 /**
  * Fetch a model or index bundle from S3 into a local cache (Lambda: /tmp) and return its folder.
- * The bundle's `manifest.json` is read first; when its ETag matches the cached copy, the cache is used as is.
- * Otherwise every object under the prefix is downloaded into a temporary folder, every file the manifest lists is
- * checked against its sha256, and only then is the folder renamed into place: a reader never sees a
- * half-downloaded or corrupted bundle.
+ * A versioned bundle (uploaded as written locally: `CURRENT` naming a version folder) is read at the version its
+ * `CURRENT` names; a plain one at its prefix. The bundle's `manifest.json` is read first; when its ETag matches the
+ * cached copy, the cache is used as is. Otherwise every object under the version's prefix is downloaded into a
+ * staging folder of the cache, every file the manifest lists is checked against its sha256, and only then is it
+ * published as the cache's new version (core/versioned-dir.ts, under the cache slot's lock): a reader never sees a
+ * half-downloaded, corrupted or missing bundle, and the previous copy stays until the next fetch.
  *
  *   const dir = await fetchBundle({ uri: 's3://my-bucket/models/medclip-tiny', cacheDir: '/tmp/medclip' });
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { withLock } from './bundle-lock.ts';
+import { currentVersion, publishVersion, removeStaleStaging, stageVersion } from './versioned-dir.ts';
+
+/** Beside the downloaded files of a cached version: the ETag of the manifest it was fetched for. */
+const ETAG_FILE = '.source-etag';
 
 export class BundleFetchError extends Error {
   constructor(message: string) {
@@ -46,16 +52,39 @@ async function getObject(client: S3Client, bucket: string, key: string): Promise
   }
 }
 
+async function findObject(client: S3Client, bucket: string, key: string): Promise<Uint8Array | undefined> {
+  try {
+    return (await getObject(client, bucket, key)).bytes;
+  } catch (err) {
+    if (err instanceof BundleFetchError && /does not exist$/.test(err.message)) return undefined;
+    throw err;
+  }
+}
+
 export async function fetchBundle(o: FetchBundleOptions): Promise<string> {
-  const { bucket, prefix } = parseS3Uri(o.uri);
+  const { bucket, prefix: root } = parseS3Uri(o.uri);
   // A custom endpoint (AWS_ENDPOINT_URL_S3: MinIO, LocalStack, tests) generally needs path-style addressing.
   const client = o.client ?? new S3Client({ forcePathStyle: !!process.env.AWS_ENDPOINT_URL_S3 });
-  const key = (name: string) => (prefix ? `${prefix}/${name}` : name);
+  const under = (prefix: string, name: string) => (prefix ? `${prefix}/${name}` : name);
+  // A versioned bundle names its live version in CURRENT; a plain bundle has its files at the prefix.
+  const pointer = await findObject(client, bucket, under(root, 'CURRENT'));
+  let prefix = root;
+  if (pointer) {
+    const name = new TextDecoder().decode(pointer).trim();
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/.test(name)) throw new BundleFetchError(`${o.uri}/CURRENT does not name a version folder`);
+    prefix = under(root, name);
+  }
+  const key = (name: string) => under(prefix, name);
   const slot = join(o.cacheDir, createHash('sha256').update(o.uri).digest('hex').slice(0, 16));
   const { bytes: manifestBytes, etag } = await getObject(client, bucket, key('manifest.json'));
-  const stamp = join(slot, 'etag');
-  const current = join(slot, 'bundle');
-  if (etag && existsSync(stamp) && (await readFile(stamp, 'utf8')) === etag && existsSync(join(current, 'manifest.json'))) return current;
+  const cached = async () => {
+    const live = await currentVersion(slot, 'manifest.json').catch(() => undefined);
+    if (!live || !etag) return undefined;
+    const have = await readFile(join(live, ETAG_FILE), 'utf8').catch(() => '');
+    return have === `${prefix}\n${etag}` ? live : undefined;
+  };
+  const hit = await cached();
+  if (hit) return hit;
 
   let manifest: { sha256?: Record<string, string> };
   try {
@@ -75,34 +104,35 @@ export async function fetchBundle(o: FetchBundleOptions): Promise<string> {
   const names = keys.map((k) => (prefix ? k.slice(prefix.length + 1) : k)).filter((n) => n !== 'manifest.json');
   for (const name of Object.keys(expected)) if (!names.includes(name)) throw new BundleFetchError(`${o.uri}: ${name} is listed in the manifest but missing`);
 
-  const tmp = join(slot, `download-${process.pid}-${Date.now()}`);
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp, { recursive: true });
-  try {
-    let next = 0;
-    const worker = async () => {
-      while (next < names.length) {
-        const name = names[next++]!;
-        const target = resolve(tmp, name);
-        if (!target.startsWith(resolve(tmp) + sep)) throw new BundleFetchError(`${o.uri}: object name leaves the bundle (${name})`);
-        const { bytes } = await getObject(client, bucket, key(name));
-        const want = expected[name];
-        if (want && createHash('sha256').update(bytes).digest('hex') !== want) throw new BundleFetchError(`${o.uri}: ${name} does not match its sha256 (corrupted or replaced mid-upload)`);
-        await mkdir(dirname(target), { recursive: true });
-        await writeFile(target, bytes);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(o.concurrency ?? 8, Math.max(1, names.length)) }, worker));
-    await writeFile(join(tmp, 'manifest.json'), manifestBytes);
-    // swap in: the old copy (if any) is moved aside first, so `current` is always complete or absent
-    const old = `${current}.old-${process.pid}`;
-    if (existsSync(current)) await rename(current, old);
-    await rename(tmp, current);
-    await writeFile(stamp, etag);
-    await rm(old, { recursive: true, force: true });
-    return current;
-  } catch (err) {
-    await rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
+  await mkdir(o.cacheDir, { recursive: true });
+  // One fetcher per cache slot at a time (several processes may share /tmp); the second finds the first's copy.
+  return withLock(slot, 'fetch bundle', async (assertHeld) => {
+    const again = await cached();
+    if (again) return again;
+    await removeStaleStaging(slot);
+    const tmp = await stageVersion(slot);
+    try {
+      let next = 0;
+      const worker = async () => {
+        while (next < names.length) {
+          const name = names[next++]!;
+          const target = resolve(tmp, name);
+          if (!target.startsWith(resolve(tmp) + sep)) throw new BundleFetchError(`${o.uri}: object name leaves the bundle (${name})`);
+          const { bytes } = await getObject(client, bucket, key(name));
+          const want = expected[name];
+          if (want && createHash('sha256').update(bytes).digest('hex') !== want) throw new BundleFetchError(`${o.uri}: ${name} does not match its sha256 (corrupted or replaced mid-upload)`);
+          await mkdir(dirname(target), { recursive: true });
+          await writeFile(target, bytes);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(o.concurrency ?? 8, Math.max(1, names.length)) }, worker));
+      await writeFile(join(tmp, 'manifest.json'), manifestBytes);
+      await writeFile(join(tmp, ETAG_FILE), `${prefix}\n${etag}`);
+      assertHeld();
+      return await publishVersion(slot, tmp, `fetch-${Date.now().toString(36)}-${process.pid}`);
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true }).catch(() => {});
+      throw err;
+    }
+  });
 }

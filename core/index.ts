@@ -8,6 +8,7 @@
  *   const index = await IndexBundle.load('indexes/sample', { model });
  *   index.search('images', queryVector, { k: 10, filter: { must: ['Pneumonia'], view: ['PA'] } });
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
@@ -15,6 +16,7 @@ import hnswlib from 'hnswlib-node';
 import { OBSERVATIONS, isObservation, type Observation } from './labels.ts';
 import { FileHashError, hashFiles } from './file-hash.ts';
 import { thumbnailName } from './image/thumbnail.ts';
+import { VersionedDirError, currentVersion } from './versioned-dir.ts';
 
 export const INDEX_FORMAT = 'medclip-index/1';
 export const COLLECTIONS = ['images', 'reports'] as const;
@@ -126,6 +128,24 @@ export function hnswHeader(bytes: Uint8Array): { dim: number; count: number; max
   const dim = (labelOffset - offsetData) / 4;
   if (!Number.isInteger(dim) || dim <= 0 || count > maxElements) throw new IndexError('HNSW file header is not valid');
   return { dim, count, maxElements };
+}
+
+/**
+ * Whether an hnswlib index file is whole: the 96-byte header, `count` fixed-size level-0 records, then per element
+ * a 4-byte length and that many bytes of upper-level links, ending exactly at the end of the file. hnswlib writes
+ * through a C++ stream that never reports a failed write (a full disk leaves a short file).
+ */
+export function hnswFileComplete(bytes: Uint8Array): boolean {
+  if (bytes.length < 96) return false;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const count = Number(view.getBigUint64(16, true));
+  const perElement = Number(view.getBigUint64(24, true));
+  let pos = 96 + count * perElement;
+  for (let i = 0; i < count; i++) {
+    if (pos + 4 > bytes.length) return false;
+    pos += 4 + view.getUint32(pos, true);
+  }
+  return pos === bytes.length;
 }
 
 /** Filters whose allow-lists each shard keeps (1 byte per item: 6.4 MB at 100k items). */
@@ -294,6 +314,7 @@ export class IndexBundle {
   }
 
   private constructor(
+    /** The version folder this bundle was loaded from (inside the bundle location). */
     readonly dir: string,
     readonly manifest: IndexManifest,
   ) {}
@@ -310,7 +331,30 @@ export class IndexBundle {
    * reads it (native code must never see a corrupted file). A large bundle is hashed on a worker thread while the
    * model and the metadata load.
    */
-  static async load(dir: string, options: IndexLoadOptions = {}): Promise<IndexBundle> {
+  static async load(location: string, options: IndexLoadOptions = {}): Promise<IndexBundle> {
+    const live = async () => {
+      try {
+        const dir = await currentVersion(location, 'manifest.json');
+        if (!dir) throw new IndexError(`${location}: no manifest.json (not an index bundle)`);
+        return dir;
+      } catch (err) {
+        if (err instanceof VersionedDirError) throw new IndexError(err.message);
+        throw err;
+      }
+    };
+    const dir = await live();
+    try {
+      return await IndexBundle.loadVersion(dir, options);
+    } catch (err) {
+      // A writer published twice while this load ran and pruned the version it was reading: load the new one.
+      const now = await live().catch(() => dir);
+      if (now === dir) throw err;
+      return IndexBundle.loadVersion(now, options);
+    }
+  }
+
+  /** Load one version folder (its files directly inside). */
+  private static async loadVersion(dir: string, options: IndexLoadOptions): Promise<IndexBundle> {
     let manifest: IndexManifest;
     try {
       manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as IndexManifest;
@@ -379,6 +423,30 @@ export class IndexBundle {
       for (const r of parseJsonl<StoredReport>(readFileSync(bundleFile(dir, manifest.reports), 'utf8'), manifest.reports)) if (!r.deleted) bundle.reports.set(r.id, r);
     }
     return bundle;
+  }
+
+  /**
+   * Every live item of a collection with its vector, in order (hnswlib keeps the raw vectors of an inner-product
+   * index). Append and delete rebuild a new version from these, so only this module reads bundle files.
+   */
+  *entries(collection: CollectionName): Generator<{ meta: ItemMeta; vector: Float32Array }> {
+    for (const shard of this.shards[collection] as Shard<ItemMeta>[])
+      for (let label = 0; label < shard.meta.length; label++) {
+        const meta = shard.meta.get(label)!;
+        if (!meta.deleted) yield { meta, vector: Float32Array.from(shard.index.getPoint(label)) };
+      }
+  }
+
+  /** The build's list of skipped items (`errors.jsonl`), checked against its sha256. */
+  async buildErrors<E = { collection: CollectionName; id: string; reason: string }>(): Promise<E[]> {
+    const name = this.manifest.errors;
+    if (!name) return [];
+    const bytes = await readFile(bundleFile(this.dir, name)).catch(() => {
+      throw new IndexError(`${this.dir}: missing ${name}`);
+    });
+    const want = this.manifest.sha256?.[name];
+    if (want && createHash('sha256').update(bytes).digest('hex') !== want) throw new IndexError(`${this.dir}: ${name} does not match its sha256 (corrupted or modified)`);
+    return parseJsonl<E>(bytes.toString('utf8'), name);
   }
 
   count(collection: CollectionName): number {

@@ -1,14 +1,17 @@
 /**
  * `medclip index`: embed an image corpus and a report corpus into a versioned index bundle.
  * Streams the corpus in batches (several in flight), keeps what is done in `<out>.partial/` so a killed build
- * resumes with `--resume`, skips and records bad items, and writes the bundle atomically at the end.
- * `--append` adds to an existing bundle (a new version); `deleteFromBundle` marks items deleted.
+ * resumes with `--resume` (same inputs only), skips and records bad items, and publishes a new version at the end.
+ * `--append` adds to the latest version, `deleteFromBundle` removes items; every writer holds the bundle's lock
+ * for its whole run, so concurrent writers queue and each applies its change on top of the latest version.
  */
 import { existsSync } from 'node:fs';
-import { readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import hnswlib from 'hnswlib-node';
 import { IndexBundle, type ImageMeta, type ItemMeta, type SentenceMeta, type StoredReport, type CollectionName } from '../core/index.ts';
+import { withLock, type LockOptions } from '../core/bundle-lock.ts';
+import { VersionedDirError, currentVersion } from '../core/versioned-dir.ts';
+import { fsErrorReason } from '../core/fs-errors.ts';
 import { MedClipModel } from '../core/model.ts';
 import { thumbnailJpeg, thumbnailName } from '../core/image/index.ts';
 import { writeBundle, DEFAULT_HNSW, type HnswParams, type CollectionData } from './bundle-writer.ts';
@@ -17,12 +20,9 @@ import { readReports } from '../core/reports.ts';
 import { LocalEmbedder, ThreadEmbedder, type Embedder } from './embedder.ts';
 import { PartialCollection, PartialLines, type BuildError } from './partial.ts';
 
-export class IndexBuildError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'IndexBuildError';
-  }
-}
+import { IndexBuildError } from './errors.ts';
+
+export { IndexBuildError };
 
 export interface BuildOptions {
   model: string;
@@ -37,6 +37,10 @@ export interface BuildOptions {
   out: string;
   resume?: boolean;
   append?: boolean;
+  /** Replace the content of an existing bundle with this build (a new version; the previous one is kept until the next). */
+  force?: boolean;
+  /** Waiting for another writer of the same bundle (default: 10 minutes). */
+  lock?: LockOptions;
   hnsw?: Partial<HnswParams>;
   batchSize?: number;
   /** Worker threads for embedding (each with its own model); 0 or 1 = in-process. */
@@ -62,9 +66,48 @@ export interface BuildSummary {
   errorsFile: string;
 }
 
-interface BuildState {
+/** What a partial build was started with; `--resume` continues it only with the same. */
+interface BuildInputs {
+  mode: 'build' | 'append';
   modelSha256: string;
-  inputs: unknown;
+  images: string | null;
+  imageDir: string | null;
+  root: string | null;
+  split: string | null;
+  reports: string | null;
+  reportSplit: string | null;
+  idColumn: string | null;
+  textColumns: string[] | null;
+  hnsw: HnswParams;
+  thumbnails: boolean;
+  /** The version an append builds on: if the bundle moved on since, resuming would undo that change. */
+  baseVersion: number | null;
+}
+
+interface BuildState {
+  startedAt: string;
+  inputs: BuildInputs;
+}
+
+const abs = (p: string | undefined) => (p ? resolve(p) : null);
+const flagName: Record<keyof BuildInputs, string> = {
+  mode: '--append', modelSha256: '--model', images: '--images', imageDir: '--image-dir', root: '--root', split: '--split', reports: '--reports',
+  reportSplit: '--report-split', idColumn: '--id-column', textColumns: '--text-columns', hnsw: 'HNSW parameters', thumbnails: '--thumbnails', baseVersion: 'bundle version',
+};
+
+/** The flags whose values differ between two runs' inputs. */
+function differingInputs(a: BuildInputs, b: BuildInputs): string[] {
+  return (Object.keys(flagName) as (keyof BuildInputs)[]).filter((k) => JSON.stringify(a[k] ?? null) !== JSON.stringify(b[k] ?? null)).map((k) => flagName[k]);
+}
+
+/** The live version folder of a bundle location, as a build error. */
+async function liveVersion(out: string): Promise<string | undefined> {
+  try {
+    return await currentVersion(out, 'manifest.json');
+  } catch (err) {
+    if (err instanceof VersionedDirError) throw new IndexBuildError(err.message);
+    throw err;
+  }
 }
 
 /** Count an input's items while the build runs; `count` is set once the whole input has been read. */
@@ -110,39 +153,79 @@ async function pipeline<T, R>(source: AsyncIterable<T[]>, inFlight: number, work
 }
 
 export async function buildIndex(o: BuildOptions): Promise<BuildSummary> {
-  const log = o.log ?? (() => {});
-  const out = resolve(o.out);
-  const partialDir = `${out}.partial`;
   if (!o.images && !o.imageDir && !o.reports) throw new IndexBuildError('nothing to index: give --images, --image-dir and/or --reports');
   if (o.images && o.imageDir) throw new IndexBuildError('give --images or --image-dir, not both');
-  if (existsSync(out) && !o.append && !o.resume) throw new IndexBuildError(`${o.out} already exists: use --append to add to it, or choose another --out`);
-  if (o.append && !existsSync(join(out, 'manifest.json'))) throw new IndexBuildError(`--append: ${o.out} is not an index bundle`);
-  if (existsSync(partialDir) && !o.resume)
-    throw new IndexBuildError(`an interrupted build exists in ${partialDir}: pass --resume to continue it, or delete that folder`);
+  if (o.append && o.force) throw new IndexBuildError('give --append or --force, not both');
+  const out = resolve(o.out);
+  return withLock(out, o.append ? 'medclip index --append' : 'medclip index', (assertHeld) => buildLocked(o, out, assertHeld), {
+    ...o.lock,
+    onWait: (holder) => (o.lock?.onWait ?? ((h: string) => o.log?.(`waiting for ${h} to finish writing ${o.out}`)))(holder),
+  });
+}
+
+async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void): Promise<BuildSummary> {
+  const log = o.log ?? (() => {});
+  const partialDir = `${out}.partial`;
+  const live = await liveVersion(out);
+  if (live && !o.append && !o.force && !(o.resume && existsSync(partialDir)))
+    throw new IndexBuildError(`${o.out} already exists: use --append to add to it, --force to replace its content, or choose another --out`);
+  if (!live && existsSync(out) && (await readdir(out)).some((n) => !n.startsWith('.')))
+    throw new IndexBuildError(`${o.out} exists and is not an index bundle; choose another --out`);
+  if (o.append && !live) throw new IndexBuildError(`--append: ${o.out} is not an index bundle`);
+  const liveManifest = live ? (JSON.parse(await readFile(join(live, 'manifest.json'), 'utf8')) as { version: number }) : undefined;
 
   const model = await MedClipModel.load(o.model, { threads: o.threads ?? 2 });
   const hnsw: HnswParams = { ...DEFAULT_HNSW, ...o.hnsw };
   const embedder: Embedder = o.embedder ?? ((o.workers ?? 0) > 1 ? await ThreadEmbedder.start(o.model, o.workers!) : new LocalEmbedder(model));
   try {
-    const state: BuildState = { modelSha256: model.manifestSha256, inputs: { images: o.images, imageDir: o.imageDir, reports: o.reports, split: o.split } };
+    const inputs: BuildInputs = {
+      mode: o.append ? 'append' : 'build',
+      modelSha256: model.manifestSha256,
+      images: abs(o.images),
+      imageDir: abs(o.imageDir),
+      root: abs(o.root),
+      split: o.split ?? null,
+      reports: abs(o.reports),
+      reportSplit: o.reportSplit ?? null,
+      idColumn: o.idColumn ?? null,
+      textColumns: o.reports ? (o.textColumns ?? null) : null,
+      hnsw,
+      thumbnails: !!o.thumbnails,
+      baseVersion: o.append ? liveManifest!.version : null,
+    };
     const stateFile = join(partialDir, 'build.json');
     const fresh = !existsSync(stateFile);
     if (!fresh) {
-      const previous = JSON.parse(await readFile(stateFile, 'utf8')) as BuildState;
-      if (previous.modelSha256 !== state.modelSha256) throw new IndexBuildError(`${partialDir} was started with another model; delete it to start over`);
+      let previous: BuildState;
+      try {
+        previous = JSON.parse(await readFile(stateFile, 'utf8')) as BuildState;
+      } catch {
+        throw new IndexBuildError(`${stateFile} is unreadable; delete ${partialDir} to start over`);
+      }
+      const what = previous.inputs?.mode === 'append' ? 'an interrupted --append' : 'an interrupted build';
+      if (!o.resume)
+        throw new IndexBuildError(`${what} of ${o.out} (started ${previous.startedAt ?? 'earlier'}) is kept in ${partialDir}: rerun it with --resume and the same inputs to finish it, or delete that folder`);
+      const differs = previous.inputs ? differingInputs(previous.inputs, inputs) : ['(no recorded inputs)'];
+      if (differs.length)
+        throw new IndexBuildError(
+          `--resume: ${what} in ${partialDir} was started with a different ${differs.join(', ')}` +
+            (differs.includes('bundle version') ? ` (the bundle moved from version ${previous.inputs.baseVersion} to ${inputs.baseVersion} since)` : '') +
+            '; rerun with the same inputs, or delete that folder to start over',
+        );
       log(`resuming the build in ${partialDir}`);
     } else {
+      if (o.resume && live && !o.append && !o.force) throw new IndexBuildError(`--resume: nothing to resume, ${o.out} is complete`);
       await mkdir(partialDir, { recursive: true });
-      await writeFile(stateFile, JSON.stringify(state));
+      await writeFile(stateFile, JSON.stringify({ startedAt: new Date().toISOString(), inputs } satisfies BuildState));
     }
     const dim = model.embedDim;
     const images = await PartialCollection.open(partialDir, 'images', dim);
     const sentences = await PartialCollection.open(partialDir, 'reports', dim);
     const reports = await PartialLines.open<StoredReport>(join(partialDir, 'reports.jsonl'));
     const errors = await PartialLines.open<BuildError>(join(partialDir, 'errors.jsonl'));
-    let version = 1;
-    if (o.append && fresh) version = (await seedFromBundle(out, model, images, sentences, reports, errors)) + 1;
-    else if (o.append) version = (JSON.parse(await readFile(join(out, 'manifest.json'), 'utf8')) as { version: number }).version + 1;
+    // A new version number whenever a bundle exists (append and --force alike), so readers see it move on.
+    const version = (liveManifest?.version ?? 0) + 1;
+    if (o.append && fresh) await seedFromBundle(out, model, images, sentences, reports, errors);
     // Sentences whose report line was never written belong to a report interrupted mid-way: embed it again.
     const doneReports = new Set(reports.lines.map((r) => r.id));
     let keep = 0;
@@ -179,11 +262,12 @@ export async function buildIndex(o: BuildOptions): Promise<BuildSummary> {
             await mkdir(join(partialDir, 'thumbs'), { recursive: true });
             for (const m of metas) {
               const item = batch.find((b) => b.id === m.id)!;
-              try {
-                await writeFile(join(partialDir, 'thumbs', thumbnailName(m.id)), await thumbnailJpeg(await readFile(item.file)));
-              } catch {
-                // the image embedded fine; a missing preview only means the API shows none
-              }
+              // the image embedded fine; a preview that cannot be made only means the API shows none
+              const jpeg = await readFile(item.file).then(thumbnailJpeg, () => undefined).catch(() => undefined);
+              const file = join(partialDir, 'thumbs', thumbnailName(m.id));
+              if (jpeg) await writeFile(file, jpeg).catch((err) => {
+                throw new IndexBuildError(`cannot write ${file}: ${fsErrorReason(err)}`);
+              });
             }
           }
           await images.append(vectors, metas);
@@ -236,6 +320,7 @@ export async function buildIndex(o: BuildOptions): Promise<BuildSummary> {
     const collections: Partial<Record<CollectionName, CollectionData>> = {};
     if (images.items.length) collections.images = { dim, vectors: await images.vectors(), items: images.items };
     if (sentences.items.length) collections.reports = { dim, vectors: await sentences.vectors(), items: sentences.items };
+    assertHeld();
     await writeBundle(out, {
       model: { name: model.name, sha256: model.manifestSha256, embedDim: dim },
       collections,
@@ -243,7 +328,7 @@ export async function buildIndex(o: BuildOptions): Promise<BuildSummary> {
       errors: errors.lines,
       version,
       hnsw,
-      thumbsDir: existsSync(join(partialDir, 'thumbs')) ? join(partialDir, 'thumbs') : o.append && existsSync(join(out, 'thumbs')) ? join(out, 'thumbs') : undefined,
+      thumbsDir: existsSync(join(partialDir, 'thumbs')) ? join(partialDir, 'thumbs') : undefined,
     });
     await rm(partialDir, { recursive: true, force: true });
     return summary;
@@ -253,83 +338,81 @@ export async function buildIndex(o: BuildOptions): Promise<BuildSummary> {
   }
 }
 
-/** Copy an existing bundle's vectors and records into a fresh partial build (for --append). Returns its version. */
-async function seedFromBundle(dir: string, model: MedClipModel, images: PartialCollection, sentences: PartialCollection, reports: PartialLines<StoredReport>, errors: PartialLines<BuildError>): Promise<number> {
+/** Copy the latest version's items, vectors, reports, errors and thumbnails into a fresh partial build (for --append). */
+async function seedFromBundle(dir: string, model: MedClipModel, images: PartialCollection, sentences: PartialCollection, reports: PartialLines<StoredReport>, errors: PartialLines<BuildError>): Promise<void> {
   const bundle = await IndexBundle.load(dir, { model });
-  const m = bundle.manifest;
   for (const [name, target] of [['images', images], ['reports', sentences]] as const) {
-    const c = m.collections[name];
-    if (!c) continue;
-    for (const shard of c.shards) {
-      const index = new hnswlib.HierarchicalNSW('ip', c.dim);
-      index.readIndexSync(join(dir, shard.file));
-      const metas = (await readFile(join(dir, shard.meta), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as ItemMeta);
-      // hnswlib keeps the raw vectors of an inner-product index: read them back by label.
-      const vectors = metas.map((_, label) => Float32Array.from(index.getPoint(label)));
-      await target.append(vectors, metas);
+    const entries = [...bundle.entries(name)];
+    await target.append(entries.map((e) => e.vector), entries.map((e) => e.meta));
+  }
+  await reports.append([...bundle.reports.values()]);
+  await errors.append(await bundle.buildErrors<BuildError>());
+  if (bundle.manifest.thumbnails) {
+    const thumbs = join(images.dir, 'thumbs');
+    await mkdir(thumbs, { recursive: true });
+    for (const { meta } of bundle.entries('images')) {
+      const from = bundle.thumbnailFile(meta.id);
+      if (from && existsSync(from)) await writeFile(join(thumbs, thumbnailName(meta.id)), await readFile(from));
     }
   }
-  if (m.reports) await reports.append((await readFile(join(dir, m.reports), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as StoredReport));
-  if (m.errors) await errors.append((await readFile(join(dir, m.errors), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as BuildError));
-  return m.version;
 }
 
-/** Mark items deleted (image ids, report ids with their sentences) in a new version of the bundle. */
-export async function deleteFromBundle(dir: string, modelDir: string, ids: string[]): Promise<{ deleted: number; unknown: string[]; version: number }> {
-  const model = await MedClipModel.load(modelDir);
-  try {
-    const bundle = await IndexBundle.load(dir, { model });
-    const wanted = new Set(ids);
-    const found = new Set<string>();
-    const m = bundle.manifest;
-    const collections: Partial<Record<CollectionName, CollectionData>> = {};
-    for (const name of ['images', 'reports'] as const) {
-      const c = m.collections[name];
-      if (!c) continue;
-      const items: ItemMeta[] = [];
-      const vecs: Float32Array[] = [];
-      for (const shard of c.shards) {
-        const index = new hnswlib.HierarchicalNSW('ip', c.dim);
-        index.readIndexSync(join(dir, shard.file));
-        const metas = (await readFile(join(dir, shard.meta), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as ItemMeta);
-        metas.forEach((meta, label) => {
+/** Remove items (image ids, report ids with their sentences) in a new version of the bundle; waits for other writers. */
+export async function deleteFromBundle(dir: string, modelDir: string, ids: string[], lock?: LockOptions): Promise<{ deleted: number; unknown: string[]; version: number }> {
+  return withLock(resolve(dir), 'medclip index --delete', async (assertHeld) => {
+    if (!(await liveVersion(dir))) throw new IndexBuildError(`--delete: ${dir} is not an index bundle`);
+    const model = await MedClipModel.load(modelDir);
+    try {
+      const bundle = await IndexBundle.load(dir, { model });
+      const wanted = new Set(ids);
+      const found = new Set<string>();
+      const m = bundle.manifest;
+      const collections: Partial<Record<CollectionName, CollectionData>> = {};
+      for (const name of ['images', 'reports'] as const) {
+        const c = m.collections[name];
+        if (!c) continue;
+        const items: ItemMeta[] = [];
+        const kept: Float32Array[] = [];
+        for (const { meta, vector } of bundle.entries(name)) {
           const owner = name === 'images' ? meta.id : (meta as SentenceMeta).reportId;
-          if (wanted.has(owner) && !meta.deleted) {
-            meta.deleted = true;
+          if (wanted.has(owner)) {
             found.add(owner);
+            continue;
           }
           items.push(meta);
-          vecs.push(Float32Array.from(index.getPoint(label)));
-        });
+          kept.push(vector);
+        }
+        const flat = new Float32Array(kept.length * c.dim);
+        kept.forEach((v, i) => flat.set(v, i * c.dim));
+        collections[name] = { dim: c.dim, vectors: flat, items };
       }
-      const flat = new Float32Array(vecs.length * c.dim);
-      vecs.forEach((v, i) => flat.set(v, i * c.dim));
-      collections[name] = { dim: c.dim, vectors: flat, items };
-    }
-    let reportsOut: StoredReport[] | undefined;
-    if (m.reports) {
-      reportsOut = (await readFile(join(dir, m.reports), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as StoredReport);
-      for (const r of reportsOut) if (wanted.has(r.id) && !r.deleted) {
-        r.deleted = true;
-        found.add(r.id);
+      let reportsOut: StoredReport[] | undefined;
+      if (m.reports) {
+        reportsOut = [];
+        for (const r of bundle.reports.values()) {
+          if (wanted.has(r.id)) found.add(r.id);
+          else reportsOut.push(r);
+        }
       }
+      if (found.size === 0) return { deleted: 0, unknown: ids, version: m.version };
+      const c0 = m.collections.images ?? m.collections.reports!;
+      assertHeld();
+      const manifest = await writeBundle(dir, {
+        model: m.model,
+        collections,
+        reports: reportsOut,
+        errors: await bundle.buildErrors<BuildError>(),
+        version: m.version + 1,
+        // previews of the remaining images only
+        thumbsDir: m.thumbnails ? join(bundle.dir, m.thumbnails) : undefined,
+        thumbIds: collections.images?.items.map((i) => i.id),
+        hnsw: { M: c0.M, efConstruction: c0.efConstruction, efSearch: c0.efSearch, shardSize: Math.max(...Object.values(m.collections).flatMap((c) => c!.shards.map((s) => s.count))), seed: DEFAULT_HNSW.seed },
+      });
+      return { deleted: found.size, unknown: ids.filter((id) => !found.has(id)), version: manifest.version };
+    } finally {
+      await model.close();
     }
-    if (found.size === 0) return { deleted: 0, unknown: ids, version: m.version };
-    const errors = m.errors ? (await readFile(join(dir, m.errors), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as BuildError) : [];
-    const c0 = m.collections.images ?? m.collections.reports!;
-    const manifest = await writeBundle(dir, {
-      model: m.model,
-      collections,
-      reports: reportsOut,
-      errors,
-      version: m.version + 1,
-      thumbsDir: m.thumbnails ? join(dir, m.thumbnails) : undefined,
-      hnsw: { M: c0.M, efConstruction: c0.efConstruction, efSearch: c0.efSearch, shardSize: Math.max(...Object.values(m.collections).flatMap((c) => c!.shards.map((s) => s.count))), seed: DEFAULT_HNSW.seed },
-    });
-    return { deleted: found.size, unknown: ids.filter((id) => !found.has(id)), version: manifest.version };
-  } finally {
-    await model.close();
-  }
+  }, lock);
 }
 
 export type { ImageMeta };

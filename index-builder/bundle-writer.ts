@@ -1,16 +1,21 @@
 /**
  * Writes an index bundle from collected vectors and metadata: HNSW shards built on unit vectors (inner
- * product), metadata lines, reports and errors, and a manifest with every file's sha256. Written into a
- * temporary folder and renamed over the target, so readers see the old bundle or the new one, never a mix.
+ * product), metadata lines, reports and errors, and a manifest with every file's sha256. Each write is a new
+ * version folder inside the bundle location, staged under a temporary name and switched live by replacing
+ * `CURRENT` (core/versioned-dir.ts): readers see the old version or the new one, never a mix or a gap.
+ * Callers hold the bundle's lock (core/bundle-lock.ts).
  */
-import { cp, mkdir, rename, rm, writeFile, readFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
-import { INDEX_FORMAT, type CollectionManifest, type CollectionName, type IndexManifest, type ItemMeta, type StoredReport } from '../core/index.ts';
+import { INDEX_FORMAT, hnswFileComplete, type CollectionManifest, type CollectionName, type IndexManifest, type ItemMeta, type StoredReport } from '../core/index.ts';
 import { sha256 } from '../core/model.ts';
 import { thumbnailName } from '../core/image/index.ts';
 import type { BuildError } from './partial.ts';
+import { publishVersion, removeStaleStaging, stageVersion, versionName } from '../core/versioned-dir.ts';
+import { fsErrorReason, isFsError } from '../core/fs-errors.ts';
+import { IndexBuildError } from './errors.ts';
 
 export interface HnswParams {
   M: number;
@@ -39,6 +44,8 @@ export interface BundleContent {
   hnsw: HnswParams;
   /** A folder of thumbnails to copy into the bundle as `thumbs/`. */
   thumbsDir?: string;
+  /** Copy only the previews of these image ids (default: the whole folder). */
+  thumbIds?: string[];
 }
 
 /** Build one HNSW index over rows [from, to) of `vectors` (labels 0..n-1 in that order). */
@@ -56,12 +63,26 @@ export function buildHnsw(vectors: Float32Array, dim: number, from: number, to: 
 
 const jsonl = (rows: unknown[]) => rows.map((r) => JSON.stringify(r) + '\n').join('');
 
+/** Write `content` as version `content.version` of the bundle at `out` and make it live. */
 export async function writeBundle(out: string, content: BundleContent): Promise<IndexManifest> {
-  const tmp = `${out}.tmp-${process.pid}`;
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp, { recursive: true });
+  await removeStaleStaging(out); // leftovers of killed writers (the caller holds the lock)
+  const tmp = await stageVersion(out);
+  let writing = tmp;
+  try {
+    const manifest = await fillVersion(out, tmp, content, (file) => (writing = file));
+    await publishVersion(out, tmp, versionName(content.version));
+    return manifest;
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true }).catch(() => {});
+    if (isFsError(err)) throw new IndexBuildError(`cannot write ${writing}: ${fsErrorReason(err)}; the bundle in ${out} is unchanged`);
+    throw err;
+  }
+}
+
+async function fillVersion(out: string, tmp: string, content: BundleContent, writing: (file: string) => void): Promise<IndexManifest> {
   const hashes: Record<string, string> = {};
   const put = async (name: string, data: string | Uint8Array) => {
+    writing(join(tmp, name));
     await writeFile(join(tmp, name), data);
     hashes[name] = sha256(typeof data === 'string' ? Buffer.from(data) : data);
   };
@@ -76,8 +97,13 @@ export async function writeBundle(out: string, content: BundleContent): Promise<
       const to = Math.min(n, from + content.hnsw.shardSize);
       const base = shardCount === 1 ? name : `${name}.${s}`;
       const index = buildHnsw(c.vectors, c.dim, from, to, content.hnsw, (i) => !!c.items[i]!.deleted);
-      index.writeIndexSync(join(tmp, `${base}.hnsw`));
-      hashes[`${base}.hnsw`] = sha256(await readFile(join(tmp, `${base}.hnsw`)));
+      const file = join(tmp, `${base}.hnsw`);
+      writing(file);
+      index.writeIndexSync(file);
+      // hnswlib's writer (a C++ ofstream) does not report a failed write: check that the whole file landed.
+      const bytes = await readFile(file);
+      if (!hnswFileComplete(bytes)) throw new IndexBuildError(`cannot write ${file}: the file is incomplete (is the disk full?); the bundle in ${out} is unchanged`);
+      hashes[`${base}.hnsw`] = sha256(bytes);
       await put(`${base}.meta.jsonl`, jsonl(c.items.slice(from, to)));
       shards.push({ file: `${base}.hnsw`, meta: `${base}.meta.jsonl`, count: to - from });
     }
@@ -105,16 +131,17 @@ export async function writeBundle(out: string, content: BundleContent): Promise<
     sha256: hashes,
   };
   if (content.thumbsDir) {
-    await cp(content.thumbsDir, join(tmp, 'thumbs'), { recursive: true });
+    writing(join(tmp, 'thumbs'));
+    if (content.thumbIds) {
+      await mkdir(join(tmp, 'thumbs'));
+      for (const id of content.thumbIds) {
+        const from = join(content.thumbsDir, thumbnailName(id));
+        if (existsSync(from)) await copyFile(from, join(tmp, 'thumbs', thumbnailName(id)));
+      }
+    } else await cp(content.thumbsDir, join(tmp, 'thumbs'), { recursive: true });
     manifest.thumbnails = 'thumbs';
-    // deleted images keep no preview in the new version
-    const images = content.collections.images?.items ?? [];
-    for (const item of images) if (item.deleted) await rm(join(tmp, 'thumbs', thumbnailName(item.id)), { force: true });
   }
+  writing(join(tmp, 'manifest.json'));
   await writeFile(join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
-  const old = `${out}.old-${process.pid}`;
-  if (existsSync(out)) await rename(out, old);
-  await rename(tmp, out);
-  await rm(old, { recursive: true, force: true });
   return manifest;
 }

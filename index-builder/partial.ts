@@ -8,6 +8,17 @@ import { appendFile, mkdir, open, readFile, stat, truncate, writeFile } from 'no
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CollectionName, ItemMeta, StoredReport } from '../core/index.ts';
+import { fsErrorReason } from '../core/fs-errors.ts';
+import { IndexBuildError } from './errors.ts';
+
+/** Run a write, turning a file-system failure into one line naming the file (ENOSPC carries no path). */
+async function writing<T>(file: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    throw new IndexBuildError(`cannot write ${file}: ${fsErrorReason(err)}; the work done so far is kept: rerun with --resume once fixed`);
+  }
+}
 
 export interface BuildError {
   collection: CollectionName;
@@ -70,14 +81,16 @@ export class PartialCollection {
     if (vectors.length === 0) return;
     const flat = new Float32Array(vectors.length * this.dim);
     vectors.forEach((v, i) => flat.set(v, i * this.dim));
-    const fh = await open(this.vectorsFile, 'a');
-    try {
-      await fh.write(new Uint8Array(flat.buffer));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await appendFile(this.itemsFile, metas.map((m) => JSON.stringify(m) + '\n').join(''));
+    await writing(this.vectorsFile, async () => {
+      const fh = await open(this.vectorsFile, 'a');
+      try {
+        await fh.write(new Uint8Array(flat.buffer));
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    });
+    await writing(this.itemsFile, () => appendFile(this.itemsFile, metas.map((m) => JSON.stringify(m) + '\n').join('')));
     this.items.push(...metas);
   }
 
@@ -111,7 +124,7 @@ export class PartialLines<T extends { id: string }> {
 
   async append(items: T[]): Promise<void> {
     if (!items.length) return;
-    await appendFile(this.file, items.map((m) => JSON.stringify(m) + '\n').join(''));
+    await writing(this.file, () => appendFile(this.file, items.map((m) => JSON.stringify(m) + '\n').join('')));
     this.lines.push(...items);
   }
 }

@@ -9,7 +9,7 @@ import hnswlib from 'hnswlib-node';
 import { IndexBundle, IndexError, hnswHeader } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
 import { buildIndex, deleteFromBundle, IndexBuildError } from '../index-builder/build.ts';
-import { DATA, IMAGES_CSV, IU_REPORTS, outputDir, REPO } from './helpers/paths.ts';
+import { DATA, IMAGES_CSV, IU_REPORTS, liveDir, outputDir, REPO } from './helpers/paths.ts';
 import { tinyModelBundle } from './helpers/tiny-model.ts';
 
 const dir = outputDir('index');
@@ -42,7 +42,7 @@ test('build: bad images are skipped and listed by id; everything else is indexed
   const s = await buildIndex({ model: modelDir, images: table, root: DATA, reports: IU_REPORTS, reportSplit: 'val', out, batchSize: 8 });
   assert.equal(s.images.indexed, 30);
   assert.equal(s.images.skipped, 3);
-  const errors = readFileSync(join(out, 'errors.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const errors = readFileSync(join(liveDir(out), 'errors.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const imageErrors = errors.filter((e) => e.collection === 'images');
   assert.deepEqual(imageErrors.map((e) => e.reason.split(':')[0]).sort(), ['missing', 'truncated', 'unsupported'].sort());
   assert.ok(errors.every((e) => !/not an image/.test(e.reason)), 'errors carry no file content');
@@ -70,9 +70,10 @@ test('build: bad images are skipped and listed by id; everything else is indexed
 test('load refuses a wrong format, another model, a dimension mismatch and a corrupted file', async () => {
   const out = join(dir, 'bundle');
   const bad = join(dir, 'bad');
+  // a copy of the live version alone, in the layout bundles had before versions (still loadable)
   const reset = () => {
     rmSync(bad, { recursive: true, force: true });
-    cpSync(out, bad, { recursive: true });
+    cpSync(liveDir(out), bad, { recursive: true });
   };
   const manifest = () => JSON.parse(readFileSync(join(bad, 'manifest.json'), 'utf8'));
   reset();
@@ -155,7 +156,7 @@ test('a build killed with SIGKILL resumes with --resume and yields the same item
     });
   });
   await new Promise((r) => child.once('exit', r));
-  assert.ok(!existsSync(join(out, 'manifest.json')), 'no bundle is visible before the build completes');
+  assert.ok(!existsSync(join(out, 'manifest.json')) && !existsSync(join(out, 'CURRENT')), 'no bundle is visible before the build completes');
   await assert.rejects(buildIndex({ model: modelDir, images: big, root: DATA, out }), (e: unknown) => e instanceof IndexBuildError && /--resume/.test(e.message));
   const s = await buildIndex({ model: modelDir, images: big, root: DATA, out, resume: true, batchSize: 4 });
   assert.equal(s.images.indexed, 200);
@@ -197,7 +198,7 @@ test('--append adds a new version, keeping old items; --delete hides items from 
   const thumb = index.thumbnailFile(survivor)!;
   assert.ok(existsSync(thumb) && readFileSync(thumb).subarray(0, 2).equals(Buffer.from([0xff, 0xd8])), 'a JPEG thumbnail');
   const { thumbnailName } = await import('../core/image/index.ts');
-  assert.ok(!existsSync(join(out, 'thumbs', thumbnailName(victim))), 'deleted image leaves no thumbnail');
+  assert.ok(!existsSync(join(liveDir(out), 'thumbs', thumbnailName(victim))), 'deleted image leaves no thumbnail');
 });
 
 test('build refuses to overwrite an existing bundle and reports when nothing could be indexed', async () => {
@@ -270,10 +271,10 @@ test('--workers 2: worker threads embed the same vectors as the in-process embed
   for (const d of [a, b]) rmSync(d, { recursive: true, force: true });
   await buildIndex({ model: modelDir, images: small, root: DATA, out: a, batchSize: 4 });
   await buildIndex({ model: modelDir, images: small, root: DATA, out: b, batchSize: 4, workers: 2 });
-  assert.equal(readFileSync(join(a, 'images.meta.jsonl'), 'utf8'), readFileSync(join(b, 'images.meta.jsonl'), 'utf8'));
+  assert.equal(readFileSync(join(liveDir(a), 'images.meta.jsonl'), 'utf8'), readFileSync(join(liveDir(b), 'images.meta.jsonl'), 'utf8'));
   const read = (d: string) => {
     const h = new hnswlib.HierarchicalNSW('ip', 16);
-    h.readIndexSync(join(d, 'images.hnsw'));
+    h.readIndexSync(join(liveDir(d), 'images.hnsw'));
     return Array.from({ length: 16 }, (_, i) => h.getPoint(i));
   };
   const va = read(a);

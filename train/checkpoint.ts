@@ -1,11 +1,33 @@
 /**
  * Checkpoints: one folder with `tensors.bin` (float32, concatenated) + `tensors.json` (name -> offset, shape)
- * for weights and optimizer moments, and `state.json` (step, RNG, config, metrics). Written to a temporary
- * folder and renamed, so a crash never leaves a half-written checkpoint.
+ * for weights and optimizer moments, and `state.json` (step, RNG, config, metrics). `checkpoint-latest/` and
+ * `checkpoint-best/` are versioned folders (core/versioned-dir.ts): each save is staged, then switched live by
+ * replacing `CURRENT`, so a crash or a reader never finds a half-written or missing checkpoint, and the previous
+ * checkpoint stays until the next save.
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { currentVersionSync, publishVersion, removeStaleStaging, stageVersion } from '../core/versioned-dir.ts';
+
+/** The live checkpoint folder inside `dir` (`checkpoint-latest`, `checkpoint-best`), or undefined if none was saved. */
+export function checkpointFolder(dir: string): string | undefined {
+  return currentVersionSync(dir, 'state.json');
+}
+
+/** Save a checkpoint into the versioned folder `dir`: `fill` writes the files into a staging folder. */
+export async function publishCheckpoint(dir: string, step: number, fill: (staged: string) => Promise<void>): Promise<string> {
+  await removeStaleStaging(dir);
+  const staged = await stageVersion(dir);
+  try {
+    await fill(staged);
+    // unique even when the same step is saved twice (a resumed run's first save)
+    return await publishVersion(dir, staged, `step-${String(step).padStart(7, '0')}-${Date.now().toString(36)}`);
+  } catch (err) {
+    await rm(staged, { recursive: true, force: true }).catch(() => {});
+    throw err;
+  }
+}
 
 export interface TensorFile {
   tensors: Map<string, Float32Array>;
@@ -36,7 +58,10 @@ export async function readTensors(dir: string): Promise<Map<string, Float32Array
   return out;
 }
 
-/** Replace `dir` atomically with what `fill(tmp)` writes. */
+/**
+ * Replace a whole folder (a model bundle, whose layout is a contract: files directly inside) with what `fill(tmp)`
+ * writes. The swap is two renames; checkpoints and index bundles use versioned folders instead.
+ */
 export async function writeAtomically(dir: string, fill: (tmp: string) => Promise<void>): Promise<void> {
   const tmp = `${dir}.tmp-${process.pid}`;
   await rm(tmp, { recursive: true, force: true });

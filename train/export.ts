@@ -11,7 +11,7 @@ import { imageToTensor } from '../core/image/index.ts';
 import { OBSERVATIONS } from '../core/labels.ts';
 import { MedClipModel, MODEL_FORMAT, sha256, type ModelManifest } from '../core/model.ts';
 import { TextTokenizer } from '../core/tokenizer.ts';
-import { readTensors, writeAtomically } from './checkpoint.ts';
+import { checkpointFolder, readTensors, writeAtomically } from './checkpoint.ts';
 import { parseModelConfig, type ModelConfig } from './config.ts';
 import { tokenizeAll } from './data.ts';
 import { DualEncoder } from './model.ts';
@@ -43,8 +43,8 @@ export interface ExportResult {
 
 /** The checkpoint folder of a run; an `ExportError` when it has none. */
 export function checkpointDir(run: string, which: 'best' | 'latest' = 'best'): string {
-  const ckpt = join(resolve(run), `checkpoint-${which}`);
-  if (!existsSync(join(ckpt, 'weights', 'tensors.json'))) throw new ExportError(`${run}: no ${which} checkpoint (run medclip train first)`);
+  const ckpt = checkpointFolder(join(resolve(run), `checkpoint-${which}`));
+  if (!ckpt || !existsSync(join(ckpt, 'weights', 'tensors.json'))) throw new ExportError(`${run}: no ${which} checkpoint (run medclip train first)`);
   return ckpt;
 }
 

@@ -14,7 +14,7 @@ import { TextTokenizer, trainWordPiece } from '../core/tokenizer.ts';
 import { labelReport } from '../core/labeler/labeler.ts';
 import { BUILTIN_TEMPLATES, expandTemplate } from '../core/prompts.ts';
 import { augmentInto, DEFAULT_AUGMENT } from './augment.ts';
-import { readTensors, writeAtomically, writeTensors } from './checkpoint.ts';
+import { checkpointFolder, publishCheckpoint, readTensors, writeTensors } from './checkpoint.ts';
 import type { ModelConfig } from './config.ts';
 import { DecoupledSampler, loadImageSet, loadSentences, tokenizeAll, type ImageSet, type SentenceSet } from './data.ts';
 import type { LossName } from './loss.ts';
@@ -142,9 +142,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let values = initialValues(config, o.seed);
   let state: RunState = { step: 0, rng: new Rng(o.seed ^ 0x5eed).getState(), history: [], options: publicOptions(o) };
   let optimizerState: OptimizerState | undefined;
-  const latest = join(runDir, CHECKPOINT_LATEST);
+  const latestDir = join(runDir, CHECKPOINT_LATEST);
   if (o.resume) {
-    if (!existsSync(latest)) throw new TrainError(`--resume: no checkpoint in ${runDir}`);
+    const latest = checkpointFolder(latestDir);
+    if (!latest) throw new TrainError(`--resume: no checkpoint in ${runDir}`);
     values = await readTensors(join(latest, 'weights'));
     const moments = await readTensors(join(latest, 'optimizer'));
     state = JSON.parse(await readFile(join(latest, 'state.json'), 'utf8')) as RunState;
@@ -220,7 +221,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         const parts = buildParts(sampler.sample(B, rng));
         const results = await Promise.all(replicas.map((r, w) => r.step(parts[w]!)));
         if (results.some((r) => !Number.isFinite(r.loss)))
-          throw new TrainError(`loss became ${results.find((r) => !Number.isFinite(r.loss))!.loss} at step ${state.step + 1}; the last good checkpoint is ${latest} (try a lower --lr)`);
+          throw new TrainError(`loss became ${results.find((r) => !Number.isFinite(r.loss))!.loss} at step ${state.step + 1}; the last good checkpoint is ${checkpointFolder(latestDir) ?? '(none yet)'} (try a lower --lr)`);
         allResults.push(...results);
         allWeights.push(...parts.map((p) => p.n));
       }
@@ -249,7 +250,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
             await saveCheckpoint(join(runDir, CHECKPOINT_BEST), snapshot.values, undefined, state);
           }
         } else await saveCheckpoint(join(runDir, CHECKPOINT_BEST), snapshot.values, undefined, state);
-        await saveCheckpoint(latest, snapshot.values, snapshot.optimizer, state);
+        await saveCheckpoint(latestDir, snapshot.values, snapshot.optimizer, state);
       }
     }
     evalModel.dispose();
@@ -271,7 +272,7 @@ function publicOptions(o: TrainOptions): Record<string, unknown> {
 }
 
 async function saveCheckpoint(dir: string, values: Map<string, Float32Array>, optimizer: OptimizerState | undefined, state: RunState): Promise<void> {
-  await writeAtomically(dir, async (tmp) => {
+  await publishCheckpoint(dir, state.step, async (tmp) => {
     await mkdir(join(tmp, 'weights'));
     await writeTensors(join(tmp, 'weights'), values);
     if (optimizer) {

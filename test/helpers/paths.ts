@@ -1,5 +1,6 @@
 /** Where the shared real data lives (../shared/data beside the repository), and a scratch folder for outputs. */
 import { mkdirSync } from 'node:fs';
+import { currentVersionSync } from '../../core/versioned-dir.ts';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -14,5 +15,12 @@ export const FULLRES_DIR = join(DATA, 'samples/fullres');
 export function outputDir(name: string): string {
   const dir = join(REPO, '.test-output', name);
   mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** The live version folder of an index bundle location (where its files are). */
+export function liveDir(bundle: string): string {
+  const dir = currentVersionSync(bundle, 'manifest.json');
+  if (!dir) throw new Error(`${bundle} holds no index bundle`);
   return dir;
 }

@@ -1,0 +1,199 @@
+// Writers of one bundle, as separate processes (as users and cron jobs run them): concurrent appends and deletes
+// all land with no id pointing at another image's vector; a writer killed -9 at any point of its publish leaves a
+// bundle that loads and verifies; --resume refuses other inputs; a full disk names the file and changes nothing.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { IndexBundle } from '../core/index.ts';
+import { MedClipModel } from '../core/model.ts';
+import { withLock, LockTimeoutError } from '../core/bundle-lock.ts';
+import { buildIndex, IndexBuildError } from '../index-builder/build.ts';
+import { DATA, IMAGES_CSV, liveDir, outputDir } from './helpers/paths.ts';
+import { tinyModelBundle } from './helpers/tiny-model.ts';
+import { medclipWith } from './helpers/cli.ts';
+
+const dir = outputDir('writers');
+let modelDir: string;
+let model: MedClipModel;
+const lines = readFileSync(IMAGES_CSV, 'utf8').trim().split('\n');
+const valRows = lines.filter((l) => l.includes(',val,'));
+const table = (name: string, rows: string[]) => {
+  const file = join(dir, `${name}.csv`);
+  writeFileSync(file, [lines[0], ...rows].join('\n') + '\n');
+  return file;
+};
+const pathOf = (row: string) => row.split(',')[0]!;
+
+before(async () => {
+  modelDir = await tinyModelBundle(dir);
+  model = await MedClipModel.load(modelDir);
+});
+
+/** Every item's stored vector is the embedding of its own file: no id points at another image's vector. */
+async function assertVectorsMatchIds(index: IndexBundle): Promise<number> {
+  const entries = [...index.entries('images')];
+  const vectors = await model.embedImages(entries.map((e) => readFileSync(join(DATA, e.meta.id))));
+  entries.forEach((e, i) => {
+    const cos = e.vector.reduce((s, x, d) => s + x * vectors[i]![d]!, 0);
+    assert.ok(cos > 0.9999, `${e.meta.id}: stored vector is not its own (cosine ${cos})`);
+  });
+  return entries.length;
+}
+
+test('5 concurrent appends and 10 concurrent deletes, each its own process: every change lands, ids keep their vectors', async () => {
+  const out = join(dir, 'shared');
+  rmSync(out, { recursive: true, force: true });
+  await buildIndex({ model: modelDir, images: table('base', valRows.slice(0, 10)), root: DATA, out });
+  const appends = Array.from({ length: 5 }, (_, i) => table(`append-${i}`, valRows.slice(10 + i * 8, 18 + i * 8)));
+  const results = await Promise.all(appends.map((t) => medclipWith({ timeoutMs: 240_000 }, 'index', '--model', modelDir, '--images', t, '--root', DATA, '--out', out, '--append', '--threads', '1')));
+  for (const r of results) assert.equal(r.code, 0, r.stderr);
+  let index = await IndexBundle.load(out, { model });
+  assert.equal(index.manifest.version, 6, 'one version per append');
+  assert.equal(await assertVectorsMatchIds(index), 50);
+
+  const victims = valRows.slice(0, 10).map(pathOf);
+  const deletes = await Promise.all(victims.map((id) => medclipWith({ timeoutMs: 240_000 }, 'index', '--model', modelDir, '--out', out, '--delete', id)));
+  for (const r of deletes) assert.equal(r.code, 0, r.stderr);
+  index = await IndexBundle.load(out, { model });
+  assert.equal(index.manifest.version, 16, 'one version per delete');
+  assert.equal(index.count('images'), 40);
+  for (const id of victims) assert.equal(index.image(id), undefined, `${id} was deleted`);
+  assert.equal(await assertVectorsMatchIds(index), 40);
+  assert.deepEqual(readdirSync(out).sort(), ['CURRENT', 'v000015', 'v000016'], 'the live version and the previous one, nothing else');
+  assert.ok(!existsSync(`${out}.lock`) && !existsSync(`${out}.partial`));
+});
+
+test('a writer killed -9 at each point of its publish leaves the previous or the new version, complete and verified', async () => {
+  const out = join(dir, 'killed');
+  rmSync(out, { recursive: true, force: true });
+  await buildIndex({ model: modelDir, images: table('k-base', valRows.slice(0, 6)), root: DATA, out });
+  let expected = 6;
+  let offset = 6;
+  for (const point of ['staged', 'renamed', 'pointer', 'switched']) {
+    const more = table(`k-${point}`, valRows.slice(offset, offset + 3));
+    const r = await medclipWith({ env: { MEDCLIP_FAULT_KILL_AT: point }, timeoutMs: 120_000 }, 'index', '--model', modelDir, '--images', more, '--root', DATA, '--out', out, '--append', '--threads', '1');
+    assert.equal(r.signal, 'SIGKILL', `killed at ${point}: ${r.stderr}`);
+    const index = await IndexBundle.load(out, { model }); // verifies every file's sha256
+    const n = await assertVectorsMatchIds(index);
+    if (point === 'switched') {
+      assert.equal(n, expected + 3, 'killed after the switch: the new version is live');
+      expected = n;
+    } else assert.equal(n, expected, `killed at ${point}: the previous version is live`);
+    offset += 3;
+    // an operator's cleanup between drills (the stale-lock takeover is tested below)
+    rmSync(`${out}.lock`, { recursive: true, force: true });
+    rmSync(`${out}.partial`, { recursive: true, force: true });
+  }
+  // The last writer is killed holding the lock: the next one waits for the lock to go stale, takes it over,
+  // removes the staging leftovers and publishes on top of the latest version.
+  const last = table('k-last', valRows.slice(offset, offset + 3));
+  const killed = await medclipWith({ env: { MEDCLIP_FAULT_KILL_AT: 'staged' }, timeoutMs: 120_000 }, 'index', '--model', modelDir, '--images', last, '--root', DATA, '--out', out, '--append', '--threads', '1');
+  assert.equal(killed.signal, 'SIGKILL');
+  assert.ok(existsSync(`${out}.lock`), 'the killed writer left its lock');
+  rmSync(`${out}.partial`, { recursive: true, force: true });
+  const t0 = Date.now();
+  const ok = await medclipWith({ timeoutMs: 120_000 }, 'index', '--model', modelDir, '--images', last, '--root', DATA, '--out', out, '--append', '--threads', '1');
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stderr, /waiting for pid \d+/);
+  assert.ok(Date.now() - t0 < 60_000);
+  const index = await IndexBundle.load(out, { model });
+  assert.equal(await assertVectorsMatchIds(index), expected + 3);
+  assert.ok(!readdirSync(out).some((n) => n.startsWith('.')), 'no staging folder is left behind');
+});
+
+test('a writer gives up after --lock-timeout naming the holder', async () => {
+  const out = join(dir, 'busy');
+  rmSync(out, { recursive: true, force: true });
+  await buildIndex({ model: modelDir, images: table('busy', valRows.slice(0, 3)), root: DATA, out });
+  await withLock(out, 'a long maintenance job', async () => {
+    const r = await medclipWith({ timeoutMs: 60_000 }, 'index', '--model', modelDir, '--out', out, '--delete', pathOf(valRows[0]!), '--lock-timeout', '1');
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`^medclip: .*busy is being written by pid ${process.pid} on .* \\(a long maintenance job\\).*gave up after 1 s`, 'm'));
+    const out_ = r.stderr.trim().split('\n');
+    assert.deepEqual(out_.map((l) => l.replace(/ .*/, '')), ['medclip:', 'medclip:'], 'a waiting notice, then the error in one line');
+    await assert.rejects(withLock(out, 'second', async () => {}, { waitMs: 100 }), LockTimeoutError);
+  });
+  assert.equal((await IndexBundle.load(out, { model })).count('images'), 3, 'nothing changed');
+});
+
+test('--resume refuses different inputs, naming what differs; an interrupted append is named as such', async () => {
+  const out = join(dir, 'resume');
+  rmSync(out, { recursive: true, force: true });
+  rmSync(`${out}.partial`, { recursive: true, force: true });
+  const a = table('resume-a', valRows.slice(0, 4));
+  const b = table('resume-b', valRows.slice(4, 8));
+  await buildIndex({ model: modelDir, images: a, root: DATA, out });
+  // an append killed after its first batch leaves its partial state behind
+  const killed = await medclipWith({ env: { MEDCLIP_FAULT_KILL_AT: 'staged' }, timeoutMs: 120_000 }, 'index', '--model', modelDir, '--images', b, '--root', DATA, '--out', out, '--append');
+  assert.equal(killed.signal, 'SIGKILL');
+  rmSync(`${out}.lock`, { recursive: true, force: true });
+  await assert.rejects(buildIndex({ model: modelDir, images: a, root: DATA, out, append: true }), (e: unknown) => e instanceof IndexBuildError && /an interrupted --append of .* is kept in .*resume\.partial: rerun it with --resume/.test(e.message));
+  await assert.rejects(buildIndex({ model: modelDir, images: a, root: DATA, out, append: true, resume: true }), (e: unknown) => e instanceof IndexBuildError && /started with a different --images/.test(e.message));
+  await assert.rejects(buildIndex({ model: modelDir, images: b, root: DATA, out, append: true, resume: true, split: 'val' }), /started with a different --split/);
+  await assert.rejects(buildIndex({ model: modelDir, images: b, root: DATA, out, append: true, resume: true, hnsw: { M: 8 } }), /started with a different HNSW parameters/);
+  const s = await buildIndex({ model: modelDir, images: b, root: DATA, out, append: true, resume: true });
+  assert.equal(s.images.indexed, 8);
+});
+
+test('a full disk: the error names the file being written, the CLI exits 1 in one line, the bundle is unchanged', async (t) => {
+  const mnt = join(dir, 'tiny-disk');
+  mkdirSync(mnt, { recursive: true });
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=400k', 'tmpfs', mnt], { stdio: 'ignore' });
+  } catch {
+    if (process.env.CI) throw new Error('CI runs as root and must be able to mount a small tmpfs for this drill');
+    t.skip('mounting a tmpfs needs root');
+    return;
+  }
+  try {
+    const out = join(mnt, 'bundle');
+    await buildIndex({ model: modelDir, images: table('disk-a', valRows.slice(0, 4)), root: DATA, out });
+    // thumbnails of 60 images do not fit in 400 kB
+    const r = await medclipWith({ timeoutMs: 120_000 }, 'index', '--model', modelDir, '--images', table('disk-b', valRows.slice(4, 64)), '--root', DATA, '--out', out, '--append', '--thumbnails');
+    assert.equal(r.code, 1, `exits 1, not hangs or crashes: ${r.stderr}`);
+    const errLines = r.stderr.trim().split('\n').filter((l) => l.startsWith('medclip:'));
+    assert.equal(errLines.length, 1, r.stderr);
+    assert.match(errLines[0]!, /cannot write .*tiny-disk\/bundle.*: no space left on device/);
+    const index = await IndexBundle.load(out, { model });
+    assert.equal(index.count('images'), 4, 'the live bundle is unchanged');
+    assert.ok(!readdirSync(out).some((n) => n.startsWith('.staging')), 'no half-written version is left');
+  } finally {
+    execFileSync('umount', [mnt]);
+  }
+});
+
+test('a fresh build into an existing bundle needs --force and publishes a new version', async () => {
+  const out = join(dir, 'forced');
+  rmSync(out, { recursive: true, force: true });
+  await buildIndex({ model: modelDir, images: table('f-a', valRows.slice(0, 3)), root: DATA, out });
+  await assert.rejects(buildIndex({ model: modelDir, images: table('f-b', valRows.slice(3, 5)), root: DATA, out }), /already exists: use --append .*--force/);
+  const s = await buildIndex({ model: modelDir, images: table('f-b', valRows.slice(3, 5)), root: DATA, out, force: true });
+  assert.equal(s.version, 2);
+  const index = await IndexBundle.load(out, { model });
+  assert.equal(index.count('images'), 2);
+  assert.ok(existsSync(join(out, 'v000001', 'manifest.json')), 'the previous version stays until the next publish');
+  assert.equal(liveDir(out), join(out, 'v000002'));
+  const notBundle = join(dir, 'not-a-bundle');
+  mkdirSync(notBundle, { recursive: true });
+  writeFileSync(join(notBundle, 'notes.txt'), 'mine');
+  await assert.rejects(buildIndex({ model: modelDir, images: table('f-b', valRows.slice(3, 5)), root: DATA, out: notBundle, force: true }), /exists and is not an index bundle/);
+  assert.ok(existsSync(join(notBundle, 'notes.txt')));
+});
+
+test('a bad label cell after the progress bar started: one line naming the row, exit 1, no hang', async () => {
+  const bad = valRows[40]!.split(',');
+  bad[5] = 'maybe'; // a label column
+  const file = table('bad-cell', [...valRows.slice(0, 40), bad.join(',')]);
+  const out = join(dir, 'bad-cell');
+  rmSync(out, { recursive: true, force: true });
+  rmSync(`${out}.partial`, { recursive: true, force: true });
+  const r = await medclipWith({ timeoutMs: 90_000 }, 'index', '--model', modelDir, '--images', file, '--root', DATA, '--out', out, '--batch', '8');
+  assert.equal(r.signal ?? null, null, 'the process exited by itself');
+  assert.equal(r.code, 1);
+  const last = r.stderr.trim().split('\n').at(-1)!;
+  assert.match(last, /^medclip: .*bad-cell\.csv, row 42: /);
+  assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
+  assert.ok(!existsSync(join(out, 'CURRENT')), 'no bundle was published');
+});
