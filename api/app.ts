@@ -13,6 +13,7 @@ import { cors } from 'hono/cors';
 import { requestId } from 'hono/request-id';
 import { HTTPException } from 'hono/http-exception';
 import { readFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
 import { DEFAULT_IMAGE_LIMITS, ImageError, thumbnailJpeg, type ImageLimits } from '../core/image/index.ts';
 import { IndexError, checkFilter, type IndexBundle, type SearchFilter, type StoredLabels, type ImageMeta, type SentenceMeta } from '../core/index.ts';
 import { labelReport, labelSentence } from '../core/labeler/labeler.ts';
@@ -27,6 +28,7 @@ import { renderDocsPage } from './docs-page.ts';
 import { renderSearchPage } from './search-page.ts';
 import { HttpProblem, problemResponse } from './problem.ts';
 import * as S from './schemas.ts';
+import { boundedCache, stringBytes } from '../core/cache.ts';
 
 export interface ApiConfig {
   auth: { mode: 'off' } | { mode: 'api-key'; hashes: Buffer[] };
@@ -102,9 +104,12 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     },
   });
 
-  app.use('*', requestId());
+  // The server makes the request id. A client's own is taken only when it is a UUID (a correlation id), never
+  // as free text: ids are logged, and free text could carry a patient's name or record number.
+  app.use('*', requestId({ headerName: '', generator: (c) => clientRequestId(c.req.header('x-request-id')) ?? randomUUID() }));
   app.use('*', async (c, next) => {
     const t0 = performance.now();
+    c.header('x-request-id', c.get('requestId'));
     await next();
     config.log?.({ requestId: c.get('requestId'), method: c.req.method, route: c.req.routePath, status: c.res.status, ms: Math.round((performance.now() - t0) * 10) / 10 });
   });
@@ -130,7 +135,11 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     config.log?.({ requestId: c.get('requestId'), route: c.req.routePath, error: err.name });
     return problemResponse(c, new HttpProblem(500, 'Internal error', 'the request failed; quote the request id when reporting it'));
   });
-  app.notFound((c) => problemResponse(c, new HttpProblem(404, 'Not found', `no route ${c.req.method} ${c.req.path}`)));
+  app.notFound((c) => {
+    const allowed = allowedMethods(app, c.req.path);
+    if (allowed.length) return problemResponse(c, new HttpProblem(405, 'Method not allowed', `${c.req.method} is not served here; use ${allowed.join(' or ')}`, {}, { allow: allowed.join(', ') }));
+    return problemResponse(c, new HttpProblem(404, 'Not found', `no route ${c.req.method} ${c.req.path}`));
+  });
 
   /** Findings read from an image: zero-shot over the built-in classes, the top class and any close to it. */
   async function imageFindings(vector: Float32Array): Promise<string[]> {
@@ -153,7 +162,7 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
   }
 
   /** A report's sentences as the labeler split them at index time; split once per report, then cached. */
-  const sentenceCache = new Map<string, string[]>();
+  const sentenceCache = boundedCache<string, string[]>('report-sentences', (v, k) => stringBytes(k) + v.reduce((n, x) => n + stringBytes(x) + 16, 0));
   function reportSentences(report: { id: string; text: Record<string, string> }): string[] {
     let s = sentenceCache.get(report.id);
     if (!s) {
@@ -294,7 +303,7 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
       responses: { 200: { content: { 'image/jpeg': { schema: z.string().openapi({ format: 'binary' }) } }, description: 'JPEG preview' }, 404: json(S.Problem, 'No such image') },
     }),
     async (c: Context) => {
-      const id = decodeURIComponent(c.req.param('id')!);
+      const id = pathId(c);
       const meta = await services.images.image(id);
       if (!meta) throw new HttpProblem(404, 'Not found', 'no image with this id in the index');
       let jpeg: Uint8Array | undefined = await services.images.thumbnail(id);
@@ -313,7 +322,7 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
       responses: { 200: json(z.object({ id: z.string(), text: z.record(z.string(), z.string()), labels: S.Labels }), 'The report'), 404: json(S.Problem, 'No such report') },
     }),
     (c: Context) => {
-      const r = index.report(decodeURIComponent(c.req.param('id')!));
+      const r = index.report(pathId(c));
       if (!r) throw new HttpProblem(404, 'Not found', 'no report with this id in the index');
       return c.json({ id: r.id, text: r.text, labels: r.labels });
     },
@@ -328,6 +337,38 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
   app.get('/docs', (c) => c.html(renderDocsPage('/openapi.json')));
   app.get('/', (c) => c.html(renderSearchPage()));
   return app;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A client's X-Request-Id, if it is a UUID; anything else is dropped unseen. */
+export function clientRequestId(value: string | undefined): string | undefined {
+  return value && UUID.test(value) ? value.toLowerCase() : undefined;
+}
+
+/**
+ * The `{id}` path segment, percent-decoded exactly once. Read from the raw URL: the router's own decoding leaves a
+ * malformed escape (`%ZZ`, a lone `%`) as it was, which must be a 400, not a lookup of the wrong id.
+ */
+function pathId(c: Context): string {
+  const raw = new URL(c.req.url).pathname.split('/').pop() ?? '';
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new HttpProblem(400, 'Invalid request', 'the id in the path is not valid percent-encoding (encode it with encodeURIComponent)');
+  }
+}
+
+/** Methods with a route at this path (for 405 + Allow), from the app's own route table. */
+function allowedMethods(app: OpenAPIHono<Env>, path: string): string[] {
+  const methods = new Set<string>();
+  for (const r of app.routes) {
+    if (r.method === 'ALL') continue; // middleware
+    const pattern = new RegExp(`^${r.path.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\/:[^/]+/g, '/[^/]+').replace(/\*/g, '.*')}$`);
+    if (pattern.test(path)) methods.add(r.method);
+  }
+  if (methods.has('GET')) methods.add('HEAD');
+  return [...methods].sort();
 }
 
 function safeJson(v: string): unknown {

@@ -3,7 +3,8 @@
  * The model and index load once per container, on the first request; later requests reuse them.
  * Configuration: MEDCLIP_MODEL_URI / MEDCLIP_INDEX_URI (s3://bucket/prefix: fetched into /tmp once, sha256-verified,
  * ETag-cached) or MEDCLIP_MODEL_DIR / MEDCLIP_INDEX_DIR (default: the bundles shipped in the package),
- * MEDCLIP_API_KEY_SHA256 (comma-separated sha256 of accepted keys; empty = auth by the Function URL's IAM),
+ * MEDCLIP_AUTH (api-key | iam | off) with MEDCLIP_API_KEY_SHA256 (comma-separated sha256 of accepted keys): api-key
+ * without hashes, or nothing configured at all, refuses to start (fail closed; `iam` = the Function URL checks callers),
  * MEDCLIP_CORS_ORIGINS, MEDCLIP_SHARD_FUNCTIONS (query fan-out: comma-separated shard function names).
  */
 import { handle } from 'hono/aws-lambda';
@@ -13,8 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { IndexBundle } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
 import { createApp, createServices } from './app.ts';
-import { isShardRequest, ShardFanout, shardRequest, type ShardRequest } from './shard-fanout.ts';
-import { parseApiKeyHashes } from './auth.ts';
+import { ShardFanout, shardRequest } from './shard-fanout.ts';
+import { resolveAuth } from './auth.ts';
+import { checkEvent, problemResult } from './lambda-events.ts';
 
 // Source checkout: api/lambda.ts -> repository root; packaged Lambda: api.mjs sits beside models/ and indexes/.
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -36,6 +38,14 @@ async function bundleDir(uri: string | undefined, dir: string | undefined, fallb
 }
 
 async function init(): Promise<Ready> {
+  // Auth first: a deployment that asked for API keys but has none refuses to start, before loading anything.
+  let auth: ReturnType<typeof resolveAuth>;
+  try {
+    auth = resolveAuth(process.env.MEDCLIP_AUTH, process.env.MEDCLIP_API_KEY_SHA256);
+  } catch (err) {
+    console.error(JSON.stringify({ event: 'refusing-to-start', reason: (err as Error).message }));
+    throw err;
+  }
   // Cold-start breakdown, logged once per container: runtime + module load (time since the process started),
   // bundle fetch, model sessions and index load, class prompt embeddings.
   const t0 = performance.now();
@@ -56,22 +66,32 @@ async function init(): Promise<Ready> {
   const ms = (x: number) => Math.round(x);
   // modelMs is part of loadMs (model and index load in parallel).
   console.log(JSON.stringify({ event: 'cold-start', runtimeMs: ms(t0), fetchMs: ms(t1 - t0), loadMs: ms(t2 - t1), modelMs: ms(modelMs), promptsMs: ms(t3 - t2), vectors: index.count('images') + index.count('reports') }));
-  const hashes = parseApiKeyHashes(process.env.MEDCLIP_API_KEY_SHA256);
   const app = createApp(services, {
-    auth: hashes.length ? { mode: 'api-key', hashes } : { mode: 'off' },
+    auth,
     corsOrigins: process.env.MEDCLIP_CORS_ORIGINS?.split(',').map((s) => s.trim()).filter(Boolean),
     log: (e) => console.log(JSON.stringify(e)),
   });
   return { http: handle(app), index };
 }
 
-/** HTTP events (Function URL, API Gateway v2) go to the app; `{ kind: 'medclip-shard' }` events are shard queries. */
-export const handler = async (event: Parameters<LambdaHandler>[0] | ShardRequest, context: Parameters<LambdaHandler>[1]) => {
+/**
+ * HTTP events (Function URL, API Gateway v2) go to the app; `{ kind: 'medclip-shard' }` events are shard queries.
+ * A malformed event of either kind is answered 400 problem+json before anything else runs.
+ */
+export const handler = async (event: unknown, context: Parameters<LambdaHandler>[1]) => {
+  const checked = checkEvent(event);
+  if (checked.kind === 'invalid') return problemResult(400, 'Invalid event', checked.detail);
   ready ??= init().catch((err) => {
     ready = undefined; // retry the load on the next request
     throw err;
   });
   const r = await ready;
-  if (isShardRequest(event)) return shardRequest(r.index, event);
-  return r.http(event, context);
+  if (checked.kind === 'shard') return shardRequest(r.index, checked.request);
+  try {
+    return await r.http(checked.event as Parameters<LambdaHandler>[0], context);
+  } catch (err) {
+    // The app answers its own errors; a throw here is the adapter refusing the event's shape.
+    console.log(JSON.stringify({ event: 'malformed-http-event', error: (err as Error).name }));
+    return problemResult(400, 'Invalid event', 'the event could not be read as an HTTP request');
+  }
 };

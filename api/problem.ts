@@ -8,6 +8,8 @@ export class HttpProblem extends Error {
     readonly title: string,
     readonly detail: string,
     readonly extra: Record<string, unknown> = {},
+    /** Response headers that belong to the problem (WWW-Authenticate on 401, Allow on 405). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(detail);
     this.name = 'HttpProblem';
@@ -36,5 +38,5 @@ export function problemResponse(c: Context, p: HttpProblem): Response {
     requestId: c.get('requestId' as never) as string | undefined,
     ...p.extra,
   };
-  return c.body(JSON.stringify(body), p.status, { 'content-type': 'application/problem+json' });
+  return c.body(JSON.stringify(body), p.status, { ...p.headers, 'content-type': 'application/problem+json' });
 }

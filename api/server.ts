@@ -17,6 +17,8 @@ export interface ServeOptions {
   host: string;
   /** sha256 hex digests of the accepted API keys; empty = auth off (allowed on loopback only). */
   apiKeyHashes?: string;
+  /** `api-key` insists on hashes (refuses to start without); default: keys if any are given. */
+  authMode?: string;
   corsOrigins?: string[];
   imagesRoot?: string;
   threads?: number;
@@ -28,6 +30,8 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 export async function startServer(o: ServeOptions): Promise<{ server: ServerType; url: string; close: () => Promise<void> }> {
   const log = o.log ?? ((l: string) => console.error(l));
   const hashes = parseApiKeyHashes(o.apiKeyHashes);
+  if (o.authMode?.trim().toLowerCase() === 'api-key' && hashes.length === 0)
+    throw new Error('MEDCLIP_AUTH is api-key but MEDCLIP_API_KEY_SHA256 holds no key hash: refusing to serve an open API');
   if (hashes.length === 0 && !LOOPBACK.has(o.host))
     throw new Error(`refusing to serve without API keys on ${o.host}: set MEDCLIP_API_KEY_SHA256, or bind to 127.0.0.1`);
   const modelLoad = MedClipModel.load(o.model, { threads: o.threads ?? 1 });
@@ -39,8 +43,16 @@ export async function startServer(o: ServeOptions): Promise<{ server: ServerType
     log: (e) => log(JSON.stringify(e)),
   };
   const app = createApp(await createServices(model, index), config);
-  const server = await new Promise<ServerType>((resolve) => {
-    const s = serve({ fetch: app.fetch, port: o.port, hostname: o.host }, () => resolve(s));
+  const server = await new Promise<ServerType>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, port: o.port, hostname: o.host }, () => {
+      s.off('error', reject);
+      resolve(s);
+    });
+    // e.g. EADDRINUSE: a clear error for the caller instead of an unhandled 'error' event
+    s.once('error', (err: NodeJS.ErrnoException) => {
+      void model.close();
+      reject(new Error(err.code === 'EADDRINUSE' ? `port ${o.port} on ${o.host} is already in use (choose another with --port)` : err.code === 'EACCES' ? `no permission to listen on ${o.host}:${o.port}` : `cannot listen on ${o.host}:${o.port}: ${err.code ?? err.message}`));
+    });
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
@@ -51,8 +63,12 @@ export async function startServer(o: ServeOptions): Promise<{ server: ServerType
   return {
     server,
     url,
+    /** Stop accepting connections, let in-flight requests finish, then release the model. */
     close: async () => {
-      await new Promise<void>((r) => server.close(() => r()));
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      // idle keep-alive connections would otherwise hold the server open; busy ones close after their response
+      (server as import('node:http').Server).closeIdleConnections?.();
+      await closed;
       await model.close();
     },
   };

@@ -7,6 +7,7 @@ import type { LambdaClient } from '@aws-sdk/client-lambda';
 import { readFile } from 'node:fs/promises';
 import type { Hit, ImageMeta, IndexBundle, SearchFilter } from '../core/index.ts';
 import { HttpProblem } from './problem.ts';
+import { boundedCache, stringBytes } from '../core/cache.ts';
 
 export type ShardRequest =
   | { kind: 'medclip-shard'; op: 'count' }
@@ -33,10 +34,6 @@ export function localSearcher(index: IndexBundle): ImageSearcher {
   };
 }
 
-export function isShardRequest(event: unknown): event is ShardRequest {
-  return !!event && typeof event === 'object' && (event as { kind?: unknown }).kind === 'medclip-shard';
-}
-
 /** A shard's side: answer an internal request from its local bundle. */
 export async function shardRequest(index: IndexBundle, req: ShardRequest): Promise<unknown> {
   const local = localSearcher(index);
@@ -53,7 +50,7 @@ export async function shardRequest(index: IndexBundle, req: ShardRequest): Promi
 export class ShardFanout implements ImageSearcher {
   private total = 0;
   /** Which shard holds an id, learned from search results (for previews). */
-  private readonly owner = new Map<string, number>();
+  private readonly owner = boundedCache<string, number>('shard-owners', (_, id) => stringBytes(id) + 64);
 
   private constructor(
     private readonly functions: string[],

@@ -38,9 +38,9 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 for (const [label, indexDir] of [['sample index', join(pkg, 'indexes/sample')], [`${args.n}-vector index`, big]] as const) {
   const rows: Record<string, number>[] = [];
   // one warm-up process: the OS file cache holds the bundle afterwards, as on a warm Lambda host
-  spawnSync(process.execPath, [probe], { cwd: pkg, env: { PATH: process.env.PATH ?? '', MEDCLIP_INDEX_DIR: indexDir } });
+  spawnSync(process.execPath, [probe], { cwd: pkg, env: { PATH: process.env.PATH ?? '', MEDCLIP_INDEX_DIR: indexDir, MEDCLIP_AUTH: 'iam' } });
   for (let i = 0; i < Number(args.runs); i++) {
-    const res = spawnSync(process.execPath, [probe], { cwd: pkg, env: { PATH: process.env.PATH ?? '', MEDCLIP_INDEX_DIR: indexDir }, encoding: 'utf8' });
+    const res = spawnSync(process.execPath, [probe], { cwd: pkg, env: { PATH: process.env.PATH ?? '', MEDCLIP_INDEX_DIR: indexDir, MEDCLIP_AUTH: 'iam' }, encoding: 'utf8' });
     const cold = res.stdout.split('\n').find((l) => l.includes('"cold-start"'));
     const total = res.stderr.split('\n').find((l) => l.includes('totalMs'));
     if (!cold || !total) throw new Error(`probe failed: ${res.stderr.slice(0, 300)}`);

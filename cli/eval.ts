@@ -2,12 +2,21 @@
 import type { Command } from 'commander';
 import { MedClipModel } from '../core/model.ts';
 import { evaluateModel, type EvalResult } from '../train/evaluate.ts';
+import { fitFindingsTemperature } from '../core/findings.ts';
+import { writeFindingsTemperature } from '../train/export.ts';
 import { CliError } from './errors.ts';
 
 const pct = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '  -  ' : x.toFixed(3));
 
 export function formatEval(r: EvalResult): string {
   const lines: string[] = [];
+  for (const [group, g] of Object.entries(r.findings ?? {})) {
+    lines.push(`findings [${group}] n=${g.n}: mean AUC ${pct(g.meanAuc)} over ${g.meanOver.length} finding(s) with >= 9 positives and negatives; text->image mean P@10 ${pct(g.meanP10)}`);
+    for (const [name, f] of Object.entries(g.findings)) {
+      if (!f.positives) continue;
+      lines.push(`  ${name.padEnd(27)} AUC ${pct(f.auc)}  (${f.positives} pos / ${f.negatives} neg)${g.textToImage[name] !== undefined ? `  P@10 ${pct(g.textToImage[name])}` : ''}`);
+    }
+  }
   for (const [group, tasks] of Object.entries(r.zeroshot ?? {})) {
     for (const [name, t] of Object.entries(tasks)) {
       lines.push(`zero-shot ${name} [${group}] n=${t.n}: accuracy ${pct(t.accuracy)}${t.auc !== undefined ? `, AUC ${pct(t.auc)}` : ''}`);
@@ -32,7 +41,7 @@ export function compactEval(r: EvalResult): Record<string, unknown> {
     }),
   );
   const retrieval = Object.fromEntries(Object.entries(r.retrieval ?? {}).map(([g, rr]) => [g, { ...(rr.imageToText ?? {}), textToImage: rr.textToImage }]));
-  return { ...(r.zeroshot ? { zeroshot } : {}), ...(r.retrieval ? { retrieval } : {}), skipped: r.skipped };
+  return { ...(r.findings ? { findings: r.findings } : {}), ...(r.zeroshot ? { zeroshot } : {}), ...(r.retrieval ? { retrieval } : {}), skipped: r.skipped };
 }
 
 export function registerEval(program: Command): void {
@@ -45,15 +54,26 @@ export function registerEval(program: Command): void {
     .option('--split <name>', 'only image rows of this split (e.g. val)')
     .option('--reports <file>', 'report table: sentences for retrieval')
     .option('--report-split <name>', 'only report rows of this split')
-    .option('--task <name>', 'zeroshot, retrieval or all', 'zeroshot')
+    .option('--task <name>', 'zeroshot, retrieval, findings or all', 'zeroshot')
+    .option('--fit-temperature', "findings: fit the findings-mode temperature on these images and store it in the model's manifest")
     .option('--group-by <column>', 'report metrics per value of this column (e.g. source)')
     .option('--threads <n>', 'onnxruntime threads', '2')
     .option('--json', 'print one JSON object')
     .action(async (opts) => {
-      if (!['zeroshot', 'retrieval', 'all'].includes(opts.task)) throw new CliError(`--task must be zeroshot, retrieval or all, got "${opts.task}"`);
-      if (opts.task !== 'zeroshot' && !opts.reports) throw new CliError('--task retrieval/all needs --reports');
-      const model = await MedClipModel.load(opts.model, { threads: Number(opts.threads) || 1 });
+      if (!['zeroshot', 'retrieval', 'findings', 'all'].includes(opts.task)) throw new CliError(`--task must be zeroshot, retrieval, findings or all, got "${opts.task}"`);
+      if ((opts.task === 'retrieval' || opts.task === 'all') && !opts.reports) throw new CliError('--task retrieval/all needs --reports');
+      if (opts.fitTemperature && opts.task !== 'findings') throw new CliError('--fit-temperature goes with --task findings');
+      let model = await MedClipModel.load(opts.model, { threads: Number(opts.threads) || 1 });
       try {
+        if (opts.fitTemperature) {
+          // fit on margins (independent of any stored temperature), store, then report with the fitted value
+          const fit = await evaluateModel(model, { images: opts.images, root: opts.root, split: opts.split, task: 'findings', findingsTemperature: 1 });
+          const t = fitFindingsTemperature(fit.findingCases ?? [], model.manifest.logitScale);
+          await writeFindingsTemperature(model.dir, { temperature: t.temperature, nll: t.nll, fittedOn: `${opts.images}${opts.split ? ` (split ${opts.split})` : ''}, ${fit.findingCases?.length ?? 0} labelled cases` });
+          console.error(`findings temperature ${t.temperature.toFixed(3)} (NLL ${t.nll.toFixed(4)}) written to ${model.dir}/manifest.json; rebuild indexes made with this model (its identity changed)`);
+          await model.close();
+          model = await MedClipModel.load(opts.model, { threads: Number(opts.threads) || 1 });
+        }
         const result = await evaluateModel(model, {
           images: opts.images,
           root: opts.root,

@@ -17,13 +17,15 @@ export function registerServe(program: Command): void {
     .action(async (opts) => {
       const port = Number(opts.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--port must be 0-65535, got "${opts.port}"`);
+      let running: Awaited<ReturnType<typeof startServer>>;
       try {
-        await startServer({
+        running = await startServer({
           model: opts.model,
           index: opts.index,
           port,
           host: opts.host,
           apiKeyHashes: process.env.MEDCLIP_API_KEY_SHA256,
+          authMode: process.env.MEDCLIP_AUTH,
           corsOrigins: (opts.cors ?? process.env.MEDCLIP_CORS_ORIGINS)?.split(',').map((s: string) => s.trim()).filter(Boolean),
           imagesRoot: opts.imagesRoot,
           threads: Number(opts.threads) || 1,
@@ -31,6 +33,17 @@ export function registerServe(program: Command): void {
       } catch (err) {
         throw new CliError((err as Error).message);
       }
-      await new Promise(() => {}); // serve until killed
+      // Serve until SIGTERM or SIGINT; then finish in-flight requests and exit 0.
+      const signal = await new Promise<NodeJS.Signals>((resolve) => {
+        process.once('SIGTERM', () => resolve('SIGTERM'));
+        process.once('SIGINT', () => resolve('SIGINT'));
+      });
+      console.error(`medclip: ${signal}: finishing in-flight requests, then stopping`);
+      const force = setTimeout(() => {
+        console.error('medclip: requests still running after 10 s; stopping anyway');
+        process.exit(1);
+      }, 10_000);
+      force.unref();
+      await running.close();
     });
 }

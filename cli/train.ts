@@ -42,6 +42,8 @@ export function registerTrain(program: Command): void {
     .option('--label-temperature <x>', 'temperature of the semantic targets (1 = the paper)', num('--label-temperature', 1e-3), 1)
     .option('--match-rate <x>', "share of sentences drawn to share a finding with their image", num('--match-rate'), 0.5)
     .option('--no-balance-sources', 'sample images uniformly instead of evenly over the source column')
+    .option('--balance-findings', 'draw half of the images by finding, so rare findings reach most batches')
+    .option('--findings-weight <x>', 'weight of the auxiliary findings loss (positive vs negative prompt per observation; 0 = off)', num('--findings-weight'), 0)
     .option('--no-prompts', 'do not add the built-in prompt sentences as text-only data')
     .option('--no-augment', 'no image augmentation')
     .option('--eval-every <n>', 'validate and checkpoint every n steps', int('--eval-every'), 200)
@@ -87,6 +89,8 @@ export function registerTrain(program: Command): void {
         labelTemperature: opts.labelTemperature,
         matchRate: Math.min(1, opts.matchRate),
         balanceSources: opts.balanceSources,
+        balanceFindings: !!opts.balanceFindings,
+        findingsWeight: opts.findingsWeight,
         prompts: opts.prompts,
         augment: opts.augment,
         evalEvery: opts.evalEvery,

@@ -17,6 +17,7 @@ import { OBSERVATIONS, isObservation, type Observation } from './labels.ts';
 import { FileHashError, hashFiles } from './file-hash.ts';
 import { thumbnailName } from './image/thumbnail.ts';
 import { VersionedDirError, currentVersion } from './versioned-dir.ts';
+import { boundedCache, stringBytes } from './cache.ts';
 
 export const INDEX_FORMAT = 'medclip-index/1';
 export const COLLECTIONS = ['images', 'reports'] as const;
@@ -148,8 +149,6 @@ export function hnswFileComplete(bytes: Uint8Array): boolean {
   return pos === bytes.length;
 }
 
-/** Filters whose allow-lists each shard keeps (1 byte per item: 6.4 MB at 100k items). */
-const ALLOW_CACHE_SIZE = 64;
 
 /** Bundles at least this large are hashed on a worker thread while the rest loads. */
 const HASH_IN_WORKER_BYTES = 32 << 20;
@@ -262,21 +261,18 @@ class Shard<M extends ItemMeta> {
   ) {}
 
   /** Allow-lists of recent filters: a shard's metadata never changes once loaded, and at 100k items building one
-   * took ~15 ms per request (a UI repeats the same few filters). At most ALLOW_CACHE_SIZE are kept. */
-  private readonly allowCache = new Map<string, Uint8Array>();
+   * took ~15 ms per request (a UI repeats the same few filters). Kept within the 'filter-allow-lists' budget. */
+  private readonly allowCache = boundedCache<string, Uint8Array>('filter-allow-lists', (v, k) => v.byteLength + stringBytes(k));
 
   /** Which labels pass the filter, computed in JS before the native search. */
   allowed(filter: SearchFilter | undefined): Uint8Array | undefined {
     if (!filter && !this.hasDeleted) return undefined;
     const key = JSON.stringify([filter?.must, filter?.mustNot, filter?.view, filter?.source]);
     let list = this.allowCache.get(key);
-    if (list) {
-      this.allowCache.delete(key); // most recently used last
-    } else {
+    if (!list) {
       list = this.computeAllowed(filter);
-      if (this.allowCache.size >= ALLOW_CACHE_SIZE) this.allowCache.delete(this.allowCache.keys().next().value!);
+      this.allowCache.set(key, list);
     }
-    this.allowCache.set(key, list);
     return list;
   }
 

@@ -12,9 +12,11 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { imageToTensor, parseImageSpec, type ImageSpec, type ImageLimits, DEFAULT_IMAGE_LIMITS } from './image/index.ts';
-import { OBSERVATIONS } from './labels.ts';
+import { OBSERVATIONS, type Observation } from './labels.ts';
+import { FINDING_PROMPTS, findingProbability, resolveFindingNames } from './findings.ts';
 import type { ClassPrompts } from './prompts.ts';
 import { TextTokenizer } from './tokenizer.ts';
+import { boundedCache, stringBytes } from './cache.ts';
 
 export const MODEL_FORMAT = 'medclip-model/1';
 
@@ -35,6 +37,8 @@ export interface ModelManifest {
   labels: string[];
   trainedOn?: unknown;
   metrics?: unknown;
+  /** Findings mode calibration: the temperature fitted on val (`medclip eval --task findings --fit`); absent = 1. */
+  findings?: { temperature: number; fittedOn?: string; nll?: number };
   sha256: Record<string, string>;
 }
 
@@ -68,6 +72,8 @@ function parseManifest(raw: unknown, dir: string): ModelManifest {
   if (!Array.isArray(m.labels) || m.labels.join('|') !== OBSERVATIONS.join('|'))
     throw new ModelError(`${dir}: manifest labels must be the 14 observations in the shared order`);
   if (!m.sha256 || typeof m.sha256 !== 'object') throw new ModelError(`${dir}: manifest lacks sha256`);
+  if (m.findings !== undefined && !(typeof m.findings?.temperature === 'number' && m.findings.temperature > 0))
+    throw new ModelError(`${dir}: manifest findings.temperature must be a positive number`);
   return { ...(m as ModelManifest), image: { ...spec, file: m.image.file } };
 }
 
@@ -79,7 +85,8 @@ function bundleFile(dir: string, name: string): string {
 }
 
 export class MedClipModel {
-  private readonly classCache = new Map<string, Float32Array[]>();
+  /** Class embeddings by prompt list, within a memory budget: custom classes arrive with every request. */
+  private readonly classCache = boundedCache<string, Float32Array>('class-prompts', (v, k) => v.byteLength + stringBytes(k));
 
   private constructor(
     readonly dir: string,
@@ -211,10 +218,10 @@ export class MedClipModel {
       const key = JSON.stringify(c.prompts);
       let cached = this.classCache.get(key);
       if (!cached) {
-        cached = [meanNormalized(await this.embedTexts(c.prompts))];
+        cached = meanNormalized(await this.embedTexts(c.prompts));
         this.classCache.set(key, cached);
       }
-      out.push(cached[0]!);
+      out.push(cached);
     }
     return out;
   }
@@ -227,6 +234,20 @@ export class MedClipModel {
     const exps = logits.map((l) => Math.exp(l - max));
     const z = exps.reduce((a, b) => a + b, 0);
     return classes.map((c, i) => ({ name: c.name, probability: exps[i]! / z }));
+  }
+
+  /**
+   * Findings mode: per observation, the cosine margin between its positive and negative prompt sets
+   * (`core/findings.ts`), and P(present) = sigmoid(logitScale * margin / temperature), each independent.
+   */
+  async findings(imageEmbedding: Float32Array, names?: string[], temperature = this.manifest.findings?.temperature ?? 1): Promise<{ name: Observation; probability: number; margin: number }[]> {
+    const wanted = resolveFindingNames(names);
+    const pos = await this.classEmbeddings(wanted.map((n) => ({ name: n, prompts: FINDING_PROMPTS[n].positive })));
+    const neg = await this.classEmbeddings(wanted.map((n) => ({ name: n, prompts: FINDING_PROMPTS[n].negative })));
+    return wanted.map((name, i) => {
+      const margin = dot(pos[i]!, imageEmbedding) - dot(neg[i]!, imageEmbedding);
+      return { name, margin, probability: findingProbability(margin, this.manifest.logitScale, temperature) };
+    });
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,7 @@
  * `medclip index --workers lambda:...`, optional query-shard Lambdas, least-privilege IAM, log retention and alarms.
  * Synthesizes offline (`npm run synth`); `test/infra.test.ts` asserts the template.
  */
-import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy, SecretValue, Stack, type StackProps } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -19,8 +19,10 @@ export interface MedclipStackProps extends StackProps {
   indexPrefix?: string;
   /** Function URL auth: AWS_IAM (default: callers sign with SigV4) or API keys checked by the app. */
   auth?: 'iam' | 'api-key';
-  /** sha256 digests of accepted API keys (api-key mode). */
+  /** sha256 digests of accepted API keys (api-key mode), given at synth time... */
   apiKeySha256?: string[];
+  /** ...or the name of a Secrets Manager secret whose string is the comma-separated digests, resolved at deploy. */
+  apiKeySecretName?: string;
   /** Measured: the tiny model answers image queries in ~25 ms at 1,769 MB (one full vCPU). */
   apiMemoryMb?: number;
   apiReservedConcurrency?: number;
@@ -43,6 +45,20 @@ export class MedclipStack extends Stack {
     const modelPrefix = props.modelPrefix ?? 'models/medclip-tiny';
     const indexPrefix = props.indexPrefix ?? 'indexes/sample';
     const retention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    // Fail closed: an API-key deployment is an open Function URL, so it must never go out without keys.
+    let apiKeys: string | undefined;
+    if (props.auth === 'api-key') {
+      const digests = props.apiKeySha256 ?? [];
+      for (const d of digests) if (!/^[0-9a-f]{64}$/i.test(d)) throw new Error('apiKeySha256: each entry must be a sha256 hex digest (64 characters) of an API key');
+      if (digests.length && props.apiKeySecretName) throw new Error('auth=api-key: give the key digests or a secret name, not both');
+      if (digests.length) apiKeys = digests.join(',');
+      else if (props.apiKeySecretName) apiKeys = SecretValue.secretsManager(props.apiKeySecretName).unsafeUnwrap(); // a deploy-time reference
+      else
+        throw new Error(
+          'auth=api-key needs API keys: pass -c apiKeySha256=<sha256 of each key, comma-separated> or -c apiKeySecret=<Secrets Manager secret holding them>; ' +
+            'without keys the Function URL would be open to anyone',
+        );
+    }
 
     this.bucket = new s3.Bucket(this, 'Bundles', {
       versioned: true,
@@ -72,7 +88,8 @@ export class MedclipStack extends Stack {
         MEDCLIP_MODEL_URI: `s3://${this.bucket.bucketName}/${modelPrefix}`,
         MEDCLIP_INDEX_URI: `s3://${this.bucket.bucketName}/${indexPrefix}`,
         MEDCLIP_CACHE_DIR: '/tmp/medclip',
-        ...(props.auth === 'api-key' ? { MEDCLIP_API_KEY_SHA256: (props.apiKeySha256 ?? []).join(',') } : {}),
+        // The handler refuses to start with MEDCLIP_AUTH=api-key and no hashes; `iam`: the Function URL checks callers.
+        ...(props.auth === 'api-key' ? { MEDCLIP_AUTH: 'api-key', MEDCLIP_API_KEY_SHA256: apiKeys! } : { MEDCLIP_AUTH: 'iam' }),
         ...(props.corsOrigins?.length ? { MEDCLIP_CORS_ORIGINS: props.corsOrigins.join(',') } : {}),
       },
     });
@@ -106,6 +123,8 @@ export class MedclipStack extends Stack {
           MEDCLIP_MODEL_URI: `s3://${this.bucket.bucketName}/${modelPrefix}`,
           MEDCLIP_INDEX_URI: `s3://${this.bucket.bucketName}/${indexPrefix}-shard${s}`,
           MEDCLIP_CACHE_DIR: '/tmp/medclip',
+          // shards have no Function URL: only the API (IAM-granted invoke) reaches them
+          MEDCLIP_AUTH: 'iam',
         },
       });
       this.bucket.grantRead(shard, `${modelPrefix}/*`);

@@ -65,3 +65,17 @@ test('a corrupted or incomplete upload is refused and the cached copy stays usab
   await assert.rejects(fetchBundle({ uri: 's3://bundles/models/nothing', cacheDir: cache }), /s3:\/\/bundles\/models\/nothing\/manifest\.json does not exist/);
   await assert.rejects(fetchBundle({ uri: 'https://example.org/x', cacheDir: cache }), /not an S3 URI/);
 });
+
+test('a versioned bundle (CURRENT + version folder, as written locally) is fetched at the version CURRENT names', async () => {
+  upload(join(REPO, 'indexes/sample'), 'indexes/versioned/v000003');
+  s3.put('bundles', 'indexes/versioned/CURRENT', 'v000003\n');
+  const model = await MedClipModel.load(join(REPO, 'models/medclip-tiny'));
+  try {
+    const dir = await fetchBundle({ uri: 's3://bundles/indexes/versioned', cacheDir: cache });
+    assert.equal((await IndexBundle.load(dir, { model })).count('images'), 200);
+    s3.put('bundles', 'indexes/versioned/CURRENT', '../../etc\n');
+    await assert.rejects(fetchBundle({ uri: 's3://bundles/indexes/versioned', cacheDir: cache }), /CURRENT does not name a version folder/);
+  } finally {
+    await model.close();
+  }
+});

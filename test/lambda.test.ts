@@ -16,6 +16,7 @@ before(async () => {
   const { modelDir, indexDir, rows } = await tinyIndexBundle(dir, { images: 6, thumbnails: true });
   process.env.MEDCLIP_MODEL_DIR = modelDir;
   process.env.MEDCLIP_INDEX_DIR = indexDir;
+  process.env.MEDCLIP_AUTH = 'iam'; // the Function URL authenticates callers (fail closed: nothing set = refused)
   firstImageId = rows[0]!.split(',')[0]!;
   png = readFileSync(join(DATA, firstImageId));
   handler = (await import('../api/lambda.ts')).handler as unknown as typeof handler;

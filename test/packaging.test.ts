@@ -53,7 +53,7 @@ const w = await worker({ kind: 'texts', texts: ['no pneumothorax'] });
 process.stdout.write(JSON.stringify({ status: r.statusCode, body: JSON.parse(r.body), vectors: w.vectors.length }));
 `);
   // a clean environment and another working directory: nothing from this checkout's node_modules can leak in
-  const result = JSON.parse(execFileSync(process.execPath, [smoke], { cwd: out, env: { PATH: process.env.PATH ?? '' }, encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('{"status"'))[0]!);
+  const result = JSON.parse(execFileSync(process.execPath, [smoke], { cwd: out, env: { PATH: process.env.PATH ?? '', MEDCLIP_AUTH: 'iam' }, encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('{"status"'))[0]!);
   assert.equal(result.status, 200);
   assert.equal(result.body.model.name, 'medclip-tiny');
   assert.equal(result.vectors, 1);

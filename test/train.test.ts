@@ -2,12 +2,19 @@
 // exact resume after an interruption, NaN stop, and the data-parallel worker path.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { selectBackend } from '../train/backend.ts';
 import { parseModelConfig } from '../train/config.ts';
 import { train, TrainError, type TrainOptions } from '../train/trainer.ts';
-import { readTensors } from '../train/checkpoint.ts';
+import { checkpointFolder, readTensors } from '../train/checkpoint.ts';
+
+/** The live checkpoint folder of a run's `checkpoint-latest` / `checkpoint-best`. */
+const ckpt = (run: string, which: string): string => {
+  const dir = checkpointFolder(join(run, which));
+  assert.ok(dir, `${run} has no ${which}`);
+  return dir;
+};
 import { DATA, IMAGES_CSV, IU_REPORTS, outputDir } from './helpers/paths.ts';
 import { TINY_TEST_CONFIG } from './helpers/tiny-run.ts';
 
@@ -66,13 +73,16 @@ test('train: runs, validates, checkpoints, and keeps the tensor count flat acros
   const counts = new Set(steps.map((s) => s.numTensors));
   assert.equal(counts.size, 1, `tensor count changed across steps: ${[...counts]}`);
   assert.equal(log.filter((l) => l.val).length, 2);
-  for (const c of ['checkpoint-latest', 'checkpoint-best']) assert.ok(existsSync(join(out, c, 'weights', 'tensors.bin')));
+  for (const c of ['checkpoint-latest', 'checkpoint-best']) assert.ok(existsSync(join(ckpt(out, c), 'weights', 'tensors.bin')));
+  // a versioned folder: the live checkpoint and the previous one, switched by CURRENT
+  const versions = readdirSync(join(out, 'checkpoint-latest')).filter((n) => n !== 'CURRENT');
+  assert.equal(versions.length, 2, `latest + previous: ${versions}`);
   assert.ok(existsSync(join(out, 'tokenizer.json')));
 });
 
 test('train --resume after an interruption ends with exactly the weights of an uninterrupted run', async () => {
   const full = join(dir, 'full');
-  if (!existsSync(join(full, 'checkpoint-latest'))) await train({ ...base, out: full });
+  if (!checkpointFolder(join(full, 'checkpoint-latest'))) await train({ ...base, out: full });
   const out = join(dir, 'interrupted');
   rmSync(out, { recursive: true, force: true });
   // Crash during step 4: the last checkpoint is step 3.
@@ -84,11 +94,11 @@ test('train --resume after an interruption ends with exactly the weights of an u
   );
   const resumed = await train({ ...base, out, resume: true });
   assert.equal(resumed.steps, 6);
-  const a = await readTensors(join(full, 'checkpoint-latest', 'weights'));
-  const b = await readTensors(join(out, 'checkpoint-latest', 'weights'));
+  const a = await readTensors(join(ckpt(full, 'checkpoint-latest'), 'weights'));
+  const b = await readTensors(join(ckpt(out, 'checkpoint-latest'), 'weights'));
   for (const [name, v] of a) assert.deepEqual(b.get(name), v, `${name} differs after resume`);
-  const optA = await readTensors(join(full, 'checkpoint-latest', 'optimizer'));
-  const optB = await readTensors(join(out, 'checkpoint-latest', 'optimizer'));
+  const optA = await readTensors(join(ckpt(full, 'checkpoint-latest'), 'optimizer'));
+  const optB = await readTensors(join(ckpt(out, 'checkpoint-latest'), 'optimizer'));
   for (const [name, v] of optA) assert.deepEqual(optB.get(name), v, `optimizer ${name} differs after resume`);
 });
 
@@ -108,7 +118,7 @@ test('train --workers 2: data-parallel replicas on worker threads train and chec
   const r = await train({ ...base, out, steps: 2, evalEvery: 2, workers: 2 });
   assert.equal(r.steps, 2);
   assert.ok(logOf(out).filter((l) => l.loss !== undefined).every((s) => Number.isFinite(s.loss)));
-  assert.ok(existsSync(join(out, 'checkpoint-latest', 'optimizer', 'tensors.bin')));
+  assert.ok(existsSync(join(ckpt(out, 'checkpoint-latest'), 'optimizer', 'tensors.bin')));
 });
 
 test('train refuses an image table with no rows in the split, naming it', async () => {

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readImageTable, type ImageRecord } from '../core/image-table.ts';
 import { ImageError, imageToTensor } from '../core/image/index.ts';
-import { labelVector, NUM_OBSERVATIONS, OBSERVATIONS } from '../core/labels.ts';
+import { labelMask, labelVector, NUM_OBSERVATIONS, OBSERVATIONS } from '../core/labels.ts';
 import { labelReport, labelSentence } from '../core/labeler/labeler.ts';
 import { BUILTIN_TEMPLATES, expandTemplate } from '../core/prompts.ts';
 import { readReports, reportText } from '../core/reports.ts';
@@ -23,6 +23,8 @@ export interface ImageSet {
   pixels: Uint8Array;
   /** [count * 14] label vectors (positive = 1, uncertain and unknown = 0, as MedCLIP). */
   labels: Float32Array;
+  /** [count * 14] 1 where the label is known (0 or 1); unknown and uncertain are 0 (no findings-loss signal). */
+  known: Float32Array;
   /** `source` column per image (for balanced sampling and per-source metrics), '' when absent. */
   sources: string[];
   skipped: { id: string; reason: string }[];
@@ -54,13 +56,15 @@ export async function loadImageSet(table: string, options: ImageSetOptions): Pro
   const area = options.side * options.side;
   const labels = new Float32Array(n * NUM_OBSERVATIONS);
   records.forEach((r, i) => labels.set(labelVector(r.labels, 'zero'), i * NUM_OBSERVATIONS));
+  const known = new Float32Array(n * NUM_OBSERVATIONS);
+  records.forEach((r, i) => known.set(labelMask(r.labels, 'ignore'), i * NUM_OBSERVATIONS));
   const sources = records.map((r) => r.meta.source ?? '');
   if (cacheFile && existsSync(cacheFile)) {
     const buf = await readFile(cacheFile);
     const headerLength = buf.readUInt32LE(0);
     const header = JSON.parse(buf.subarray(4, 4 + headerLength).toString('utf8')) as { ok: boolean[]; skipped: ImageSet['skipped'] };
     const pixels = new Uint8Array(buf.buffer, buf.byteOffset + 4 + headerLength, n * area);
-    return keepDecoded({ ids: records.map((r) => r.id), side: options.side, pixels, labels, sources, skipped: header.skipped }, header.ok);
+    return keepDecoded({ ids: records.map((r) => r.id), side: options.side, pixels, labels, known, sources, skipped: header.skipped }, header.ok);
   }
   const pixels = new Uint8Array(n * area);
   const ok = new Array<boolean>(n).fill(false);
@@ -94,7 +98,7 @@ export async function loadImageSet(table: string, options: ImageSetOptions): Pro
     await writeFile(`${cacheFile}.tmp`, Buffer.concat([len, header, pixels]));
     await rename(`${cacheFile}.tmp`, cacheFile);
   }
-  return keepDecoded({ ids: records.map((r) => r.id), side: options.side, pixels, labels, sources, skipped }, ok);
+  return keepDecoded({ ids: records.map((r) => r.id), side: options.side, pixels, labels, known, sources, skipped }, ok);
 }
 
 function keepDecoded(set: ImageSet, ok: boolean[]): ImageSet {
@@ -103,11 +107,13 @@ function keepDecoded(set: ImageSet, ok: boolean[]): ImageSet {
   const keep = ok.flatMap((k, i) => (k ? [i] : []));
   const pixels = new Uint8Array(keep.length * area);
   const labels = new Float32Array(keep.length * NUM_OBSERVATIONS);
+  const known = new Float32Array(keep.length * NUM_OBSERVATIONS);
   keep.forEach((src, dst) => {
     pixels.set(set.pixels.subarray(src * area, (src + 1) * area), dst * area);
     labels.set(set.labels.subarray(src * NUM_OBSERVATIONS, (src + 1) * NUM_OBSERVATIONS), dst * NUM_OBSERVATIONS);
+    known.set(set.known.subarray(src * NUM_OBSERVATIONS, (src + 1) * NUM_OBSERVATIONS), dst * NUM_OBSERVATIONS);
   });
-  return { ...set, ids: keep.map((i) => set.ids[i]!), sources: keep.map((i) => set.sources[i]!), pixels, labels };
+  return { ...set, ids: keep.map((i) => set.ids[i]!), sources: keep.map((i) => set.sources[i]!), pixels, labels, known };
 }
 
 /** Labelled sentences for the text side. */
@@ -175,18 +181,27 @@ function vectorKey(labels: Float32Array, i: number): string {
 /**
  * MedCLIP's decoupled sampler: B images and B sentences drawn independently. With probability `matchRate`
  * an image's sentence is drawn among sentences sharing one of its positive findings, so the batch holds
- * informative positives; otherwise uniformly. `balanceBy` samples images evenly over sources.
+ * informative positives; otherwise uniformly. `balanceSources` samples images evenly over sources;
+ * `balanceFindings` draws half of the images by finding instead: an observation uniformly among those with a
+ * positive image, then one of its positive images, so rare findings (a dozen pneumothorax films among thousands
+ * of pneumonia/normal ones) reach most batches while the other half keeps the sources' mix.
  */
 export class DecoupledSampler {
   private readonly bySource: number[][];
   private readonly sentencesByFinding: number[][];
   private readonly sentencesByVector = new Map<string, number[]>();
+  private readonly imagesByFinding: number[][] = [];
 
   constructor(
     private readonly images: ImageSet,
     private readonly sentences: SentenceSet,
-    private readonly options: { matchRate: number; balanceSources: boolean; identical?: boolean },
+    private readonly options: { matchRate: number; balanceSources: boolean; balanceFindings?: boolean; identical?: boolean },
   ) {
+    for (let f = 0; f < NUM_OBSERVATIONS; f++) {
+      const pool: number[] = [];
+      for (let i = 0; i < images.ids.length; i++) if (images.labels[i * NUM_OBSERVATIONS + f]! > 0) pool.push(i);
+      if (pool.length) this.imagesByFinding.push(pool);
+    }
     const groups = new Map<string, number[]>();
     images.sources.forEach((s, i) => {
       const key = options.balanceSources ? s : '';
@@ -209,7 +224,8 @@ export class DecoupledSampler {
     const images: number[] = [];
     const sentences: number[] = [];
     for (let b = 0; b < batch; b++) {
-      const group = this.bySource[rng.int(this.bySource.length)]!;
+      const byFinding = this.options.balanceFindings && this.imagesByFinding.length > 0 && rng.next() < 0.5;
+      const group = byFinding ? this.imagesByFinding[rng.int(this.imagesByFinding.length)]! : this.bySource[rng.int(this.bySource.length)]!;
       const img = group[rng.int(group.length)]!;
       images.push(img);
       let sentence = -1;

@@ -5,12 +5,12 @@
 import { readFile } from 'node:fs/promises';
 import { readImageTable, type ImageRecord } from '../core/image-table.ts';
 import { ImageError, imageToTensor } from '../core/image/index.ts';
-import { COMPETITION_CLASSES, observationIndex } from '../core/labels.ts';
+import { COMPETITION_CLASSES, OBSERVATIONS, observationIndex } from '../core/labels.ts';
 import { labelReport } from '../core/labeler/labeler.ts';
 import { dot, type MedClipModel } from '../core/model.ts';
 import { resolveClasses } from '../core/prompts.ts';
 import { readReports, reportText } from '../core/reports.ts';
-import { classificationReport, type ClassificationReport } from './zeroshot.ts';
+import { classificationReport, rocAuc, type ClassificationReport } from './zeroshot.ts';
 
 export interface EvalOptions {
   images: string;
@@ -18,7 +18,9 @@ export interface EvalOptions {
   split?: string;
   reports?: string;
   reportSplit?: string;
-  task: 'zeroshot' | 'retrieval' | 'all';
+  task: 'zeroshot' | 'retrieval' | 'findings' | 'all';
+  /** Findings mode: score with this temperature instead of the manifest's (e.g. 1 while fitting). */
+  findingsTemperature?: number;
   groupBy?: string;
   promptsPerClass?: number;
   /** Cap on text queries for text->image retrieval. */
@@ -26,7 +28,28 @@ export interface EvalOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+export interface FindingScore {
+  auc?: number;
+  positives: number;
+  negatives: number;
+}
+
+/** Findings mode per group: per-observation ROC AUC, their mean over findings with enough cases, text->image P@10. */
+export interface FindingsGroup {
+  n: number;
+  findings: Record<string, FindingScore>;
+  /** Mean AUC over findings with >= MIN_CASES positives and negatives (listed in `meanOver`). */
+  meanAuc?: number;
+  meanOver: string[];
+  /** text -> images P@10, one query per finding with >= 5 positives in the group. */
+  textToImage: Record<string, number>;
+  meanP10?: number;
+}
+
 export interface EvalResult {
+  findings?: Record<string, FindingsGroup>;
+  /** Margins and labels of every labelled (image, finding) pair, for fitting the findings temperature. */
+  findingCases?: { margin: number; present: boolean }[];
   zeroshot?: Record<string, Record<string, ClassificationReport & { task: string }>>;
   retrieval?: Record<string, { imageToText?: Precision; textToImage?: Precision }>;
   skipped: { id: string; reason: string }[];
@@ -105,6 +128,67 @@ function topK<T>(query: Float32Array, corpus: { embedding: Float32Array; value: 
   return scored.slice(0, k).map((x) => x.v);
 }
 
+/** A finding's AUC counts in the mean when it has at least this many positives and negatives in the group. */
+export const MIN_CASES = 9;
+/** Text -> image P@10 needs at least this many positives in the group to mean something. */
+export const MIN_QUERY_POSITIVES = 5;
+
+/** The text query per finding for text -> images P@10: what a user would type. */
+export const FINDING_QUERIES: Record<string, string> = {
+  'No Finding': 'normal chest radiograph',
+  'Enlarged Cardiomediastinum': 'widened mediastinum',
+  Cardiomegaly: 'cardiomegaly',
+  'Lung Lesion': 'pulmonary nodule or mass',
+  'Lung Opacity': 'airspace opacity',
+  Edema: 'pulmonary edema',
+  Consolidation: 'focal consolidation',
+  Pneumonia: 'pneumonia',
+  Atelectasis: 'atelectasis',
+  Pneumothorax: 'pneumothorax',
+  'Pleural Effusion': 'pleural effusion',
+  'Pleural Other': 'pleural thickening',
+  Fracture: 'rib fracture',
+  'Support Devices': 'support devices and tubes',
+};
+
+async function evaluateFindings(model: MedClipModel, items: Embedded[], groups: Map<string, Embedded[]>, o: EvalOptions): Promise<Pick<EvalResult, 'findings' | 'findingCases'>> {
+  const scored = await Promise.all(items.map((it) => model.findings(it.embedding, undefined, o.findingsTemperature)));
+  const byItem = new Map(items.map((it, i) => [it, scored[i]!]));
+  const cases: { margin: number; present: boolean }[] = [];
+  items.forEach((it, i) =>
+    scored[i]!.forEach((f) => {
+      const v = it.record.labels[observationIndex(f.name)];
+      if (v === 1 || v === 0) cases.push({ margin: f.margin, present: v === 1 });
+    }),
+  );
+  const queryNames = Object.keys(FINDING_QUERIES);
+  const queryEmbeds = await model.embedTexts(queryNames.map((n) => FINDING_QUERIES[n]!));
+  const findings: Record<string, FindingsGroup> = {};
+  for (const [group, members] of groups) {
+    const g: FindingsGroup = { n: members.length, findings: {}, meanOver: [], textToImage: {} };
+    for (const [fi, name] of OBSERVATIONS.entries()) {
+      const labelled = members.filter((m) => m.record.labels[fi] === 1 || m.record.labels[fi] === 0);
+      const truth = labelled.map((m) => (m.record.labels[fi] === 1 ? 1 : 0));
+      const positives = truth.filter((t) => t === 1).length;
+      const negatives = truth.length - positives;
+      const score: FindingScore = { positives, negatives };
+      if (positives && negatives) score.auc = rocAuc(truth, labelled.map((m) => byItem.get(m)![fi]!.probability));
+      g.findings[name] = score;
+      if (positives >= MIN_CASES && negatives >= MIN_CASES) g.meanOver.push(name);
+      if (positives >= MIN_QUERY_POSITIVES) {
+        const q = queryEmbeds[queryNames.indexOf(name)]!;
+        const top = topK(q, members.map((m) => ({ embedding: m.embedding, value: m.record.labels[fi] === 1 })), 10);
+        g.textToImage[name] = top.filter(Boolean).length / 10;
+      }
+    }
+    if (g.meanOver.length) g.meanAuc = g.meanOver.reduce((s, n) => s + g.findings[n]!.auc!, 0) / g.meanOver.length;
+    const p10 = Object.values(g.textToImage);
+    if (p10.length) g.meanP10 = p10.reduce((a, b) => a + b, 0) / p10.length;
+    findings[group] = g;
+  }
+  return { findings, findingCases: cases };
+}
+
 export async function evaluateModel(model: MedClipModel, o: EvalOptions): Promise<EvalResult> {
   const { items, skipped } = await embedTable(model, o);
   const groups = new Map<string, Embedded[]>();
@@ -114,7 +198,8 @@ export async function evaluateModel(model: MedClipModel, o: EvalOptions): Promis
     groups.get(g)!.push(it);
   }
   const result: EvalResult = { skipped };
-  if (o.task !== 'retrieval') {
+  if (o.task === 'findings' || o.task === 'all') Object.assign(result, await evaluateFindings(model, items, groups, o));
+  if (o.task === 'zeroshot' || o.task === 'all') {
     result.zeroshot = {};
     // A task runs when at least two of its classes occur in the evaluated set; each group reports what it holds.
     const tasks = Object.entries(ZERO_SHOT_TASKS).filter(([, classes]) => new Set(singleClass(items, classes).map(([, c]) => c)).size >= 2);
@@ -130,7 +215,7 @@ export async function evaluateModel(model: MedClipModel, o: EvalOptions): Promis
       result.zeroshot[group] = byTask;
     }
   }
-  if (o.task !== 'zeroshot') {
+  if (o.task === 'retrieval' || o.task === 'all') {
     if (!o.reports) throw new Error('retrieval needs --reports (the sentences to retrieve)');
     const classes = ZERO_SHOT_TASKS.pneumonia!;
     const classIdx = classes.map((c) => observationIndex(c));

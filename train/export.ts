@@ -4,7 +4,7 @@
  * embeddings are compared with tfjs's on real images and sentences.
  */
 import * as tf from '@tensorflow/tfjs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { imageToTensor } from '../core/image/index.ts';
@@ -141,4 +141,17 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
+}
+
+/**
+ * Store the fitted findings-mode temperature in a model bundle's manifest (written to a temporary file, then renamed
+ * over it). The manifest's sha256 is the model's identity, so index bundles built before must be rebuilt.
+ */
+export async function writeFindingsTemperature(dir: string, findings: { temperature: number; nll?: number; fittedOn?: string }): Promise<void> {
+  const file = join(dir, 'manifest.json');
+  const manifest = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+  manifest.findings = { temperature: Math.round(findings.temperature * 1e4) / 1e4, ...(findings.nll !== undefined ? { nll: Math.round(findings.nll * 1e4) / 1e4 } : {}), ...(findings.fittedOn ? { fittedOn: findings.fittedOn } : {}) };
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, JSON.stringify(manifest, null, 2) + '\n');
+  await rename(tmp, file);
 }

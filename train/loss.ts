@@ -39,3 +39,17 @@ export function infoNceLoss(logits: tf.Tensor2D): tf.Scalar {
   const eye = tf.eye(logits.shape[0]) as tf.Tensor2D;
   return tf.div(tf.add(softCrossEntropy(logits, eye), softCrossEntropy(tf.transpose(logits), eye)), 2) as tf.Scalar;
 }
+
+/**
+ * Auxiliary findings loss (this project's addition to MedCLIP): for every image and observation, the logit
+ * scale * img . (pos_f - neg_f), where pos_f / neg_f embed a positive and a negative prompt of that observation
+ * ("small left pleural effusion" / "no pleural effusion") with the text tower being trained, is pushed by binary
+ * cross-entropy towards the image's label. It trains exactly what findings mode reads at inference. `known` masks
+ * labels that are unknown or uncertain (the stated policy: they carry no signal here).
+ * Written with relu/abs/exp/log only (stable: relu(x) - x*y + log(1 + exp(-|x|))), which every backend differentiates.
+ */
+export function findingsLoss(img: tf.Tensor2D, pos: tf.Tensor2D, neg: tf.Tensor2D, scale: tf.Scalar | number, labels: tf.Tensor2D, known: tf.Tensor2D): tf.Scalar {
+  const logits = tf.mul(matMul2d(img, tf.transpose(tf.sub(pos, neg))), scale) as tf.Tensor2D;
+  const perItem = tf.add(tf.sub(tf.relu(logits), tf.mul(logits, labels)), tf.log(tf.add(1, tf.exp(tf.neg(tf.abs(logits))))));
+  return tf.div(tf.sum(tf.mul(perItem, known)), tf.maximum(tf.sum(known), 1)) as tf.Scalar;
+}

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { NUM_OBSERVATIONS } from '../core/labels.ts';
 import type { ModelConfig } from './config.ts';
-import { infoNceLoss, semanticLoss, similarityLogits, type LossName } from './loss.ts';
+import { findingsLoss, infoNceLoss, semanticLoss, similarityLogits, type LossName } from './loss.ts';
 import { DualEncoder, type BatchNormUpdate } from './model.ts';
 import { AdamW, type AdamWOptions } from './optimizer.ts';
 
@@ -19,11 +19,18 @@ export interface BatchArrays {
   mask: Int32Array;
   imgLabels: Float32Array;
   txtLabels: Float32Array;
+  /** Findings loss inputs: [n, 14] 1 where the image's label is known (0 or 1), and the prompt pairs of this step. */
+  imgKnown?: Float32Array;
+  /** 2 x 14 token rows: one positive prompt per observation, then one negative, in OBSERVATIONS order. */
+  promptIds?: Int32Array;
+  promptMask?: Int32Array;
 }
 
 export interface LossOptions {
   loss: LossName;
   labelTemperature: number;
+  /** Weight of the auxiliary findings loss (0 = MedCLIP's loss alone). */
+  findingsWeight?: number;
 }
 
 export interface StepResult {
@@ -65,20 +72,32 @@ export class Replica {
     const size = config.image.size;
     const L = config.text.maxLength;
     const updates: BatchNormUpdate[] = [];
+    const weight = this.lossOptions.findingsWeight ?? 0;
+    const withFindings = weight > 0 && !!b.promptIds && !!b.promptMask && !!b.imgKnown;
+    const P = 2 * NUM_OBSERVATIONS;
     const inputs = tf.tidy(() => ({
       pixels: tf.tensor4d(b.pixels, [b.n, size, size, 1]),
       ids: tf.tensor2d(b.ids, [b.n, L], 'int32'),
       mask: tf.tensor2d(b.mask, [b.n, L], 'int32'),
       imgLabels: tf.tensor2d(b.imgLabels, [b.n, NUM_OBSERVATIONS]),
       txtLabels: tf.tensor2d(b.txtLabels, [b.n, NUM_OBSERVATIONS]),
+      ...(withFindings
+        ? { imgKnown: tf.tensor2d(b.imgKnown!, [b.n, NUM_OBSERVATIONS]), promptIds: tf.tensor2d(b.promptIds!, [P, L], 'int32'), promptMask: tf.tensor2d(b.promptMask!, [P, L], 'int32') }
+        : {}),
     }));
     const { value, grads } = tf.variableGrads(() => {
       const img = this.model.encodeImage(inputs.pixels, { training: true, updates });
       const txt = this.model.encodeText(inputs.ids, inputs.mask);
       const logits = similarityLogits(img, txt, this.model.logitScale());
-      return this.lossOptions.loss === 'semantic'
-        ? semanticLoss(logits, inputs.imgLabels, inputs.txtLabels, this.lossOptions.labelTemperature)
-        : infoNceLoss(logits);
+      const main =
+        this.lossOptions.loss === 'semantic' ? semanticLoss(logits, inputs.imgLabels, inputs.txtLabels, this.lossOptions.labelTemperature) : infoNceLoss(logits);
+      if (!withFindings) return main;
+      const prompts = this.model.encodeText(inputs.promptIds!, inputs.promptMask!);
+      const pos = tf.slice(prompts, [0, 0], [NUM_OBSERVATIONS, -1]) as tf.Tensor2D;
+      const neg = tf.slice(prompts, [NUM_OBSERVATIONS, 0], [NUM_OBSERVATIONS, -1]) as tf.Tensor2D;
+      // the scale findings mode uses at inference (the learned logit scale), so P(present) needs no refit at T = 1
+      const aux = findingsLoss(img, pos, neg, this.model.logitScale(), inputs.imgLabels, inputs.imgKnown!);
+      return tf.add(main, tf.mul(aux, weight)) as tf.Scalar;
     }, this.model.trainable.map((n) => this.model.p(n)));
     const loss = value.dataSync()[0]!;
     const flat = new Float32Array(this.gradSize);

@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs';
 import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { NUM_OBSERVATIONS, observationIndex } from '../core/labels.ts';
+import { NUM_OBSERVATIONS, OBSERVATIONS, observationIndex } from '../core/labels.ts';
+import { FINDING_PROMPTS } from '../core/findings.ts';
 import { samplePrompts } from '../core/prompts.ts';
 import { Rng } from '../core/random.ts';
 import { readReports, reportText } from '../core/reports.ts';
@@ -50,6 +51,10 @@ export interface TrainOptions {
   labelTemperature: number;
   matchRate: number;
   balanceSources: boolean;
+  /** Draw half of each batch's images by finding (rare findings reach most batches). */
+  balanceFindings?: boolean;
+  /** Weight of the auxiliary findings loss (train/loss.ts `findingsLoss`); 0 or absent = off. */
+  findingsWeight?: number;
   prompts: boolean;
   augment: boolean;
   evalEvery: number;
@@ -162,7 +167,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     config,
     values,
     optimizer: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: o.weightDecay },
-    lossOptions: { loss: o.loss, labelTemperature: o.labelTemperature },
+    lossOptions: { loss: o.loss, labelTemperature: o.labelTemperature, findingsWeight: o.findingsWeight ?? 0 },
   });
   try {
     if (optimizerState) await Promise.all(replicas.map((r) => r.loadOptimizer(optimizerState!)));
@@ -173,6 +178,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const sampler = new DecoupledSampler(trainImages, sentences, {
       matchRate: o.loss === 'infonce' ? 1 : o.matchRate,
       balanceSources: o.balanceSources,
+      balanceFindings: !!o.balanceFindings,
       identical: o.loss === 'infonce',
     });
     const validate = valImages ? makeValidator(evalModel, tokenizer, valImages, o) : undefined;
@@ -182,9 +188,30 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const B = o.batch;
     const stepTimes: number[] = [];
 
+    // Findings loss: every positive and negative prompt of every observation, tokenized once; each step draws one
+    // of each per observation (the same pairs for all replicas of the step).
+    const findingPrompts = (o.findingsWeight ?? 0) > 0
+      ? OBSERVATIONS.map((name) => ({ pos: tokenizeAll(tokenizer, FINDING_PROMPTS[name].positive, L), neg: tokenizeAll(tokenizer, FINDING_PROMPTS[name].negative, L), np: FINDING_PROMPTS[name].positive.length, nn: FINDING_PROMPTS[name].negative.length }))
+      : undefined;
+    const drawPrompts = (): { ids: Int32Array; mask: Int32Array } | undefined => {
+      if (!findingPrompts) return undefined;
+      const ids = new Int32Array(2 * NUM_OBSERVATIONS * L);
+      const mask = new Int32Array(2 * NUM_OBSERVATIONS * L);
+      findingPrompts.forEach((f, k) => {
+        const p = rng.int(f.np);
+        const q = rng.int(f.nn);
+        ids.set(f.pos.ids.subarray(p * L, (p + 1) * L), k * L);
+        mask.set(f.pos.mask.subarray(p * L, (p + 1) * L), k * L);
+        ids.set(f.neg.ids.subarray(q * L, (q + 1) * L), (NUM_OBSERVATIONS + k) * L);
+        mask.set(f.neg.mask.subarray(q * L, (q + 1) * L), (NUM_OBSERVATIONS + k) * L);
+      });
+      return { ids, mask };
+    };
+
     /** Split a sampled batch over the replicas; each computes its own contrastive loss over its share. */
     const buildParts = (batch: { images: number[]; sentences: number[] }): BatchArrays[] => {
       const parts: BatchArrays[] = [];
+      const prompts = drawPrompts();
       for (let w = 0; w < workers; w++) {
         const from = Math.floor((w * B) / workers);
         const to = Math.floor(((w + 1) * B) / workers);
@@ -196,12 +223,14 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           mask: new Int32Array(n * L),
           imgLabels: new Float32Array(n * NUM_OBSERVATIONS),
           txtLabels: new Float32Array(n * NUM_OBSERVATIONS),
+          ...(prompts ? { imgKnown: new Float32Array(n * NUM_OBSERVATIONS), promptIds: prompts.ids, promptMask: prompts.mask } : {}),
         };
         for (let b = 0; b < n; b++) {
           const img = batch.images[from + b]!;
           const s = batch.sentences[from + b]!;
           augmentInto(trainImages.pixels.subarray(img * side * side, (img + 1) * side * side), side, part.pixels.subarray(b * area, (b + 1) * area), size, config.image, o.augment ? rng : undefined, DEFAULT_AUGMENT);
           part.imgLabels.set(trainImages.labels.subarray(img * NUM_OBSERVATIONS, (img + 1) * NUM_OBSERVATIONS), b * NUM_OBSERVATIONS);
+          part.imgKnown?.set(trainImages.known.subarray(img * NUM_OBSERVATIONS, (img + 1) * NUM_OBSERVATIONS), b * NUM_OBSERVATIONS);
           part.ids.set(tokens.ids.subarray(s * L, (s + 1) * L), b * L);
           part.mask.set(tokens.mask.subarray(s * L, (s + 1) * L), b * L);
           part.txtLabels.set(sentences.labels.subarray(s * NUM_OBSERVATIONS, (s + 1) * NUM_OBSERVATIONS), b * NUM_OBSERVATIONS);

@@ -1,0 +1,246 @@
+// The API as an attacker and an operator meet it: ids malformed on purpose, wrong methods, keys missing, request
+// ids carrying patient names, a flood of custom classes, malformed Lambda events, a deploy without keys, SIGTERM
+// with a request in flight, a busy port.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { IndexBundle } from '../core/index.ts';
+import { MedClipModel } from '../core/model.ts';
+import { createApp, createServices } from '../api/app.ts';
+import { hashApiKey, resolveAuth } from '../api/auth.ts';
+import { DATA, outputDir, REPO } from './helpers/paths.ts';
+import { tinyIndexBundle } from './helpers/tiny-model.ts';
+import { medclipWith } from './helpers/cli.ts';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+const dir = outputDir('hardening');
+let modelDir: string;
+let indexDir: string;
+let model: MedClipModel;
+let app: ReturnType<typeof createApp>;
+let png: Buffer;
+const logs: Record<string, unknown>[] = [];
+
+before(async () => {
+  const built = await tinyIndexBundle(dir, { images: 6, thumbnails: true });
+  modelDir = built.modelDir;
+  indexDir = built.indexDir;
+  png = readFileSync(join(DATA, built.rows[0]!.split(',')[0]!));
+  model = await MedClipModel.load(modelDir);
+  app = createApp(await createServices(model, await IndexBundle.load(indexDir, { model })), { auth: { mode: 'off' }, log: (e) => logs.push(e) });
+});
+
+test('ids with malformed percent-encoding are 400 problem+json; ids are decoded exactly once', async () => {
+  for (const path of ['/v1/images/%E0%A4%A', '/v1/images/%ZZ', '/v1/reports/%', '/v1/reports/abc%2']) {
+    const r = await app.request(path);
+    assert.equal(r.status, 400, path);
+    assert.equal(r.headers.get('content-type'), 'application/problem+json');
+    assert.match(((await r.json()) as { detail: string }).detail, /percent-encoding/);
+  }
+  // "%25" is a literal percent sign: an id like "scan 50%.png" is looked up as such (404 here, not 500)
+  const pct = await app.request(`/v1/images/${encodeURIComponent('scan 50%.png')}`);
+  assert.equal(pct.status, 404);
+  const report = await app.request('/v1/reports/%25');
+  assert.equal(report.status, 404);
+});
+
+test('a wrong method is 405 with Allow; an unknown path stays 404', async () => {
+  const cases: [string, string, string][] = [
+    ['DELETE', '/v1/health', 'GET, HEAD'],
+    ['GET', '/v1/search/text', 'POST'],
+    ['PUT', '/v1/classify', 'POST'],
+    ['POST', '/v1/images/abc', 'GET, HEAD'],
+  ];
+  for (const [method, path, allow] of cases) {
+    const r = await app.request(path, { method });
+    assert.equal(r.status, 405, `${method} ${path}`);
+    assert.equal(r.headers.get('allow'), allow);
+    assert.equal(r.headers.get('content-type'), 'application/problem+json');
+  }
+  assert.equal((await app.request('/v1/nothing-here')).status, 404);
+});
+
+test('401 carries WWW-Authenticate; API-key auth never runs without keys', async () => {
+  const keyed = createApp(await createServices(model, await IndexBundle.load(indexDir, { model })), { auth: { mode: 'api-key', hashes: [hashApiKey('k-1')] } });
+  for (const headers of [{}, { 'x-api-key': 'wrong' }] as Record<string, string>[]) {
+    const r = await keyed.request('/v1/health', { headers });
+    assert.equal(r.status, 401);
+    assert.match(r.headers.get('www-authenticate') ?? '', /^Bearer realm="medclip-search"/);
+  }
+  assert.equal((await keyed.request('/v1/health', { headers: { authorization: 'Bearer k-1' } })).status, 200);
+  assert.throws(() => createApp({} as never, { auth: { mode: 'api-key', hashes: [] } }), /at least one key hash/);
+  assert.throws(() => resolveAuth('api-key', ''), /refusing to serve an open API/);
+  assert.throws(() => resolveAuth(undefined, undefined), /no auth configured/);
+  assert.throws(() => resolveAuth('none', undefined), /must be api-key, iam or off/);
+  assert.equal(resolveAuth('iam', undefined).mode, 'off');
+  assert.equal(resolveAuth(undefined, 'a'.repeat(64)).mode, 'api-key');
+});
+
+test('request ids are made by the server: a client id is kept only if it is a UUID, and free text is never logged', async () => {
+  logs.length = 0;
+  const nosy = await app.request('/v1/health', { headers: { 'x-request-id': 'PatientJohnDoe_MRN12345' } });
+  const made = nosy.headers.get('x-request-id')!;
+  assert.match(made, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.doesNotMatch(JSON.stringify(logs), /JohnDoe|MRN/);
+  const uuid = '0f8fad5b-d9cb-469f-a165-70867728950e';
+  const kept = await app.request('/v1/health', { headers: { 'x-request-id': uuid } });
+  assert.equal(kept.headers.get('x-request-id'), uuid);
+  assert.equal(logs.at(-1)!.requestId, uuid);
+});
+
+test('memory stays bounded: 1,000 classify requests with unique custom classes leave the heap within +20 MB', async () => {
+  const body = (i: number) => JSON.stringify({ image: png.toString('base64'), classes: [{ name: `a${i}`, prompts: [`custom finding number ${i} left`] }, { name: `b${i}`, prompts: [`custom finding number ${i} right`] }] });
+  for (let i = 0; i < 20; i++) await app.request('/v1/classify', { method: 'POST', headers: { 'content-type': 'application/json' }, body: body(-i - 1) }); // warm
+  gc();
+  const start = process.memoryUsage().heapUsed;
+  for (let i = 0; i < 1000; i++) {
+    const r = await app.request('/v1/classify', { method: 'POST', headers: { 'content-type': 'application/json' }, body: body(i) });
+    assert.equal(r.status, 200);
+    await r.arrayBuffer();
+  }
+  gc();
+  const grown = (process.memoryUsage().heapUsed - start) / 2 ** 20;
+  assert.ok(grown < 20, `heap grew by ${grown.toFixed(1)} MB`);
+});
+
+/** A Function URL event (payload 2.0). */
+const httpEvent = (over: Record<string, unknown> = {}) => ({
+  version: '2.0',
+  routeKey: '$default',
+  rawPath: '/v1/health',
+  rawQueryString: '',
+  headers: { host: 'abc.lambda-url.eu-west-1.on.aws' },
+  requestContext: { http: { method: 'GET', path: '/v1/health', protocol: 'HTTP/1.1', sourceIp: '203.0.113.7' }, domainName: 'abc.lambda-url.eu-west-1.on.aws', requestId: 'r' },
+  isBase64Encoded: false,
+  ...over,
+});
+
+test('the Lambda entry answers every malformed event with 400 problem+json, never a throw or a 500', async () => {
+  process.env.MEDCLIP_MODEL_DIR = modelDir;
+  process.env.MEDCLIP_INDEX_DIR = indexDir;
+  process.env.MEDCLIP_AUTH = 'iam';
+  const { handler } = (await import('../api/lambda.ts')) as unknown as { handler: (e: unknown, c: unknown) => Promise<{ statusCode: number; headers: Record<string, string>; body: string }> };
+  const post = { requestContext: { http: { method: 'POST', path: '/v1/classify' } }, rawPath: '/v1/classify', headers: { 'content-type': 'image/png' } };
+  const bad: [string, unknown][] = [
+    ['null', null],
+    ['a string', 'GET /v1/health'],
+    ['a number', 42],
+    ['an array', [httpEvent()]],
+    ['an empty object', {}],
+    ['no requestContext', { rawPath: '/v1/health' }],
+    ['a path without a slash', httpEvent({ rawPath: 'v1/health' })],
+    ['a numeric header', httpEvent({ headers: { host: 'x', 'x-count': 3 } })],
+    ['a header name with a space', httpEvent({ headers: { 'bad name': 'x' } })],
+    ['a header value with a newline', httpEvent({ headers: { 'x-a': 'a\r\nset-cookie: x' } })],
+    ['headers as a list', httpEvent({ headers: ['host'] })],
+    ['a non-base64 body flagged base64', httpEvent({ ...post, isBase64Encoded: true, body: '%%% not base64 %%%' })],
+    ['base64 of the wrong length', httpEvent({ ...post, isBase64Encoded: true, body: 'iVBORw0KGgo' })],
+    ['a shard request without op', { kind: 'medclip-shard' }],
+    ['a shard search without a vector', { kind: 'medclip-shard', op: 'search', k: 3 }],
+    ['a shard search with a bad vector', { kind: 'medclip-shard', op: 'search', vector: '***', k: 3 }],
+    ['a shard search with k = -1', { kind: 'medclip-shard', op: 'search', vector: 'AAAAAA==', k: -1 }],
+    ['a shard request with an unknown op', { kind: 'medclip-shard', op: 'drop-table' }],
+    ['a shard thumbnail with no id', { kind: 'medclip-shard', op: 'thumbnail' }],
+  ];
+  for (const [what, event] of bad) {
+    const r = await handler(event, {});
+    assert.equal(r.statusCode, 400, what);
+    assert.equal(r.headers['content-type'], 'application/problem+json', what);
+    assert.equal((JSON.parse(r.body) as { status: number }).status, 400, what);
+  }
+  const ok = await handler(httpEvent(), {});
+  assert.equal(ok.statusCode, 200);
+  const shard = (await handler({ kind: 'medclip-shard', op: 'count' }, {})) as unknown as { images: number };
+  assert.equal(shard.images, 6);
+});
+
+test('the Lambda entry refuses to start with MEDCLIP_AUTH=api-key and no key hashes, and logs why', async () => {
+  const script = `import { handler } from ${JSON.stringify(join(REPO, 'api/lambda.ts'))};
+try { await handler(${JSON.stringify(httpEvent())}, {}); console.log('SERVED'); } catch (e) { console.log('REFUSED: ' + e.message); }`;
+  const out = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) =>
+    execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: REPO, env: { ...process.env, MEDCLIP_AUTH: 'api-key', MEDCLIP_API_KEY_SHA256: '', MEDCLIP_MODEL_DIR: modelDir, MEDCLIP_INDEX_DIR: indexDir } }, (err, stdout, stderr) =>
+      err ? reject(err) : resolve({ stdout, stderr }),
+    ),
+  );
+  assert.match(out.stdout, /^REFUSED: .*refusing to serve an open API/m);
+  assert.match(out.stderr, /"event":"refusing-to-start"/);
+});
+
+test('synth fails with a clear message for auth=api-key without keys; with keys the template wires MEDCLIP_AUTH', async () => {
+  const synth = (...ctx: string[]) =>
+    new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile(process.execPath, ['--import', 'tsx', 'infra/app.ts', ...ctx.flatMap((c) => ['-c', c])], { cwd: REPO }, (err, _o, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr })),
+    );
+  const open = await synth('auth=api-key');
+  assert.equal(open.code, 1);
+  assert.match(open.stderr, /auth=api-key needs API keys: pass -c apiKeySha256=.* or -c apiKeySecret=/);
+  assert.match((await synth('auth=api-key', 'apiKeySha256=nothex')).stderr, /sha256 hex digest/);
+  const ok = await synth('auth=api-key', `apiKeySha256=${'b'.repeat(64)}`);
+  assert.equal(ok.code, 0, ok.stderr);
+  const template = readFileSync(join(REPO, 'cdk.out/MedclipSearch.template.json'), 'utf8');
+  assert.match(template, /"MEDCLIP_AUTH": "api-key"/);
+  assert.match(template, new RegExp(`"MEDCLIP_API_KEY_SHA256": "${'b'.repeat(64)}"`));
+});
+
+test('medclip serve: SIGTERM lets an in-flight request finish, then exits 0; npm start passes SIGTERM on', async () => {
+  const child = spawn(process.execPath, ['bin/medclip.js', 'serve', '--model', modelDir, '--index', indexDir, '--port', '0'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d));
+  while (!/on (http:\/\/[^ ]+)/.test(err)) await once(child.stderr, 'data');
+  const url = /on (http:\/\/[^ ]+)/.exec(err)![1]!;
+  // a request in flight: a large body sent slowly, SIGTERM arrives mid-upload
+  const body = JSON.stringify({ image: png.toString('base64') });
+  const inflight = fetch(`${url}/v1/classify`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: new ReadableStream({
+      async start(ctrl) {
+        const enc = new TextEncoder().encode(body);
+        ctrl.enqueue(enc.subarray(0, 100));
+        await new Promise((r) => setTimeout(r, 300));
+        child.kill('SIGTERM');
+        await new Promise((r) => setTimeout(r, 300));
+        ctrl.enqueue(enc.subarray(100));
+        ctrl.close();
+      },
+    }),
+    duplex: 'half',
+  } as RequestInit);
+  const r = await inflight;
+  assert.equal(r.status, 200, 'the in-flight request finished');
+  const [code] = (await once(child, 'exit')) as [number];
+  assert.equal(code, 0);
+  assert.match(err, /SIGTERM: finishing in-flight requests/);
+
+  // npm start (the README's command): SIGTERM to npm reaches the server, nothing is left running
+  const npm = spawn('npm', ['start', '--', '--port', '0'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  let npmErr = '';
+  npm.stderr.on('data', (d: Buffer) => (npmErr += d));
+  while (!/on http:\/\//.test(npmErr)) await once(npm.stderr, 'data');
+  npm.kill('SIGTERM');
+  await once(npm, 'exit');
+  await new Promise((r) => setTimeout(r, 500));
+  const left = await new Promise<string>((resolve) => execFile('pgrep', ['-f', `medclip.js serve --model models/medclip-tiny`], (_e, out) => resolve(out.trim())));
+  assert.equal(left, '', 'no server process outlives npm start');
+});
+
+test('medclip serve on a busy port: one line, exit 1', async () => {
+  const blocker = createServer().listen(0, '127.0.0.1');
+  await once(blocker, 'listening');
+  const port = (blocker.address() as AddressInfo).port;
+  try {
+    const r = await medclipWith({ timeoutMs: 60_000 }, 'serve', '--model', modelDir, '--index', indexDir, '--port', String(port));
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr.trim(), `medclip: port ${port} on 127.0.0.1 is already in use (choose another with --port)`);
+  } finally {
+    blocker.close();
+  }
+});
