@@ -20,6 +20,7 @@ import { labelReport, labelSentence } from '../core/labeler/labeler.ts';
 import { positiveFindings } from '../core/labels.ts';
 import type { MedClipModel } from '../core/model.ts';
 import { BUILTIN_CLASS_NAMES, PromptError, resolveClasses, type ClassPrompts } from '../core/prompts.ts';
+import { resolveFindingNames } from '../core/findings.ts';
 import { reportText } from '../core/reports.ts';
 import { apiKeyAuth } from './auth.ts';
 import { localSearcher, type ImageSearcher } from './shard-fanout.ts';
@@ -141,11 +142,14 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     return problemResponse(c, new HttpProblem(404, 'Not found', `no route ${c.req.method} ${c.req.path}`));
   });
 
-  /** Findings read from an image: zero-shot over the built-in classes, the top class and any close to it. */
+  /**
+   * Findings read from an image: findings mode (each observation's own probability), those at 0.5 or above.
+   * Never "No Finding" together with a positive finding: No Finding is reported only when nothing else is.
+   */
   async function imageFindings(vector: Float32Array): Promise<string[]> {
-    const probs = await model.classify(vector, services.defaultClasses);
-    const top = Math.max(...probs.map((p) => p.probability));
-    return probs.filter((p) => p.probability >= top * 0.5).map((p) => p.name);
+    const found = await model.findings(vector);
+    const positive = found.filter((f) => f.name !== 'No Finding' && f.probability >= 0.5).sort((a, b) => b.probability - a.probability);
+    return positive.length ? positive.map((f) => f.name) : ['No Finding'];
   }
 
   function imageHit(h: { score: number; meta: ImageMeta }, queryFindings: string[]) {
@@ -273,25 +277,35 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     method: 'post',
     path: '/v1/classify',
     summary: 'Zero-shot classification of an X-ray',
-    description: `Built-in classes: ${BUILTIN_CLASS_NAMES.join(', ')}; or your own { name, prompts[] }.`,
+    description: `mode exclusive (default): built-in classes ${BUILTIN_CLASS_NAMES.join(', ')}, or your own { name, prompts[] }, compete in one softmax. mode findings: each of the 14 observations (or those named in classes) gets its own probability of being present. With a raw image body, mode goes in the query string (?mode=findings).`,
     request: { body: imageBody(S.ClassifyJson) },
     responses: { 200: json(S.ClassifyResponse, 'Class probabilities'), ...problems },
   });
   app.post('/v1/classify', async (c: Context) => {
-      const t0 = performance.now();
-      const input = await readImageInput(c);
-      let classes = services.defaultClasses;
-      const rawClasses = typeof input.fields.classes === 'string' ? safeJson(input.fields.classes) : input.fields.classes;
-      const unknown = Object.keys(input.fields).filter((f) => !['classes', 'image'].includes(f));
-      if (unknown.length) throw new HttpProblem(400, 'Invalid request', `unknown field(s): ${unknown.join(', ')}`);
-      if (rawClasses !== undefined) {
-        const parsed = S.ClassList.safeParse(rawClasses);
-        if (!parsed.success) throw new HttpProblem(400, 'Invalid request', parsed.error.issues.map((i) => `classes.${i.path.join('.')}: ${i.message}`).join('; '));
-        classes = resolveClasses(parsed.data, PROMPTS_PER_CLASS, 0);
-      }
+    const t0 = performance.now();
+    const input = await readImageInput(c);
+    const unknown = Object.keys(input.fields).filter((f) => !['classes', 'image', 'mode'].includes(f));
+    if (unknown.length) throw new HttpProblem(400, 'Invalid request', `unknown field(s): ${unknown.join(', ')}`);
+    const mode = S.ClassifyMode.safeParse(input.fields.mode ?? 'exclusive');
+    if (!mode.success) throw new HttpProblem(400, 'Invalid request', 'mode must be "exclusive" or "findings"');
+    const rawClasses = typeof input.fields.classes === 'string' ? safeJson(input.fields.classes) : input.fields.classes;
+    if (mode.data === 'findings') {
+      if (rawClasses !== undefined && !(Array.isArray(rawClasses) && rawClasses.length <= 14 && rawClasses.every((x) => typeof x === 'string')))
+        throw new HttpProblem(400, 'Invalid request', 'in findings mode, classes is a list of observation names (at most 14)');
+      const names = resolveFindingNames(rawClasses as string[] | undefined);
       const [vector] = await model.embedImages([input.bytes], limits);
-      const probs = await model.classify(vector!, classes);
-      return c.json({ classes: probs.sort((a, b) => b.probability - a.probability), tookMs: Math.round((performance.now() - t0) * 10) / 10 });
+      const found = await model.findings(vector!, names);
+      return c.json({ mode: 'findings', classes: found.map((f) => ({ name: f.name, probability: f.probability })), tookMs: Math.round((performance.now() - t0) * 10) / 10 });
+    }
+    let classes = services.defaultClasses;
+    if (rawClasses !== undefined) {
+      const parsed = S.ClassList.safeParse(rawClasses);
+      if (!parsed.success) throw new HttpProblem(400, 'Invalid request', parsed.error.issues.map((i) => `classes.${i.path.join('.')}: ${i.message}`).join('; '));
+      classes = resolveClasses(parsed.data, PROMPTS_PER_CLASS, 0);
+    }
+    const [vector] = await model.embedImages([input.bytes], limits);
+    const probs = await model.classify(vector!, classes);
+    return c.json({ mode: 'exclusive', classes: probs.sort((a, b) => b.probability - a.probability), tookMs: Math.round((performance.now() - t0) * 10) / 10 });
   });
 
   app.openapi(

@@ -53,10 +53,17 @@ export const CustomClass = z
 
 export const ClassList = z.array(z.union([z.string().min(1).max(80), CustomClass])).min(2).max(20);
 
+export const ClassifyMode = z.enum(['exclusive', 'findings']).openapi({
+  description: 'exclusive: softmax over the classes (they compete); findings: each observation\'s own probability of being present (multi-label)',
+});
+
 export const ClassifyJson = z
   .object({
     image: z.string().min(1).openapi({ description: 'The X-ray, base64-encoded' }),
-    classes: ClassList.optional().openapi({ description: 'Built-in class names or { name, prompts[] }; default: the built-in classes' }),
+    mode: ClassifyMode.optional().openapi({ description: 'default exclusive' }),
+    classes: ClassList.optional().openapi({
+      description: 'exclusive: built-in class names or { name, prompts[] }, default the built-in classes; findings: observation names (case-insensitive), default all 14',
+    }),
   })
   .strict()
   .openapi('ClassifyRequest');
@@ -99,6 +106,7 @@ export const SearchResponse = z
 
 export const ClassifyResponse = z
   .object({
+    mode: ClassifyMode,
     classes: z.array(z.object({ name: z.string(), probability: z.number() })),
     tookMs: z.number(),
   })

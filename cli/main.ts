@@ -6,6 +6,7 @@ import { registerExport } from './export.ts';
 import { registerEval } from './eval.ts';
 import { registerIndex } from './index.ts';
 import { registerServe } from './serve.ts';
+import { registerClassify } from './classify.ts';
 import { CliError } from './errors.ts';
 import { TableError } from '../core/tables.ts';
 
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerEval(program);
   registerIndex(program);
   registerServe(program);
+  registerClassify(program);
   return program;
 }
 

@@ -124,3 +124,15 @@ test('train --workers 2: data-parallel replicas on worker threads train and chec
 test('train refuses an image table with no rows in the split, naming it', async () => {
   await assert.rejects(train({ ...base, out: join(dir, 'empty'), trainSplit: 'nope' }), /no trainable images .*split nope/);
 });
+
+test('train with the findings loss and finding-balanced sampling: finite losses, larger than the semantic loss alone', async () => {
+  const plain = join(dir, 'plain');
+  const withFindings = join(dir, 'findings');
+  for (const d of [plain, withFindings]) rmSync(d, { recursive: true, force: true });
+  await train({ ...base, out: plain, steps: 2, evalEvery: 2, balanceFindings: true });
+  await train({ ...base, out: withFindings, steps: 2, evalEvery: 2, balanceFindings: true, findingsWeight: 1 });
+  const first = (d: string) => logOf(d).find((l) => l.loss !== undefined)!.loss!;
+  assert.ok(Number.isFinite(first(withFindings)));
+  // same seed, same batch: the first step's loss differs exactly by the (positive) findings term
+  assert.ok(first(withFindings) > first(plain) + 0.1, `${first(withFindings)} vs ${first(plain)}`);
+});

@@ -1,0 +1,38 @@
+/** `medclip classify`: zero-shot classification of one X-ray, exclusive (softmax over classes) or findings mode. */
+import type { Command } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { MedClipModel } from '../core/model.ts';
+import { BUILTIN_CLASS_NAMES, resolveClasses } from '../core/prompts.ts';
+import { CliError } from './errors.ts';
+
+const PROMPTS_PER_CLASS = 10;
+
+export function registerClassify(program: Command): void {
+  program
+    .command('classify')
+    .description('zero-shot classification of an X-ray: exclusive classes, or every finding on its own (--mode findings)')
+    .option('--model <dir>', 'model bundle folder', 'models/medclip-tiny')
+    .requiredOption('--image <file>', 'an X-ray (PNG, JPEG or DICOM)')
+    .option('--mode <mode>', 'exclusive (softmax over the classes) or findings (each observation independently)', 'exclusive')
+    .option('--classes <list>', 'comma-separated: built-in classes (exclusive) or observations (findings); default all')
+    .option('--json', 'print one JSON object')
+    .action(async (opts) => {
+      if (opts.mode !== 'exclusive' && opts.mode !== 'findings') throw new CliError(`--mode must be exclusive or findings, got "${opts.mode}"`);
+      const bytes = await readFile(opts.image).catch((err: NodeJS.ErrnoException) => {
+        throw new CliError(`${opts.image}: ${err.code === 'ENOENT' ? 'file not found' : `cannot read (${err.code})`}`);
+      });
+      const names = opts.classes ? String(opts.classes).split(',').map((s) => s.trim()).filter(Boolean) : undefined;
+      const model = await MedClipModel.load(opts.model);
+      try {
+        const [vector] = await model.embedImages([bytes]);
+        const classes =
+          opts.mode === 'findings'
+            ? (await model.findings(vector!, names)).map((f) => ({ name: f.name as string, probability: f.probability }))
+            : (await model.classify(vector!, resolveClasses(names ?? BUILTIN_CLASS_NAMES.filter((c) => c !== 'COVID-19'), PROMPTS_PER_CLASS, 0))).sort((a, b) => b.probability - a.probability);
+        if (opts.json) console.log(JSON.stringify({ mode: opts.mode, classes }));
+        else for (const c of classes) console.log(`${c.name.padEnd(28)} ${c.probability.toFixed(3)}${opts.mode === 'findings' && c.probability >= 0.5 ? '  present' : ''}`);
+      } finally {
+        await model.close();
+      }
+    });
+}
