@@ -1,4 +1,5 @@
 /** The `medclip` command line: one sub-command per stage, each with --help. */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerLabel } from './label.ts';
 import { registerTrain } from './train.ts';
@@ -13,10 +14,16 @@ import { TableError } from '../core/tables.ts';
 /** Errors whose message is written for people (they name files and ids, never content). */
 const KNOWN_ERRORS = new Set(['ConfigError', 'BackendError', 'TrainError', 'TokenizerError', 'ImageError', 'PromptError', 'ExportError', 'ModelError', 'IndexError', 'IndexBuildError', 'LockTimeoutError', 'VersionedDirError', 'BundleFetchError', 'LabelParseError', 'FileHashError', 'ImageSpecError']);
 
+/** The package's version, read from package.json beside the CLI sources. */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
 export function buildProgram(): Command {
   const program = new Command()
     .name('medclip')
     .description('MedCLIP retrieval engine for chest X-rays and radiology reports')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError()
     .exitOverride();
   registerLabel(program);

@@ -56,7 +56,7 @@ test('indexes/sample: loads with the shipped model; a pneumonia query ranks pneu
   const [e] = await model.embedTexts(['Large right pleural effusion.']);
   const sentences = index.search('reports', e!, { k: 10 });
   const effusion = sentences.filter((h) => h.meta.labels['Pleural Effusion'] === 1).length / 10;
-  const metas = readFileSync(join(INDEX, 'reports.meta.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { labels: Record<string, number> });
+  const metas = readFileSync(join(index.dir, 'reports.meta.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { labels: Record<string, number> });
   const sentenceBase = metas.filter((m) => m.labels['Pleural Effusion'] === 1).length / metas.length;
   assert.ok(effusion >= 5 * sentenceBase, `effusion sentences in top 10: ${effusion} vs base rate ${sentenceBase.toFixed(3)}`);
   await model.close();
