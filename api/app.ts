@@ -177,10 +177,7 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
   }
 
   function reportHits(vector: Float32Array, k: number, filter: SearchFilter | undefined, queryFindings: string[]) {
-    const sentences = index.search('reports', vector, { k: Math.min(500, k * 5), filter });
-    const best = new Map<string, { score: number; meta: SentenceMeta }>();
-    for (const h of sentences) if (!best.has(h.meta.reportId) && index.report(h.meta.reportId)) best.set(h.meta.reportId, h);
-    return [...best.values()].slice(0, k).map((h) => {
+    return index.searchReports(vector, { k, filter }).map((h) => {
       const report = index.report(h.meta.reportId)!;
       const text = reportSentences(report)[h.meta.index] ?? '';
       const sentenceLabels = labelsOf(h.meta);

@@ -464,6 +464,22 @@ export class IndexBundle {
     return this.reports.get(id);
   }
 
+  /**
+   * Report search: the best-matching sentence of each report, k distinct reports whenever the index holds k
+   * (matching the filter). Sentences are fetched in widening rounds (k * 5, then 4x more) until k reports are found
+   * or every sentence has been considered: a report with many similar sentences cannot crowd the others out.
+   */
+  searchReports(query: Float32Array, options: SearchOptions): Hit<SentenceMeta>[] {
+    const total = this.count('reports');
+    let want = Math.min(total, Math.max(options.k * 5, 50));
+    for (;;) {
+      const best = new Map<string, Hit<SentenceMeta>>();
+      for (const h of this.search('reports', query, { ...options, k: want })) if (!best.has(h.meta.reportId) && this.reports.has(h.meta.reportId)) best.set(h.meta.reportId, h);
+      if (best.size >= options.k || want >= total) return [...best.values()].slice(0, options.k);
+      want = Math.min(total, want * 4);
+    }
+  }
+
   search(collection: 'images', query: Float32Array, options: SearchOptions): Hit<ImageMeta>[];
   search(collection: 'reports', query: Float32Array, options: SearchOptions): Hit<SentenceMeta>[];
   search(collection: CollectionName, query: Float32Array, options: SearchOptions): Hit[] {

@@ -280,3 +280,19 @@ test('--workers 2: worker threads embed the same vectors as the in-process embed
   const va = read(a);
   read(b).forEach((v, i) => assert.ok(v.every((x, d) => Math.abs(x - va[i]![d]!) < 1e-5)));
 });
+
+test('report search returns k distinct reports whenever the index holds k, each with its best sentence', async () => {
+  const index = await IndexBundle.load(join(dir, 'bundle'), { model });
+  const q = (await model.embedTexts(['no acute cardiopulmonary process']))[0]!;
+  const all = index.reports.size;
+  assert.ok(all > 100);
+  const hits = index.searchReports(q, { k: all });
+  assert.equal(hits.length, all, 'every report, although most sentences say the same');
+  assert.equal(new Set(hits.map((h) => h.meta.reportId)).size, all);
+  // each report's hit is its best sentence: no sentence of that report scores higher
+  const sentences = index.search('reports', q, { k: index.count('reports') });
+  const top = new Map<string, number>();
+  for (const s of sentences) if (!top.has(s.meta.reportId)) top.set(s.meta.reportId, s.score);
+  for (const h of hits.slice(0, 20)) assert.equal(h.score, top.get(h.meta.reportId));
+  assert.ok(hits.every((h, i) => i === 0 || h.score <= hits[i - 1]!.score));
+});
