@@ -71,12 +71,17 @@ function fromImageError(err: ImageError): HttpProblem {
 }
 
 const json = (schema: z.ZodType, description: string) => ({ content: { 'application/json': { schema } }, description });
+/** Errors are served as RFC 9457 problem details, and declared so. */
+const problem = (description: string) => ({ content: { 'application/problem+json': { schema: S.Problem } }, description });
+const unauthorized = { 401: problem('Missing or wrong API key (when the deployment uses keys); see WWW-Authenticate') };
 const problems = {
-  400: json(S.Problem, 'Invalid request'),
-  401: json(S.Problem, 'Missing or wrong API key'),
-  413: json(S.Problem, 'Body or image too large'),
-  415: json(S.Problem, 'Unsupported media type'),
+  400: problem('Invalid request'),
+  ...unauthorized,
+  413: problem('Body or image too large'),
+  415: problem('Unsupported media type'),
 };
+/** Fields that go in the query string when the image is the raw body. */
+const imageQuery = (fields: Record<string, z.ZodType>) => z.object(fields);
 
 const imageBody = (jsonSchema: z.ZodType) => ({
   content: {
@@ -201,19 +206,20 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
   }
 
   app.openapi(
-    createRoute({ method: 'get', path: '/v1/health', summary: 'Model and index identity and counts', responses: { 200: json(S.Health, 'Service is up') } }),
+    createRoute({ method: 'get', path: '/v1/health', operationId: 'getHealth', summary: 'Model and index identity and counts', responses: { 200: json(S.Health, 'Service is up'), ...unauthorized } }),
     (c) =>
       c.json({
         status: 'ok' as const,
         model: { name: model.name, sha256: model.manifestSha256, embedDim: model.embedDim },
         index: { version: index.manifest.version, images: services.images.count(), reports: index.reports.size, sentences: index.count('reports') },
-      }),
+      }, 200),
   );
 
   app.openapi(
     createRoute({
       method: 'post',
       path: '/v1/search/text',
+      operationId: 'searchByText',
       summary: 'Search images or reports with a text query',
       request: { body: { content: { 'application/json': { schema: S.TextSearchRequest } }, required: true } },
       responses: { 200: json(S.SearchResponse, 'Ranked hits'), ...problems },
@@ -255,9 +261,17 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
   app.openAPIRegistry.registerPath({
     method: 'post',
     path: '/v1/search/image',
+    operationId: 'searchByImage',
     summary: 'Search with an X-ray: similar images, or reports',
     description: 'With a raw body, `target`, `k` and `filter` (JSON) go in the query string; in a form, as fields.',
-    request: { body: imageBody(S.ImageJson) },
+    request: {
+      body: imageBody(S.ImageJson),
+      query: imageQuery({
+        target: z.enum(['images', 'reports']).optional().openapi({ description: 'what to search (default reports)' }),
+        k: z.number().int().min(1).max(100).optional().openapi({ description: 'number of hits (default 10)' }),
+        filter: z.string().optional().openapi({ description: 'JSON: { must, mustNot, view, source }', example: '{"must":["Pneumonia"]}' }),
+      }),
+    },
     responses: { 200: json(S.SearchResponse, 'Ranked hits'), ...problems },
   });
   app.post('/v1/search/image', async (c: Context) => {
@@ -273,9 +287,16 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
   app.openAPIRegistry.registerPath({
     method: 'post',
     path: '/v1/classify',
+    operationId: 'classifyImage',
     summary: 'Zero-shot classification of an X-ray',
     description: `mode exclusive (default): built-in classes ${BUILTIN_CLASS_NAMES.join(', ')}, or your own { name, prompts[] }, compete in one softmax. mode findings: each of the 14 observations (or those named in classes) gets its own probability of being present. With a raw image body, mode goes in the query string (?mode=findings).`,
-    request: { body: imageBody(S.ClassifyJson) },
+    request: {
+      body: imageBody(S.ClassifyJson),
+      query: imageQuery({
+        mode: S.ClassifyMode.optional(),
+        classes: z.string().optional().openapi({ description: 'JSON list of class names', example: '["Pleural Effusion","Pneumothorax"]' }),
+      }),
+    },
     responses: { 200: json(S.ClassifyResponse, 'Class probabilities'), ...problems },
   });
   app.post('/v1/classify', async (c: Context) => {
@@ -309,9 +330,10 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     createRoute({
       method: 'get',
       path: '/v1/images/{id}',
+      operationId: 'getImagePreview',
       summary: 'Preview (JPEG) of an indexed image',
       request: { params: z.object({ id: z.string().min(1).max(1000).openapi({ description: 'Image id, URL-encoded' }) }) },
-      responses: { 200: { content: { 'image/jpeg': { schema: z.string().openapi({ format: 'binary' }) } }, description: 'JPEG preview' }, 404: json(S.Problem, 'No such image') },
+      responses: { 200: { content: { 'image/jpeg': { schema: z.string().openapi({ format: 'binary' }) } }, description: 'JPEG preview' }, 400: problem('Malformed id'), ...unauthorized, 404: problem('No such image') },
     }),
     async (c: Context) => {
       const id = pathId(c);
@@ -328,23 +350,32 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     createRoute({
       method: 'get',
       path: '/v1/reports/{id}',
+      operationId: 'getReport',
       summary: 'An indexed report',
-      request: { params: z.object({ id: z.string().min(1).max(1000) }) },
-      responses: { 200: json(z.object({ id: z.string(), text: z.record(z.string(), z.string()), labels: S.Labels }), 'The report'), 404: json(S.Problem, 'No such report') },
+      request: { params: z.object({ id: z.string().min(1).max(1000).openapi({ description: 'Report id, URL-encoded' }) }) },
+      responses: { 200: json(z.object({ id: z.string(), text: z.record(z.string(), z.string()), labels: S.Labels }), 'The report'), 400: problem('Malformed id'), ...unauthorized, 404: problem('No such report') },
     }),
     (c: Context) => {
       const r = index.report(pathId(c));
       if (!r) throw new HttpProblem(404, 'Not found', 'no report with this id in the index');
-      return c.json({ id: r.id, text: r.text, labels: r.labels });
+      return c.json({ id: r.id, text: r.text, labels: r.labels }, 200);
     },
   );
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
-    info: { title: 'medclip-search', version: '1.0.0', description: 'Retrieval over chest X-rays and radiology reports (MedCLIP).' },
-    security: config.auth.mode === 'api-key' ? [{ apiKey: [] }] : [],
+    info: {
+      title: 'medclip-search',
+      version: '1.0.0',
+      description: 'Retrieval over chest X-rays and radiology reports (MedCLIP). Errors are application/problem+json with a request id.',
+      license: { name: 'MIT', url: 'https://opensource.org/licenses/MIT' },
+    },
+    servers: [{ url: '/', description: 'the server that serves this document' }],
+    // Either key form is accepted. A local server may run with auth off (`medclip serve` on loopback says so).
+    security: [{ apiKey: [] }, { bearer: [] }],
   });
-  app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'apiKey', in: 'header', name: 'x-api-key' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'apiKey', in: 'header', name: 'x-api-key', description: 'an API key (the server stores its sha256)' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', description: 'the same API key as a bearer token' });
   app.get('/docs', (c) => c.html(renderDocsPage('/openapi.json')));
   app.get('/', (c) => c.html(renderSearchPage()));
   return app;

@@ -7,7 +7,7 @@ import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -243,4 +243,23 @@ test('medclip serve on a busy port: one line, exit 1', async () => {
   } finally {
     blocker.close();
   }
+});
+
+test('the OpenAPI document passes @redocly/cli lint with no error and no warning; errors are declared problem+json', async () => {
+  const doc = (await (await app.request('/openapi.json')).json()) as { paths: Record<string, Record<string, { operationId?: string; responses: Record<string, { content?: Record<string, unknown> }>; parameters?: { name: string; in: string }[] }>> };
+  const file = join(dir, 'openapi.json');
+  writeFileSync(file, JSON.stringify(doc));
+  const out = await new Promise<{ code: number; stdout: string }>((resolve) =>
+    execFile(join(REPO, 'node_modules/.bin/redocly'), ['lint', '--format', 'json', file], { cwd: REPO }, (err, stdout) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout })),
+  );
+  const report = JSON.parse(out.stdout) as { totals: { errors: number; warnings: number }; problems: { ruleId: string; message: string }[] };
+  assert.deepEqual(report.totals, { errors: 0, warnings: 0, ignored: 0 }, JSON.stringify(report.problems.slice(0, 5)));
+  assert.equal(out.code, 0);
+  for (const [path, ops] of Object.entries(doc.paths))
+    for (const [method, op] of Object.entries(ops)) {
+      assert.ok(op.operationId, `${method} ${path} has an operationId`);
+      for (const [status, r] of Object.entries(op.responses)) if (status.startsWith('4')) assert.deepEqual(Object.keys(r.content ?? {}), ['application/problem+json'], `${method} ${path} ${status}`);
+    }
+  const imageParams = doc.paths['/v1/search/image']!.post!.parameters!.map((p) => `${p.in}:${p.name}`).sort();
+  assert.deepEqual(imageParams, ['query:filter', 'query:k', 'query:target']);
 });
