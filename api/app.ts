@@ -16,12 +16,11 @@ import { readFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { DEFAULT_IMAGE_LIMITS, ImageError, thumbnailJpeg, type ImageLimits } from '../core/image/index.ts';
 import { IndexError, checkFilter, type IndexBundle, type SearchFilter, type StoredLabels, type ImageMeta, type SentenceMeta } from '../core/index.ts';
-import { labelReport, labelSentence } from '../core/labeler/labeler.ts';
+import { labelSentence } from '../core/labeler/labeler.ts';
 import { positiveFindings } from '../core/labels.ts';
 import type { MedClipModel } from '../core/model.ts';
 import { BUILTIN_CLASS_NAMES, PromptError, resolveClasses, type ClassPrompts } from '../core/prompts.ts';
 import { resolveFindingNames } from '../core/findings.ts';
-import { reportText } from '../core/reports.ts';
 import { apiKeyAuth } from './auth.ts';
 import { localSearcher, type ImageSearcher } from './shard-fanout.ts';
 import { readImageInput } from './image-input.ts';
@@ -29,7 +28,7 @@ import { renderDocsPage } from './docs-page.ts';
 import { renderSearchPage } from './search-page.ts';
 import { HttpProblem, problemResponse } from './problem.ts';
 import * as S from './schemas.ts';
-import { boundedCache, stringBytes } from '../core/cache.ts';
+import { ReportSentences } from '../core/report-sentences.ts';
 
 export interface ApiConfig {
   auth: { mode: 'off' } | { mode: 'api-key'; hashes: Buffer[] };
@@ -170,21 +169,12 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     };
   }
 
-  /** A report's sentences as the labeler split them at index time; split once per report, then cached. */
-  const sentenceCache = boundedCache<string, string[]>('report-sentences', (v, k) => stringBytes(k) + v.reduce((n, x) => n + stringBytes(x) + 16, 0));
-  function reportSentences(report: { id: string; text: Record<string, string> }): string[] {
-    let s = sentenceCache.get(report.id);
-    if (!s) {
-      s = labelReport(reportText({ id: report.id, text: report.text, meta: {} })).sentences.map((x) => x.text);
-      sentenceCache.set(report.id, s);
-    }
-    return s;
-  }
+  const sentences = new ReportSentences();
 
   function reportHits(vector: Float32Array, k: number, filter: SearchFilter | undefined, queryFindings: string[]) {
     return index.searchReports(vector, { k, filter }).map((h) => {
       const report = index.report(h.meta.reportId)!;
-      const text = reportSentences(report)[h.meta.index] ?? '';
+      const text = sentences.text(report, h.meta.index);
       const sentenceLabels = labelsOf(h.meta);
       return {
         id: report.id,

@@ -7,6 +7,7 @@ import { MedClipModel } from '../core/model.ts';
 import { buildIndex, deleteFromBundle } from '../index-builder/build.ts';
 import { LambdaEmbedder } from '../index-builder/lambda-embedder.ts';
 import { CliError } from './errors.ts';
+import { ReportSentences } from '../core/report-sentences.ts';
 
 const intOpt = (name: string) => (v: string) => {
   const n = Number(v);
@@ -115,9 +116,9 @@ export function registerIndex(program: Command): void {
 
   program
     .command('search')
-    .description('query an index bundle with text or an image')
-    .requiredOption('--model <dir>', 'model bundle folder')
-    .requiredOption('--index <dir>', 'index bundle folder')
+    .description('query an index bundle with text or an image (a table; JSON lines with --json)')
+    .option('--model <dir>', 'model bundle folder', 'models/medclip-tiny')
+    .option('--index <dir>', 'index bundle folder', 'indexes/sample')
     .option('--text <query>', 'a finding, e.g. "right lower lobe pneumonia"')
     .option('--image <file>', 'an X-ray (PNG, JPEG or DICOM)')
     .option('--target <what>', 'images or reports', 'images')
@@ -126,22 +127,49 @@ export function registerIndex(program: Command): void {
     .option('--must-not <list>', 'findings that must not be positive')
     .option('--view <list>', 'allowed views')
     .option('--source <list>', 'allowed sources')
+    .option('--json', 'one JSON line per hit')
     .action(async (opts) => {
       if (!opts.text === !opts.image) throw new CliError('give exactly one of --text or --image');
       if (opts.target !== 'images' && opts.target !== 'reports') throw new CliError('--target must be images or reports');
+      const image = opts.image
+        ? await readFile(opts.image).catch((err: NodeJS.ErrnoException) => {
+            throw new CliError(`${opts.image}: ${err.code === 'ENOENT' ? 'file not found' : `cannot read (${err.code})`}`);
+          })
+        : undefined;
       const model = await MedClipModel.load(opts.model);
       try {
         const index = await IndexBundle.load(opts.index, { model });
-        const query = opts.text ? (await model.embedTexts([String(opts.text)]))[0]! : (await model.embedImages([await readFile(opts.image)]))[0]!;
+        const query = image ? (await model.embedImages([image]))[0]! : (await model.embedTexts([String(opts.text)]))[0]!;
         const filter: SearchFilter = {};
         if (opts.must) filter.must = list(opts.must);
         if (opts.mustNot) filter.mustNot = list(opts.mustNot);
         if (opts.view) filter.view = list(opts.view);
         if (opts.source) filter.source = list(opts.source);
-        const hits = index.search(opts.target, query, { k: opts.k, filter });
-        for (const h of hits) console.log(JSON.stringify({ score: Math.round(h.score * 10000) / 10000, ...h.meta }));
+        const positives = (labels: Record<string, number>) => Object.entries(labels).filter(([, v]) => v === 1).map(([k]) => k).join(', ') || '-';
+        const score = (x: number) => Math.round(x * 10000) / 10000;
+        if (opts.target === 'images') {
+          const hits = index.search('images', query, { k: opts.k, filter });
+          if (opts.json) for (const h of hits) console.log(JSON.stringify({ score: score(h.score), ...h.meta }));
+          else printTable(['score', 'id', 'findings', 'view', 'source'], hits.map((h) => [h.score.toFixed(3), h.meta.id, positives(h.meta.labels), h.meta.view ?? '', h.meta.source ?? '']));
+        } else {
+          const sentences = new ReportSentences();
+          const hits = index.searchReports(query, { k: opts.k, filter }).map((h) => {
+            const report = index.report(h.meta.reportId)!;
+            return { score: score(h.score), reportId: report.id, sentence: { index: h.meta.index, text: sentences.text(report, h.meta.index), labels: h.meta.labels }, report: report.text, labels: report.labels };
+          });
+          if (opts.json) for (const h of hits) console.log(JSON.stringify(h));
+          else printTable(['score', 'report', 'matched sentence', 'report findings'], hits.map((h) => [h.score.toFixed(3), h.reportId, h.sentence.text, positives(h.labels)]));
+        }
       } finally {
         await model.close();
       }
     });
+}
+
+/** A plain text table: columns padded to their widest cell (the last one left free). */
+function printTable(header: string[], rows: string[][]): void {
+  const widths = header.map((h, c) => Math.min(60, Math.max(h.length, ...rows.map((r) => r[c]!.length))));
+  const line = (cells: string[]) => cells.map((x, c) => (c === cells.length - 1 ? x : x.length > widths[c]! ? `${x.slice(0, widths[c]! - 1)}…` : x.padEnd(widths[c]!))).join('  ');
+  console.log(line(header));
+  for (const r of rows) console.log(line(r));
 }

@@ -68,3 +68,20 @@ test('label --out writes one JSON line per sentence; bad input exits non-zero na
   assert.equal((await medclip('label', '--reports', reports, '--eval')).code, 1);
   assert.equal((await medclip('label')).code, 1);
 });
+
+test('medclip search: shipped model and index by default, a table or JSON lines, report hits with their sentence; --version', async () => {
+  const table = await medclip('search', '--text', 'small left pleural effusion', '--target', 'reports', '--k', '3');
+  assert.equal(table.code, 0, table.stderr);
+  const lines = table.stdout.trim().split('\n');
+  assert.match(lines[0]!, /^score\s+report\s+matched sentence\s+report findings$/);
+  assert.equal(lines.length, 4);
+  const json = await medclip('search', '--text', 'small left pleural effusion', '--target', 'reports', '--k', '3', '--json');
+  const hits = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { reportId: string; sentence: { text: string }; report: Record<string, string> });
+  assert.equal(new Set(hits.map((h) => h.reportId)).size, 3);
+  for (const h of hits) assert.ok(h.sentence.text && Object.values(h.report).join(' ').includes(h.sentence.text), 'the sentence is in its report');
+  const missing = await medclip('search', '--image', 'nope.png');
+  assert.equal(missing.code, 1);
+  assert.equal(missing.stderr.trim(), 'medclip: nope.png: file not found');
+  const v = await medclip('--version');
+  assert.equal(v.stdout.trim(), JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')).version);
+});
