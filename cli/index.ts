@@ -53,7 +53,10 @@ export function registerIndex(program: Command): void {
         if (r.deleted === 0) process.exitCode = 1;
         return;
       }
-      const bar = new SingleBar({ format: '{collection} [{bar}] {value}/{total} done, {skipped} skipped | {speed} items/s | ETA {eta_formatted}', stream: process.stderr, noTTYOutput: true, notTTYSchedule: 10000, etaBuffer: 20 });
+      // Rate and ETA are our own: shown only once measured (>= 2 s of work since this collection started, items
+      // carried over from an --append or --resume not counted), never a first-batch spike or a placeholder.
+      const bar = new SingleBar({ format: '{collection} [{bar}] {value}/{total} done, {skipped} skipped | {speed} | {eta}', stream: process.stderr, noTTYOutput: true, notTTYSchedule: 10000 });
+      let base = 0;
       let current = '';
       let started = false;
       let t0 = Date.now();
@@ -89,17 +92,21 @@ export function registerIndex(program: Command): void {
           console.error(line);
         },
         onProgress: (collection, done, skipped, total) => {
-          if (current !== collection) t0 = Date.now();
-          const speed = ((done + skipped) / Math.max(0.001, (Date.now() - t0) / 1000)).toFixed(1);
+          const n = done + skipped;
+          if (current !== collection) {
+            t0 = Date.now();
+            base = n;
+          }
+          const { speed, eta } = rateAndEta(n - base, (Date.now() - t0) / 1000, total === undefined ? undefined : total - n);
           if (!started || current !== collection) {
             if (started) bar.stop();
-            bar.start(total ?? 0, done + skipped, { collection, skipped, speed });
+            bar.start(total ?? 0, n, { collection, skipped, speed, eta });
             started = true;
             current = collection;
           }
           // the input is counted while the build runs: the total (and ETA) appear once it is known
           if (total !== undefined && bar.getTotal() !== total) bar.setTotal(total);
-          bar.update(done + skipped, { collection, skipped, speed });
+          bar.update(n, { collection, skipped, speed, eta });
         },
       }).finally(() => {
         if (started) bar.stop();
@@ -164,6 +171,16 @@ export function registerIndex(program: Command): void {
         await model.close();
       }
     });
+}
+
+/** Progress figures once they mean something: a rate after 2 s of work, an ETA when the remaining count is known. */
+export function rateAndEta(items: number, seconds: number, remaining: number | undefined): { speed: string; eta: string } {
+  if (seconds < 2 || items <= 0) return { speed: 'measuring rate', eta: 'ETA after the rate' };
+  const rate = items / seconds;
+  if (remaining === undefined) return { speed: `${rate.toFixed(1)} items/s`, eta: 'ETA once the input is counted' };
+  const left = Math.max(0, Math.round(remaining / rate));
+  const hms = left >= 3600 ? `${Math.floor(left / 3600)}h${String(Math.floor((left % 3600) / 60)).padStart(2, '0')}m` : `${Math.floor(left / 60)}m${String(left % 60).padStart(2, '0')}s`;
+  return { speed: `${rate.toFixed(1)} items/s`, eta: `ETA ${hms}` };
 }
 
 /** A plain text table: columns padded to their widest cell (the last one left free). */

@@ -85,3 +85,11 @@ test('medclip search: shipped model and index by default, a table or JSON lines,
   const v = await medclip('--version');
   assert.equal(v.stdout.trim(), JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')).version);
 });
+
+test('index progress: no rate before 2 s of work, no ETA before the input is counted', async () => {
+  const { rateAndEta } = await import('../cli/index.ts');
+  assert.deepEqual(rateAndEta(32, 0.001, 100), { speed: 'measuring rate', eta: 'ETA after the rate' });
+  assert.deepEqual(rateAndEta(200, 4, undefined), { speed: '50.0 items/s', eta: 'ETA once the input is counted' });
+  assert.deepEqual(rateAndEta(200, 4, 4000), { speed: '50.0 items/s', eta: 'ETA 1m20s' });
+  assert.equal(rateAndEta(10, 10, 100_000).eta, 'ETA 27h46m');
+});
