@@ -17,10 +17,11 @@ import { randomUUID } from 'node:crypto';
 import { DEFAULT_IMAGE_LIMITS, ImageError, thumbnailJpeg, type ImageLimits } from '../core/image/index.ts';
 import { IndexError, checkFilter, type IndexBundle, type SearchFilter, type StoredLabels, type ImageMeta, type SentenceMeta } from '../core/index.ts';
 import { labelSentence } from '../core/labeler/labeler.ts';
-import { positiveFindings } from '../core/labels.ts';
+import { OBSERVATIONS, positiveFindings } from '../core/labels.ts';
 import type { MedClipModel } from '../core/model.ts';
-import { BUILTIN_CLASS_NAMES, PromptError, resolveClasses, type ClassPrompts } from '../core/prompts.ts';
-import { resolveFindingNames } from '../core/findings.ts';
+import { BUILTIN_CLASS_NAMES, BUILTIN_TEMPLATES, PromptError, expandTemplate, resolveClasses, type ClassPrompts } from '../core/prompts.ts';
+import { FINDING_PROMPTS, resolveFindingNames } from '../core/findings.ts';
+import { QuerySpeller } from '../core/query-terms.ts';
 import { apiKeyAuth } from './auth.ts';
 import { localSearcher, type ImageSearcher } from './shard-fanout.ts';
 import { readImageInput } from './image-input.ts';
@@ -50,6 +51,8 @@ export interface ApiServices {
   images: ImageSearcher;
   /** The built-in classes, with prompt embeddings already computed. */
   defaultClasses: ClassPrompts[];
+  /** Spelling correction for text queries, from the indexed reports' and the prompts' words (built on first use). */
+  speller: () => QuerySpeller;
 }
 
 export const PROMPTS_PER_CLASS = 10;
@@ -58,7 +61,17 @@ export const PROMPTS_PER_CLASS = 10;
 export async function createServices(model: MedClipModel, index: IndexBundle, images: ImageSearcher = localSearcher(index)): Promise<ApiServices> {
   const defaultClasses = resolveClasses(BUILTIN_CLASS_NAMES.filter((c) => c !== 'COVID-19'), PROMPTS_PER_CLASS, 0);
   await model.classEmbeddings(defaultClasses);
-  return { model, index, images, defaultClasses };
+  // Built on the first text query, not during the cold start (a large archive's vocabulary takes a while to count).
+  let speller: QuerySpeller | undefined;
+  return { model, index, images, defaultClasses, speller: () => (speller ??= QuerySpeller.fromTexts(vocabularyTexts(index))) };
+}
+
+/** Words a query may be corrected to: the indexed reports, every prompt, the observation names. */
+function* vocabularyTexts(index: IndexBundle): Generator<string> {
+  for (const r of index.reports.values()) yield* Object.values(r.text);
+  for (const t of Object.values(BUILTIN_TEMPLATES)) yield* expandTemplate(t);
+  for (const f of Object.values(FINDING_PROMPTS)) yield* [...f.positive, ...f.negative];
+  yield* OBSERVATIONS;
 }
 
 type Env = { Variables: { requestId: string } };
@@ -217,10 +230,13 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     async (c) => {
       const t0 = performance.now();
       const body = c.req.valid('json');
-      const [vector] = await model.embedTexts([body.query]);
-      const findings = positiveFindings(labelSentence(body.query)) as string[];
+      const understood = services.speller().analyse(body.query);
+      const text = understood.corrected ?? body.query;
+      const [vector] = await model.embedTexts([text]);
+      const findings = positiveFindings(labelSentence(text)) as string[];
       const hits = await search(vector!, body.target, body.k, body.filter, findings);
-      return c.json({ target: body.target, query: { findings }, hits, tookMs: Math.round((performance.now() - t0) * 10) / 10 } as never);
+      const query = { findings, ...(understood.corrected ? { corrected: understood.corrected } : {}), ...(understood.warnings.length ? { warnings: understood.warnings } : {}) };
+      return c.json({ target: body.target, query, hits, tookMs: Math.round((performance.now() - t0) * 10) / 10 } as never);
     },
   );
 

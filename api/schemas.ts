@@ -98,7 +98,13 @@ export const ReportHit = z
 export const SearchResponse = z
   .object({
     target: Target,
-    query: z.object({ findings: z.array(z.string()) }).openapi({ description: 'Findings read from the query (labeler for text, zero-shot for images)' }),
+    query: z
+      .object({
+        findings: z.array(z.string()),
+        corrected: z.string().optional().openapi({ description: 'text queries: the query as searched, after spelling correction', example: 'pneumonia' }),
+        warnings: z.array(z.string()).optional().openapi({ description: 'e.g. no known term recognised: hits are by similarity only' }),
+      })
+      .openapi({ description: 'Findings read from the query (labeler for text, findings mode for images), and how the query was read' }),
     hits: z.array(z.union([ImageHit, ReportHit])),
     tookMs: z.number(),
   })
