@@ -15,13 +15,13 @@ import { HTTPException } from 'hono/http-exception';
 import { readFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { DEFAULT_IMAGE_LIMITS, ImageError, thumbnailJpeg, type ImageLimits } from '../core/image/index.ts';
-import { IndexError, checkFilter, type IndexBundle, type SearchFilter, type StoredLabels, type ImageMeta, type SentenceMeta } from '../core/index.ts';
-import { labelSentence } from '../core/labeler/labeler.ts';
-import { OBSERVATIONS, positiveFindings } from '../core/labels.ts';
+import { IndexError, checkFilter, type IndexBundle, type SearchFilter, type ImageMeta, type SentenceMeta } from '../core/index.ts';
+import { OBSERVATIONS } from '../core/labels.ts';
 import type { MedClipModel } from '../core/model.ts';
 import { BUILTIN_CLASS_NAMES, BUILTIN_TEMPLATES, PromptError, expandTemplate, resolveClasses, type ClassPrompts } from '../core/prompts.ts';
 import { FINDING_PROMPTS, resolveFindingNames } from '../core/findings.ts';
 import { QuerySpeller } from '../core/query-terms.ts';
+import { AGREEMENT_WEIGHT, agreeingFindings, findingAgreement, queryFindings, type QueryFinding } from '../core/search-rank.ts';
 import { apiKeyAuth } from './auth.ts';
 import { localSearcher, type ImageSearcher } from './shard-fanout.ts';
 import { readImageInput } from './image-input.ts';
@@ -106,9 +106,6 @@ const imageBody = (jsonSchema: z.ZodType) => ({
   required: true,
 });
 
-function labelsOf(meta: { labels: StoredLabels }): string[] {
-  return Object.entries(meta.labels).filter(([, v]) => v === 1).map(([k]) => k);
-}
 
 export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono<Env> {
   const { model, index } = services;
@@ -163,19 +160,18 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
    * Findings read from an image: findings mode (each observation's own probability), those at 0.5 or above.
    * Never "No Finding" together with a positive finding: No Finding is reported only when nothing else is.
    */
-  async function imageFindings(vector: Float32Array): Promise<string[]> {
+  async function imageFindings(vector: Float32Array): Promise<QueryFinding[]> {
     const found = await model.findings(vector);
     const positive = found.filter((f) => f.name !== 'No Finding' && f.probability >= 0.5).sort((a, b) => b.probability - a.probability);
-    return positive.length ? positive.map((f) => f.name) : ['No Finding'];
+    return (positive.length ? positive.map((f) => f.name) : (['No Finding'] as const)).map((name) => ({ name, polarity: 'positive' as const }));
   }
 
-  function imageHit(h: { score: number; meta: ImageMeta }, queryFindings: string[]) {
-    const labels = labelsOf(h.meta);
+  function imageHit(h: { score: number; meta: ImageMeta }, queryFindings: QueryFinding[]) {
     return {
       id: h.meta.id,
       score: h.score,
       labels: h.meta.labels,
-      matched: queryFindings.filter((f) => labels.includes(f)),
+      matched: agreeingFindings(queryFindings, h.meta.labels),
       ...(h.meta.view ? { view: h.meta.view } : {}),
       ...(h.meta.source ? { source: h.meta.source } : {}),
       thumbnail: `/v1/images/${encodeURIComponent(h.meta.id)}`,
@@ -184,26 +180,27 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
 
   const sentences = new ReportSentences();
 
-  function reportHits(vector: Float32Array, k: number, filter: SearchFilter | undefined, queryFindings: string[]) {
-    return index.searchReports(vector, { k, filter }).map((h) => {
+  /** Report hits; a text query's findings re-rank the sentences by polarity agreement (core/search-rank.ts). */
+  function reportHits(vector: Float32Array, k: number, filter: SearchFilter | undefined, queryFindings: QueryFinding[], byAgreement: boolean) {
+    const rerank = byAgreement && queryFindings.length ? (meta: SentenceMeta, dense: number) => dense + AGREEMENT_WEIGHT * findingAgreement(queryFindings, meta.labels) : undefined;
+    return index.searchReports(vector, { k, filter, rerank }).map((h) => {
       const report = index.report(h.meta.reportId)!;
       const text = sentences.text(report, h.meta.index);
-      const sentenceLabels = labelsOf(h.meta);
       return {
         id: report.id,
         score: h.score,
         labels: report.labels,
-        matched: queryFindings.filter((f) => sentenceLabels.includes(f)),
+        matched: agreeingFindings(queryFindings, h.meta.labels),
         sentence: { index: h.meta.index, text },
         report: report.text,
       };
     });
   }
 
-  async function search(vector: Float32Array, target: 'images' | 'reports', k: number, filter: SearchFilter | undefined, queryFindings: string[]) {
+  async function search(vector: Float32Array, target: 'images' | 'reports', k: number, filter: SearchFilter | undefined, queryFindings: QueryFinding[], fromText: boolean) {
     const count = target === 'images' ? services.images.count() : index.count('reports');
     if (count === 0) throw new HttpProblem(400, 'Nothing to search', `this index holds no ${target}`);
-    if (target === 'reports') return reportHits(vector, k, filter, queryFindings);
+    if (target === 'reports') return reportHits(vector, k, filter, queryFindings, fromText);
     checkFilter(filter);
     return (await services.images.search(vector, k, filter)).map((h) => imageHit(h, queryFindings));
   }
@@ -233,8 +230,8 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
       const understood = services.speller().analyse(body.query);
       const text = understood.corrected ?? body.query;
       const [vector] = await model.embedTexts([text]);
-      const findings = positiveFindings(labelSentence(text)) as string[];
-      const hits = await search(vector!, body.target, body.k, body.filter, findings);
+      const findings = queryFindings(text);
+      const hits = await search(vector!, body.target, body.k, body.filter, findings, true);
       const query = { findings, ...(understood.corrected ? { corrected: understood.corrected } : {}), ...(understood.warnings.length ? { warnings: understood.warnings } : {}) };
       return c.json({ target: body.target, query, hits, tookMs: Math.round((performance.now() - t0) * 10) / 10 } as never);
     },
@@ -286,7 +283,7 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
       const opts = imageFields(input.fields, { target: 'reports' });
       const [vector] = await model.embedImages([input.bytes], limits);
       const findings = await imageFindings(vector!);
-      const hits = await search(vector!, opts.target, opts.k, opts.filter, findings);
+      const hits = await search(vector!, opts.target, opts.k, opts.filter, findings, false);
       return c.json({ target: opts.target, query: { findings }, hits, tookMs: Math.round((performance.now() - t0) * 10) / 10 });
   });
 

@@ -100,7 +100,9 @@ export const SearchResponse = z
     target: Target,
     query: z
       .object({
-        findings: z.array(z.string()),
+        findings: z
+          .array(z.object({ name: z.string(), polarity: z.enum(['positive', 'negative', 'uncertain']) }))
+          .openapi({ description: 'the findings the query states, with polarity ("no pneumothorax": Pneumothorax, negative)' }),
         corrected: z.string().optional().openapi({ description: 'text queries: the query as searched, after spelling correction', example: 'pneumonia' }),
         warnings: z.array(z.string()).optional().openapi({ description: 'e.g. no known term recognised: hits are by similarity only' }),
       })

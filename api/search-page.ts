@@ -111,7 +111,7 @@ $('text-form').addEventListener('submit', async (ev) => {
     const target = $('target').value;
     const r = await call('/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, target, k: Number($('k').value) || 10 }) });
     (target === 'images' ? showImages : showReports)(r.hits);
-    $('status').textContent = r.hits.length + ' results' + (r.query.findings.length ? ' · findings in the query: ' + r.query.findings.join(', ') : '') + ' · ' + r.tookMs + ' ms';
+    $('status').textContent = r.hits.length + ' results' + (r.query.findings.length ? ' · findings in the query: ' + r.query.findings.map((f) => (f.polarity === 'positive' ? f.name : f.name + ' (' + f.polarity + ')')).join(', ') : '') + ' · ' + r.tookMs + ' ms';
   } catch (e) { showError(e.message); }
 });
 function typeOf(file) { if (file.type === 'image/png' || file.type === 'image/jpeg') return file.type; return 'application/dicom'; }
@@ -129,7 +129,7 @@ async function searchImage(file) {
       call('/v1/classify', { method: 'POST', headers: { 'content-type': type }, body }),
     ]);
     showImages(images.hits); showReports(reports.hits); showClasses(classes.classes);
-    $('status').textContent = 'Similar X-rays and reports for ' + file.name + ' · zero-shot findings: ' + (images.query.findings.join(', ') || '—');
+    $('status').textContent = 'Similar X-rays and reports for ' + file.name + ' · zero-shot findings: ' + (images.query.findings.map((f) => f.name).join(', ') || '—');
   } catch (e) { showError(e.message); }
 }
 const drop = $('drop');

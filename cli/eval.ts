@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { MedClipModel } from '../core/model.ts';
 import { evaluateModel, type EvalResult } from '../train/evaluate.ts';
 import { fitFindingsTemperature } from '../core/findings.ts';
+import { AGREEMENT_WEIGHT } from '../core/search-rank.ts';
+import { evaluateSearch, readJudgedQueries } from '../train/evaluate-search.ts';
 import { writeFindingsTemperature } from '../train/export.ts';
 import { CliError } from './errors.ts';
 
@@ -49,18 +51,39 @@ export function registerEval(program: Command): void {
     .command('eval')
     .description('zero-shot classification and image<->text retrieval metrics of a model bundle')
     .requiredOption('--model <dir>', 'model bundle folder')
-    .requiredOption('--images <file>', 'image table (CSV) with the 14 label columns')
+    .option('--images <file>', 'image table (CSV) with the 14 label columns (not needed for --task search)')
+    .option('--queries <file>', 'search: the judged query set', 'samples/queries/search-val.json')
+    .option('--tune', 'search: sweep the polarity-agreement weight and report each')
     .option('--root <dir>', "folder the image paths start from (default: the table's folder)")
     .option('--split <name>', 'only image rows of this split (e.g. val)')
     .option('--reports <file>', 'report table: sentences for retrieval')
     .option('--report-split <name>', 'only report rows of this split')
-    .option('--task <name>', 'zeroshot, retrieval, findings or all', 'zeroshot')
+    .option('--task <name>', 'zeroshot, retrieval, findings, search (text -> reports on judged queries) or all', 'zeroshot')
     .option('--fit-temperature', "findings: fit the findings-mode temperature on these images and store it in the model's manifest")
     .option('--group-by <column>', 'report metrics per value of this column (e.g. source)')
     .option('--threads <n>', 'onnxruntime threads', '2')
     .option('--json', 'print one JSON object')
     .action(async (opts) => {
-      if (!['zeroshot', 'retrieval', 'findings', 'all'].includes(opts.task)) throw new CliError(`--task must be zeroshot, retrieval, findings or all, got "${opts.task}"`);
+      if (!['zeroshot', 'retrieval', 'findings', 'search', 'all'].includes(opts.task)) throw new CliError(`--task must be zeroshot, retrieval, findings, search or all, got "${opts.task}"`);
+      if (opts.task === 'search') {
+        if (!opts.reports) throw new CliError('--task search needs --reports (with the 14 label columns)');
+        const queries = await readJudgedQueries(opts.queries).catch((err: Error) => {
+          throw new CliError(`${opts.queries}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : err.message}`);
+        });
+        const model = await MedClipModel.load(opts.model, { threads: Number(opts.threads) || 1 });
+        try {
+          const weights = opts.tune ? [0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2, 0.3] : [AGREEMENT_WEIGHT];
+          const results = await evaluateSearch(model, { reports: opts.reports, reportSplit: opts.reportSplit, queries, weights });
+          if (opts.json) console.log(JSON.stringify(opts.tune ? results.map(({ queries: _q, ...r }) => r) : results[0]));
+          else
+            for (const r of results)
+              console.log(`search [weight ${r.weight}] ${r.reports} reports / ${r.sentences} sentences: P@10 ${pct(r.p10)}, negated purity ${pct(r.negatedPurity)}; by kind: ${Object.entries(r.byKind).map(([k, v]) => `${k} ${pct(v.score)} (${v.queries})`).join(', ')}`);
+        } finally {
+          await model.close();
+        }
+        return;
+      }
+      if (!opts.images) throw new CliError(`--task ${opts.task} needs --images`);
       if ((opts.task === 'retrieval' || opts.task === 'all') && !opts.reports) throw new CliError('--task retrieval/all needs --reports');
       if (opts.fitTemperature && opts.task !== 'findings') throw new CliError('--fit-temperature goes with --task findings');
       let model = await MedClipModel.load(opts.model, { threads: Number(opts.threads) || 1 });

@@ -468,13 +468,17 @@ export class IndexBundle {
    * Report search: the best-matching sentence of each report, k distinct reports whenever the index holds k
    * (matching the filter). Sentences are fetched in widening rounds (k * 5, then 4x more) until k reports are found
    * or every sentence has been considered: a report with many similar sentences cannot crowd the others out.
+   * `rerank` replaces a candidate's dense score for ordering (e.g. core/search-rank's negation-aware fusion); the
+   * pool is then wider (k * 20), since the dense top may be all negations.
    */
-  searchReports(query: Float32Array, options: SearchOptions): Hit<SentenceMeta>[] {
+  searchReports(query: Float32Array, options: SearchOptions & { rerank?: (meta: SentenceMeta, dense: number) => number }): (Hit<SentenceMeta> & { fused: number })[] {
     const total = this.count('reports');
-    let want = Math.min(total, Math.max(options.k * 5, 50));
+    let want = Math.min(total, Math.max(options.k * (options.rerank ? 20 : 5), options.rerank ? 200 : 50));
     for (;;) {
-      const best = new Map<string, Hit<SentenceMeta>>();
-      for (const h of this.search('reports', query, { ...options, k: want })) if (!best.has(h.meta.reportId) && this.reports.has(h.meta.reportId)) best.set(h.meta.reportId, h);
+      const candidates = this.search('reports', query, { ...options, k: want }).map((h) => ({ ...h, fused: options.rerank ? options.rerank(h.meta, h.score) : h.score }));
+      candidates.sort((a, b) => b.fused - a.fused);
+      const best = new Map<string, Hit<SentenceMeta> & { fused: number }>();
+      for (const h of candidates) if (!best.has(h.meta.reportId) && this.reports.has(h.meta.reportId)) best.set(h.meta.reportId, h);
       if (best.size >= options.k || want >= total) return [...best.values()].slice(0, options.k);
       want = Math.min(total, want * 4);
     }

@@ -62,8 +62,8 @@ test('GET /v1/health reports model and index identity and counts', async () => {
 test('POST /v1/search/text: image hits with labels, matched findings and thumbnails; report hits with their best sentence', async () => {
   const r = await post('/v1/search/text', { query: 'Large right pleural effusion.', k: 5 });
   assert.equal(r.status, 200);
-  const body = (await r.json()) as { query: { findings: string[] }; hits: { id: string; score: number; labels: Record<string, number>; matched: string[]; thumbnail: string }[] };
-  assert.deepEqual(body.query.findings, ['Pleural Effusion']);
+  const body = (await r.json()) as { query: { findings: { name: string; polarity: string }[] }; hits: { id: string; score: number; labels: Record<string, number>; matched: string[]; thumbnail: string }[] };
+  assert.deepEqual(body.query.findings, [{ name: 'Pleural Effusion', polarity: 'positive' }]);
   assert.equal(body.hits.length, 5);
   for (const h of body.hits) assert.deepEqual(h.matched, h.labels['Pleural Effusion'] === 1 ? ['Pleural Effusion'] : []);
   const thumb = await app().request(body.hits[0]!.thumbnail);
@@ -80,7 +80,7 @@ test('POST /v1/search/text: image hits with labels, matched findings and thumbna
 });
 
 test('POST /v1/search/image and /v1/classify accept raw, multipart and base64 JSON bodies alike', async () => {
-  const raw = (await (await post('/v1/search/image?target=images&k=3', new Uint8Array(png), { 'content-type': 'image/png' })).json()) as { hits: { id: string; score: number }[]; query: { findings: string[] } };
+  const raw = (await (await post('/v1/search/image?target=images&k=3', new Uint8Array(png), { 'content-type': 'image/png' })).json()) as { hits: { id: string; score: number }[]; query: { findings: unknown[] } };
   const form = new FormData();
   form.append('image', new Blob([new Uint8Array(png)], { type: 'image/png' }), 'x.png');
   form.append('target', 'images');

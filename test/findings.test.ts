@@ -121,7 +121,7 @@ test('image queries report findings from findings mode, never No Finding togethe
   const lines = readFileSync(IMAGES_CSV, 'utf8').trim().split('\n').filter((l) => l.includes(',val,')).slice(0, 12);
   for (const l of lines) {
     const r = await app.request('/v1/search/image?target=images&k=1', { method: 'POST', headers: { 'content-type': 'image/png' }, body: readFileSync(join(DATA, l.split(',')[0]!)) });
-    const findings = ((await r.json()) as { query: { findings: string[] } }).query.findings;
+    const findings = ((await r.json()) as { query: { findings: { name: string }[] } }).query.findings.map((f) => f.name);
     assert.ok(findings.length >= 1);
     assert.ok(!(findings.includes('No Finding') && findings.length > 1), `contradictory: ${findings}`);
   }

@@ -32,13 +32,13 @@ test('the speller fixes typos and swapped letters, leaves known and short words 
 test('POST /v1/search/text: a misspelled query searches as its correction and says so; an unknown language is flagged', async () => {
   const ask = async (query: string) =>
     (await (await app.request('/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, target: 'reports', k: 5 }) })).json()) as {
-      query: { findings: string[]; corrected?: string; warnings?: string[] };
+      query: { findings: { name: string; polarity: string }[]; corrected?: string; warnings?: string[] };
       hits: { id: string; score: number }[];
     };
   const typo = await ask('pnuemonia');
   const right = await ask('pneumonia');
   assert.equal(typo.query.corrected, 'pneumonia');
-  assert.deepEqual(typo.query.findings, ['Pneumonia']);
+  assert.deepEqual(typo.query.findings, [{ name: 'Pneumonia', polarity: 'positive' }]);
   assert.deepEqual(typo.hits.map((h) => h.id), right.hits.map((h) => h.id));
   assert.equal(right.query.corrected, undefined);
   const foreign = await ask('肺炎');

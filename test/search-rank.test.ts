@@ -1,0 +1,65 @@
+// Negation-aware report ranking: query polarity from the labeler, agreement with sentence labels, its effect
+// through the API, and `medclip eval --task search` on the judged val queries.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { IndexBundle } from '../core/index.ts';
+import { MedClipModel } from '../core/model.ts';
+import { agreeingFindings, findingAgreement, queryFindings } from '../core/search-rank.ts';
+import { createApp, createServices } from '../api/app.ts';
+import { join } from 'node:path';
+import { IU_REPORTS, outputDir, REPO } from './helpers/paths.ts';
+import { tinyIndexBundle } from './helpers/tiny-model.ts';
+import { medclip } from './helpers/cli.ts';
+
+let app: ReturnType<typeof createApp>;
+let modelDir: string;
+
+before(async () => {
+  modelDir = (await tinyIndexBundle(outputDir('search-rank'), { images: 4 })).modelDir;
+  // ranking quality needs a trained encoder: the shipped model and sample index (297 real IU reports)
+  const model = await MedClipModel.load(join(REPO, 'models/medclip-tiny'));
+  app = createApp(await createServices(model, await IndexBundle.load(join(REPO, 'indexes/sample'), { model })), { auth: { mode: 'off' } });
+});
+
+test('query findings carry polarity; agreement orders affirmed > uncertain > negated, and the reverse for a negation', () => {
+  assert.deepEqual(queryFindings('pneumothorax'), [{ name: 'Pneumothorax', polarity: 'positive' }]);
+  assert.deepEqual(queryFindings('no pneumothorax'), [{ name: 'Pneumothorax', polarity: 'negative' }]);
+  assert.deepEqual(queryFindings('possible pneumothorax'), [{ name: 'Pneumothorax', polarity: 'uncertain' }]);
+  assert.deepEqual(queryFindings('normal chest'), [{ name: 'No Finding', polarity: 'positive' }]);
+  assert.deepEqual(queryFindings('the weather today'), []);
+  const pos = queryFindings('pneumothorax');
+  const neg = queryFindings('no pneumothorax');
+  const [affirmed, uncertain, negated, silent] = [{ Pneumothorax: 1 as const }, { Pneumothorax: -1 as const }, { Pneumothorax: 0 as const }, {}];
+  assert.ok(findingAgreement(pos, affirmed) > findingAgreement(pos, uncertain) && findingAgreement(pos, uncertain) > findingAgreement(pos, negated));
+  assert.ok(findingAgreement(neg, negated) > findingAgreement(neg, uncertain) && findingAgreement(neg, uncertain) > findingAgreement(neg, affirmed));
+  assert.equal(findingAgreement(pos, silent), 0);
+  assert.deepEqual(agreeingFindings(neg, negated), ['Pneumothorax']);
+  assert.deepEqual(agreeingFindings(pos, negated), []);
+});
+
+test('text -> reports: an affirmative query gets affirming sentences, a negated one negations', async () => {
+  const ask = async (query: string) =>
+    (await (await app.request('/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, target: 'reports', k: 5 }) })).json()) as {
+      query: { findings: { name: string; polarity: string }[] };
+      hits: { sentence: { text: string }; matched: string[] }[];
+    };
+  const pos = await ask('pleural effusion');
+  assert.deepEqual(pos.query.findings, [{ name: 'Pleural Effusion', polarity: 'positive' }]);
+  for (const h of pos.hits) assert.deepEqual(h.matched, ['Pleural Effusion'], `affirming sentence expected: ${h.sentence.text.length} chars`);
+  const neg = await ask('no pleural effusion');
+  assert.deepEqual(neg.query.findings, [{ name: 'Pleural Effusion', polarity: 'negative' }]);
+  for (const h of neg.hits) assert.deepEqual(h.matched, ['Pleural Effusion'], 'a sentence negating it');
+});
+
+test('medclip eval --task search --json: P@10, negated purity, per kind, per query; --tune sweeps the weight', async () => {
+  const r = await medclip('eval', '--model', modelDir, '--task', 'search', '--reports', IU_REPORTS, '--report-split', 'val', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { weight: number; p10: number; negatedPurity: number; byKind: Record<string, { queries: number }>; queries: unknown[] };
+  assert.ok(out.queries.length >= 40);
+  for (const x of [out.p10, out.negatedPurity]) assert.ok(x >= 0 && x <= 1);
+  assert.ok(['finding', 'paraphrase', 'negation', 'misspelling', 'device'].every((k) => out.byKind[k]!.queries > 0));
+  const tuned = await medclip('eval', '--model', modelDir, '--task', 'search', '--reports', IU_REPORTS, '--report-split', 'val', '--tune', '--json');
+  const sweep = JSON.parse(tuned.stdout) as { weight: number }[];
+  assert.ok(sweep.length >= 5 && sweep[0]!.weight === 0);
+  assert.equal((await medclip('eval', '--model', modelDir, '--task', 'search')).code, 1, 'needs --reports');
+});
