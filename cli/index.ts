@@ -55,7 +55,7 @@ export function registerIndex(program: Command): void {
       }
       // Rate and ETA are our own: shown only once measured (>= 2 s of work since this collection started, items
       // carried over from an --append or --resume not counted), never a first-batch spike or a placeholder.
-      const bar = new SingleBar({ format: '{collection} [{bar}] {value}/{total} done, {skipped} skipped | {speed} | {eta}', stream: process.stderr, noTTYOutput: true, notTTYSchedule: 10000 });
+      const bar = new SingleBar({ format: '{collection} [{bar}] {value}/{total} done, {skipped} skipped | {speed} | {etaText}', stream: process.stderr, noTTYOutput: true, notTTYSchedule: 10000 });
       let base = 0;
       let current = '';
       let started = false;
@@ -100,13 +100,13 @@ export function registerIndex(program: Command): void {
           const { speed, eta } = rateAndEta(n - base, (Date.now() - t0) / 1000, total === undefined ? undefined : total - n);
           if (!started || current !== collection) {
             if (started) bar.stop();
-            bar.start(total ?? 0, n, { collection, skipped, speed, eta });
+            bar.start(total ?? 0, n, { collection, skipped, speed, etaText: eta });
             started = true;
             current = collection;
           }
           // the input is counted while the build runs: the total (and ETA) appear once it is known
           if (total !== undefined && bar.getTotal() !== total) bar.setTotal(total);
-          bar.update(n, { collection, skipped, speed, eta });
+          bar.update(n, { collection, skipped, speed, etaText: eta });
         },
       }).finally(() => {
         if (started) bar.stop();

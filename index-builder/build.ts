@@ -10,7 +10,7 @@ import { readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { IndexBundle, type ImageMeta, type ItemMeta, type SentenceMeta, type StoredReport, type CollectionName } from '../core/index.ts';
 import { withLock, type LockOptions } from '../core/bundle-lock.ts';
-import { VersionedDirError, currentVersion } from '../core/versioned-dir.ts';
+import { VersionedDirError, currentVersion, versionName } from '../core/versioned-dir.ts';
 import { fsErrorReason } from '../core/fs-errors.ts';
 import { MedClipModel } from '../core/model.ts';
 import { thumbnailJpeg, thumbnailName } from '../core/image/index.ts';
@@ -234,7 +234,7 @@ async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void)
 
     const batchSize = o.batchSize ?? 32;
     const inFlight = o.inFlight ?? Math.max(2, o.workers ?? 0);
-    const summary: BuildSummary = { out, version, images: { indexed: 0, skipped: 0 }, reports: { reports: 0, sentences: 0, skipped: 0 }, errorsFile: join(out, 'errors.jsonl') };
+    const summary: BuildSummary = { out, version, images: { indexed: 0, skipped: 0 }, reports: { reports: 0, sentences: 0, skipped: 0 }, errorsFile: join(out, versionName(version), 'errors.jsonl') };
 
     if (o.images || o.imageDir) {
       const done = new Set<string>([...images.items.map((i) => i.id), ...errors.lines.filter((e) => e.collection === 'images').map((e) => e.id)]);

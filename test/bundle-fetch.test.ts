@@ -8,7 +8,7 @@ import { BundleFetchError, fetchBundle } from '../core/bundle-fetch.ts';
 import { IndexBundle } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
 import { startLocalS3, type LocalS3 } from './helpers/local-s3.ts';
-import { outputDir, REPO } from './helpers/paths.ts';
+import { liveDir, outputDir, REPO } from './helpers/paths.ts';
 
 const cache = outputDir('bundle-fetch');
 let s3: LocalS3;
@@ -67,7 +67,7 @@ test('a corrupted or incomplete upload is refused and the cached copy stays usab
 });
 
 test('a versioned bundle (CURRENT + version folder, as written locally) is fetched at the version CURRENT names', async () => {
-  upload(join(REPO, 'indexes/sample'), 'indexes/versioned/v000003');
+  upload(liveDir(join(REPO, 'indexes/sample')), 'indexes/versioned/v000003');
   s3.put('bundles', 'indexes/versioned/CURRENT', 'v000003\n');
   const model = await MedClipModel.load(join(REPO, 'models/medclip-tiny'));
   try {
