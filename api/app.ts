@@ -21,7 +21,7 @@ import type { MedClipModel } from '../core/model.ts';
 import { BUILTIN_CLASS_NAMES, BUILTIN_TEMPLATES, PromptError, expandTemplate, resolveClasses, type ClassPrompts } from '../core/prompts.ts';
 import { FINDING_PROMPTS, resolveFindingNames } from '../core/findings.ts';
 import { QuerySpeller } from '../core/query-terms.ts';
-import { AGREEMENT_WEIGHT, agreeingFindings, findingAgreement, queryFindings, type QueryFinding } from '../core/search-rank.ts';
+import { agreeingFindings, queryFindings, type QueryFinding } from '../core/search-rank.ts';
 import { apiKeyAuth } from './auth.ts';
 import { localSearcher, type ImageSearcher } from './shard-fanout.ts';
 import { readImageInput } from './image-input.ts';
@@ -29,7 +29,7 @@ import { renderDocsPage } from './docs-page.ts';
 import { renderSearchPage } from './search-page.ts';
 import { HttpProblem, problemResponse } from './problem.ts';
 import * as S from './schemas.ts';
-import { ReportSentences } from '../core/report-sentences.ts';
+import { ReportSearch } from '../core/report-search.ts';
 
 export interface ApiConfig {
   auth: { mode: 'off' } | { mode: 'api-key'; hashes: Buffer[] };
@@ -178,23 +178,19 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     };
   }
 
-  const sentences = new ReportSentences();
+  const reportSearch = new ReportSearch(index);
 
-  /** Report hits; a text query's findings re-rank the sentences by polarity agreement (core/search-rank.ts). */
+  /** Report hits; a text query's findings re-rank them by polarity agreement (core/report-search.ts). */
   function reportHits(vector: Float32Array, k: number, filter: SearchFilter | undefined, queryFindings: QueryFinding[], byAgreement: boolean) {
-    const rerank = byAgreement && queryFindings.length ? (meta: SentenceMeta, dense: number) => dense + AGREEMENT_WEIGHT * findingAgreement(queryFindings, meta.labels) : undefined;
-    return index.searchReports(vector, { k, filter, rerank }).map((h) => {
-      const report = index.report(h.meta.reportId)!;
-      const text = sentences.text(report, h.meta.index);
-      return {
-        id: report.id,
-        score: h.score,
-        labels: report.labels,
-        matched: agreeingFindings(queryFindings, h.meta.labels),
-        sentence: { index: h.meta.index, text },
-        report: report.text,
-      };
-    });
+    return reportSearch.search(vector, { k, filter, findings: byAgreement ? queryFindings : undefined }).map((r) => ({
+      id: r.report.id,
+      score: r.hit.score,
+      ...(r.relevance !== undefined ? { relevance: r.relevance } : {}),
+      labels: r.report.labels,
+      matched: agreeingFindings(queryFindings, r.hit.meta.labels),
+      sentence: { index: r.hit.meta.index, text: r.sentence },
+      report: r.report.text,
+    }));
   }
 
   async function search(vector: Float32Array, target: 'images' | 'reports', k: number, filter: SearchFilter | undefined, queryFindings: QueryFinding[], fromText: boolean) {

@@ -87,7 +87,10 @@ export const ImageHit = z
 export const ReportHit = z
   .object({
     id: z.string(),
-    score: z.number(),
+    score: z.number().openapi({ description: 'cosine similarity of the query and the sentence (raw)' }),
+    relevance: z.number().min(0).max(1).optional().openapi({
+      description: 'text queries that name a finding: the probability that this report is relevant, calibrated on judged val queries',
+    }),
     labels: Labels,
     matched: z.array(z.string()),
     sentence: z.object({ index: z.number().int(), text: z.string() }).openapi({ description: 'The sentence that matched best' }),

@@ -3,8 +3,8 @@ import type { Command } from 'commander';
 import { MedClipModel } from '../core/model.ts';
 import { evaluateModel, type EvalResult } from '../train/evaluate.ts';
 import { fitFindingsTemperature } from '../core/findings.ts';
-import { AGREEMENT_WEIGHT } from '../core/search-rank.ts';
-import { evaluateSearch, readJudgedQueries } from '../train/evaluate-search.ts';
+import { AGREEMENT_WEIGHT, REPORT_AGREEMENT_WEIGHT } from '../core/search-rank.ts';
+import { evaluateSearch, fitRelevance, readJudgedQueries } from '../train/evaluate-search.ts';
 import { writeFindingsTemperature } from '../train/export.ts';
 import { CliError } from './errors.ts';
 
@@ -54,6 +54,7 @@ export function registerEval(program: Command): void {
     .option('--images <file>', 'image table (CSV) with the 14 label columns (not needed for --task search)')
     .option('--queries <file>', 'search: the judged query set', 'samples/queries/search-val.json')
     .option('--tune', 'search: sweep the polarity-agreement weight and report each')
+    .option('--fit-relevance', 'search: fit the relevance calibration (logistic) on the judged hits and print it')
     .option('--root <dir>', "folder the image paths start from (default: the table's folder)")
     .option('--split <name>', 'only image rows of this split (e.g. val)')
     .option('--reports <file>', 'report table: sentences for retrieval')
@@ -72,12 +73,15 @@ export function registerEval(program: Command): void {
         });
         const model = await MedClipModel.load(opts.model, { threads: Number(opts.threads) || 1 });
         try {
-          const weights = opts.tune ? [0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2, 0.3] : [AGREEMENT_WEIGHT];
+          const grid = [0, 0.01, 0.025, 0.05, 0.1, 0.2];
+          const weights: [number, number][] = opts.tune ? grid.flatMap((w) => grid.map((r) => [w, r] as [number, number])) : [[AGREEMENT_WEIGHT, REPORT_AGREEMENT_WEIGHT]];
           const results = await evaluateSearch(model, { reports: opts.reports, reportSplit: opts.reportSplit, queries, weights });
-          if (opts.json) console.log(JSON.stringify(opts.tune ? results.map(({ queries: _q, ...r }) => r) : results[0]));
+          if (opts.fitRelevance) console.error(`relevance calibration: ${JSON.stringify(fitRelevance(results[0]!.judged))}`);
+          const shown = results.map(({ judged: _j, ...r }) => r);
+          if (opts.json) console.log(JSON.stringify(opts.tune ? shown.map(({ queries: _q, ...r }) => r) : shown[0]));
           else
             for (const r of results)
-              console.log(`search [weight ${r.weight}] ${r.reports} reports / ${r.sentences} sentences: P@10 ${pct(r.p10)}, negated purity ${pct(r.negatedPurity)}; by kind: ${Object.entries(r.byKind).map(([k, v]) => `${k} ${pct(v.score)} (${v.queries})`).join(', ')}`);
+              console.log(`search [weights sentence ${r.weight}, report ${r.reportWeight}] ${r.reports} reports / ${r.sentences} sentences: P@10 ${pct(r.p10)}, negated purity ${pct(r.negatedPurity)}, relevance relevant ${pct(r.relevance.relevant)} vs irrelevant ${pct(r.relevance.irrelevant)}; by kind: ${Object.entries(r.byKind).map(([k, v]) => `${k} ${pct(v.score)} (${v.queries})`).join(', ')}`);
         } finally {
           await model.close();
         }

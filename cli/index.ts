@@ -7,7 +7,8 @@ import { MedClipModel } from '../core/model.ts';
 import { buildIndex, deleteFromBundle } from '../index-builder/build.ts';
 import { LambdaEmbedder } from '../index-builder/lambda-embedder.ts';
 import { CliError } from './errors.ts';
-import { ReportSentences } from '../core/report-sentences.ts';
+import { ReportSearch } from '../core/report-search.ts';
+import { queryFindings } from '../core/search-rank.ts';
 
 const intOpt = (name: string) => (v: string) => {
   const n = Number(v);
@@ -159,13 +160,18 @@ export function registerIndex(program: Command): void {
           if (opts.json) for (const h of hits) console.log(JSON.stringify({ score: score(h.score), ...h.meta }));
           else printTable(['score', 'id', 'findings', 'view', 'source'], hits.map((h) => [h.score.toFixed(3), h.meta.id, positives(h.meta.labels), h.meta.view ?? '', h.meta.source ?? '']));
         } else {
-          const sentences = new ReportSentences();
-          const hits = index.searchReports(query, { k: opts.k, filter }).map((h) => {
-            const report = index.report(h.meta.reportId)!;
-            return { score: score(h.score), reportId: report.id, sentence: { index: h.meta.index, text: sentences.text(report, h.meta.index), labels: h.meta.labels }, report: report.text, labels: report.labels };
-          });
+          // the API's ranking: a text query's findings re-rank by polarity agreement
+          const findings = opts.text ? queryFindings(String(opts.text)) : undefined;
+          const hits = new ReportSearch(index).search(query, { k: opts.k, filter, findings }).map((r) => ({
+            score: score(r.hit.score),
+            ...(r.relevance !== undefined ? { relevance: r.relevance } : {}),
+            reportId: r.report.id,
+            sentence: { index: r.hit.meta.index, text: r.sentence, labels: r.hit.meta.labels },
+            report: r.report.text,
+            labels: r.report.labels,
+          }));
           if (opts.json) for (const h of hits) console.log(JSON.stringify(h));
-          else printTable(['score', 'report', 'matched sentence', 'report findings'], hits.map((h) => [h.score.toFixed(3), h.reportId, h.sentence.text, positives(h.labels)]));
+          else printTable(['score', 'relevance', 'report', 'matched sentence', 'report findings'], hits.map((h) => [h.score.toFixed(3), h.relevance?.toFixed(2) ?? '-', h.reportId, h.sentence.text, positives(h.labels)]));
         }
       } finally {
         await model.close();

@@ -24,6 +24,26 @@ export interface QueryFinding {
 /** Measured on the val query set (`medclip eval --task search --tune`, see README): weight of finding agreement. */
 export const AGREEMENT_WEIGHT = 0.05;
 
+/**
+ * Calibrated relevance of a report hit of a text query: P(relevant) = sigmoid(bias + dense * (cosine - center) +
+ * agreement * agreement), fitted by logistic regression on the judged val queries' top-10 hits
+ * (`medclip eval --task search --fit-relevance`; relevant = the report's labels agree with the query's finding).
+ */
+export const RELEVANCE = { bias: 1.141, dense: 102.41, agreement: -0.6385, reportAgreement: 2.3933, denseCenter: 0.9958 };
+
+export function reportRelevance(dense: number, agreement: number, reportAgreement: number): number {
+  const z = RELEVANCE.bias + RELEVANCE.dense * (dense - RELEVANCE.denseCenter) + RELEVANCE.agreement * agreement + RELEVANCE.reportAgreement * reportAgreement;
+  return 1 / (1 + Math.exp(-z));
+}
+
+/** Weight of the whole report's agreement (the labeler over all its sentences), next to the sentence's. */
+export const REPORT_AGREEMENT_WEIGHT = 0.05;
+
+/** The ranking score of a report's sentence: cosine plus the weighted agreements. */
+export function fusedScore(dense: number, agreement: number, reportAgreement: number, weight = AGREEMENT_WEIGHT, reportWeight = REPORT_AGREEMENT_WEIGHT): number {
+  return dense + weight * agreement + reportWeight * reportAgreement;
+}
+
 const VALUE: Record<Polarity, number> = { positive: 1, uncertain: 0.5, negative: 0 };
 const polarityOf = (v: 1 | 0 | -1): Polarity => (v === 1 ? 'positive' : v === 0 ? 'negative' : 'uncertain');
 

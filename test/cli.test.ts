@@ -73,7 +73,7 @@ test('medclip search: shipped model and index by default, a table or JSON lines,
   const table = await medclip('search', '--text', 'small left pleural effusion', '--target', 'reports', '--k', '3');
   assert.equal(table.code, 0, table.stderr);
   const lines = table.stdout.trim().split('\n');
-  assert.match(lines[0]!, /^score\s+report\s+matched sentence\s+report findings$/);
+  assert.match(lines[0]!, /^score\s+relevance\s+report\s+matched sentence\s+report findings$/);
   assert.equal(lines.length, 4);
   const json = await medclip('search', '--text', 'small left pleural effusion', '--target', 'reports', '--k', '3', '--json');
   const hits = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { reportId: string; sentence: { text: string }; report: Record<string, string> });

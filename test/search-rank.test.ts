@@ -63,3 +63,13 @@ test('medclip eval --task search --json: P@10, negated purity, per kind, per que
   assert.ok(sweep.length >= 5 && sweep[0]!.weight === 0);
   assert.equal((await medclip('eval', '--model', modelDir, '--task', 'search')).code, 1, 'needs --reports');
 });
+
+test('report hits of a finding query carry a calibrated relevance in [0, 1]; agreeing reports score higher than contradicting ones', async () => {
+  const { reportRelevance } = await import('../core/search-rank.ts');
+  assert.ok(reportRelevance(0.999, 1, 1) > reportRelevance(0.999, -1, -1));
+  const r = (await (await app.request('/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: 'cardiomegaly', target: 'reports', k: 10 }) })).json()) as { hits: { relevance?: number; score: number }[] };
+  assert.equal(r.hits.length, 10);
+  for (const h of r.hits) assert.ok(h.relevance! >= 0 && h.relevance! <= 1);
+  const free = (await (await app.request('/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: 'the weather today', target: 'reports', k: 3 }) })).json()) as { hits: { relevance?: number }[] };
+  assert.ok(free.hits.every((h) => h.relevance === undefined), 'no relevance without a finding to judge by');
+});
