@@ -15,10 +15,10 @@ import { HTTPException } from 'hono/http-exception';
 import { readFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { DEFAULT_IMAGE_LIMITS, ImageError, thumbnailJpeg, type ImageLimits } from '../core/image/index.ts';
-import { IndexError, checkFilter, type IndexBundle, type SearchFilter, type ImageMeta, type SentenceMeta } from '../core/index.ts';
+import { checkFilter, type IndexBundle, type SearchFilter, type ImageMeta, type SentenceMeta } from '../core/index.ts';
 import { OBSERVATIONS } from '../core/labels.ts';
 import type { MedClipModel } from '../core/model.ts';
-import { BUILTIN_CLASS_NAMES, BUILTIN_TEMPLATES, PromptError, expandTemplate, resolveClasses, type ClassPrompts } from '../core/prompts.ts';
+import { BUILTIN_CLASS_NAMES, BUILTIN_TEMPLATES, expandTemplate, resolveClasses, type ClassPrompts } from '../core/prompts.ts';
 import { FINDING_PROMPTS, resolveFindingNames } from '../core/findings.ts';
 import { QuerySpeller } from '../core/query-terms.ts';
 import { agreeingFindings, queryFindings, type QueryFinding } from '../core/search-rank.ts';
@@ -30,6 +30,7 @@ import { renderSearchPage } from './search-page.ts';
 import { HttpProblem, problemResponse } from './problem.ts';
 import * as S from './schemas.ts';
 import { ReportSearch } from '../core/report-search.ts';
+import { HTTP_STATUS, HTTP_TITLE, MedclipError } from '../core/errors.ts';
 
 export interface ApiConfig {
   auth: { mode: 'off' } | { mode: 'api-key'; hashes: Buffer[] };
@@ -146,7 +147,11 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
       return problemResponse(c, new HttpProblem(status, status === 415 ? 'Unsupported media type' : 'Invalid request', detail));
     }
     if (err instanceof ImageError) return problemResponse(c, fromImageError(err));
-    if (err instanceof IndexError || err instanceof PromptError) return problemResponse(c, new HttpProblem(400, 'Invalid request', err.message));
+    // Every other error written for people: the status of its kind (a fault in the bundle itself is not the caller's).
+    if (err instanceof MedclipError) {
+      if (err.kind !== 'input') config.log?.({ requestId: c.get('requestId'), route: c.req.routePath, error: err.name, kind: err.kind });
+      return problemResponse(c, new HttpProblem(HTTP_STATUS[err.kind], HTTP_TITLE[err.kind], err.kind === 'input' ? err.message : 'the service could not use its stored data; quote the request id when reporting it'));
+    }
     config.log?.({ requestId: c.get('requestId'), route: c.req.routePath, error: err.name });
     return problemResponse(c, new HttpProblem(500, 'Internal error', 'the request failed; quote the request id when reporting it'));
   });

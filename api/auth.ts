@@ -8,6 +8,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import { HttpProblem } from './problem.ts';
+import { MedclipError } from '../core/errors.ts';
 
 export function hashApiKey(key: string): Buffer {
   return createHash('sha256').update(key, 'utf8').digest();
@@ -44,10 +45,9 @@ export function apiKeyAuth(hashes: Buffer[]): MiddlewareHandler {
 
 export type AuthMode = 'api-key' | 'iam' | 'off';
 
-export class AuthConfigError extends Error {
+export class AuthConfigError extends MedclipError {
   constructor(message: string) {
-    super(message);
-    this.name = 'AuthConfigError';
+    super(message, 'input');
   }
 }
 

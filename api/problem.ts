@@ -1,8 +1,9 @@
 /** RFC 9457 problem details: every error the API returns is `application/problem+json` with a useful detail. */
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { MedclipError } from '../core/errors.ts';
 
-export class HttpProblem extends Error {
+export class HttpProblem extends MedclipError {
   constructor(
     readonly status: ContentfulStatusCode,
     readonly title: string,
@@ -11,8 +12,7 @@ export class HttpProblem extends Error {
     /** Response headers that belong to the problem (WWW-Authenticate on 401, Allow on 405). */
     readonly headers: Record<string, string> = {},
   ) {
-    super(detail);
-    this.name = 'HttpProblem';
+    super(detail, status < 500 ? 'input' : status === 503 ? 'unavailable' : 'internal');
   }
 }
 

@@ -1,10 +1,11 @@
-/** A CLI failure with a message for people and an exit code. Never carries report text or pixels. */
-export class CliError extends Error {
+import { MedclipError } from '../core/errors.ts';
+
+/** A CLI usage failure (bad flags, missing files) with a message for people. Never carries report text or pixels. */
+export class CliError extends MedclipError {
   constructor(
     message: string,
     readonly exitCode = 1,
   ) {
-    super(message);
-    this.name = 'CliError';
+    super(message, 'input');
   }
 }

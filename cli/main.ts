@@ -9,10 +9,8 @@ import { registerIndex } from './index.ts';
 import { registerServe } from './serve.ts';
 import { registerClassify } from './classify.ts';
 import { CliError } from './errors.ts';
-import { TableError } from '../core/tables.ts';
+import { EXIT_CODE, MedclipError } from '../core/errors.ts';
 
-/** Errors whose message is written for people (they name files and ids, never content). */
-const KNOWN_ERRORS = new Set(['ConfigError', 'BackendError', 'TrainError', 'TokenizerError', 'ImageError', 'PromptError', 'ExportError', 'ModelError', 'IndexError', 'IndexBuildError', 'LockTimeoutError', 'VersionedDirError', 'BundleFetchError', 'LabelParseError', 'FileHashError', 'ImageSpecError']);
 
 /** The package's version, read from package.json beside the CLI sources. */
 function packageVersion(): string {
@@ -43,9 +41,10 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode;
-    if (err instanceof CliError || err instanceof TableError || KNOWN_ERRORS.has((err as Error | undefined)?.name ?? "")) {
-      console.error(`medclip: ${(err as Error).message}`);
-      return err instanceof CliError ? err.exitCode : 1;
+    // Errors written for people (core/errors.ts): their message, and the exit code of their kind.
+    if (err instanceof MedclipError) {
+      console.error(`medclip: ${err.message}`);
+      return err instanceof CliError ? err.exitCode : EXIT_CODE[err.kind];
     }
     console.error(`medclip: ${(err as Error).name}: ${(err as Error).message}`);
     return 1;

@@ -15,14 +15,15 @@ import { dirname, join, resolve, sep } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { withLock } from './bundle-lock.ts';
 import { currentVersion, publishVersion, removeStaleStaging, stageVersion } from './versioned-dir.ts';
+import { MedclipError, type ErrorKind } from './errors.ts';
 
 /** Beside the downloaded files of a cached version: the ETag of the manifest it was fetched for. */
 const ETAG_FILE = '.source-etag';
 
-export class BundleFetchError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'BundleFetchError';
+/** A bundle in S3 that is corrupt or incomplete (data), or S3 out of reach (unavailable). */
+export class BundleFetchError extends MedclipError {
+  constructor(message: string, kind: ErrorKind = 'data') {
+    super(message, kind);
   }
 }
 
@@ -37,7 +38,7 @@ export interface FetchBundleOptions {
 
 export function parseS3Uri(uri: string): { bucket: string; prefix: string } {
   const m = /^s3:\/\/([a-z0-9.-]{3,63})\/?(.*)$/.exec(uri);
-  if (!m) throw new BundleFetchError(`not an S3 URI: ${uri} (expected s3://bucket/prefix)`);
+  if (!m) throw new BundleFetchError(`not an S3 URI: ${uri} (expected s3://bucket/prefix)`, 'input');
   return { bucket: m[1]!, prefix: m[2]!.replace(/\/+$/, '') };
 }
 
@@ -48,7 +49,7 @@ async function getObject(client: S3Client, bucket: string, key: string): Promise
   } catch (err) {
     const name = (err as Error).name;
     if (name === 'NoSuchKey' || name === 'NotFound') throw new BundleFetchError(`s3://${bucket}/${key} does not exist`);
-    throw new BundleFetchError(`s3://${bucket}/${key}: ${name}: ${(err as Error).message.split('\n')[0]}`);
+    throw new BundleFetchError(`s3://${bucket}/${key}: ${name}: ${(err as Error).message.split('\n')[0]}`, 'unavailable');
   }
 }
 

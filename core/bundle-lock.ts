@@ -10,11 +10,11 @@ import { hostname } from 'node:os';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import lockfile from 'proper-lockfile';
+import { MedclipError } from './errors.ts';
 
-export class LockTimeoutError extends Error {
+export class LockTimeoutError extends MedclipError {
   constructor(message: string) {
-    super(message);
-    this.name = 'LockTimeoutError';
+    super(message, 'unavailable');
   }
 }
 

@@ -10,14 +10,14 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import { MedclipError } from './errors.ts';
 
-export class FileHashError extends Error {
+export class FileHashError extends MedclipError {
   constructor(
     readonly path: string,
     readonly code: string,
   ) {
-    super(`${path}: ${code === 'ENOENT' ? 'missing' : `cannot be read (${code})`}`);
-    this.name = 'FileHashError';
+    super(`${path}: ${code === 'ENOENT' ? 'missing' : `cannot be read (${code})`}`, 'data');
   }
 }
 

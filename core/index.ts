@@ -18,15 +18,16 @@ import { FileHashError, hashFiles } from './file-hash.ts';
 import { thumbnailName } from './image/thumbnail.ts';
 import { VersionedDirError, currentVersion } from './versioned-dir.ts';
 import { boundedCache, stringBytes } from './cache.ts';
+import { MedclipError, type ErrorKind } from './errors.ts';
 
 export const INDEX_FORMAT = 'medclip-index/1';
 export const COLLECTIONS = ['images', 'reports'] as const;
 export type CollectionName = (typeof COLLECTIONS)[number];
 
-export class IndexError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'IndexError';
+/** A bundle that cannot be used (data), or a search asked wrongly (input). */
+export class IndexError extends MedclipError {
+  constructor(message: string, kind: ErrorKind = 'data') {
+    super(message, kind);
   }
 }
 
@@ -201,7 +202,7 @@ function parseJsonl<T>(text: string, file: string): T[] {
 
 export function checkFilter(filter: SearchFilter | undefined): void {
   for (const name of [...(filter?.must ?? []), ...(filter?.mustNot ?? [])])
-    if (!isObservation(name)) throw new IndexError(`unknown finding "${name}" in filter (choose from ${OBSERVATIONS.join(', ')})`);
+    if (!isObservation(name)) throw new IndexError(`unknown finding "${name}" in filter (choose from ${OBSERVATIONS.join(', ')})`, 'input');
 }
 
 /**
@@ -488,9 +489,9 @@ export class IndexBundle {
   search(collection: 'reports', query: Float32Array, options: SearchOptions): Hit<SentenceMeta>[];
   search(collection: CollectionName, query: Float32Array, options: SearchOptions): Hit[] {
     const c = this.manifest.collections[collection];
-    if (!c) throw new IndexError(`this index has no ${collection} collection`);
-    if (query.length !== c.dim) throw new IndexError(`query has dimension ${query.length}, the ${collection} collection ${c.dim}`);
-    if (!Number.isInteger(options.k) || options.k < 1) throw new IndexError('k must be a positive integer');
+    if (!c) throw new IndexError(`this index has no ${collection} collection`, 'input');
+    if (query.length !== c.dim) throw new IndexError(`query has dimension ${query.length}, the ${collection} collection ${c.dim}`, 'input');
+    if (!Number.isInteger(options.k) || options.k < 1) throw new IndexError('k must be a positive integer', 'input');
     checkFilter(options.filter);
     const q = Array.from(query);
     const hits: Hit[] = [];

@@ -7,6 +7,7 @@
  *  -1    uncertain
  *  null  unknown / not mentioned / not annotated
  */
+import { MedclipError } from './errors.ts';
 
 export const OBSERVATIONS = [
   'No Finding',
@@ -44,13 +45,12 @@ export type LabelRow = LabelValue[];
 /** What to do with an uncertain (-1) label when a numeric vector is needed. MedCLIP maps it to 0. */
 export type UncertainPolicy = 'zero' | 'one' | 'ignore';
 
-export class LabelParseError extends Error {
+export class LabelParseError extends MedclipError {
   constructor(
     message: string,
     readonly column?: string,
   ) {
-    super(message);
-    this.name = 'LabelParseError';
+    super(message, 'input');
   }
 }
 

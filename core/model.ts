@@ -17,13 +17,13 @@ import { FINDING_PROMPTS, findingProbability, resolveFindingNames } from './find
 import type { ClassPrompts } from './prompts.ts';
 import { TextTokenizer } from './tokenizer.ts';
 import { boundedCache, stringBytes } from './cache.ts';
+import { MedclipError } from './errors.ts';
 
 export const MODEL_FORMAT = 'medclip-model/1';
 
-export class ModelError extends Error {
+export class ModelError extends MedclipError {
   constructor(message: string) {
-    super(message);
-    this.name = 'ModelError';
+    super(message, 'data');
   }
 }
 

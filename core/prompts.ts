@@ -4,6 +4,7 @@
  * Callers may bring their own classes as `{ name, prompts[] }`.
  */
 import { Rng } from './random.ts';
+import { MedclipError } from './errors.ts';
 
 export interface PromptTemplate {
   severity: string[];
@@ -80,10 +81,9 @@ export function expandTemplate(t: PromptTemplate): string[] {
   return [...new Set(out)];
 }
 
-export class PromptError extends Error {
+export class PromptError extends MedclipError {
   constructor(message: string) {
-    super(message);
-    this.name = 'PromptError';
+    super(message, 'input');
   }
 }
 

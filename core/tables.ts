@@ -6,17 +6,17 @@ import { createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { parse } from 'csv-parse';
+import { MedclipError } from './errors.ts';
 
 export type TableRecord = Record<string, string>;
 
-export class TableError extends Error {
+export class TableError extends MedclipError {
   constructor(
     message: string,
     readonly file: string,
     readonly row?: number,
   ) {
-    super(row === undefined ? `${file}: ${message}` : `${file}, row ${row}: ${message}`);
-    this.name = 'TableError';
+    super(row === undefined ? `${file}: ${message}` : `${file}, row ${row}: ${message}`, 'input');
   }
 }
 

@@ -11,6 +11,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { MedclipError } from './errors.ts';
 
 export const SPECIAL_TOKENS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] as const;
 const PREFIX = '##';
@@ -22,10 +23,9 @@ export interface TokenizerJson {
   [k: string]: unknown;
 }
 
-export class TokenizerError extends Error {
+export class TokenizerError extends MedclipError {
   constructor(message: string) {
-    super(message);
-    this.name = 'TokenizerError';
+    super(message, 'data');
   }
 }
 

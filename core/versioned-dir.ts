@@ -19,15 +19,15 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { MedclipError } from './errors.ts';
 
 export const CURRENT_FILE = 'CURRENT';
 const STAGING_PREFIX = '.staging-';
 const VERSION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 
-export class VersionedDirError extends Error {
+export class VersionedDirError extends MedclipError {
   constructor(message: string) {
-    super(message);
-    this.name = 'VersionedDirError';
+    super(message, 'data');
   }
 }
 

@@ -4,16 +4,16 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
+import { MedclipError } from '../core/errors.ts';
 
 export const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 const require = createRequire(import.meta.url);
 
-export class BackendError extends Error {
+export class BackendError extends MedclipError {
   constructor(message: string) {
-    super(message);
-    this.name = 'BackendError';
+    super(message, 'unavailable');
   }
 }
 

@@ -1,6 +1,7 @@
 /** Model architecture configs (`configs/*.json`), validated. */
 import { readFile } from 'node:fs/promises';
 import { parseImageSpec, type ImageSpec } from '../core/image/index.ts';
+import { MedclipError } from '../core/errors.ts';
 
 export interface ImageEncoderConfig extends ImageSpec {
   /** Channels of the stem: 2x2 space-to-depth, then a 3x3 convolution at half resolution. */
@@ -29,10 +30,9 @@ export interface ModelConfig {
   text: TextEncoderConfig;
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends MedclipError {
   constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
+    super(message, 'input');
   }
 }
 

@@ -16,11 +16,11 @@ import { parseModelConfig, type ModelConfig } from './config.ts';
 import { tokenizeAll } from './data.ts';
 import { DualEncoder } from './model.ts';
 import { imageEncoderOnnx, textEncoderOnnx } from './onnx/encoders.ts';
+import { MedclipError } from '../core/errors.ts';
 
-export class ExportError extends Error {
+export class ExportError extends MedclipError {
   constructor(message: string) {
-    super(message);
-    this.name = 'ExportError';
+    super(message, 'data');
   }
 }
 

@@ -24,11 +24,11 @@ import { learningRate } from './optimizer.ts';
 import { createReplicas, type OptimizerState } from './parallel.ts';
 import { averageResults, clipGlobalNorm, type BatchArrays, type StepResult } from './replica.ts';
 import { classificationReport, classProbabilities, meanEmbedding, singleClassItems } from './zeroshot.ts';
+import { MedclipError } from '../core/errors.ts';
 
-export class TrainError extends Error {
+export class TrainError extends MedclipError {
   constructor(message: string) {
-    super(message);
-    this.name = 'TrainError';
+    super(message, 'data');
   }
 }
 

@@ -1,13 +1,13 @@
 /** Typed image errors: the code says what went wrong, the message names no pixel content. */
+import { MedclipError } from '../errors.ts';
 export type ImageErrorCode = 'empty' | 'unsupported' | 'corrupt' | 'truncated' | 'too-large';
 
-export class ImageError extends Error {
+export class ImageError extends MedclipError {
   constructor(
     readonly code: ImageErrorCode,
     message: string,
   ) {
-    super(message);
-    this.name = 'ImageError';
+    super(message, 'input');
   }
 }
 

@@ -1,4 +1,5 @@
 /** How a model wants its pixels: the `image` block of a model bundle's manifest. */
+import { MedclipError } from '../errors.ts';
 export interface ImageSpec {
   /** Square input side, in pixels. */
   size: number;
@@ -10,10 +11,9 @@ export interface ImageSpec {
   resize: 'pad-square' | 'center-crop';
 }
 
-export class ImageSpecError extends Error {
+export class ImageSpecError extends MedclipError {
   constructor(message: string) {
-    super(message);
-    this.name = 'ImageSpecError';
+    super(message, 'data');
   }
 }
 
