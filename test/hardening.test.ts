@@ -263,3 +263,27 @@ test('the OpenAPI document passes @redocly/cli lint with no error and no warning
   const imageParams = doc.paths['/v1/search/image']!.post!.parameters!.map((p) => `${p.in}:${p.name}`).sort();
   assert.deepEqual(imageParams, ['query:filter', 'query:k', 'query:target']);
 });
+
+test('a fault in the stored data is a 500 problem (named in the log, not the response); a bad request stays 400', async () => {
+  const { IndexError } = await import('../core/index.ts');
+  const index = await IndexBundle.load(indexDir, { model });
+  const services = await createServices(model, index, {
+    count: () => 1,
+    search: async () => {
+      throw new IndexError(`${indexDir}: images.meta.jsonl: line 3 is not valid JSON`);
+    },
+    image: async () => undefined,
+    thumbnail: async () => undefined,
+  });
+  const seen: Record<string, unknown>[] = [];
+  const broken = createApp(services, { auth: { mode: 'off' }, log: (e) => seen.push(e) });
+  const r = await broken.request('/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: 'pneumonia', target: 'images' }) });
+  assert.equal(r.status, 500);
+  assert.equal(r.headers.get('content-type'), 'application/problem+json');
+  const body = (await r.json()) as { title: string; detail: string };
+  assert.equal(body.title, 'Stored data error');
+  assert.doesNotMatch(body.detail, /meta\.jsonl/, 'internal paths stay in the log');
+  assert.ok(seen.some((e) => e.error === 'IndexError' && e.kind === 'data'));
+  const bad = await broken.request('/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: 'pneumonia', target: 'images', filter: { must: ['Pneumonitis'] } }) });
+  assert.equal(bad.status, 400);
+});

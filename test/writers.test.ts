@@ -109,7 +109,7 @@ test('a writer gives up after --lock-timeout naming the holder', async () => {
   await buildIndex({ model: modelDir, images: table('busy', valRows.slice(0, 3)), root: DATA, out });
   await withLock(out, 'a long maintenance job', async () => {
     const r = await medclipWith({ timeoutMs: 60_000 }, 'index', '--model', modelDir, '--out', out, '--delete', pathOf(valRows[0]!), '--lock-timeout', '1');
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 75, 'EX_TEMPFAIL: busy, try again later');
     assert.match(r.stderr, new RegExp(`^medclip: .*busy is being written by pid ${process.pid} on .* \\(a long maintenance job\\).*gave up after 1 s`, 'm'));
     const out_ = r.stderr.trim().split('\n');
     assert.deepEqual(out_.map((l) => l.replace(/ .*/, '')), ['medclip:', 'medclip:'], 'a waiting notice, then the error in one line');

@@ -1,0 +1,37 @@
+// One error model: every project error has a kind, and the CLI and the API map kinds the same way everywhere.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EXIT_CODE, HTTP_STATUS, MedclipError } from '../core/errors.ts';
+import { IndexError } from '../core/index.ts';
+import { ImageError } from '../core/image/index.ts';
+import { LockTimeoutError } from '../core/bundle-lock.ts';
+import { TableError } from '../core/tables.ts';
+import { ModelError } from '../core/model.ts';
+import { BundleFetchError } from '../core/bundle-fetch.ts';
+import { IndexBuildError } from '../index-builder/errors.ts';
+import { TrainError } from '../train/trainer.ts';
+import { CliError } from '../cli/errors.ts';
+import { HttpProblem } from '../api/problem.ts';
+
+test('every error class is a MedclipError with the kind of failure it reports, and keeps its own name', () => {
+  const cases: [MedclipError, string, string][] = [
+    [new IndexError('bundle corrupt'), 'IndexError', 'data'],
+    [new IndexError('bad k', 'input'), 'IndexError', 'input'],
+    [new ImageError('truncated', 'x'), 'ImageError', 'input'],
+    [new LockTimeoutError('busy'), 'LockTimeoutError', 'unavailable'],
+    [new TableError('bad cell', 'a.csv', 3), 'TableError', 'input'],
+    [new ModelError('no manifest'), 'ModelError', 'data'],
+    [new BundleFetchError('sha mismatch'), 'BundleFetchError', 'data'],
+    [new IndexBuildError('exists'), 'IndexBuildError', 'input'],
+    [new TrainError('NaN'), 'TrainError', 'data'],
+    [new CliError('flag'), 'CliError', 'input'],
+    [new HttpProblem(503, 'x', 'y'), 'HttpProblem', 'unavailable'],
+  ];
+  for (const [e, name, kind] of cases) {
+    assert.ok(e instanceof MedclipError && e instanceof Error);
+    assert.equal(e.name, name);
+    assert.equal(e.kind, kind, name);
+  }
+  assert.deepEqual(EXIT_CODE, { input: 1, data: 1, unavailable: 75, internal: 70 });
+  assert.deepEqual(HTTP_STATUS, { input: 400, data: 500, unavailable: 503, internal: 500 });
+});
