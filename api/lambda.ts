@@ -16,6 +16,7 @@ import { MedClipModel } from '../core/model.ts';
 import { createApp, createServices } from './app.ts';
 import { ShardFanout, shardRequest } from './shard-fanout.ts';
 import { resolveAuth } from './auth.ts';
+import { readEnv, type MedclipEnv } from '../core/env.ts';
 import { checkEvent, problemResult } from './lambda-events.ts';
 
 // Source checkout: api/lambda.ts -> repository root; packaged Lambda: api.mjs sits beside models/ and indexes/.
@@ -28,11 +29,11 @@ interface Ready {
 }
 let ready: Promise<Ready> | undefined;
 
-async function bundleDir(uri: string | undefined, dir: string | undefined, fallback: string): Promise<string> {
+async function bundleDir(uri: string | undefined, dir: string | undefined, fallback: string, cacheDir: string): Promise<string> {
   if (uri) {
     // The S3 SDK loads only when a bundle comes from S3.
     const { fetchBundle } = await import('../core/bundle-fetch.ts');
-    return fetchBundle({ uri, cacheDir: process.env.MEDCLIP_CACHE_DIR ?? '/tmp/medclip' });
+    return fetchBundle({ uri, cacheDir });
   }
   return dir ?? join(root, fallback);
 }
@@ -40,8 +41,10 @@ async function bundleDir(uri: string | undefined, dir: string | undefined, fallb
 async function init(): Promise<Ready> {
   // Auth first: a deployment that asked for API keys but has none refuses to start, before loading anything.
   let auth: ReturnType<typeof resolveAuth>;
+  let env: MedclipEnv;
   try {
-    auth = resolveAuth(process.env.MEDCLIP_AUTH, process.env.MEDCLIP_API_KEY_SHA256);
+    env = readEnv();
+    auth = resolveAuth(env.MEDCLIP_AUTH, env.MEDCLIP_API_KEY_SHA256);
   } catch (err) {
     console.error(JSON.stringify({ event: 'refusing-to-start', reason: (err as Error).message }));
     throw err;
@@ -50,17 +53,17 @@ async function init(): Promise<Ready> {
   // bundle fetch, model sessions and index load, class prompt embeddings.
   const t0 = performance.now();
   const [modelDir, indexDir] = await Promise.all([
-    bundleDir(process.env.MEDCLIP_MODEL_URI, process.env.MEDCLIP_MODEL_DIR, 'models/medclip-tiny'),
-    bundleDir(process.env.MEDCLIP_INDEX_URI, process.env.MEDCLIP_INDEX_DIR, 'indexes/sample'),
+    bundleDir(env.MEDCLIP_MODEL_URI, env.MEDCLIP_MODEL_DIR, 'models/medclip-tiny', env.MEDCLIP_CACHE_DIR),
+    bundleDir(env.MEDCLIP_INDEX_URI, env.MEDCLIP_INDEX_DIR, 'indexes/sample', env.MEDCLIP_CACHE_DIR),
   ]);
   const t1 = performance.now();
   // Model sessions and index load at once (a large index is hashed on a worker thread meanwhile).
   let modelMs = 0;
-  const modelLoad = MedClipModel.load(modelDir, { threads: Number(process.env.MEDCLIP_THREADS ?? 1) }).then((m) => ((modelMs = performance.now() - t1), m));
+  const modelLoad = MedClipModel.load(modelDir, { threads: env.MEDCLIP_THREADS }).then((m) => ((modelMs = performance.now() - t1), m));
   const [model, index] = await Promise.all([modelLoad, IndexBundle.load(indexDir, { model: modelLoad })]);
   const t2 = performance.now();
   // A large collection lives in shard Lambdas (MEDCLIP_SHARD_FUNCTIONS): image queries fan out to them.
-  const shardFunctions = process.env.MEDCLIP_SHARD_FUNCTIONS?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
+  const shardFunctions = env.MEDCLIP_SHARD_FUNCTIONS;
   const services = await createServices(model, index, shardFunctions.length ? await ShardFanout.connect(shardFunctions) : undefined);
   const t3 = performance.now();
   const ms = (x: number) => Math.round(x);
@@ -68,7 +71,7 @@ async function init(): Promise<Ready> {
   console.log(JSON.stringify({ event: 'cold-start', runtimeMs: ms(t0), fetchMs: ms(t1 - t0), loadMs: ms(t2 - t1), modelMs: ms(modelMs), promptsMs: ms(t3 - t2), vectors: index.count('images') + index.count('reports') }));
   const app = createApp(services, {
     auth,
-    corsOrigins: process.env.MEDCLIP_CORS_ORIGINS?.split(',').map((s) => s.trim()).filter(Boolean),
+    corsOrigins: env.MEDCLIP_CORS_ORIGINS,
     log: (e) => console.log(JSON.stringify(e)),
   });
   return { http: handle(app), index };

@@ -11,6 +11,7 @@ import { imageToTensor } from '../core/image/index.ts';
 import { fetchBundle } from '../core/bundle-fetch.ts';
 import { MedClipModel } from '../core/model.ts';
 import { skipReason } from './embedder.ts';
+import { readEnv } from '../core/env.ts';
 
 export type WorkerRequest = { kind: 'images'; items: { id: string; data: string }[] } | { kind: 'texts'; texts: string[] };
 export type WorkerResponse = { results: ({ id: string; vector: string } | { id: string; error: string })[] } | { vectors: string[] };
@@ -21,9 +22,10 @@ let modelPromise: Promise<MedClipModel> | undefined;
 
 function model(): Promise<MedClipModel> {
   modelPromise ??= (async () => {
-    const uri = process.env.MEDCLIP_MODEL_URI;
-    const dir = uri ? await fetchBundle({ uri, cacheDir: process.env.MEDCLIP_CACHE_DIR ?? '/tmp/medclip' }) : (process.env.MEDCLIP_MODEL_DIR ?? DEFAULT_MODEL);
-    return MedClipModel.load(dir, { threads: Number(process.env.MEDCLIP_THREADS ?? 1) });
+    const env = readEnv();
+    const uri = env.MEDCLIP_MODEL_URI;
+    const dir = uri ? await fetchBundle({ uri, cacheDir: env.MEDCLIP_CACHE_DIR }) : (env.MEDCLIP_MODEL_DIR ?? DEFAULT_MODEL);
+    return MedClipModel.load(dir, { threads: env.MEDCLIP_THREADS });
   })();
   return modelPromise;
 }

@@ -35,3 +35,15 @@ test('every error class is a MedclipError with the kind of failure it reports, a
   assert.deepEqual(EXIT_CODE, { input: 1, data: 1, unavailable: 75, internal: 70 });
   assert.deepEqual(HTTP_STATUS, { input: 400, data: 500, unavailable: 503, internal: 500 });
 });
+
+test('environment variables are validated in one schema: a bad value names the variable, never its value', async () => {
+  const { readEnv } = await import('../core/env.ts');
+  const env = readEnv({ MEDCLIP_THREADS: '2', MEDCLIP_SHARD_FUNCTIONS: ' a, b ,', MEDCLIP_CORS_ORIGINS: '' });
+  assert.equal(env.MEDCLIP_THREADS, 2);
+  assert.deepEqual(env.MEDCLIP_SHARD_FUNCTIONS, ['a', 'b']);
+  assert.deepEqual(env.MEDCLIP_CORS_ORIGINS, []);
+  assert.equal(env.MEDCLIP_CACHE_DIR, '/tmp/medclip');
+  assert.throws(() => readEnv({ MEDCLIP_THREADS: 'lots' }), (e: unknown) => e instanceof MedclipError && /MEDCLIP_THREADS/.test(e.message));
+  assert.throws(() => readEnv({ MEDCLIP_MODEL_URI: 'http://x/secret-path' }), (e: unknown) => e instanceof MedclipError && /MEDCLIP_MODEL_URI must be s3/.test(e.message) && !/secret-path/.test(e.message));
+  assert.throws(() => readEnv({ MEDCLIP_AUTH: 'none' }), /MEDCLIP_AUTH/);
+});
