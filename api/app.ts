@@ -26,6 +26,8 @@ import { apiKeyAuth } from './auth.ts';
 import { localSearcher, type ImageSearcher } from './shard-fanout.ts';
 import { readImageInput } from './image-input.ts';
 import { renderDocsPage } from './docs-page.ts';
+import { docsAsset } from './docs-assets.ts';
+import { EXAMPLES } from './examples.ts';
 import { renderSearchPage } from './search-page.ts';
 import { HttpProblem, problemResponse } from './problem.ts';
 import * as S from './schemas.ts';
@@ -83,9 +85,9 @@ function fromImageError(err: ImageError): HttpProblem {
   return new HttpProblem(400, 'Unreadable image', err.message);
 }
 
-const json = (schema: z.ZodType, description: string) => ({ content: { 'application/json': { schema } }, description });
+const json = (schema: z.ZodType, description: string, example?: unknown) => ({ content: { 'application/json': { schema, ...(example ? { example } : {}) } }, description });
 /** Errors are served as RFC 9457 problem details, and declared so. */
-const problem = (description: string) => ({ content: { 'application/problem+json': { schema: S.Problem } }, description });
+const problem = (description: string) => ({ content: { 'application/problem+json': { schema: S.Problem, example: EXAMPLES.problem } }, description });
 const unauthorized = { 401: problem('Missing or wrong API key (when the deployment uses keys); see WWW-Authenticate') };
 const problems = {
   400: problem('Invalid request'),
@@ -207,7 +209,7 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
   }
 
   app.openapi(
-    createRoute({ method: 'get', path: '/v1/health', operationId: 'getHealth', summary: 'Model and index identity and counts', responses: { 200: json(S.Health, 'Service is up'), ...unauthorized } }),
+    createRoute({ method: 'get', path: '/v1/health', operationId: 'getHealth', summary: 'Model and index identity and counts', responses: { 200: json(S.Health, 'Service is up', EXAMPLES.health), ...unauthorized } }),
     (c) =>
       c.json({
         status: 'ok' as const,
@@ -222,8 +224,8 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
       path: '/v1/search/text',
       operationId: 'searchByText',
       summary: 'Search images or reports with a text query',
-      request: { body: { content: { 'application/json': { schema: S.TextSearchRequest } }, required: true } },
-      responses: { 200: json(S.SearchResponse, 'Ranked hits'), ...problems },
+      request: { body: { content: { 'application/json': { schema: S.TextSearchRequest, example: { query: 'large left pleural effusion', target: 'reports', k: 1, filter: { must: ['Pleural Effusion'] } } } }, required: true } },
+      responses: { 200: json(S.SearchResponse, 'Ranked hits', EXAMPLES.textSearch), ...problems },
     }),
     async (c) => {
       const t0 = performance.now();
@@ -268,6 +270,7 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     operationId: 'searchByImage',
     summary: 'Search with an X-ray: similar images, or reports',
     description: 'With a raw body, `target`, `k` and `filter` (JSON) go in the query string; in a form, as fields.',
+    responses: { 200: json(S.SearchResponse, 'Ranked hits', EXAMPLES.imageSearch), ...problems },
     request: {
       body: imageBody(S.ImageJson),
       query: imageQuery({
@@ -276,7 +279,6 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
         filter: z.string().optional().openapi({ description: 'JSON: { must, mustNot, view, source }', example: '{"must":["Pneumonia"]}' }),
       }),
     },
-    responses: { 200: json(S.SearchResponse, 'Ranked hits'), ...problems },
   });
   app.post('/v1/search/image', async (c: Context) => {
       const t0 = performance.now();
@@ -301,7 +303,7 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
         classes: z.string().optional().openapi({ description: 'JSON list of class names', example: '["Pleural Effusion","Pneumothorax"]' }),
       }),
     },
-    responses: { 200: json(S.ClassifyResponse, 'Class probabilities'), ...problems },
+    responses: { 200: json(S.ClassifyResponse, 'Class probabilities', EXAMPLES.classify), ...problems },
   });
   app.post('/v1/classify', async (c: Context) => {
     const t0 = performance.now();
@@ -381,6 +383,15 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'apiKey', in: 'header', name: 'x-api-key', description: 'an API key (the server stores its sha256)' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', description: 'the same API key as a bearer token' });
   app.get('/docs', (c) => c.html(renderDocsPage('/openapi.json')));
+  app.get('/docs/:asset', async (c) => {
+    const asset = await docsAsset(c.req.param('asset'));
+    if (!asset) throw new HttpProblem(404, 'Not found', 'no such file of the API reference');
+    return c.body(asset.body, 200, { 'content-type': asset.type, 'cache-control': 'public, max-age=86400' });
+  });
+  app.get('/favicon.ico', async (c) => {
+    const icon = (await docsAsset('favicon-32x32.png'))!;
+    return c.body(icon.body, 200, { 'content-type': icon.type, 'cache-control': 'public, max-age=86400' });
+  });
   app.get('/', (c) => c.html(renderSearchPage()));
   return app;
 }

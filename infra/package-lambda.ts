@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 
 const REPO = join(import.meta.dirname, '..');
 /** Modules loaded at run time rather than bundled: native addons and packages that locate .wasm files on disk. */
-export const RUNTIME_MODULES = ['onnxruntime-node', 'sharp', 'hnswlib-node', '@cornerstonejs/codec-charls', '@cornerstonejs/codec-libjpeg-turbo-8bit', '@cornerstonejs/codec-openjpeg'];
+export const RUNTIME_MODULES = ['onnxruntime-node', 'sharp', 'hnswlib-node', '@cornerstonejs/codec-charls', '@cornerstonejs/codec-libjpeg-turbo-8bit', '@cornerstonejs/codec-openjpeg', 'swagger-ui-dist'];
 
 function packageDir(name: string, from = REPO): string | undefined {
   for (let d = from; ; d = dirname(d)) {

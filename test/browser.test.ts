@@ -68,3 +68,20 @@ test('search page: a text query shows X-ray results; an uploaded X-ray shows sim
   await page.screenshot({ path: join(dir, 'error.png') });
   assert.deepEqual(errors, []);
 });
+
+test('API reference: Swagger UI from local assets renders every operation, with schemas and a link back', { skip: CHROMIUM ? false : 'chromium is not installed (.ci/run installs it)' }, async () => {
+  const page = await browser!.newPage();
+  const errors: string[] = [];
+  const external: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('request', (r) => {
+    if (!r.url().startsWith(server!.url)) external.push(r.url());
+  });
+  await page.goto(server!.url + '/docs');
+  await page.waitForSelector('.opblock');
+  assert.equal(await page.locator('.opblock').count(), 6, 'health, text search, image search, classify, image preview, report');
+  assert.equal(await page.locator('a[href="/"]').count(), 1);
+  await page.screenshot({ path: join(dir, 'docs.png'), fullPage: false });
+  assert.deepEqual(external, [], 'nothing is fetched from outside the server');
+  assert.deepEqual(errors, []);
+});

@@ -61,3 +61,15 @@ test('indexes/sample: loads with the shipped model; a pneumonia query ranks pneu
   assert.ok(effusion >= 5 * sentenceBase, `effusion sentences in top 10: ${effusion} vs base rate ${sentenceBase.toFixed(3)}`);
   await model.close();
 });
+
+test('the API reference examples were recorded from the shipped bundles and still match them', async () => {
+  const { EXAMPLES } = await import('../api/examples.ts');
+  const model = await MedClipModel.load(MODEL);
+  const index = await IndexBundle.load(INDEX, { model });
+  assert.equal(EXAMPLES.health.model.sha256, model.manifestSha256);
+  assert.deepEqual(EXAMPLES.health.index, { version: index.manifest.version, images: index.count('images'), reports: index.reports.size, sentences: index.count('reports') });
+  const report = index.report(EXAMPLES.textSearch.hits[0]!.id)!;
+  assert.ok(Object.values(report.text).join(' ').includes(EXAMPLES.textSearch.hits[0]!.sentence.text));
+  for (const h of EXAMPLES.imageSearch.hits) assert.ok(index.image(h.id), h.id);
+  await model.close();
+});
