@@ -48,13 +48,15 @@ const { handler } = await import(${JSON.stringify(join(out, 'api.mjs'))});
 const event = { version: '2.0', routeKey: '$default', rawPath: '/v1/health', rawQueryString: '', headers: { host: 'x.lambda-url.eu-west-1.on.aws' },
   requestContext: { http: { method: 'GET', path: '/v1/health', protocol: 'HTTP/1.1', sourceIp: '192.0.2.1', userAgent: 'test' }, accountId: '1', apiId: 'x', domainName: 'x', requestId: 'r', routeKey: '$default', stage: '$default', time: '', timeEpoch: 0 }, isBase64Encoded: false };
 const r = await handler(event, {});
+const docs = await handler({ ...event, rawPath: '/docs/swagger-ui.css', requestContext: { ...event.requestContext, http: { ...event.requestContext.http, path: '/docs/swagger-ui.css' } } }, {});
 const { handler: worker } = await import(${JSON.stringify(join(out, 'worker.mjs'))});
 const w = await worker({ kind: 'texts', texts: ['no pneumothorax'] });
-process.stdout.write(JSON.stringify({ status: r.statusCode, body: JSON.parse(r.body), vectors: w.vectors.length }));
+process.stdout.write(JSON.stringify({ status: r.statusCode, body: JSON.parse(r.body), vectors: w.vectors.length, docs: docs.statusCode }));
 `);
   // a clean environment and another working directory: nothing from this checkout's node_modules can leak in
   const result = JSON.parse(execFileSync(process.execPath, [smoke], { cwd: out, env: { PATH: process.env.PATH ?? '', MEDCLIP_AUTH: 'iam' }, encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('{"status"'))[0]!);
   assert.equal(result.status, 200);
   assert.equal(result.body.model.name, 'medclip-tiny');
   assert.equal(result.vectors, 1);
+  assert.equal(result.docs, 200, 'the API reference assets are in the package');
 });
