@@ -61,8 +61,16 @@ export interface ApiServices {
 export const PROMPTS_PER_CLASS = 10;
 
 /** Load-time work: resolve the built-in classes and embed their prompts once. */
-export async function createServices(model: MedClipModel, index: IndexBundle, images: ImageSearcher = localSearcher(index)): Promise<ApiServices> {
-  const defaultClasses = resolveClasses(BUILTIN_CLASS_NAMES.filter((c) => c !== 'COVID-19'), PROMPTS_PER_CLASS, 0);
+export async function createServices(
+  model: MedClipModel,
+  index: IndexBundle,
+  images: ImageSearcher = localSearcher(index),
+): Promise<ApiServices> {
+  const defaultClasses = resolveClasses(
+    BUILTIN_CLASS_NAMES.filter((c) => c !== 'COVID-19'),
+    PROMPTS_PER_CLASS,
+    0,
+  );
   await model.classEmbeddings(defaultClasses);
   // Built on the first text query, not during the cold start (a large archive's vocabulary takes a while to count).
   let speller: QuerySpeller | undefined;
@@ -85,9 +93,15 @@ function fromImageError(err: ImageError): HttpProblem {
   return new HttpProblem(400, 'Unreadable image', err.message);
 }
 
-const json = (schema: z.ZodType, description: string, example?: unknown) => ({ content: { 'application/json': { schema, ...(example ? { example } : {}) } }, description });
+const json = (schema: z.ZodType, description: string, example?: unknown) => ({
+  content: { 'application/json': { schema, ...(example ? { example } : {}) } },
+  description,
+});
 /** Errors are served as RFC 9457 problem details, and declared so. */
-const problem = (description: string) => ({ content: { 'application/problem+json': { schema: S.Problem, example: EXAMPLES.problem } }, description });
+const problem = (description: string) => ({
+  content: { 'application/problem+json': { schema: S.Problem, example: EXAMPLES.problem } },
+  description,
+});
 const unauthorized = { 401: problem('Missing or wrong API key (when the deployment uses keys); see WWW-Authenticate') };
 const problems = {
   400: problem('Invalid request'),
@@ -109,7 +123,6 @@ const imageBody = (jsonSchema: z.ZodType) => ({
   required: true,
 });
 
-
 export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono<Env> {
   const { model, index } = services;
   const limits = config.imageLimits ?? DEFAULT_IMAGE_LIMITS;
@@ -117,7 +130,12 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     defaultHook: (result, c) => {
       if (!result.success) {
         const issues = result.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`);
-        return problemResponse(c, new HttpProblem(400, 'Invalid request', issues.join('; '), { issues: result.error.issues.map((i) => ({ path: i.path, message: i.message })) }));
+        return problemResponse(
+          c,
+          new HttpProblem(400, 'Invalid request', issues.join('; '), {
+            issues: result.error.issues.map((i) => ({ path: i.path, message: i.message })),
+          }),
+        );
       }
     },
   });
@@ -129,14 +147,36 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     const t0 = performance.now();
     c.header('x-request-id', c.get('requestId'));
     await next();
-    config.log?.({ requestId: c.get('requestId'), method: c.req.method, route: c.req.routePath, status: c.res.status, ms: Math.round((performance.now() - t0) * 10) / 10 });
+    config.log?.({
+      requestId: c.get('requestId'),
+      method: c.req.method,
+      route: c.req.routePath,
+      status: c.res.status,
+      ms: Math.round((performance.now() - t0) * 10) / 10,
+    });
   });
-  if (config.corsOrigins?.length) app.use('*', cors({ origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins, allowHeaders: ['content-type', 'x-api-key', 'authorization'], exposeHeaders: ['x-request-id'] }));
+  if (config.corsOrigins?.length)
+    app.use(
+      '*',
+      cors({
+        origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
+        allowHeaders: ['content-type', 'x-api-key', 'authorization'],
+        exposeHeaders: ['x-request-id'],
+      }),
+    );
   app.use(
     '/v1/*',
     bodyLimit({
       maxSize: config.maxBodyBytes ?? 6 * 1024 * 1024,
-      onError: (c) => problemResponse(c, new HttpProblem(413, 'Body too large', `requests are limited to ${Math.round((config.maxBodyBytes ?? 6 * 1024 * 1024) / 1024)} KiB`)),
+      onError: (c) =>
+        problemResponse(
+          c,
+          new HttpProblem(
+            413,
+            'Body too large',
+            `requests are limited to ${Math.round((config.maxBodyBytes ?? 6 * 1024 * 1024) / 1024)} KiB`,
+          ),
+        ),
     }),
   );
   if (config.auth.mode === 'api-key') app.use('/v1/*', apiKeyAuth(config.auth.hashes));
@@ -152,14 +192,31 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     // Every other error written for people: the status of its kind (a fault in the bundle itself is not the caller's).
     if (err instanceof MedclipError) {
       if (err.kind !== 'input') config.log?.({ requestId: c.get('requestId'), route: c.req.routePath, error: err.name, kind: err.kind });
-      return problemResponse(c, new HttpProblem(HTTP_STATUS[err.kind], HTTP_TITLE[err.kind], err.kind === 'input' ? err.message : 'the service could not use its stored data; quote the request id when reporting it'));
+      return problemResponse(
+        c,
+        new HttpProblem(
+          HTTP_STATUS[err.kind],
+          HTTP_TITLE[err.kind],
+          err.kind === 'input' ? err.message : 'the service could not use its stored data; quote the request id when reporting it',
+        ),
+      );
     }
     config.log?.({ requestId: c.get('requestId'), route: c.req.routePath, error: err.name });
     return problemResponse(c, new HttpProblem(500, 'Internal error', 'the request failed; quote the request id when reporting it'));
   });
   app.notFound((c) => {
     const allowed = allowedMethods(app, c.req.path);
-    if (allowed.length) return problemResponse(c, new HttpProblem(405, 'Method not allowed', `${c.req.method} is not served here; use ${allowed.join(' or ')}`, {}, { allow: allowed.join(', ') }));
+    if (allowed.length)
+      return problemResponse(
+        c,
+        new HttpProblem(
+          405,
+          'Method not allowed',
+          `${c.req.method} is not served here; use ${allowed.join(' or ')}`,
+          {},
+          { allow: allowed.join(', ') },
+        ),
+      );
     return problemResponse(c, new HttpProblem(404, 'Not found', `no route ${c.req.method} ${c.req.path}`));
   });
 
@@ -170,7 +227,10 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
   async function imageFindings(vector: Float32Array): Promise<QueryFinding[]> {
     const found = await model.findings(vector);
     const positive = found.filter((f) => f.name !== 'No Finding' && f.probability >= 0.5).sort((a, b) => b.probability - a.probability);
-    return (positive.length ? positive.map((f) => f.name) : (['No Finding'] as const)).map((name) => ({ name, polarity: 'positive' as const }));
+    return (positive.length ? positive.map((f) => f.name) : (['No Finding'] as const)).map((name) => ({
+      name,
+      polarity: 'positive' as const,
+    }));
   }
 
   function imageHit(h: { score: number; meta: ImageMeta }, queryFindings: QueryFinding[]) {
@@ -188,7 +248,13 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
   const reportSearch = new ReportSearch(index);
 
   /** Report hits; a text query's findings re-rank them by polarity agreement (core/report-search.ts). */
-  function reportHits(vector: Float32Array, k: number, filter: SearchFilter | undefined, queryFindings: QueryFinding[], byAgreement: boolean) {
+  function reportHits(
+    vector: Float32Array,
+    k: number,
+    filter: SearchFilter | undefined,
+    queryFindings: QueryFinding[],
+    byAgreement: boolean,
+  ) {
     return reportSearch.search(vector, { k, filter, findings: byAgreement ? queryFindings : undefined }).map((r) => ({
       id: r.report.id,
       score: r.hit.score,
@@ -200,7 +266,14 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     }));
   }
 
-  async function search(vector: Float32Array, target: 'images' | 'reports', k: number, filter: SearchFilter | undefined, queryFindings: QueryFinding[], fromText: boolean) {
+  async function search(
+    vector: Float32Array,
+    target: 'images' | 'reports',
+    k: number,
+    filter: SearchFilter | undefined,
+    queryFindings: QueryFinding[],
+    fromText: boolean,
+  ) {
     const count = target === 'images' ? services.images.count() : index.count('reports');
     if (count === 0) throw new HttpProblem(400, 'Nothing to search', `this index holds no ${target}`);
     if (target === 'reports') return reportHits(vector, k, filter, queryFindings, fromText);
@@ -209,13 +282,27 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
   }
 
   app.openapi(
-    createRoute({ method: 'get', path: '/v1/health', operationId: 'getHealth', summary: 'Model and index identity and counts', responses: { 200: json(S.Health, 'Service is up', EXAMPLES.health), ...unauthorized } }),
+    createRoute({
+      method: 'get',
+      path: '/v1/health',
+      operationId: 'getHealth',
+      summary: 'Model and index identity and counts',
+      responses: { 200: json(S.Health, 'Service is up', EXAMPLES.health), ...unauthorized },
+    }),
     (c) =>
-      c.json({
-        status: 'ok' as const,
-        model: { name: model.name, sha256: model.manifestSha256, embedDim: model.embedDim },
-        index: { version: index.manifest.version, images: services.images.count(), reports: index.reports.size, sentences: index.count('reports') },
-      }, 200),
+      c.json(
+        {
+          status: 'ok' as const,
+          model: { name: model.name, sha256: model.manifestSha256, embedDim: model.embedDim },
+          index: {
+            version: index.manifest.version,
+            images: services.images.count(),
+            reports: index.reports.size,
+            sentences: index.count('reports'),
+          },
+        },
+        200,
+      ),
   );
 
   app.openapi(
@@ -224,7 +311,17 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
       path: '/v1/search/text',
       operationId: 'searchByText',
       summary: 'Search images or reports with a text query',
-      request: { body: { content: { 'application/json': { schema: S.TextSearchRequest, example: { query: 'large left pleural effusion', target: 'reports', k: 1, filter: { must: ['Pleural Effusion'] } } } }, required: true } },
+      request: {
+        body: {
+          content: {
+            'application/json': {
+              schema: S.TextSearchRequest,
+              example: { query: 'large left pleural effusion', target: 'reports', k: 1, filter: { must: ['Pleural Effusion'] } },
+            },
+          },
+          required: true,
+        },
+      },
       responses: { 200: json(S.SearchResponse, 'Ranked hits', EXAMPLES.textSearch), ...problems },
     }),
     async (c) => {
@@ -235,7 +332,11 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
       const [vector] = await model.embedTexts([text]);
       const findings = queryFindings(text);
       const hits = await search(vector!, body.target, body.k, body.filter, findings, true);
-      const query = { findings, ...(understood.corrected ? { corrected: understood.corrected } : {}), ...(understood.warnings.length ? { warnings: understood.warnings } : {}) };
+      const query = {
+        findings,
+        ...(understood.corrected ? { corrected: understood.corrected } : {}),
+        ...(understood.warnings.length ? { warnings: understood.warnings } : {}),
+      };
       return c.json({ target: body.target, query, hits, tookMs: Math.round((performance.now() - t0) * 10) / 10 } as never);
     },
   );
@@ -252,11 +353,23 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     };
     const raw = {
       target: fields.target ?? defaults.target,
-      k: fields.k === undefined ? undefined : typeof fields.k === 'string' ? (/^-?\d+$/.test(fields.k) ? Number(fields.k) : fields.k) : fields.k,
+      k:
+        fields.k === undefined
+          ? undefined
+          : typeof fields.k === 'string'
+            ? /^-?\d+$/.test(fields.k)
+              ? Number(fields.k)
+              : fields.k
+            : fields.k,
       filter: fields.filter === undefined ? undefined : parseMaybeJson(fields.filter),
     };
     const parsed = S.ImageJson.omit({ image: true }).safeParse(raw);
-    if (!parsed.success) throw new HttpProblem(400, 'Invalid request', parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '));
+    if (!parsed.success)
+      throw new HttpProblem(
+        400,
+        'Invalid request',
+        parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '),
+      );
     const unknown = Object.keys(fields).filter((f) => !['target', 'k', 'filter', 'image'].includes(f));
     if (unknown.length) throw new HttpProblem(400, 'Invalid request', `unknown field(s): ${unknown.join(', ')}`);
     return parsed.data;
@@ -281,13 +394,13 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     },
   });
   app.post('/v1/search/image', async (c: Context) => {
-      const t0 = performance.now();
-      const input = await readImageInput(c);
-      const opts = imageFields(input.fields, { target: 'reports' });
-      const [vector] = await model.embedImages([input.bytes], limits);
-      const findings = await imageFindings(vector!);
-      const hits = await search(vector!, opts.target, opts.k, opts.filter, findings, false);
-      return c.json({ target: opts.target, query: { findings }, hits, tookMs: Math.round((performance.now() - t0) * 10) / 10 });
+    const t0 = performance.now();
+    const input = await readImageInput(c);
+    const opts = imageFields(input.fields, { target: 'reports' });
+    const [vector] = await model.embedImages([input.bytes], limits);
+    const findings = await imageFindings(vector!);
+    const hits = await search(vector!, opts.target, opts.k, opts.filter, findings, false);
+    return c.json({ target: opts.target, query: { findings }, hits, tookMs: Math.round((performance.now() - t0) * 10) / 10 });
   });
 
   app.openAPIRegistry.registerPath({
@@ -314,22 +427,38 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     if (!mode.success) throw new HttpProblem(400, 'Invalid request', 'mode must be "exclusive" or "findings"');
     const rawClasses = typeof input.fields.classes === 'string' ? safeJson(input.fields.classes) : input.fields.classes;
     if (mode.data === 'findings') {
-      if (rawClasses !== undefined && !(Array.isArray(rawClasses) && rawClasses.length <= 14 && rawClasses.every((x) => typeof x === 'string')))
+      if (
+        rawClasses !== undefined &&
+        !(Array.isArray(rawClasses) && rawClasses.length <= 14 && rawClasses.every((x) => typeof x === 'string'))
+      )
         throw new HttpProblem(400, 'Invalid request', 'in findings mode, classes is a list of observation names (at most 14)');
       const names = resolveFindingNames(rawClasses as string[] | undefined);
       const [vector] = await model.embedImages([input.bytes], limits);
       const found = await model.findings(vector!, names);
-      return c.json({ mode: 'findings', classes: found.map((f) => ({ name: f.name, probability: f.probability })), tookMs: Math.round((performance.now() - t0) * 10) / 10 });
+      return c.json({
+        mode: 'findings',
+        classes: found.map((f) => ({ name: f.name, probability: f.probability })),
+        tookMs: Math.round((performance.now() - t0) * 10) / 10,
+      });
     }
     let classes = services.defaultClasses;
     if (rawClasses !== undefined) {
       const parsed = S.ClassList.safeParse(rawClasses);
-      if (!parsed.success) throw new HttpProblem(400, 'Invalid request', parsed.error.issues.map((i) => `classes.${i.path.join('.')}: ${i.message}`).join('; '));
+      if (!parsed.success)
+        throw new HttpProblem(
+          400,
+          'Invalid request',
+          parsed.error.issues.map((i) => `classes.${i.path.join('.')}: ${i.message}`).join('; '),
+        );
       classes = resolveClasses(parsed.data, PROMPTS_PER_CLASS, 0);
     }
     const [vector] = await model.embedImages([input.bytes], limits);
     const probs = await model.classify(vector!, classes);
-    return c.json({ mode: 'exclusive', classes: probs.sort((a, b) => b.probability - a.probability), tookMs: Math.round((performance.now() - t0) * 10) / 10 });
+    return c.json({
+      mode: 'exclusive',
+      classes: probs.sort((a, b) => b.probability - a.probability),
+      tookMs: Math.round((performance.now() - t0) * 10) / 10,
+    });
   });
 
   app.openapi(
@@ -339,14 +468,22 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
       operationId: 'getImagePreview',
       summary: 'Preview (JPEG) of an indexed image',
       request: { params: z.object({ id: z.string().min(1).max(1000).openapi({ description: 'Image id, URL-encoded' }) }) },
-      responses: { 200: { content: { 'image/jpeg': { schema: z.string().openapi({ format: 'binary' }) } }, description: 'JPEG preview' }, 400: problem('Malformed id'), ...unauthorized, 404: problem('No such image') },
+      responses: {
+        200: { content: { 'image/jpeg': { schema: z.string().openapi({ format: 'binary' }) } }, description: 'JPEG preview' },
+        400: problem('Malformed id'),
+        ...unauthorized,
+        404: problem('No such image'),
+      },
     }),
     async (c: Context) => {
       const id = pathId(c);
       const meta = await services.images.image(id);
       if (!meta) throw new HttpProblem(404, 'Not found', 'no image with this id in the index');
       let jpeg: Uint8Array | undefined = await services.images.thumbnail(id);
-      if (!jpeg && config.imagesRoot) jpeg = await thumbnailJpeg(await readFile(`${config.imagesRoot}/${meta.path}`).catch(() => new Uint8Array(0))).catch(() => undefined);
+      if (!jpeg && config.imagesRoot)
+        jpeg = await thumbnailJpeg(await readFile(`${config.imagesRoot}/${meta.path}`).catch(() => new Uint8Array(0))).catch(
+          () => undefined,
+        );
       if (!jpeg) throw new HttpProblem(404, 'Not found', 'no preview is stored for this image');
       return c.body(new Uint8Array(jpeg), 200, { 'content-type': 'image/jpeg', 'cache-control': 'private, max-age=3600' });
     },
@@ -359,7 +496,12 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
       operationId: 'getReport',
       summary: 'An indexed report',
       request: { params: z.object({ id: z.string().min(1).max(1000).openapi({ description: 'Report id, URL-encoded' }) }) },
-      responses: { 200: json(z.object({ id: z.string(), text: z.record(z.string(), z.string()), labels: S.Labels }), 'The report'), 400: problem('Malformed id'), ...unauthorized, 404: problem('No such report') },
+      responses: {
+        200: json(z.object({ id: z.string(), text: z.record(z.string(), z.string()), labels: S.Labels }), 'The report'),
+        400: problem('Malformed id'),
+        ...unauthorized,
+        404: problem('No such report'),
+      },
     }),
     (c: Context) => {
       const r = index.report(pathId(c));
@@ -380,8 +522,17 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     // Either key form is accepted. A local server may run with auth off (`medclip serve` on loopback says so).
     security: [{ apiKey: [] }, { bearer: [] }],
   });
-  app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'apiKey', in: 'header', name: 'x-api-key', description: 'an API key (the server stores its sha256)' });
-  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', description: 'the same API key as a bearer token' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', {
+    type: 'apiKey',
+    in: 'header',
+    name: 'x-api-key',
+    description: 'an API key (the server stores its sha256)',
+  });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'the same API key as a bearer token',
+  });
   app.get('/docs', (c) => c.html(renderDocsPage('/openapi.json')));
   app.get('/docs/:asset', async (c) => {
     const asset = await docsAsset(c.req.param('asset'));
@@ -421,7 +572,12 @@ function allowedMethods(app: OpenAPIHono<Env>, path: string): string[] {
   const methods = new Set<string>();
   for (const r of app.routes) {
     if (r.method === 'ALL') continue; // middleware
-    const pattern = new RegExp(`^${r.path.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\/:[^/]+/g, '/[^/]+').replace(/\*/g, '.*')}$`);
+    const pattern = new RegExp(
+      `^${r.path
+        .replace(/[.+?^${}()|[\]\\]/g, '\\$&')
+        .replace(/\/:[^/]+/g, '/[^/]+')
+        .replace(/\*/g, '.*')}$`,
+    );
     if (pattern.test(path)) methods.add(r.method);
   }
   if (methods.has('GET')) methods.add('HEAD');

@@ -34,11 +34,25 @@ export function apiKeyAuth(hashes: Buffer[]): MiddlewareHandler {
   return async (c, next) => {
     const bearer = /^Bearer\s+(.+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
     const key = c.req.header('x-api-key') ?? bearer;
-    if (!key) throw new HttpProblem(401, 'Unauthorized', 'this API needs a key: send it in the x-api-key header or as Authorization: Bearer KEY', {}, challenge);
+    if (!key)
+      throw new HttpProblem(
+        401,
+        'Unauthorized',
+        'this API needs a key: send it in the x-api-key header or as Authorization: Bearer KEY',
+        {},
+        challenge,
+      );
     const digest = hashApiKey(key);
     let ok = false;
     for (const h of hashes) ok = timingSafeEqual(digest, h) || ok; // no early exit
-    if (!ok) throw new HttpProblem(401, 'Unauthorized', 'the API key is not valid', {}, { ...challenge, 'www-authenticate': `${WWW_AUTHENTICATE}, error="invalid_token"` });
+    if (!ok)
+      throw new HttpProblem(
+        401,
+        'Unauthorized',
+        'the API key is not valid',
+        {},
+        { ...challenge, 'www-authenticate': `${WWW_AUTHENTICATE}, error="invalid_token"` },
+      );
     await next();
   };
 }
@@ -56,14 +70,22 @@ export class AuthConfigError extends MedclipError {
  * hash; `iam` means the Function URL authenticates callers (AWS_IAM) and the app checks nothing; `off` is explicit.
  * Nothing configured at all is refused rather than served open.
  */
-export function resolveAuth(mode: string | undefined, hashList: string | undefined): { mode: 'api-key'; hashes: Buffer[] } | { mode: 'off' } {
+export function resolveAuth(
+  mode: string | undefined,
+  hashList: string | undefined,
+): { mode: 'api-key'; hashes: Buffer[] } | { mode: 'off' } {
   const hashes = parseApiKeyHashes(hashList);
   const m = (mode ?? '').trim().toLowerCase();
-  if (m && m !== 'api-key' && m !== 'iam' && m !== 'off') throw new AuthConfigError(`MEDCLIP_AUTH must be api-key, iam or off, not "${mode}"`);
+  if (m && m !== 'api-key' && m !== 'iam' && m !== 'off')
+    throw new AuthConfigError(`MEDCLIP_AUTH must be api-key, iam or off, not "${mode}"`);
   if (m === 'api-key' || (!m && hashes.length)) {
-    if (!hashes.length) throw new AuthConfigError('MEDCLIP_AUTH is api-key but MEDCLIP_API_KEY_SHA256 holds no key hash: refusing to serve an open API');
+    if (!hashes.length)
+      throw new AuthConfigError('MEDCLIP_AUTH is api-key but MEDCLIP_API_KEY_SHA256 holds no key hash: refusing to serve an open API');
     return { mode: 'api-key', hashes };
   }
-  if (!m) throw new AuthConfigError('no auth configured: set MEDCLIP_API_KEY_SHA256 (API keys), or MEDCLIP_AUTH=iam when the Function URL authenticates callers');
+  if (!m)
+    throw new AuthConfigError(
+      'no auth configured: set MEDCLIP_API_KEY_SHA256 (API keys), or MEDCLIP_AUTH=iam when the Function URL authenticates callers',
+    );
   return { mode: 'off' };
 }

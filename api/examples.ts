@@ -3,7 +3,11 @@
  * shortened: what an integrator sees in the API reference is what the server says.
  */
 export const EXAMPLES = {
-  health: { status: 'ok', model: { name: 'medclip-tiny', sha256: '2224b7d8eb6be0acf4306b9660f33347fb377d42069cae4197d18ceb28a4e758', embedDim: 128 }, index: { version: 1, images: 200, reports: 297, sentences: 1678 } },
+  health: {
+    status: 'ok',
+    model: { name: 'medclip-tiny', sha256: '2224b7d8eb6be0acf4306b9660f33347fb377d42069cae4197d18ceb28a4e758', embedDim: 128 },
+    index: { version: 1, images: 200, reports: 297, sentences: 1678 },
+  },
   textSearch: {
     target: 'reports',
     query: { findings: [{ name: 'Pleural Effusion', polarity: 'positive' }] },
@@ -15,7 +19,11 @@ export const EXAMPLES = {
         labels: { 'No Finding': 0, 'Lung Opacity': 1, Atelectasis: -1, 'Pleural Effusion': 1, 'Support Devices': 1 },
         matched: ['Pleural Effusion'],
         sentence: { index: 4, text: 'Small left pleural effusion.' },
-        report: { findings: 'Left retrocardiac airspace disease with blunted posterior costophrenic XXXX on lateral view suggesting small pleural effusion. Normal heart size.', impression: 'Small left pleural effusion.' },
+        report: {
+          findings:
+            'Left retrocardiac airspace disease with blunted posterior costophrenic XXXX on lateral view suggesting small pleural effusion. Normal heart size.',
+          impression: 'Small left pleural effusion.',
+        },
       },
     ],
     tookMs: 26.2,
@@ -24,11 +32,41 @@ export const EXAMPLES = {
     target: 'images',
     query: { findings: [{ name: 'No Finding', polarity: 'positive' }] },
     hits: [
-      { id: 'images/nih/00001303_001.png', score: 1, labels: { 'No Finding': 1, Pneumonia: 0 }, matched: ['No Finding'], view: 'AP', source: 'nih', thumbnail: '/v1/images/images%2Fnih%2F00001303_001.png' },
-      { id: 'images/kermany/x/IM-0193-0001.jpg', score: 0.971, labels: { 'No Finding': 1, Pneumonia: 0 }, matched: ['No Finding'], source: 'kermany', thumbnail: '/v1/images/images%2Fkermany%2Fx%2FIM-0193-0001.jpg' },
+      {
+        id: 'images/nih/00001303_001.png',
+        score: 1,
+        labels: { 'No Finding': 1, Pneumonia: 0 },
+        matched: ['No Finding'],
+        view: 'AP',
+        source: 'nih',
+        thumbnail: '/v1/images/images%2Fnih%2F00001303_001.png',
+      },
+      {
+        id: 'images/kermany/x/IM-0193-0001.jpg',
+        score: 0.971,
+        labels: { 'No Finding': 1, Pneumonia: 0 },
+        matched: ['No Finding'],
+        source: 'kermany',
+        thumbnail: '/v1/images/images%2Fkermany%2Fx%2FIM-0193-0001.jpg',
+      },
     ],
     tookMs: 30.8,
   },
-  classify: { mode: 'findings', classes: [{ name: 'No Finding', probability: 0.368 }, { name: 'Pleural Effusion', probability: 0.889 }, { name: 'Pneumonia', probability: 0.994 }], tookMs: 10.7 },
-  problem: { type: 'https://medclip-search.dev/problems/bad-request', title: 'Invalid request', status: 400, detail: 'k: Too big: expected number to be <=100', instance: '/v1/search/text', requestId: '0f8fad5b-d9cb-469f-a165-70867728950e' },
+  classify: {
+    mode: 'findings',
+    classes: [
+      { name: 'No Finding', probability: 0.368 },
+      { name: 'Pleural Effusion', probability: 0.889 },
+      { name: 'Pneumonia', probability: 0.994 },
+    ],
+    tookMs: 10.7,
+  },
+  problem: {
+    type: 'https://medclip-search.dev/problems/bad-request',
+    title: 'Invalid request',
+    status: 400,
+    detail: 'k: Too big: expected number to be <=100',
+    instance: '/v1/search/text',
+    requestId: '0f8fad5b-d9cb-469f-a165-70867728950e',
+  },
 };

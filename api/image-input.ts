@@ -17,7 +17,8 @@ export interface ImageInput {
 const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
 
 export function decodeBase64Image(value: unknown): Uint8Array {
-  if (typeof value !== 'string' || value.length === 0) throw new HttpProblem(400, 'Missing image', 'the "image" field must be a base64-encoded PNG, JPEG or DICOM');
+  if (typeof value !== 'string' || value.length === 0)
+    throw new HttpProblem(400, 'Missing image', 'the "image" field must be a base64-encoded PNG, JPEG or DICOM');
   const data = value.replace(/^data:[\w/+.-]+;base64,/, '');
   if (!BASE64.test(data)) throw new HttpProblem(400, 'Invalid base64', 'the "image" field is not valid base64');
   const bytes = Buffer.from(data, 'base64');
@@ -54,9 +55,14 @@ export async function readImageInput(c: Context): Promise<ImageInput> {
     } catch {
       throw new HttpProblem(400, 'Invalid JSON', 'the request body is not valid JSON');
     }
-    if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpProblem(400, 'Invalid body', 'the JSON body must be an object');
+    if (!body || typeof body !== 'object' || Array.isArray(body))
+      throw new HttpProblem(400, 'Invalid body', 'the JSON body must be an object');
     const { image, ...fields } = body as Record<string, unknown>;
     return { bytes: decodeBase64Image(image), fields: { ...fields, image: '(base64)' } };
   }
-  throw new HttpProblem(415, 'Unsupported media type', `send the image as ${RAW_IMAGE_TYPES.slice(0, 3).join(', ')}, multipart/form-data (field "image") or application/json (base64 "image")${type ? `, not ${type}` : ''}`);
+  throw new HttpProblem(
+    415,
+    'Unsupported media type',
+    `send the image as ${RAW_IMAGE_TYPES.slice(0, 3).join(', ')}, multipart/form-data (field "image") or application/json (base64 "image")${type ? `, not ${type}` : ''}`,
+  );
 }

@@ -32,7 +32,9 @@ const HttpEvent = z
     version: z.string().optional(),
     rawPath: z.string().startsWith('/').max(8192),
     rawQueryString: z.string().max(16384).optional(),
-    headers: z.record(z.string().regex(TOKEN, 'not a valid header name'), z.string().regex(FIELD_VALUE, 'holds a control character')).optional(),
+    headers: z
+      .record(z.string().regex(TOKEN, 'not a valid header name'), z.string().regex(FIELD_VALUE, 'holds a control character'))
+      .optional(),
     cookies: z.array(z.string()).optional(),
     requestContext: z.object({ http: z.object({ method: z.string().regex(TOKEN), path: z.string().optional() }).loose() }).loose(),
     body: z.string().optional().nullable(),
@@ -41,26 +43,53 @@ const HttpEvent = z
   .loose();
 
 const Filter = z
-  .object({ must: z.array(z.string()).optional(), mustNot: z.array(z.string()).optional(), view: z.array(z.string()).optional(), source: z.array(z.string()).optional() })
+  .object({
+    must: z.array(z.string()).optional(),
+    mustNot: z.array(z.string()).optional(),
+    view: z.array(z.string()).optional(),
+    source: z.array(z.string()).optional(),
+  })
   .strict();
 const ShardEvent = z.discriminatedUnion('op', [
   z.object({ kind: z.literal('medclip-shard'), op: z.literal('count') }).strict(),
-  z.object({ kind: z.literal('medclip-shard'), op: z.literal('search'), vector: z.string().regex(BASE64).min(4).max(65536), k: z.number().int().min(1).max(1000), filter: Filter.optional() }).strict(),
+  z
+    .object({
+      kind: z.literal('medclip-shard'),
+      op: z.literal('search'),
+      vector: z.string().regex(BASE64).min(4).max(65536),
+      k: z.number().int().min(1).max(1000),
+      filter: Filter.optional(),
+    })
+    .strict(),
   z.object({ kind: z.literal('medclip-shard'), op: z.literal('thumbnail'), id: z.string().min(1).max(1000) }).strict(),
 ]);
 
-export type CheckedEvent = { kind: 'http'; event: unknown } | { kind: 'shard'; request: ShardRequest } | { kind: 'invalid'; detail: string };
+export type CheckedEvent =
+  | { kind: 'http'; event: unknown }
+  | { kind: 'shard'; request: ShardRequest }
+  | { kind: 'invalid'; detail: string };
 
-const describe = (issues: z.core.$ZodIssue[]) => issues.slice(0, 3).map((i) => `${i.path.join('.') || '(event)'}: ${i.message}`).join('; ');
+const describe = (issues: z.core.$ZodIssue[]) =>
+  issues
+    .slice(0, 3)
+    .map((i) => `${i.path.join('.') || '(event)'}: ${i.message}`)
+    .join('; ');
 
 export function checkEvent(event: unknown): CheckedEvent {
-  if (event === null || typeof event !== 'object' || Array.isArray(event)) return { kind: 'invalid', detail: `the event must be an object, not ${event === null ? 'null' : Array.isArray(event) ? 'an array' : typeof event}` };
+  if (event === null || typeof event !== 'object' || Array.isArray(event))
+    return {
+      kind: 'invalid',
+      detail: `the event must be an object, not ${event === null ? 'null' : Array.isArray(event) ? 'an array' : typeof event}`,
+    };
   if ((event as { kind?: unknown }).kind === 'medclip-shard') {
     const r = ShardEvent.safeParse(event);
-    return r.success ? { kind: 'shard', request: r.data as ShardRequest } : { kind: 'invalid', detail: `malformed shard request: ${describe(r.error.issues)}` };
+    return r.success
+      ? { kind: 'shard', request: r.data as ShardRequest }
+      : { kind: 'invalid', detail: `malformed shard request: ${describe(r.error.issues)}` };
   }
   const r = HttpEvent.safeParse(event);
   if (!r.success) return { kind: 'invalid', detail: `not a Function URL or API Gateway v2 event: ${describe(r.error.issues)}` };
-  if (r.data.isBase64Encoded && r.data.body && !BASE64.test(r.data.body.replace(/\s+/g, ''))) return { kind: 'invalid', detail: 'isBase64Encoded is set but the body is not valid base64' };
+  if (r.data.isBase64Encoded && r.data.body && !BASE64.test(r.data.body.replace(/\s+/g, '')))
+    return { kind: 'invalid', detail: 'isBase64Encoded is set but the body is not valid base64' };
   return { kind: 'http', event };
 }

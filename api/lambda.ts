@@ -68,7 +68,17 @@ async function init(): Promise<Ready> {
   const t3 = performance.now();
   const ms = (x: number) => Math.round(x);
   // modelMs is part of loadMs (model and index load in parallel).
-  console.log(JSON.stringify({ event: 'cold-start', runtimeMs: ms(t0), fetchMs: ms(t1 - t0), loadMs: ms(t2 - t1), modelMs: ms(modelMs), promptsMs: ms(t3 - t2), vectors: index.count('images') + index.count('reports') }));
+  console.log(
+    JSON.stringify({
+      event: 'cold-start',
+      runtimeMs: ms(t0),
+      fetchMs: ms(t1 - t0),
+      loadMs: ms(t2 - t1),
+      modelMs: ms(modelMs),
+      promptsMs: ms(t3 - t2),
+      vectors: index.count('images') + index.count('reports'),
+    }),
+  );
   const app = createApp(services, {
     auth,
     corsOrigins: env.MEDCLIP_CORS_ORIGINS,

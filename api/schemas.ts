@@ -22,7 +22,13 @@ export const Filter = z
   .openapi('Filter');
 
 export const Target = z.enum(['images', 'reports']).openapi({ description: 'What to retrieve' });
-export const K = z.number().int().min(1).max(MAX_K).default(10).openapi({ description: `Number of hits (1-${MAX_K})` });
+export const K = z
+  .number()
+  .int()
+  .min(1)
+  .max(MAX_K)
+  .default(10)
+  .openapi({ description: `Number of hits (1-${MAX_K})` });
 
 export const TextSearchRequest = z
   .object({
@@ -51,10 +57,14 @@ export const CustomClass = z
   })
   .strict();
 
-export const ClassList = z.array(z.union([z.string().min(1).max(80), CustomClass])).min(2).max(20);
+export const ClassList = z
+  .array(z.union([z.string().min(1).max(80), CustomClass]))
+  .min(2)
+  .max(20);
 
 export const ClassifyMode = z.enum(['exclusive', 'findings']).openapi({
-  description: 'exclusive: softmax over the classes (they compete); findings: each observation\'s own probability of being present (multi-label)',
+  description:
+    "exclusive: softmax over the classes (they compete); findings: each observation's own probability of being present (multi-label)",
 });
 
 export const ClassifyJson = z
@@ -62,7 +72,8 @@ export const ClassifyJson = z
     image: z.string().min(1).openapi({ description: 'The X-ray, base64-encoded' }),
     mode: ClassifyMode.optional().openapi({ description: 'default exclusive' }),
     classes: ClassList.optional().openapi({
-      description: 'exclusive: built-in class names or { name, prompts[] }, default the built-in classes; findings: observation names (case-insensitive), default all 14',
+      description:
+        'exclusive: built-in class names or { name, prompts[] }, default the built-in classes; findings: observation names (case-insensitive), default all 14',
     }),
   })
   .strict()
@@ -106,7 +117,10 @@ export const SearchResponse = z
         findings: z
           .array(z.object({ name: z.string(), polarity: z.enum(['positive', 'negative', 'uncertain']) }))
           .openapi({ description: 'the findings the query states, with polarity ("no pneumothorax": Pneumothorax, negative)' }),
-        corrected: z.string().optional().openapi({ description: 'text queries: the query as searched, after spelling correction', example: 'pneumonia' }),
+        corrected: z
+          .string()
+          .optional()
+          .openapi({ description: 'text queries: the query as searched, after spelling correction', example: 'pneumonia' }),
         warnings: z.array(z.string()).optional().openapi({ description: 'e.g. no known term recognised: hits are by similarity only' }),
       })
       .openapi({ description: 'Findings read from the query (labeler for text, findings mode for images), and how the query was read' }),
@@ -124,7 +138,14 @@ export const ClassifyResponse = z
   .openapi('ClassifyResponse');
 
 export const Problem = z
-  .object({ type: z.string(), title: z.string(), status: z.number().int(), detail: z.string(), instance: z.string().optional(), requestId: z.string().optional() })
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    instance: z.string().optional(),
+    requestId: z.string().optional(),
+  })
   .openapi('Problem');
 
 export const Health = z

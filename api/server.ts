@@ -51,7 +51,15 @@ export async function startServer(o: ServeOptions): Promise<{ server: ServerType
     // e.g. EADDRINUSE: a clear error for the caller instead of an unhandled 'error' event
     s.once('error', (err: NodeJS.ErrnoException) => {
       void model.close();
-      reject(new Error(err.code === 'EADDRINUSE' ? `port ${o.port} on ${o.host} is already in use (choose another with --port)` : err.code === 'EACCES' ? `no permission to listen on ${o.host}:${o.port}` : `cannot listen on ${o.host}:${o.port}: ${err.code ?? err.message}`));
+      reject(
+        new Error(
+          err.code === 'EADDRINUSE'
+            ? `port ${o.port} on ${o.host} is already in use (choose another with --port)`
+            : err.code === 'EACCES'
+              ? `no permission to listen on ${o.host}:${o.port}`
+              : `cannot listen on ${o.host}:${o.port}: ${err.code ?? err.message}`,
+        ),
+      );
     });
   });
   const { port } = server.address() as AddressInfo;

@@ -71,14 +71,20 @@ export class ShardFanout implements ImageSearcher {
     let last = '';
     for (let a = 0; a < attempts; a++) {
       try {
-        const out = await this.client.send(new this.InvokeCommand({ FunctionName: this.functions[shard], Payload: new TextEncoder().encode(JSON.stringify(req)) }));
+        const out = await this.client.send(
+          new this.InvokeCommand({ FunctionName: this.functions[shard], Payload: new TextEncoder().encode(JSON.stringify(req)) }),
+        );
         if (out.FunctionError) throw new Error(out.FunctionError);
         return JSON.parse(new TextDecoder().decode(out.Payload)) as T;
       } catch (err) {
         last = (err as Error).name === 'Error' ? (err as Error).message : (err as Error).name;
       }
     }
-    throw new HttpProblem(503, 'Shard unavailable', `index shard ${shard + 1} of ${this.functions.length} did not answer (${last}); retry shortly`);
+    throw new HttpProblem(
+      503,
+      'Shard unavailable',
+      `index shard ${shard + 1} of ${this.functions.length} did not answer (${last}); retry shortly`,
+    );
   }
 
   count(): number {
@@ -87,9 +93,16 @@ export class ShardFanout implements ImageSearcher {
 
   async search(vector: Float32Array, k: number, filter?: SearchFilter): Promise<Hit<ImageMeta>[]> {
     const payload = Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64');
-    const parts = await Promise.all(this.functions.map((_, i) => this.invoke<{ hits: Hit<ImageMeta>[] }>(i, { kind: 'medclip-shard', op: 'search', vector: payload, k, filter })));
+    const parts = await Promise.all(
+      this.functions.map((_, i) =>
+        this.invoke<{ hits: Hit<ImageMeta>[] }>(i, { kind: 'medclip-shard', op: 'search', vector: payload, k, filter }),
+      ),
+    );
     parts.forEach((p, i) => p.hits.forEach((h) => this.owner.set(h.meta.id, i)));
-    return parts.flatMap((p) => p.hits).sort((a, b) => b.score - a.score).slice(0, k);
+    return parts
+      .flatMap((p) => p.hits)
+      .sort((a, b) => b.score - a.score)
+      .slice(0, k);
   }
 
   private async lookup(id: string): Promise<{ meta: ImageMeta | null; jpeg: string | null } | undefined> {

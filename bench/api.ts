@@ -60,9 +60,24 @@ async function benchIndex(indexDir: string, label: string): Promise<void> {
   const server = await spawnServer(indexDir);
   try {
     const cases = [
-      { name: 'text -> images', path: '/v1/search/text', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: textQuery, target: 'images', k: 10 }) },
-      { name: 'text -> reports', path: '/v1/search/text', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: textQuery, target: 'reports', k: 10 }) },
-      { name: 'image -> reports (1024 px PNG)', path: '/v1/search/image?target=reports&k=10', headers: { 'content-type': 'image/png' }, body: bigPng },
+      {
+        name: 'text -> images',
+        path: '/v1/search/text',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: textQuery, target: 'images', k: 10 }),
+      },
+      {
+        name: 'text -> reports',
+        path: '/v1/search/text',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: textQuery, target: 'reports', k: 10 }),
+      },
+      {
+        name: 'image -> reports (1024 px PNG)',
+        path: '/v1/search/image?target=reports&k=10',
+        headers: { 'content-type': 'image/png' },
+        body: bigPng,
+      },
     ];
     for (const c of cases.filter((x) => !x.name.includes('reports') || index.count('reports') > 0)) {
       // a short warm-up, then `repeats` runs per connection count: this shared 2-core machine varies from run to
@@ -71,7 +86,17 @@ async function benchIndex(indexDir: string, label: string): Promise<void> {
       const row: string[] = [];
       for (const connections of [1, 4]) {
         const runs: autocannon.Result[] = [];
-        for (let i = 0; i < repeats; i++) runs.push(await autocannon({ url: server.url + c.path, method: 'POST', headers: c.headers, body: c.body, connections, duration: seconds }));
+        for (let i = 0; i < repeats; i++)
+          runs.push(
+            await autocannon({
+              url: server.url + c.path,
+              method: 'POST',
+              headers: c.headers,
+              body: c.body,
+              connections,
+              duration: seconds,
+            }),
+          );
         const rps = runs.map((r) => r.requests.average).sort((a, b) => a - b);
         const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
         const non2xx = runs.reduce((n, r) => n + r.non2xx, 0);
@@ -88,7 +113,11 @@ async function benchIndex(indexDir: string, label: string): Promise<void> {
 
 /** `medclip serve` on a free loopback port, in a child process; resolves once it prints its URL. */
 async function spawnServer(indexDir: string): Promise<{ url: string; close: () => void }> {
-  const child = spawn(process.execPath, [join(here, '../bin/medclip.js'), 'serve', '--model', args.model!, '--index', indexDir, '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [join(here, '../bin/medclip.js'), 'serve', '--model', args.model!, '--index', indexDir, '--port', '0'],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let err = '';
   const url = await new Promise<string>((resolve, reject) => {
     child.stderr.setEncoding('utf8');
@@ -104,14 +133,19 @@ async function spawnServer(indexDir: string): Promise<{ url: string; close: () =
 }
 
 console.log(`in-process text encoder: ${stats(await timeIt(200, () => model.embedTexts([textQuery])))}`);
-console.log(`in-process image path (decode + resize + encode, ${fullres.split('/').pop()}, ${bigPng.length} bytes): ${stats(await timeIt(50, () => model.embedImages([bigPng])))}`);
+console.log(
+  `in-process image path (decode + resize + encode, ${fullres.split('/').pop()}, ${bigPng.length} bytes): ${stats(await timeIt(50, () => model.embedImages([bigPng])))}`,
+);
 await benchIndex(args.index!, 'sample index');
 
 // 100k index: perturbed copies of the sample's real image embeddings.
 const n = Number(args.n);
 const bigDir = join(here, '../.bench-output/index-100k');
-const existing = existsSync(join(bigDir, 'manifest.json')) ? (JSON.parse(readFileSync(join(bigDir, 'manifest.json'), 'utf8')) as IndexManifest) : undefined;
-if (existing?.model.sha256 === model.manifestSha256 && existing.collections.images?.count === n) console.log(`\nreusing the ${n}-vector index in ${bigDir}`);
+const existing = existsSync(join(bigDir, 'manifest.json'))
+  ? (JSON.parse(readFileSync(join(bigDir, 'manifest.json'), 'utf8')) as IndexManifest)
+  : undefined;
+if (existing?.model.sha256 === model.manifestSha256 && existing.collections.images?.count === n)
+  console.log(`\nreusing the ${n}-vector index in ${bigDir}`);
 else {
   const t0 = performance.now();
   await buildPerturbedIndex(model, args.index!, n, bigDir);

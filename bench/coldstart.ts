@@ -25,7 +25,9 @@ if (!existsSync(join(big, 'manifest.json'))) {
   await model.close();
 }
 const probe = join(out, 'probe.mjs');
-writeFileSync(probe, `
+writeFileSync(
+  probe,
+  `
 const { handler } = await import(${JSON.stringify(join(pkg, 'api.mjs'))});
 const event = { version: '2.0', routeKey: '$default', rawPath: '/v1/search/text', rawQueryString: '', headers: { host: 'x', 'content-type': 'application/json' },
   requestContext: { http: { method: 'POST', path: '/v1/search/text', protocol: 'HTTP/1.1', sourceIp: '192.0.2.1', userAgent: 'bench' }, accountId: '1', apiId: 'x', domainName: 'x', requestId: 'r', routeKey: '$default', stage: '$default', time: '', timeEpoch: 0 },
@@ -33,14 +35,25 @@ const event = { version: '2.0', routeKey: '$default', rawPath: '/v1/search/text'
 const r = await handler(event, {});
 if (r.statusCode !== 200) throw new Error('status ' + r.statusCode);
 process.stderr.write(JSON.stringify({ totalMs: Math.round(performance.now()) }) + '\\n');
-`);
+`,
+);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-for (const [label, indexDir] of [['sample index', join(pkg, 'indexes/sample')], [`${args.n}-vector index`, big]] as const) {
+for (const [label, indexDir] of [
+  ['sample index', join(pkg, 'indexes/sample')],
+  [`${args.n}-vector index`, big],
+] as const) {
   const rows: Record<string, number>[] = [];
   // one warm-up process: the OS file cache holds the bundle afterwards, as on a warm Lambda host
-  spawnSync(process.execPath, [probe], { cwd: pkg, env: { PATH: process.env.PATH ?? '', MEDCLIP_INDEX_DIR: indexDir, MEDCLIP_AUTH: 'iam' } });
+  spawnSync(process.execPath, [probe], {
+    cwd: pkg,
+    env: { PATH: process.env.PATH ?? '', MEDCLIP_INDEX_DIR: indexDir, MEDCLIP_AUTH: 'iam' },
+  });
   for (let i = 0; i < Number(args.runs); i++) {
-    const res = spawnSync(process.execPath, [probe], { cwd: pkg, env: { PATH: process.env.PATH ?? '', MEDCLIP_INDEX_DIR: indexDir, MEDCLIP_AUTH: 'iam' }, encoding: 'utf8' });
+    const res = spawnSync(process.execPath, [probe], {
+      cwd: pkg,
+      env: { PATH: process.env.PATH ?? '', MEDCLIP_INDEX_DIR: indexDir, MEDCLIP_AUTH: 'iam' },
+      encoding: 'utf8',
+    });
     const cold = res.stdout.split('\n').find((l) => l.includes('"cold-start"'));
     const total = res.stderr.split('\n').find((l) => l.includes('totalMs'));
     if (!cold || !total) throw new Error(`probe failed: ${res.stderr.slice(0, 300)}`);
@@ -49,5 +62,7 @@ for (const [label, indexDir] of [['sample index', join(pkg, 'indexes/sample')], 
     rows.push({ ...c, totalMs: t.totalMs, firstQueryMs: t.totalMs - (c.runtimeMs! + c.fetchMs! + c.loadMs! + c.promptsMs!) });
   }
   const m = (k: string) => median(rows.map((r) => r[k]!));
-  console.log(`${label} (${m('vectors')} vectors), median of ${rows.length} fresh processes: process start -> first answer ${m('totalMs')} ms = runtime + modules ${m('runtimeMs')} + model and index load ${m('loadMs')} (in parallel; model sessions alone ${m('modelMs')}) + prompt embeddings ${m('promptsMs')} + first query ${m('firstQueryMs')} (target <= 1000 ms at 100k)`);
+  console.log(
+    `${label} (${m('vectors')} vectors), median of ${rows.length} fresh processes: process start -> first answer ${m('totalMs')} ms = runtime + modules ${m('runtimeMs')} + model and index load ${m('loadMs')} (in parallel; model sessions alone ${m('modelMs')}) + prompt embeddings ${m('promptsMs')} + first query ${m('firstQueryMs')} (target <= 1000 ms at 100k)`,
+  );
 }

@@ -58,7 +58,9 @@ const threads = Number(args.threads);
 const model = await MedClipModel.load(args.model!, { threads });
 const files: string[] = [];
 for await (const r of readImageTable(args.images!, { split: args.split })) files.push(r.file);
-console.log(`model ${model.name} (${model.imageSpec.size}px, dim ${model.embedDim}), ${files.length} images, onnxruntime threads ${threads}`);
+console.log(
+  `model ${model.name} (${model.imageSpec.size}px, dim ${model.embedDim}), ${files.length} images, onnxruntime threads ${threads}`,
+);
 
 // 1. raw encoder throughput on preprocessed tensors
 const s = model.imageSpec.size;
@@ -100,12 +102,24 @@ const out = join(here, '../.bench-output/index-e2e');
 await rm(out, { recursive: true, force: true });
 t = performance.now();
 const commits: { ms: number; done: number }[] = [];
-const summary = await buildIndex({ model: args.model!, images: args.images!, split: args.split, out, batchSize: batch, threads, onProgress: (_, done) => commits.push({ ms: performance.now() - t, done }) });
+const summary = await buildIndex({
+  model: args.model!,
+  images: args.images!,
+  split: args.split,
+  out,
+  batchSize: batch,
+  threads,
+  onProgress: (_, done) => commits.push({ ms: performance.now() - t, done }),
+});
 const e2e = (summary.images.indexed * 1000) / (performance.now() - t);
 // after the first batch: without the model load and the pipeline filling up, which a large build amortises
 const steady = commits.length > 1 ? ((commits.at(-1)!.done - commits[0]!.done) * 1000) / (commits.at(-1)!.ms - commits[0]!.ms) : e2e;
-console.log(`end-to-end build:   ${e2e.toFixed(1)} images/s (${summary.images.indexed} indexed) = ${(e2e / raw).toFixed(2)} x raw encoder (target >= 0.85), ${(e2e / Math.min(raw, decodeOnly)).toFixed(2)} x the slower of decode and encode`);
-console.log(`  steady state:     ${steady.toFixed(1)} images/s after the first batch = ${(steady / raw).toFixed(2)} x raw encoder, ${(steady / Math.min(raw, decodeOnly)).toFixed(2)} x the slower of decode and encode`);
+console.log(
+  `end-to-end build:   ${e2e.toFixed(1)} images/s (${summary.images.indexed} indexed) = ${(e2e / raw).toFixed(2)} x raw encoder (target >= 0.85), ${(e2e / Math.min(raw, decodeOnly)).toFixed(2)} x the slower of decode and encode`,
+);
+console.log(
+  `  steady state:     ${steady.toFixed(1)} images/s after the first batch = ${(steady / raw).toFixed(2)} x raw encoder, ${(steady / Math.min(raw, decodeOnly)).toFixed(2)} x the slower of decode and encode`,
+);
 
 // 3. HNSW insert rate and recall@10 at the default efSearch
 const texts: string[] = [];
@@ -129,7 +143,11 @@ function recallAt10(base: Float32Array[], queries: Float32Array[], label: string
     }
     return s;
   });
-  const top10 = scores.map((s) => Array.from(s).sort((a, b) => b - a).slice(0, 10));
+  const top10 = scores.map((s) =>
+    Array.from(s)
+      .sort((a, b) => b - a)
+      .slice(0, 10),
+  );
   const tenth = top10.map((t) => t[9]!);
   const topMean = top10.map((t) => t.reduce((a, b) => a + b, 0) / 10);
   const row: string[] = [];
@@ -145,9 +163,13 @@ function recallAt10(base: Float32Array[], queries: Float32Array[], label: string
       // how much worse the returned ten are than the true ten, in cosine similarity (0 = as good)
       shortfall += (topMean[i]! - neighbors.reduce((sum, g) => sum + scores[i]![g]!, 0) / 10) / queries.length;
     });
-    row.push(`efSearch ${ef}${ef === DEFAULT_HNSW.efSearch ? ' (default)' : ''}: recall@10 ${(hits / (queries.length * 10)).toFixed(4)}, mean top-10 cosine ${shortfall.toFixed(5)} below exact, ${ms.toFixed(3)} ms/query`);
+    row.push(
+      `efSearch ${ef}${ef === DEFAULT_HNSW.efSearch ? ' (default)' : ''}: recall@10 ${(hits / (queries.length * 10)).toFixed(4)}, mean top-10 cosine ${shortfall.toFixed(5)} below exact, ${ms.toFixed(3)} ms/query`,
+    );
   }
-  console.log(`${label}: ${n} vectors, insert ${insertRate.toFixed(0)} vectors/s (M ${DEFAULT_HNSW.M}, efConstruction ${DEFAULT_HNSW.efConstruction})\n  ${row.join('\n  ')}`);
+  console.log(
+    `${label}: ${n} vectors, insert ${insertRate.toFixed(0)} vectors/s (M ${DEFAULT_HNSW.M}, efConstruction ${DEFAULT_HNSW.efConstruction})\n  ${row.join('\n  ')}`,
+  );
 }
 const sampleBase = [...imageVectors, ...textVectors];
 const rng = new Rng(7);
@@ -158,8 +180,16 @@ const perturb = (v: Float32Array, sigma: number) => {
   return o.map((x) => x / norm);
 };
 const textQueries = textVectors.filter((_, i) => i % Math.max(1, Math.floor(textVectors.length / 200)) === 0).slice(0, 200);
-recallAt10(sampleBase, textQueries.map((q) => perturb(q, 0.02)), 'sample (real embeddings)');
+recallAt10(
+  sampleBase,
+  textQueries.map((q) => perturb(q, 0.02)),
+  'sample (real embeddings)',
+);
 const big = Number(args.n);
 const bigBase = Array.from({ length: big }, (_, i) => perturb(sampleBase[i % sampleBase.length]!, 0.03));
-recallAt10(bigBase, textQueries.slice(0, 100).map((q) => perturb(q, 0.05)), `perturbed set`);
+recallAt10(
+  bigBase,
+  textQueries.slice(0, 100).map((q) => perturb(q, 0.05)),
+  `perturbed set`,
+);
 await model.close();

@@ -8,7 +8,10 @@ import { Rng } from '../core/random.ts';
 import { writeBundle, DEFAULT_HNSW } from '../index-builder/bundle-writer.ts';
 
 export async function buildPerturbedIndex(model: MedClipModel, sampleIndex: string, n: number, out: string, sigma = 0.03): Promise<void> {
-  const metas = (await readFile(join(sampleIndex, 'images.meta.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as ImageMeta);
+  const metas = (await readFile(join(sampleIndex, 'images.meta.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as ImageMeta);
   const stored = new hnswlib.HierarchicalNSW('ip', model.embedDim);
   stored.readIndexSync(join(sampleIndex, 'images.hnsw'));
   const real = metas.map((_, label) => stored.getPoint(label));
@@ -31,5 +34,11 @@ export async function buildPerturbedIndex(model: MedClipModel, sampleIndex: stri
     items.push({ ...m, id: `${m.id}#${i}` });
   }
   await rm(out, { recursive: true, force: true });
-  await writeBundle(out, { model: { name: model.name, sha256: model.manifestSha256, embedDim: d }, collections: { images: { dim: d, vectors: flat, items } }, errors: [], version: 1, hnsw: DEFAULT_HNSW });
+  await writeBundle(out, {
+    model: { name: model.name, sha256: model.manifestSha256, embedDim: d },
+    collections: { images: { dim: d, vectors: flat, items } },
+    errors: [],
+    version: 1,
+    hnsw: DEFAULT_HNSW,
+  });
 }

@@ -36,7 +36,12 @@ for (const backend of args.backends!.split(',')) {
     continue;
   }
   // Baseline: one replica, a preloaded random batch, no data pipeline.
-  const replica = new Replica({ config, values: initialValues(config, 0), optimizer: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05 }, lossOptions: { loss: 'semantic', labelTemperature: 1 } });
+  const replica = new Replica({
+    config,
+    values: initialValues(config, 0),
+    optimizer: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05 },
+    lossOptions: { loss: 'semantic', labelTemperature: 1 },
+  });
   const rng = new Rng(1);
   const s = config.image.size;
   const L = config.text.maxLength;
@@ -96,6 +101,8 @@ for (const backend of args.backends!.split(',')) {
       },
     });
     const rate = (batch * steps * 1000) / (tEnd - tStart);
-    console.log(`${backend}: full training loop, ${workers} worker${workers > 1 ? 's' : ''}: ${rate.toFixed(1)} pairs/s (${(rate / baseline).toFixed(2)}x the model-step baseline)`);
+    console.log(
+      `${backend}: full training loop, ${workers} worker${workers > 1 ? 's' : ''}: ${rate.toFixed(1)} pairs/s (${(rate / baseline).toFixed(2)}x the model-step baseline)`,
+    );
   }
 }

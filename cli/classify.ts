@@ -17,20 +17,35 @@ export function registerClassify(program: Command): void {
     .option('--classes <list>', 'comma-separated: built-in classes (exclusive) or observations (findings); default all')
     .option('--json', 'print one JSON object')
     .action(async (opts) => {
-      if (opts.mode !== 'exclusive' && opts.mode !== 'findings') throw new CliError(`--mode must be exclusive or findings, got "${opts.mode}"`);
+      if (opts.mode !== 'exclusive' && opts.mode !== 'findings')
+        throw new CliError(`--mode must be exclusive or findings, got "${opts.mode}"`);
       const bytes = await readFile(opts.image).catch((err: NodeJS.ErrnoException) => {
         throw new CliError(`${opts.image}: ${err.code === 'ENOENT' ? 'file not found' : `cannot read (${err.code})`}`);
       });
-      const names = opts.classes ? String(opts.classes).split(',').map((s) => s.trim()).filter(Boolean) : undefined;
+      const names = opts.classes
+        ? String(opts.classes)
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : undefined;
       const model = await MedClipModel.load(opts.model);
       try {
         const [vector] = await model.embedImages([bytes]);
         const classes =
           opts.mode === 'findings'
             ? (await model.findings(vector!, names)).map((f) => ({ name: f.name as string, probability: f.probability }))
-            : (await model.classify(vector!, resolveClasses(names ?? BUILTIN_CLASS_NAMES.filter((c) => c !== 'COVID-19'), PROMPTS_PER_CLASS, 0))).sort((a, b) => b.probability - a.probability);
+            : (
+                await model.classify(
+                  vector!,
+                  resolveClasses(names ?? BUILTIN_CLASS_NAMES.filter((c) => c !== 'COVID-19'), PROMPTS_PER_CLASS, 0),
+                )
+              ).sort((a, b) => b.probability - a.probability);
         if (opts.json) console.log(JSON.stringify({ mode: opts.mode, classes }));
-        else for (const c of classes) console.log(`${c.name.padEnd(28)} ${c.probability.toFixed(3)}${opts.mode === 'findings' && c.probability >= 0.5 ? '  present' : ''}`);
+        else
+          for (const c of classes)
+            console.log(
+              `${c.name.padEnd(28)} ${c.probability.toFixed(3)}${opts.mode === 'findings' && c.probability >= 0.5 ? '  present' : ''}`,
+            );
       } finally {
         await model.close();
       }

@@ -13,24 +13,39 @@ const pct = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '  
 export function formatEval(r: EvalResult): string {
   const lines: string[] = [];
   for (const [group, g] of Object.entries(r.findings ?? {})) {
-    lines.push(`findings [${group}] n=${g.n}: mean AUC ${pct(g.meanAuc)} over ${g.meanOver.length} finding(s) with >= 9 positives and negatives; text->image mean P@10 ${pct(g.meanP10)}`);
+    lines.push(
+      `findings [${group}] n=${g.n}: mean AUC ${pct(g.meanAuc)} over ${g.meanOver.length} finding(s) with >= 9 positives and negatives; text->image mean P@10 ${pct(g.meanP10)}`,
+    );
     for (const [name, f] of Object.entries(g.findings)) {
       if (!f.positives) continue;
-      lines.push(`  ${name.padEnd(27)} AUC ${pct(f.auc)}  (${f.positives} pos / ${f.negatives} neg)${g.textToImage[name] !== undefined ? `  P@10 ${pct(g.textToImage[name])}` : ''}`);
+      lines.push(
+        `  ${name.padEnd(27)} AUC ${pct(f.auc)}  (${f.positives} pos / ${f.negatives} neg)${g.textToImage[name] !== undefined ? `  P@10 ${pct(g.textToImage[name])}` : ''}`,
+      );
     }
   }
   for (const [group, tasks] of Object.entries(r.zeroshot ?? {})) {
     for (const [name, t] of Object.entries(tasks)) {
       lines.push(`zero-shot ${name} [${group}] n=${t.n}: accuracy ${pct(t.accuracy)}${t.auc !== undefined ? `, AUC ${pct(t.auc)}` : ''}`);
-      lines.push(`  recall: ${Object.entries(t.recall).map(([c, v]) => `${c} ${pct(v)}`).join(', ')}`);
+      lines.push(
+        `  recall: ${Object.entries(t.recall)
+          .map(([c, v]) => `${c} ${pct(v)}`)
+          .join(', ')}`,
+      );
       lines.push(`  confusion (rows true, columns predicted): ${JSON.stringify(t.confusion)}`);
     }
   }
   for (const [group, rr] of Object.entries(r.retrieval ?? {})) {
-    const f = (p?: { p1: number; p5: number; p10: number; queries: number }) => (p ? `P@1 ${pct(p.p1)} P@5 ${pct(p.p5)} P@10 ${pct(p.p10)} (${p.queries} queries)` : '-');
+    const f = (p?: { p1: number; p5: number; p10: number; queries: number }) =>
+      p ? `P@1 ${pct(p.p1)} P@5 ${pct(p.p5)} P@10 ${pct(p.p10)} (${p.queries} queries)` : '-';
     lines.push(`retrieval [${group}]: image->text ${f(rr.imageToText)}; text->image ${f(rr.textToImage)}`);
   }
-  if (r.skipped.length) lines.push(`skipped ${r.skipped.length} unreadable image(s): ${r.skipped.slice(0, 10).map((s) => `${s.id} (${s.reason})`).join(', ')}`);
+  if (r.skipped.length)
+    lines.push(
+      `skipped ${r.skipped.length} unreadable image(s): ${r.skipped
+        .slice(0, 10)
+        .map((s) => `${s.id} (${s.reason})`)
+        .join(', ')}`,
+    );
   return lines.join('\n');
 }
 
@@ -42,8 +57,15 @@ export function compactEval(r: EvalResult): Record<string, unknown> {
       return [g, t ? { accuracy: t.accuracy, auc: t.auc, n: t.n, task: t.task, tasks } : {}];
     }),
   );
-  const retrieval = Object.fromEntries(Object.entries(r.retrieval ?? {}).map(([g, rr]) => [g, { ...(rr.imageToText ?? {}), textToImage: rr.textToImage }]));
-  return { ...(r.findings ? { findings: r.findings } : {}), ...(r.zeroshot ? { zeroshot } : {}), ...(r.retrieval ? { retrieval } : {}), skipped: r.skipped };
+  const retrieval = Object.fromEntries(
+    Object.entries(r.retrieval ?? {}).map(([g, rr]) => [g, { ...(rr.imageToText ?? {}), textToImage: rr.textToImage }]),
+  );
+  return {
+    ...(r.findings ? { findings: r.findings } : {}),
+    ...(r.zeroshot ? { zeroshot } : {}),
+    ...(r.retrieval ? { retrieval } : {}),
+    skipped: r.skipped,
+  };
 }
 
 export function registerEval(program: Command): void {
@@ -65,7 +87,8 @@ export function registerEval(program: Command): void {
     .option('--threads <n>', 'onnxruntime threads', '2')
     .option('--json', 'print one JSON object')
     .action(async (opts) => {
-      if (!['zeroshot', 'retrieval', 'findings', 'search', 'all'].includes(opts.task)) throw new CliError(`--task must be zeroshot, retrieval, findings, search or all, got "${opts.task}"`);
+      if (!['zeroshot', 'retrieval', 'findings', 'search', 'all'].includes(opts.task))
+        throw new CliError(`--task must be zeroshot, retrieval, findings, search or all, got "${opts.task}"`);
       if (opts.task === 'search') {
         if (!opts.reports) throw new CliError('--task search needs --reports (with the 14 label columns)');
         const queries = await readJudgedQueries(opts.queries).catch((err: Error) => {
@@ -74,14 +97,22 @@ export function registerEval(program: Command): void {
         const model = await MedClipModel.load(opts.model, { threads: Number(opts.threads) || 1 });
         try {
           const grid = [0, 0.01, 0.025, 0.05, 0.1, 0.2];
-          const weights: [number, number][] = opts.tune ? grid.flatMap((w) => grid.map((r) => [w, r] as [number, number])) : [[AGREEMENT_WEIGHT, REPORT_AGREEMENT_WEIGHT]];
+          const weights: [number, number][] = opts.tune
+            ? grid.flatMap((w) => grid.map((r) => [w, r] as [number, number]))
+            : [[AGREEMENT_WEIGHT, REPORT_AGREEMENT_WEIGHT]];
           const results = await evaluateSearch(model, { reports: opts.reports, reportSplit: opts.reportSplit, queries, weights });
           if (opts.fitRelevance) console.error(`relevance calibration: ${JSON.stringify(fitRelevance(results[0]!.judged))}`);
           const shown = results.map(({ judged: _j, ...r }) => r);
           if (opts.json) console.log(JSON.stringify(opts.tune ? shown.map(({ queries: _q, ...r }) => r) : shown[0]));
           else
             for (const r of results)
-              console.log(`search [weights sentence ${r.weight}, report ${r.reportWeight}] ${r.reports} reports / ${r.sentences} sentences: P@10 ${pct(r.p10)}, negated purity ${pct(r.negatedPurity)}, relevance relevant ${pct(r.relevance.relevant)} vs irrelevant ${pct(r.relevance.irrelevant)}; by kind: ${Object.entries(r.byKind).map(([k, v]) => `${k} ${pct(v.score)} (${v.queries})`).join(', ')}`);
+              console.log(
+                `search [weights sentence ${r.weight}, report ${r.reportWeight}] ${r.reports} reports / ${r.sentences} sentences: P@10 ${pct(r.p10)}, negated purity ${pct(r.negatedPurity)}, relevance relevant ${pct(r.relevance.relevant)} vs irrelevant ${pct(r.relevance.irrelevant)}; by kind: ${Object.entries(
+                  r.byKind,
+                )
+                  .map(([k, v]) => `${k} ${pct(v.score)} (${v.queries})`)
+                  .join(', ')}`,
+              );
         } finally {
           await model.close();
         }
@@ -94,10 +125,22 @@ export function registerEval(program: Command): void {
       try {
         if (opts.fitTemperature) {
           // fit on margins (independent of any stored temperature), store, then report with the fitted value
-          const fit = await evaluateModel(model, { images: opts.images, root: opts.root, split: opts.split, task: 'findings', findingsTemperature: 1 });
+          const fit = await evaluateModel(model, {
+            images: opts.images,
+            root: opts.root,
+            split: opts.split,
+            task: 'findings',
+            findingsTemperature: 1,
+          });
           const t = fitFindingsTemperature(fit.findingCases ?? [], model.manifest.logitScale);
-          await writeFindingsTemperature(model.dir, { temperature: t.temperature, nll: t.nll, fittedOn: `${opts.images}${opts.split ? ` (split ${opts.split})` : ''}, ${fit.findingCases?.length ?? 0} labelled cases` });
-          console.error(`findings temperature ${t.temperature.toFixed(3)} (NLL ${t.nll.toFixed(4)}) written to ${model.dir}/manifest.json; rebuild indexes made with this model (its identity changed)`);
+          await writeFindingsTemperature(model.dir, {
+            temperature: t.temperature,
+            nll: t.nll,
+            fittedOn: `${opts.images}${opts.split ? ` (split ${opts.split})` : ''}, ${fit.findingCases?.length ?? 0} labelled cases`,
+          });
+          console.error(
+            `findings temperature ${t.temperature.toFixed(3)} (NLL ${t.nll.toFixed(4)}) written to ${model.dir}/manifest.json; rebuild indexes made with this model (its identity changed)`,
+          );
           await model.close();
           model = await MedClipModel.load(opts.model, { threads: Number(opts.threads) || 1 });
         }

@@ -13,12 +13,20 @@ import { checkpointFolder } from '../train/checkpoint.ts';
 import { CliError } from './errors.ts';
 
 /** Parity inputs: a few images and report sentences of the run's own data (when reachable) plus prompts. */
-async function parityInputs(run: string, checkpoint: string, count: number, imageTable?: string): Promise<{ images: Uint8Array[]; sentences: string[] }> {
+async function parityInputs(
+  run: string,
+  checkpoint: string,
+  count: number,
+  imageTable?: string,
+): Promise<{ images: Uint8Array[]; sentences: string[] }> {
   const sentences = Object.values(BUILTIN_TEMPLATES).flatMap((t) => expandTemplate(t).slice(0, 2));
   const images: Uint8Array[] = [];
   const folder = checkpointFolder(join(run, `checkpoint-${checkpoint}`));
   const stateFile = folder ? join(folder, 'state.json') : '';
-  const options = folder && existsSync(stateFile) ? ((JSON.parse(await readFile(stateFile, 'utf8')) as { options?: Record<string, string> }).options ?? {}) : {};
+  const options =
+    folder && existsSync(stateFile)
+      ? ((JSON.parse(await readFile(stateFile, 'utf8')) as { options?: Record<string, string> }).options ?? {})
+      : {};
   const table = imageTable ?? options.images;
   if (table && existsSync(table)) {
     for await (const r of readImageTable(table, { root: imageTable ? undefined : options.root })) {

@@ -15,7 +15,11 @@ const intOpt = (name: string) => (v: string) => {
   if (!Number.isInteger(n) || n <= 0) throw new CliError(`${name} must be a positive integer, got "${v}"`);
   return n;
 };
-const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+const list = (v: string) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 export function registerIndex(program: Command): void {
   program
@@ -36,7 +40,11 @@ export function registerIndex(program: Command): void {
     .option('--force', 'replace the content of an existing bundle in --out (a new version; the previous one is kept until the next)')
     .option('--delete <ids...>', 'remove these image or report ids (a new version)')
     .option('--lock-timeout <seconds>', 'how long to wait while another process writes the same bundle', intOpt('--lock-timeout'), 600)
-    .option('--workers <n|lambda:FUNCTION>', 'embedding workers: N threads (each with its own model), or an AWS Lambda function to fan out to', '1')
+    .option(
+      '--workers <n|lambda:FUNCTION>',
+      'embedding workers: N threads (each with its own model), or an AWS Lambda function to fan out to',
+      '1',
+    )
     .option('--lambda-concurrency <n>', 'with --workers lambda:F, Lambda invocations in flight', intOpt('--lambda-concurrency'), 8)
     .option('--threads <n>', 'onnxruntime threads in-process', intOpt('--threads'), 2)
     .option('--batch <n>', 'images per embedding batch', intOpt('--batch'), 32)
@@ -47,16 +55,28 @@ export function registerIndex(program: Command): void {
     .option('--thumbnails', 'store a 256 px JPEG preview of each image in the bundle (for the API)')
     .option('--json', 'print the summary as JSON')
     .action(async (opts) => {
-      const lock = { waitMs: opts.lockTimeout * 1000, onWait: (holder: string) => console.error(`medclip: waiting for ${holder} to finish writing ${opts.out}`) };
+      const lock = {
+        waitMs: opts.lockTimeout * 1000,
+        onWait: (holder: string) => console.error(`medclip: waiting for ${holder} to finish writing ${opts.out}`),
+      };
       if (opts.delete) {
         const r = await deleteFromBundle(opts.out, opts.model, opts.delete, lock);
-        console.log(opts.json ? JSON.stringify(r) : `marked ${r.deleted} item(s) deleted (version ${r.version})${r.unknown.length ? `; not found: ${r.unknown.join(', ')}` : ''}`);
+        console.log(
+          opts.json
+            ? JSON.stringify(r)
+            : `marked ${r.deleted} item(s) deleted (version ${r.version})${r.unknown.length ? `; not found: ${r.unknown.join(', ')}` : ''}`,
+        );
         if (r.deleted === 0) process.exitCode = 1;
         return;
       }
       // Rate and ETA are our own: shown only once measured (>= 2 s of work since this collection started, items
       // carried over from an --append or --resume not counted), never a first-batch spike or a placeholder.
-      const bar = new SingleBar({ format: '{collection} [{bar}] {value}/{total} done, {skipped} skipped | {speed} | {etaText}', stream: process.stderr, noTTYOutput: true, notTTYSchedule: 10000 });
+      const bar = new SingleBar({
+        format: '{collection} [{bar}] {value}/{total} done, {skipped} skipped | {speed} | {etaText}',
+        stream: process.stderr,
+        noTTYOutput: true,
+        notTTYSchedule: 10000,
+      });
       let base = 0;
       let current = '';
       let started = false;
@@ -86,7 +106,12 @@ export function registerIndex(program: Command): void {
         inFlight: lambda ? opts.lambdaConcurrency : undefined,
         threads: opts.threads,
         batchSize: opts.batch,
-        hnsw: { ...(opts.m ? { M: opts.m } : {}), ...(opts.efConstruction ? { efConstruction: opts.efConstruction } : {}), ...(opts.efSearch ? { efSearch: opts.efSearch } : {}), ...(opts.shardSize ? { shardSize: opts.shardSize } : {}) },
+        hnsw: {
+          ...(opts.m ? { M: opts.m } : {}),
+          ...(opts.efConstruction ? { efConstruction: opts.efConstruction } : {}),
+          ...(opts.efSearch ? { efSearch: opts.efSearch } : {}),
+          ...(opts.shardSize ? { shardSize: opts.shardSize } : {}),
+        },
         log: (line) => {
           if (started) bar.stop();
           started = false;
@@ -153,12 +178,20 @@ export function registerIndex(program: Command): void {
         if (opts.mustNot) filter.mustNot = list(opts.mustNot);
         if (opts.view) filter.view = list(opts.view);
         if (opts.source) filter.source = list(opts.source);
-        const positives = (labels: Record<string, number>) => Object.entries(labels).filter(([, v]) => v === 1).map(([k]) => k).join(', ') || '-';
+        const positives = (labels: Record<string, number>) =>
+          Object.entries(labels)
+            .filter(([, v]) => v === 1)
+            .map(([k]) => k)
+            .join(', ') || '-';
         const score = (x: number) => Math.round(x * 10000) / 10000;
         if (opts.target === 'images') {
           const hits = index.search('images', query, { k: opts.k, filter });
           if (opts.json) for (const h of hits) console.log(JSON.stringify({ score: score(h.score), ...h.meta }));
-          else printTable(['score', 'id', 'findings', 'view', 'source'], hits.map((h) => [h.score.toFixed(3), h.meta.id, positives(h.meta.labels), h.meta.view ?? '', h.meta.source ?? '']));
+          else
+            printTable(
+              ['score', 'id', 'findings', 'view', 'source'],
+              hits.map((h) => [h.score.toFixed(3), h.meta.id, positives(h.meta.labels), h.meta.view ?? '', h.meta.source ?? '']),
+            );
         } else {
           // the API's ranking: a text query's findings re-rank by polarity agreement
           const findings = opts.text ? queryFindings(String(opts.text)) : undefined;
@@ -171,7 +204,11 @@ export function registerIndex(program: Command): void {
             labels: r.report.labels,
           }));
           if (opts.json) for (const h of hits) console.log(JSON.stringify(h));
-          else printTable(['score', 'relevance', 'report', 'matched sentence', 'report findings'], hits.map((h) => [h.score.toFixed(3), h.relevance?.toFixed(2) ?? '-', h.reportId, h.sentence.text, positives(h.labels)]));
+          else
+            printTable(
+              ['score', 'relevance', 'report', 'matched sentence', 'report findings'],
+              hits.map((h) => [h.score.toFixed(3), h.relevance?.toFixed(2) ?? '-', h.reportId, h.sentence.text, positives(h.labels)]),
+            );
         }
       } finally {
         await model.close();
@@ -185,14 +222,20 @@ export function rateAndEta(items: number, seconds: number, remaining: number | u
   const rate = items / seconds;
   if (remaining === undefined) return { speed: `${rate.toFixed(1)} items/s`, eta: 'ETA once the input is counted' };
   const left = Math.max(0, Math.round(remaining / rate));
-  const hms = left >= 3600 ? `${Math.floor(left / 3600)}h${String(Math.floor((left % 3600) / 60)).padStart(2, '0')}m` : `${Math.floor(left / 60)}m${String(left % 60).padStart(2, '0')}s`;
+  const hms =
+    left >= 3600
+      ? `${Math.floor(left / 3600)}h${String(Math.floor((left % 3600) / 60)).padStart(2, '0')}m`
+      : `${Math.floor(left / 60)}m${String(left % 60).padStart(2, '0')}s`;
   return { speed: `${rate.toFixed(1)} items/s`, eta: `ETA ${hms}` };
 }
 
 /** A plain text table: columns padded to their widest cell (the last one left free). */
 function printTable(header: string[], rows: string[][]): void {
   const widths = header.map((h, c) => Math.min(60, Math.max(h.length, ...rows.map((r) => r[c]!.length))));
-  const line = (cells: string[]) => cells.map((x, c) => (c === cells.length - 1 ? x : x.length > widths[c]! ? `${x.slice(0, widths[c]! - 1)}…` : x.padEnd(widths[c]!))).join('  ');
+  const line = (cells: string[]) =>
+    cells
+      .map((x, c) => (c === cells.length - 1 ? x : x.length > widths[c]! ? `${x.slice(0, widths[c]! - 1)}…` : x.padEnd(widths[c]!)))
+      .join('  ');
   console.log(line(header));
   for (const r of rows) console.log(line(r));
 }

@@ -39,7 +39,10 @@ export function registerLabel(program: Command): void {
       if (opts.uncertainAs !== 'positive' && opts.uncertainAs !== 'negative')
         throw new CliError(`--uncertain-as must be positive or negative, got "${opts.uncertainAs}"`);
       const tableOptions = {
-        textColumns: opts.textColumns.split(',').map((c) => c.trim()).filter(Boolean),
+        textColumns: opts.textColumns
+          .split(',')
+          .map((c) => c.trim())
+          .filter(Boolean),
         ...(opts.split !== undefined ? { split: opts.split } : {}),
         ...(opts.idColumn !== undefined ? { idColumn: opts.idColumn } : {}),
       };

@@ -11,7 +11,6 @@ import { registerClassify } from './classify.ts';
 import { CliError } from './errors.ts';
 import { EXIT_CODE, MedclipError } from '../core/errors.ts';
 
-
 /** The package's version, read from package.json beside the CLI sources. */
 function packageVersion(): string {
   return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;

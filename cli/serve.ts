@@ -14,11 +14,16 @@ export function registerServe(program: Command): void {
     .option('--host <addr>', 'address to bind (non-loopback needs API keys)', '127.0.0.1')
     .option('--images-root <dir>', "folder the index's image paths start from (previews when the bundle has none)")
     .option('--cors <origins>', 'allowed CORS origins, comma-separated, or *')
-    .option('--threads <n>', 'onnxruntime threads per encoder', (v: string) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1 || n > 64) throw new CliError(`--threads must be an integer from 1 to 64, got "${v}"`);
-      return n;
-    }, 1)
+    .option(
+      '--threads <n>',
+      'onnxruntime threads per encoder',
+      (v: string) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > 64) throw new CliError(`--threads must be an integer from 1 to 64, got "${v}"`);
+        return n;
+      },
+      1,
+    )
     .action(async (opts) => {
       const port = Number(opts.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--port must be 0-65535, got "${opts.port}"`);
@@ -32,7 +37,12 @@ export function registerServe(program: Command): void {
           host: opts.host,
           apiKeyHashes: env.MEDCLIP_API_KEY_SHA256,
           authMode: env.MEDCLIP_AUTH,
-          corsOrigins: opts.cors ? String(opts.cors).split(',').map((s: string) => s.trim()).filter(Boolean) : env.MEDCLIP_CORS_ORIGINS,
+          corsOrigins: opts.cors
+            ? String(opts.cors)
+                .split(',')
+                .map((s: string) => s.trim())
+                .filter(Boolean)
+            : env.MEDCLIP_CORS_ORIGINS,
           imagesRoot: opts.imagesRoot,
           threads: opts.threads,
         });

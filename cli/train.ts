@@ -40,10 +40,15 @@ export function registerTrain(program: Command): void {
     .option('--clip <x>', 'gradient clipping (global L2 norm)', num('--clip'), 1)
     .option('--loss <name>', 'semantic (MedCLIP) or infonce (CLIP)', 'semantic')
     .option('--label-temperature <x>', 'temperature of the semantic targets (1 = the paper)', num('--label-temperature', 1e-3), 1)
-    .option('--match-rate <x>', "share of sentences drawn to share a finding with their image", num('--match-rate'), 0.5)
+    .option('--match-rate <x>', 'share of sentences drawn to share a finding with their image', num('--match-rate'), 0.5)
     .option('--no-balance-sources', 'sample images uniformly instead of evenly over the source column')
     .option('--balance-findings', 'draw half of the images by finding, so rare findings reach most batches')
-    .option('--findings-weight <x>', 'weight of the auxiliary findings loss (positive vs negative prompt per observation; 0 = off)', num('--findings-weight'), 0)
+    .option(
+      '--findings-weight <x>',
+      'weight of the auxiliary findings loss (positive vs negative prompt per observation; 0 = off)',
+      num('--findings-weight'),
+      0,
+    )
     .option('--no-prompts', 'do not add the built-in prompt sentences as text-only data')
     .option('--no-augment', 'no image augmentation')
     .option('--eval-every <n>', 'validate and checkpoint every n steps', int('--eval-every'), 200)
@@ -97,7 +102,9 @@ export function registerTrain(program: Command): void {
         seed: opts.seed,
         resume: !!opts.resume,
         cacheDir: opts.cacheDir,
-        valClasses: String(opts.valClasses).split(',').map((s: string) => s.trim()),
+        valClasses: String(opts.valClasses)
+          .split(',')
+          .map((s: string) => s.trim()),
         promptsPerClass: 10,
         workers: opts.workers,
         accumulate: opts.accumulate,
@@ -118,6 +125,8 @@ export function registerTrain(program: Command): void {
         if (started) bar.stop();
         started = false;
       });
-      console.error(`done: ${result.steps} steps; best checkpoint ${result.runDir}/checkpoint-best${result.best ? ` (val score ${result.best.score.toFixed(3)} at step ${result.best.step})` : ''}`);
+      console.error(
+        `done: ${result.steps} steps; best checkpoint ${result.runDir}/checkpoint-best${result.best ? ` (val score ${result.best.score.toFixed(3)} at step ${result.best.step})` : ''}`,
+      );
     });
 }

@@ -98,12 +98,15 @@ export async function fetchBundle(o: FetchBundleOptions): Promise<string> {
   const keys: string[] = [];
   let token: string | undefined;
   do {
-    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix ? `${prefix}/` : undefined, ContinuationToken: token }));
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix ? `${prefix}/` : undefined, ContinuationToken: token }),
+    );
     for (const obj of page.Contents ?? []) if (obj.Key && !obj.Key.endsWith('/')) keys.push(obj.Key);
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
   const names = keys.map((k) => (prefix ? k.slice(prefix.length + 1) : k)).filter((n) => n !== 'manifest.json');
-  for (const name of Object.keys(expected)) if (!names.includes(name)) throw new BundleFetchError(`${o.uri}: ${name} is listed in the manifest but missing`);
+  for (const name of Object.keys(expected))
+    if (!names.includes(name)) throw new BundleFetchError(`${o.uri}: ${name} is listed in the manifest but missing`);
 
   await mkdir(o.cacheDir, { recursive: true });
   // One fetcher per cache slot at a time (several processes may share /tmp); the second finds the first's copy.
@@ -121,7 +124,8 @@ export async function fetchBundle(o: FetchBundleOptions): Promise<string> {
           if (!target.startsWith(resolve(tmp) + sep)) throw new BundleFetchError(`${o.uri}: object name leaves the bundle (${name})`);
           const { bytes } = await getObject(client, bucket, key(name));
           const want = expected[name];
-          if (want && createHash('sha256').update(bytes).digest('hex') !== want) throw new BundleFetchError(`${o.uri}: ${name} does not match its sha256 (corrupted or replaced mid-upload)`);
+          if (want && createHash('sha256').update(bytes).digest('hex') !== want)
+            throw new BundleFetchError(`${o.uri}: ${name} does not match its sha256 (corrupted or replaced mid-upload)`);
           await mkdir(dirname(target), { recursive: true });
           await writeFile(target, bytes);
         }

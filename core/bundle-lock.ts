@@ -76,7 +76,9 @@ export async function withLock<T>(dir: string, task: string, fn: (assertHeld: ()
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
       if (Date.now() >= deadline)
-        throw new LockTimeoutError(`${dir} is being written by ${await lockHolder(target)}; gave up after ${Math.round(waitMs / 1000)} s (raise the wait with --lock-timeout)`);
+        throw new LockTimeoutError(
+          `${dir} is being written by ${await lockHolder(target)}; gave up after ${Math.round(waitMs / 1000)} s (raise the wait with --lock-timeout)`,
+        );
       if (!told) {
         o.onWait?.(await lockHolder(target));
         told = true;

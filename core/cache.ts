@@ -20,7 +20,10 @@ export const CACHE_BUDGETS = {
 
 export type CacheName = keyof typeof CACHE_BUDGETS;
 
-export function boundedCache<K extends NonNullable<unknown>, V extends NonNullable<unknown>>(name: CacheName, sizeOf: (value: V, key: K) => number): LRUCache<K, V> {
+export function boundedCache<K extends NonNullable<unknown>, V extends NonNullable<unknown>>(
+  name: CacheName,
+  sizeOf: (value: V, key: K) => number,
+): LRUCache<K, V> {
   return new LRUCache<K, V>({ maxSize: CACHE_BUDGETS[name], sizeCalculation: (v, k) => Math.max(1, Math.ceil(sizeOf(v, k))) });
 }
 

@@ -10,8 +10,16 @@ import { MedclipError } from './errors.ts';
 const list = z
   .string()
   .optional()
-  .transform((v) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean));
-const s3Uri = z.string().regex(/^s3:\/\/[a-z0-9.-]{3,63}(\/.*)?$/, 'must be s3://bucket/prefix').optional();
+  .transform((v) =>
+    (v ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+const s3Uri = z
+  .string()
+  .regex(/^s3:\/\/[a-z0-9.-]{3,63}(\/.*)?$/, 'must be s3://bucket/prefix')
+  .optional();
 
 export const EnvSchema = z.object({
   /** Bundles from S3 (fetched into MEDCLIP_CACHE_DIR), or local folders. */
@@ -32,6 +40,7 @@ export type MedclipEnv = z.infer<typeof EnvSchema>;
 
 export function readEnv(env: Record<string, string | undefined> = process.env): MedclipEnv {
   const r = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('MEDCLIP_') && v !== '')));
-  if (!r.success) throw new MedclipError(`bad environment: ${r.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`, 'input');
+  if (!r.success)
+    throw new MedclipError(`bad environment: ${r.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`, 'input');
   return r.data;
 }

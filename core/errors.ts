@@ -25,4 +25,9 @@ export const EXIT_CODE: Record<ErrorKind, number> = { input: 1, data: 1, unavail
 
 export const HTTP_STATUS: Record<ErrorKind, 400 | 500 | 503> = { input: 400, data: 500, unavailable: 503, internal: 500 };
 
-export const HTTP_TITLE: Record<ErrorKind, string> = { input: 'Invalid request', data: 'Stored data error', unavailable: 'Unavailable', internal: 'Internal error' };
+export const HTTP_TITLE: Record<ErrorKind, string> = {
+  input: 'Invalid request',
+  data: 'Stored data error',
+  unavailable: 'Unavailable',
+  internal: 'Internal error',
+};

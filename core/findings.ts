@@ -18,7 +18,12 @@ export interface FindingPrompts {
 export const FINDING_PROMPTS: Record<Observation, FindingPrompts> = {
   'No Finding': {
     positive: ['no acute cardiopulmonary abnormality', 'the lungs are clear', 'normal chest radiograph', 'no active disease in the chest'],
-    negative: ['acute cardiopulmonary abnormality', 'abnormal chest radiograph', 'there is active disease in the chest', 'the lungs are not clear'],
+    negative: [
+      'acute cardiopulmonary abnormality',
+      'abnormal chest radiograph',
+      'there is active disease in the chest',
+      'the lungs are not clear',
+    ],
   },
   'Enlarged Cardiomediastinum': {
     positive: ['the mediastinum is widened', 'enlarged cardiomediastinal silhouette', 'mediastinal widening'],
@@ -33,7 +38,12 @@ export const FINDING_PROMPTS: Record<Observation, FindingPrompts> = {
     negative: ['no pulmonary nodule', 'no lung mass', 'no nodules or masses', 'no focal lung lesion'],
   },
   'Lung Opacity': {
-    positive: ['there is an airspace opacity', 'patchy opacities in the lung bases', 'pulmonary infiltrate', 'increased opacity in the right lower lobe'],
+    positive: [
+      'there is an airspace opacity',
+      'patchy opacities in the lung bases',
+      'pulmonary infiltrate',
+      'increased opacity in the right lower lobe',
+    ],
     negative: ['no airspace opacity', 'no focal opacity', 'no pulmonary infiltrate', 'the lungs are clear without opacity'],
   },
   Edema: {
@@ -57,11 +67,21 @@ export const FINDING_PROMPTS: Record<Observation, FindingPrompts> = {
     negative: ['no pneumothorax', 'there is no pneumothorax', 'no evidence of pneumothorax', 'pneumothorax is not seen'],
   },
   'Pleural Effusion': {
-    positive: ['there is a right pleural effusion', 'small left pleural effusion', 'bilateral pleural effusions', 'moderate pleural effusion'],
+    positive: [
+      'there is a right pleural effusion',
+      'small left pleural effusion',
+      'bilateral pleural effusions',
+      'moderate pleural effusion',
+    ],
     negative: ['no pleural effusion', 'there is no pleural effusion', 'no effusion', 'no evidence of pleural effusion'],
   },
   'Pleural Other': {
-    positive: ['pleural thickening', 'apical pleural thickening', 'pleural scarring', 'blunting of the costophrenic angle from pleural thickening'],
+    positive: [
+      'pleural thickening',
+      'apical pleural thickening',
+      'pleural scarring',
+      'blunting of the costophrenic angle from pleural thickening',
+    ],
     negative: ['no pleural thickening', 'no pleural abnormality', 'the pleura is normal', 'no pleural scarring'],
   },
   Fracture: {
@@ -99,7 +119,10 @@ export function findingProbability(margin: number, logitScale: number, temperatu
  * The temperature that minimises the negative log-likelihood of known labels (golden-section search over log T),
  * given each labelled case's cosine margin. Unknown labels are left out by the caller.
  */
-export function fitFindingsTemperature(cases: { margin: number; present: boolean }[], logitScale: number): { temperature: number; nll: number } {
+export function fitFindingsTemperature(
+  cases: { margin: number; present: boolean }[],
+  logitScale: number,
+): { temperature: number; nll: number } {
   const nll = (logT: number) => {
     const t = Math.exp(logT);
     let s = 0;

@@ -150,7 +150,6 @@ export function hnswFileComplete(bytes: Uint8Array): boolean {
   return pos === bytes.length;
 }
 
-
 /** Bundles at least this large are hashed on a worker thread while the rest loads. */
 const HASH_IN_WORKER_BYTES = 32 << 20;
 
@@ -356,14 +355,20 @@ export class IndexBundle {
     try {
       manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as IndexManifest;
     } catch (err) {
-      throw new IndexError(`${dir}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no manifest.json (not an index bundle)' : 'manifest.json is not valid JSON'}`);
+      throw new IndexError(
+        `${dir}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no manifest.json (not an index bundle)' : 'manifest.json is not valid JSON'}`,
+      );
     }
-    if (manifest?.format !== INDEX_FORMAT) throw new IndexError(`${dir}: unsupported index format "${String(manifest?.format)}" (expected ${INDEX_FORMAT})`);
+    if (manifest?.format !== INDEX_FORMAT)
+      throw new IndexError(`${dir}: unsupported index format "${String(manifest?.format)}" (expected ${INDEX_FORMAT})`);
     if (!manifest.model || typeof manifest.model.sha256 !== 'string') throw new IndexError(`${dir}: manifest does not name its model`);
     const verify = options.verify !== false;
     const collections = COLLECTIONS.flatMap((name) => (manifest.collections?.[name] ? [[name, manifest.collections[name]] as const] : []));
     // Every file the load reads, in the order it needs them.
-    const names = [...collections.flatMap(([, c]) => c.shards.flatMap((s) => [s.file, s.meta])), ...(manifest.reports ? [manifest.reports] : [])];
+    const names = [
+      ...collections.flatMap(([, c]) => c.shards.flatMap((s) => [s.file, s.meta])),
+      ...(manifest.reports ? [manifest.reports] : []),
+    ];
     let totalBytes = 0;
     for (const name of names) {
       if (verify && !manifest.sha256?.[name]) throw new IndexError(`${dir}: manifest has no sha256 for ${name}`);
@@ -374,7 +379,12 @@ export class IndexBundle {
         throw new IndexError(`${dir}: missing ${name}`);
       }
     }
-    const digests = verify ? hashFiles(names.map((n) => bundleFile(dir, n)), { worker: options.hashInWorker ?? totalBytes >= HASH_IN_WORKER_BYTES }) : undefined;
+    const digests = verify
+      ? hashFiles(
+          names.map((n) => bundleFile(dir, n)),
+          { worker: options.hashInWorker ?? totalBytes >= HASH_IN_WORKER_BYTES },
+        )
+      : undefined;
     const verified = async (name: string): Promise<void> => {
       if (!digests) return;
       let actual: string;
@@ -395,18 +405,24 @@ export class IndexBundle {
     for (const p of metaBytes.values()) p.catch(() => {}); // awaited below, unless an earlier check throws
     const m = await options.model;
     if (m && manifest.model.sha256 !== m.manifestSha256)
-      throw new IndexError(`${dir}: built with model "${manifest.model.name}" (${manifest.model.sha256.slice(0, 12)}), not the loaded model "${m.name}" (${m.manifestSha256.slice(0, 12)}); rebuild the index with this model`);
+      throw new IndexError(
+        `${dir}: built with model "${manifest.model.name}" (${manifest.model.sha256.slice(0, 12)}), not the loaded model "${m.name}" (${m.manifestSha256.slice(0, 12)}); rebuild the index with this model`,
+      );
     const bundle = new IndexBundle(dir, manifest);
     for (const [name, c] of collections) {
-      if (m && c.dim !== m.embedDim) throw new IndexError(`${dir}: ${name} vectors have dimension ${c.dim}, the model embeds to ${m.embedDim}`);
+      if (m && c.dim !== m.embedDim)
+        throw new IndexError(`${dir}: ${name} vectors have dimension ${c.dim}, the model embeds to ${m.embedDim}`);
       for (const shard of c.shards) {
         // Metadata lines are only located here (parsed on demand, after verification completes below).
         const meta = new LazyLines<ItemMeta>(await metaBytes.get(shard.meta)!, shard.meta);
         await verified(shard.file);
         const header = hnswHeader(readHead(bundleFile(dir, shard.file), 96));
-        if (header.dim !== c.dim) throw new IndexError(`${dir}: ${shard.file} holds ${header.dim}-dimensional vectors, the manifest says ${c.dim}`);
+        if (header.dim !== c.dim)
+          throw new IndexError(`${dir}: ${shard.file} holds ${header.dim}-dimensional vectors, the manifest says ${c.dim}`);
         if (meta.length !== header.count || header.count !== shard.count)
-          throw new IndexError(`${dir}: ${shard.file} holds ${header.count} vectors but ${shard.meta} has ${meta.length} lines (manifest: ${shard.count})`);
+          throw new IndexError(
+            `${dir}: ${shard.file} holds ${header.count} vectors but ${shard.meta} has ${meta.length} lines (manifest: ${shard.count})`,
+          );
         const index = new hnswlib.HierarchicalNSW('ip', c.dim);
         index.readIndexSync(bundleFile(dir, shard.file));
         index.setEf(c.efSearch);
@@ -417,7 +433,8 @@ export class IndexBundle {
     }
     if (manifest.reports) {
       await verified(manifest.reports);
-      for (const r of parseJsonl<StoredReport>(readFileSync(bundleFile(dir, manifest.reports), 'utf8'), manifest.reports)) if (!r.deleted) bundle.reports.set(r.id, r);
+      for (const r of parseJsonl<StoredReport>(readFileSync(bundleFile(dir, manifest.reports), 'utf8'), manifest.reports))
+        if (!r.deleted) bundle.reports.set(r.id, r);
     }
     return bundle;
   }
@@ -442,7 +459,8 @@ export class IndexBundle {
       throw new IndexError(`${this.dir}: missing ${name}`);
     });
     const want = this.manifest.sha256?.[name];
-    if (want && createHash('sha256').update(bytes).digest('hex') !== want) throw new IndexError(`${this.dir}: ${name} does not match its sha256 (corrupted or modified)`);
+    if (want && createHash('sha256').update(bytes).digest('hex') !== want)
+      throw new IndexError(`${this.dir}: ${name} does not match its sha256 (corrupted or modified)`);
     return parseJsonl<E>(bytes.toString('utf8'), name);
   }
 
@@ -472,11 +490,17 @@ export class IndexBundle {
    * `rerank` replaces a candidate's dense score for ordering (e.g. core/search-rank's negation-aware fusion); the
    * pool is then wider (k * 20), since the dense top may be all negations.
    */
-  searchReports(query: Float32Array, options: SearchOptions & { rerank?: (meta: SentenceMeta, dense: number) => number }): (Hit<SentenceMeta> & { fused: number })[] {
+  searchReports(
+    query: Float32Array,
+    options: SearchOptions & { rerank?: (meta: SentenceMeta, dense: number) => number },
+  ): (Hit<SentenceMeta> & { fused: number })[] {
     const total = this.count('reports');
     let want = Math.min(total, Math.max(options.k * (options.rerank ? 20 : 5), options.rerank ? 200 : 50));
     for (;;) {
-      const candidates = this.search('reports', query, { ...options, k: want }).map((h) => ({ ...h, fused: options.rerank ? options.rerank(h.meta, h.score) : h.score }));
+      const candidates = this.search('reports', query, { ...options, k: want }).map((h) => ({
+        ...h,
+        fused: options.rerank ? options.rerank(h.meta, h.score) : h.score,
+      }));
       candidates.sort((a, b) => b.fused - a.fused);
       const best = new Map<string, Hit<SentenceMeta> & { fused: number }>();
       for (const h of candidates) if (!best.has(h.meta.reportId) && this.reports.has(h.meta.reportId)) best.set(h.meta.reportId, h);

@@ -154,7 +154,8 @@ export class MedClipModel {
       [imageSession, ['pixel_values'], 'image'],
       [textSession, ['input_ids', 'attention_mask'], 'text'],
     ] as const) {
-      for (const name of inputs) if (!session.inputNames.includes(name)) throw new ModelError(`${dir}: ${what} encoder has no input "${name}"`);
+      for (const name of inputs)
+        if (!session.inputNames.includes(name)) throw new ModelError(`${dir}: ${what} encoder has no input "${name}"`);
     }
     return new MedClipModel(dir, manifest, sha256(manifestBytes), tokenizer, imageSession, textSession);
   }
@@ -207,7 +208,9 @@ export class MedClipModel {
 
   private checkOutput(t: ort.Tensor, n: number, what: string): Float32Array {
     if (t.type !== 'float32' || t.dims.length !== 2 || t.dims[0] !== n || t.dims[1] !== this.embedDim)
-      throw new ModelError(`${this.dir}: ${what} encoder returned [${t.dims.join(', ')}] ${t.type}, expected [${n}, ${this.embedDim}] float32`);
+      throw new ModelError(
+        `${this.dir}: ${what} encoder returned [${t.dims.join(', ')}] ${t.type}, expected [${n}, ${this.embedDim}] float32`,
+      );
     return t.data as Float32Array;
   }
 
@@ -240,7 +243,11 @@ export class MedClipModel {
    * Findings mode: per observation, the cosine margin between its positive and negative prompt sets
    * (`core/findings.ts`), and P(present) = sigmoid(logitScale * margin / temperature), each independent.
    */
-  async findings(imageEmbedding: Float32Array, names?: string[], temperature = this.manifest.findings?.temperature ?? 1): Promise<{ name: Observation; probability: number; margin: number }[]> {
+  async findings(
+    imageEmbedding: Float32Array,
+    names?: string[],
+    temperature = this.manifest.findings?.temperature ?? 1,
+  ): Promise<{ name: Observation; probability: number; margin: number }[]> {
     const wanted = resolveFindingNames(names);
     const pos = await this.classEmbeddings(wanted.map((n) => ({ name: n, prompts: FINDING_PROMPTS[n].positive })));
     const neg = await this.classEmbeddings(wanted.map((n) => ({ name: n, prompts: FINDING_PROMPTS[n].negative })));

@@ -78,7 +78,8 @@ export class QuerySpeller {
       changed = true;
       return fix;
     });
-    const warnings = recognised === 0 ? ['no known term was recognised (is the query in English?): the hits are ranked by similarity only'] : [];
+    const warnings =
+      recognised === 0 ? ['no known term was recognised (is the query in English?): the hits are ranked by similarity only'] : [];
     return { ...(changed ? { corrected } : {}), warnings };
   }
 }

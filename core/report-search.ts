@@ -22,7 +22,10 @@ export class ReportSearch {
   /** `findings` from a text query re-rank by agreement; an image query (no findings to agree with) ranks by cosine. */
   search(vector: Float32Array, o: { k: number; filter?: SearchFilter; findings?: QueryFinding[] }): ReportHit[] {
     const findings = o.findings ?? [];
-    const agreements = (meta: SentenceMeta): [number, number] => [findingAgreement(findings, meta.labels), findingAgreement(findings, this.sentences.labels(this.index.report(meta.reportId)!))];
+    const agreements = (meta: SentenceMeta): [number, number] => [
+      findingAgreement(findings, meta.labels),
+      findingAgreement(findings, this.sentences.labels(this.index.report(meta.reportId)!)),
+    ];
     const scoring = findings.length > 0;
     const rerank = scoring ? (meta: SentenceMeta, dense: number) => fusedScore(dense, ...agreements(meta)) : undefined;
     return this.index.searchReports(vector, { k: o.k, filter: o.filter, rerank }).map((h) => {

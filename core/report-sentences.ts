@@ -15,7 +15,10 @@ interface Split {
 }
 
 export class ReportSentences {
-  private readonly cache = boundedCache<string, Split>('report-sentences', (v, k) => stringBytes(k) + 256 + v.sentences.reduce((n, x) => n + stringBytes(x) + 16, 0));
+  private readonly cache = boundedCache<string, Split>(
+    'report-sentences',
+    (v, k) => stringBytes(k) + 256 + v.sentences.reduce((n, x) => n + stringBytes(x) + 16, 0),
+  );
 
   private split(report: { id: string; text: Record<string, string> }): Split {
     let s = this.cache.get(report.id);

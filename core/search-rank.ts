@@ -32,7 +32,11 @@ export const AGREEMENT_WEIGHT = 0.05;
 export const RELEVANCE = { bias: 1.141, dense: 102.41, agreement: -0.6385, reportAgreement: 2.3933, denseCenter: 0.9958 };
 
 export function reportRelevance(dense: number, agreement: number, reportAgreement: number): number {
-  const z = RELEVANCE.bias + RELEVANCE.dense * (dense - RELEVANCE.denseCenter) + RELEVANCE.agreement * agreement + RELEVANCE.reportAgreement * reportAgreement;
+  const z =
+    RELEVANCE.bias +
+    RELEVANCE.dense * (dense - RELEVANCE.denseCenter) +
+    RELEVANCE.agreement * agreement +
+    RELEVANCE.reportAgreement * reportAgreement;
   return 1 / (1 + Math.exp(-z));
 }
 
@@ -40,7 +44,13 @@ export function reportRelevance(dense: number, agreement: number, reportAgreemen
 export const REPORT_AGREEMENT_WEIGHT = 0.05;
 
 /** The ranking score of a report's sentence: cosine plus the weighted agreements. */
-export function fusedScore(dense: number, agreement: number, reportAgreement: number, weight = AGREEMENT_WEIGHT, reportWeight = REPORT_AGREEMENT_WEIGHT): number {
+export function fusedScore(
+  dense: number,
+  agreement: number,
+  reportAgreement: number,
+  weight = AGREEMENT_WEIGHT,
+  reportWeight = REPORT_AGREEMENT_WEIGHT,
+): number {
   return dense + weight * agreement + reportWeight * reportAgreement;
 }
 

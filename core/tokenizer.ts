@@ -49,7 +49,11 @@ export function bertTokenizerJson(vocab: Record<string, number>): TokenizerJson 
     pre_tokenizer: { type: 'BertPreTokenizer' },
     post_processor: {
       type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '[SEP]', type_id: 0 } }],
+      single: [
+        { SpecialToken: { id: '[CLS]', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '[SEP]', type_id: 0 } },
+      ],
       pair: [
         { SpecialToken: { id: '[CLS]', type_id: 0 } },
         { Sequence: { id: 'A', type_id: 0 } },
@@ -81,7 +85,8 @@ export function trainWordPiece(texts: Iterable<string>, options: WordPieceTrainO
   const vocabSize = options.vocabSize ?? 4096;
   const minFrequency = options.minFrequency ?? 2;
   const limitAlphabet = options.limitAlphabet ?? 1000;
-  if (!Number.isInteger(vocabSize) || vocabSize < SPECIAL_TOKENS.length + 2) throw new TokenizerError(`vocabSize must be an integer >= ${SPECIAL_TOKENS.length + 2}`);
+  if (!Number.isInteger(vocabSize) || vocabSize < SPECIAL_TOKENS.length + 2)
+    throw new TokenizerError(`vocabSize must be an integer >= ${SPECIAL_TOKENS.length + 2}`);
 
   // Normalise and pre-tokenise exactly as the loaded tokenizer will.
   const skeleton = new Tokenizer(bertTokenizerJson(Object.fromEntries(SPECIAL_TOKENS.map((t, i) => [t, i]))), {});

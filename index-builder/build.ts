@@ -91,13 +91,26 @@ interface BuildState {
 
 const abs = (p: string | undefined) => (p ? resolve(p) : null);
 const flagName: Record<keyof BuildInputs, string> = {
-  mode: '--append', modelSha256: '--model', images: '--images', imageDir: '--image-dir', root: '--root', split: '--split', reports: '--reports',
-  reportSplit: '--report-split', idColumn: '--id-column', textColumns: '--text-columns', hnsw: 'HNSW parameters', thumbnails: '--thumbnails', baseVersion: 'bundle version',
+  mode: '--append',
+  modelSha256: '--model',
+  images: '--images',
+  imageDir: '--image-dir',
+  root: '--root',
+  split: '--split',
+  reports: '--reports',
+  reportSplit: '--report-split',
+  idColumn: '--id-column',
+  textColumns: '--text-columns',
+  hnsw: 'HNSW parameters',
+  thumbnails: '--thumbnails',
+  baseVersion: 'bundle version',
 };
 
 /** The flags whose values differ between two runs' inputs. */
 function differingInputs(a: BuildInputs, b: BuildInputs): string[] {
-  return (Object.keys(flagName) as (keyof BuildInputs)[]).filter((k) => JSON.stringify(a[k] ?? null) !== JSON.stringify(b[k] ?? null)).map((k) => flagName[k]);
+  return (Object.keys(flagName) as (keyof BuildInputs)[])
+    .filter((k) => JSON.stringify(a[k] ?? null) !== JSON.stringify(b[k] ?? null))
+    .map((k) => flagName[k]);
 }
 
 /** The live version folder of a bundle location, as a build error. */
@@ -135,7 +148,12 @@ async function* batches<T>(source: AsyncIterable<T>, size: number): AsyncGenerat
 }
 
 /** Run `work` over batches with up to `inFlight` at once, committing results strictly in order. */
-async function pipeline<T, R>(source: AsyncIterable<T[]>, inFlight: number, work: (b: T[]) => Promise<R>, commit: (b: T[], r: R) => Promise<void>): Promise<void> {
+async function pipeline<T, R>(
+  source: AsyncIterable<T[]>,
+  inFlight: number,
+  work: (b: T[]) => Promise<R>,
+  commit: (b: T[], r: R) => Promise<void>,
+): Promise<void> {
   const pending: { batch: T[]; result: Promise<R> }[] = [];
   for await (const batch of source) {
     const result = work(batch);
@@ -168,7 +186,9 @@ async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void)
   const partialDir = `${out}.partial`;
   const live = await liveVersion(out);
   if (live && !o.append && !o.force && !(o.resume && existsSync(partialDir)))
-    throw new IndexBuildError(`${o.out} already exists: use --append to add to it, --force to replace its content, or choose another --out`);
+    throw new IndexBuildError(
+      `${o.out} already exists: use --append to add to it, --force to replace its content, or choose another --out`,
+    );
   if (!live && existsSync(out) && (await readdir(out)).some((n) => !n.startsWith('.')))
     throw new IndexBuildError(`${o.out} exists and is not an index bundle; choose another --out`);
   if (o.append && !live) throw new IndexBuildError(`--append: ${o.out} is not an index bundle`);
@@ -176,7 +196,8 @@ async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void)
 
   const model = await MedClipModel.load(o.model, { threads: o.threads ?? 2 });
   const hnsw: HnswParams = { ...DEFAULT_HNSW, ...o.hnsw };
-  const embedder: Embedder = o.embedder ?? ((o.workers ?? 0) > 1 ? await ThreadEmbedder.start(o.model, o.workers!) : new LocalEmbedder(model));
+  const embedder: Embedder =
+    o.embedder ?? ((o.workers ?? 0) > 1 ? await ThreadEmbedder.start(o.model, o.workers!) : new LocalEmbedder(model));
   try {
     const inputs: BuildInputs = {
       mode: o.append ? 'append' : 'build',
@@ -204,12 +225,16 @@ async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void)
       }
       const what = previous.inputs?.mode === 'append' ? 'an interrupted --append' : 'an interrupted build';
       if (!o.resume)
-        throw new IndexBuildError(`${what} of ${o.out} (started ${previous.startedAt ?? 'earlier'}) is kept in ${partialDir}: rerun it with --resume and the same inputs to finish it, or delete that folder`);
+        throw new IndexBuildError(
+          `${what} of ${o.out} (started ${previous.startedAt ?? 'earlier'}) is kept in ${partialDir}: rerun it with --resume and the same inputs to finish it, or delete that folder`,
+        );
       const differs = previous.inputs ? differingInputs(previous.inputs, inputs) : ['(no recorded inputs)'];
       if (differs.length)
         throw new IndexBuildError(
           `--resume: ${what} in ${partialDir} was started with a different ${differs.join(', ')}` +
-            (differs.includes('bundle version') ? ` (the bundle moved from version ${previous.inputs.baseVersion} to ${inputs.baseVersion} since)` : '') +
+            (differs.includes('bundle version')
+              ? ` (the bundle moved from version ${previous.inputs.baseVersion} to ${inputs.baseVersion} since)`
+              : '') +
             '; rerun with the same inputs, or delete that folder to start over',
         );
       log(`resuming the build in ${partialDir}`);
@@ -234,10 +259,19 @@ async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void)
 
     const batchSize = o.batchSize ?? 32;
     const inFlight = o.inFlight ?? Math.max(2, o.workers ?? 0);
-    const summary: BuildSummary = { out, version, images: { indexed: 0, skipped: 0 }, reports: { reports: 0, sentences: 0, skipped: 0 }, errorsFile: join(out, versionName(version), 'errors.jsonl') };
+    const summary: BuildSummary = {
+      out,
+      version,
+      images: { indexed: 0, skipped: 0 },
+      reports: { reports: 0, sentences: 0, skipped: 0 },
+      errorsFile: join(out, versionName(version), 'errors.jsonl'),
+    };
 
     if (o.images || o.imageDir) {
-      const done = new Set<string>([...images.items.map((i) => i.id), ...errors.lines.filter((e) => e.collection === 'images').map((e) => e.id)]);
+      const done = new Set<string>([
+        ...images.items.map((i) => i.id),
+        ...errors.lines.filter((e) => e.collection === 'images').map((e) => e.id),
+      ]);
       const source = o.images ? tableImages(o.images, { root: o.root, split: o.split }) : scanImageDir(o.imageDir!);
       // Counted alongside the work, not before it: a 100k-row table would otherwise delay the first image by seconds.
       const total = countInBackground(o.images ? tableImages(o.images, { root: o.root, split: o.split }) : scanImageDir(o.imageDir!));
@@ -263,11 +297,14 @@ async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void)
             for (const m of metas) {
               const item = batch.find((b) => b.id === m.id)!;
               // the image embedded fine; a preview that cannot be made only means the API shows none
-              const jpeg = await readFile(item.file).then(thumbnailJpeg, () => undefined).catch(() => undefined);
+              const jpeg = await readFile(item.file)
+                .then(thumbnailJpeg, () => undefined)
+                .catch(() => undefined);
               const file = join(partialDir, 'thumbs', thumbnailName(m.id));
-              if (jpeg) await writeFile(file, jpeg).catch((err) => {
-                throw new IndexBuildError(`cannot write ${file}: ${fsErrorReason(err)}`);
-              });
+              if (jpeg)
+                await writeFile(file, jpeg).catch((err) => {
+                  throw new IndexBuildError(`cannot write ${file}: ${fsErrorReason(err)}`);
+                });
             }
           }
           await images.append(vectors, metas);
@@ -298,9 +335,14 @@ async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void)
             for (const f of failed) log(`skipped report ${f.id}: ${f.reason}`);
             return;
           }
-          await sentences.append(vectors, batch.flatMap((r) => r.sentences.map((s) => s.meta)));
+          await sentences.append(
+            vectors,
+            batch.flatMap((r) => r.sentences.map((s) => s.meta)),
+          );
           const empty = batch.filter((r) => r.sentences.length === 0);
-          await errors.append(empty.map((r) => ({ collection: 'reports', id: r.report.id, reason: 'empty: no findings or impression text' })));
+          await errors.append(
+            empty.map((r) => ({ collection: 'reports', id: r.report.id, reason: 'empty: no findings or impression text' })),
+          );
           await reports.append(batch.filter((r) => r.sentences.length > 0).map((r) => r.report));
           o.onProgress?.('reports', reports.lines.length, errors.lines.filter((e) => e.collection === 'reports').length, total.count);
         },
@@ -315,7 +357,12 @@ async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void)
     summary.reports.skipped = errors.lines.filter((e) => e.collection === 'reports').length;
     if (images.items.length === 0 && sentences.items.length === 0) {
       await rm(partialDir, { recursive: true, force: true });
-      throw new IndexBuildError(`nothing could be indexed (${errors.lines.length} item(s) skipped; first: ${errors.lines.slice(0, 3).map((e) => `${e.id} (${e.reason})`).join(', ')})`);
+      throw new IndexBuildError(
+        `nothing could be indexed (${errors.lines.length} item(s) skipped; first: ${errors.lines
+          .slice(0, 3)
+          .map((e) => `${e.id} (${e.reason})`)
+          .join(', ')})`,
+      );
     }
     const collections: Partial<Record<CollectionName, CollectionData>> = {};
     if (images.items.length) collections.images = { dim, vectors: await images.vectors(), items: images.items };
@@ -339,11 +386,24 @@ async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void)
 }
 
 /** Copy the latest version's items, vectors, reports, errors and thumbnails into a fresh partial build (for --append). */
-async function seedFromBundle(dir: string, model: MedClipModel, images: PartialCollection, sentences: PartialCollection, reports: PartialLines<StoredReport>, errors: PartialLines<BuildError>): Promise<void> {
+async function seedFromBundle(
+  dir: string,
+  model: MedClipModel,
+  images: PartialCollection,
+  sentences: PartialCollection,
+  reports: PartialLines<StoredReport>,
+  errors: PartialLines<BuildError>,
+): Promise<void> {
   const bundle = await IndexBundle.load(dir, { model });
-  for (const [name, target] of [['images', images], ['reports', sentences]] as const) {
+  for (const [name, target] of [
+    ['images', images],
+    ['reports', sentences],
+  ] as const) {
     const entries = [...bundle.entries(name)];
-    await target.append(entries.map((e) => e.vector), entries.map((e) => e.meta));
+    await target.append(
+      entries.map((e) => e.vector),
+      entries.map((e) => e.meta),
+    );
   }
   await reports.append([...bundle.reports.values()]);
   await errors.append(await bundle.buildErrors<BuildError>());
@@ -358,61 +418,77 @@ async function seedFromBundle(dir: string, model: MedClipModel, images: PartialC
 }
 
 /** Remove items (image ids, report ids with their sentences) in a new version of the bundle; waits for other writers. */
-export async function deleteFromBundle(dir: string, modelDir: string, ids: string[], lock?: LockOptions): Promise<{ deleted: number; unknown: string[]; version: number }> {
-  return withLock(resolve(dir), 'medclip index --delete', async (assertHeld) => {
-    if (!(await liveVersion(dir))) throw new IndexBuildError(`--delete: ${dir} is not an index bundle`);
-    const model = await MedClipModel.load(modelDir);
-    try {
-      const bundle = await IndexBundle.load(dir, { model });
-      const wanted = new Set(ids);
-      const found = new Set<string>();
-      const m = bundle.manifest;
-      const collections: Partial<Record<CollectionName, CollectionData>> = {};
-      for (const name of ['images', 'reports'] as const) {
-        const c = m.collections[name];
-        if (!c) continue;
-        const items: ItemMeta[] = [];
-        const kept: Float32Array[] = [];
-        for (const { meta, vector } of bundle.entries(name)) {
-          const owner = name === 'images' ? meta.id : (meta as SentenceMeta).reportId;
-          if (wanted.has(owner)) {
-            found.add(owner);
-            continue;
+export async function deleteFromBundle(
+  dir: string,
+  modelDir: string,
+  ids: string[],
+  lock?: LockOptions,
+): Promise<{ deleted: number; unknown: string[]; version: number }> {
+  return withLock(
+    resolve(dir),
+    'medclip index --delete',
+    async (assertHeld) => {
+      if (!(await liveVersion(dir))) throw new IndexBuildError(`--delete: ${dir} is not an index bundle`);
+      const model = await MedClipModel.load(modelDir);
+      try {
+        const bundle = await IndexBundle.load(dir, { model });
+        const wanted = new Set(ids);
+        const found = new Set<string>();
+        const m = bundle.manifest;
+        const collections: Partial<Record<CollectionName, CollectionData>> = {};
+        for (const name of ['images', 'reports'] as const) {
+          const c = m.collections[name];
+          if (!c) continue;
+          const items: ItemMeta[] = [];
+          const kept: Float32Array[] = [];
+          for (const { meta, vector } of bundle.entries(name)) {
+            const owner = name === 'images' ? meta.id : (meta as SentenceMeta).reportId;
+            if (wanted.has(owner)) {
+              found.add(owner);
+              continue;
+            }
+            items.push(meta);
+            kept.push(vector);
           }
-          items.push(meta);
-          kept.push(vector);
+          const flat = new Float32Array(kept.length * c.dim);
+          kept.forEach((v, i) => flat.set(v, i * c.dim));
+          collections[name] = { dim: c.dim, vectors: flat, items };
         }
-        const flat = new Float32Array(kept.length * c.dim);
-        kept.forEach((v, i) => flat.set(v, i * c.dim));
-        collections[name] = { dim: c.dim, vectors: flat, items };
-      }
-      let reportsOut: StoredReport[] | undefined;
-      if (m.reports) {
-        reportsOut = [];
-        for (const r of bundle.reports.values()) {
-          if (wanted.has(r.id)) found.add(r.id);
-          else reportsOut.push(r);
+        let reportsOut: StoredReport[] | undefined;
+        if (m.reports) {
+          reportsOut = [];
+          for (const r of bundle.reports.values()) {
+            if (wanted.has(r.id)) found.add(r.id);
+            else reportsOut.push(r);
+          }
         }
+        if (found.size === 0) return { deleted: 0, unknown: ids, version: m.version };
+        const c0 = m.collections.images ?? m.collections.reports!;
+        assertHeld();
+        const manifest = await writeBundle(dir, {
+          model: m.model,
+          collections,
+          reports: reportsOut,
+          errors: await bundle.buildErrors<BuildError>(),
+          version: m.version + 1,
+          // previews of the remaining images only
+          thumbsDir: m.thumbnails ? join(bundle.dir, m.thumbnails) : undefined,
+          thumbIds: collections.images?.items.map((i) => i.id),
+          hnsw: {
+            M: c0.M,
+            efConstruction: c0.efConstruction,
+            efSearch: c0.efSearch,
+            shardSize: Math.max(...Object.values(m.collections).flatMap((c) => c!.shards.map((s) => s.count))),
+            seed: DEFAULT_HNSW.seed,
+          },
+        });
+        return { deleted: found.size, unknown: ids.filter((id) => !found.has(id)), version: manifest.version };
+      } finally {
+        await model.close();
       }
-      if (found.size === 0) return { deleted: 0, unknown: ids, version: m.version };
-      const c0 = m.collections.images ?? m.collections.reports!;
-      assertHeld();
-      const manifest = await writeBundle(dir, {
-        model: m.model,
-        collections,
-        reports: reportsOut,
-        errors: await bundle.buildErrors<BuildError>(),
-        version: m.version + 1,
-        // previews of the remaining images only
-        thumbsDir: m.thumbnails ? join(bundle.dir, m.thumbnails) : undefined,
-        thumbIds: collections.images?.items.map((i) => i.id),
-        hnsw: { M: c0.M, efConstruction: c0.efConstruction, efSearch: c0.efSearch, shardSize: Math.max(...Object.values(m.collections).flatMap((c) => c!.shards.map((s) => s.count))), seed: DEFAULT_HNSW.seed },
-      });
-      return { deleted: found.size, unknown: ids.filter((id) => !found.has(id)), version: manifest.version };
-    } finally {
-      await model.close();
-    }
-  }, lock);
+    },
+    lock,
+  );
 }
 
 export type { ImageMeta };

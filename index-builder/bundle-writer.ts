@@ -9,7 +9,15 @@ import { copyFile, cp, mkdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
-import { INDEX_FORMAT, hnswFileComplete, type CollectionManifest, type CollectionName, type IndexManifest, type ItemMeta, type StoredReport } from '../core/index.ts';
+import {
+  INDEX_FORMAT,
+  hnswFileComplete,
+  type CollectionManifest,
+  type CollectionName,
+  type IndexManifest,
+  type ItemMeta,
+  type StoredReport,
+} from '../core/index.ts';
 import { sha256 } from '../core/model.ts';
 import { thumbnailName } from '../core/image/index.ts';
 import type { BuildError } from './partial.ts';
@@ -49,7 +57,14 @@ export interface BundleContent {
 }
 
 /** Build one HNSW index over rows [from, to) of `vectors` (labels 0..n-1 in that order). */
-export function buildHnsw(vectors: Float32Array, dim: number, from: number, to: number, p: HnswParams, deleted?: (i: number) => boolean): hnswlib.HierarchicalNSW {
+export function buildHnsw(
+  vectors: Float32Array,
+  dim: number,
+  from: number,
+  to: number,
+  p: HnswParams,
+  deleted?: (i: number) => boolean,
+): hnswlib.HierarchicalNSW {
   const index = new hnswlib.HierarchicalNSW('ip', dim);
   index.initIndex({ maxElements: Math.max(1, to - from), m: p.M, efConstruction: p.efConstruction, randomSeed: p.seed });
   const row = new Array<number>(dim);
@@ -102,7 +117,8 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
       index.writeIndexSync(file);
       // hnswlib's writer (a C++ ofstream) does not report a failed write: check that the whole file landed.
       const bytes = await readFile(file);
-      if (!hnswFileComplete(bytes)) throw new IndexBuildError(`cannot write ${file}: the file is incomplete (is the disk full?); the bundle in ${out} is unchanged`);
+      if (!hnswFileComplete(bytes))
+        throw new IndexBuildError(`cannot write ${file}: the file is incomplete (is the disk full?); the bundle in ${out} is unchanged`);
       hashes[`${base}.hnsw`] = sha256(bytes);
       await put(`${base}.meta.jsonl`, jsonl(c.items.slice(from, to)));
       shards.push({ file: `${base}.hnsw`, meta: `${base}.meta.jsonl`, count: to - from });

@@ -61,7 +61,13 @@ export async function* tableImages(table: string, options: { root?: string; spli
     const { source, view: _view, split: _split, ...rest } = r.meta;
     void _view;
     void _split;
-    const meta: ImageMeta = { id: r.id, path: relative(options.root ?? dirname(table), r.file).split(sep).join('/'), labels: storedLabels(r.labels) };
+    const meta: ImageMeta = {
+      id: r.id,
+      path: relative(options.root ?? dirname(table), r.file)
+        .split(sep)
+        .join('/'),
+      labels: storedLabels(r.labels),
+    };
     if (r.view) meta.view = r.view;
     if (source) meta.source = source;
     const extra = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== '' && v !== undefined));
@@ -76,7 +82,10 @@ export interface ReportItem {
 }
 
 /** Reports with their labelled sentences (the labeler's split; sentence ids are `reportId#index`). */
-export async function* reportItems(file: string, options: { split?: string; idColumn?: string; textColumns?: string[] } = {}): AsyncGenerator<ReportItem> {
+export async function* reportItems(
+  file: string,
+  options: { split?: string; idColumn?: string; textColumns?: string[] } = {},
+): AsyncGenerator<ReportItem> {
   for await (const r of readReports(file, options)) {
     const labelled = labelReport(reportText(r));
     yield {

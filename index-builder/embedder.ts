@@ -63,7 +63,9 @@ export class LocalEmbedder implements Embedder {
     const d = this.model.embedDim;
     const byIndex = new Map(good.map((i, row) => [i, flat.slice(row * d, (row + 1) * d)]));
     return {
-      results: decoded.map((x, i) => (typeof x === 'string' ? { ok: false as const, reason: x } : { ok: true as const, vector: byIndex.get(i)! })),
+      results: decoded.map((x, i) =>
+        typeof x === 'string' ? { ok: false as const, reason: x } : { ok: true as const, vector: byIndex.get(i)! },
+      ),
     };
   }
 

@@ -42,7 +42,13 @@ export class LambdaEmbedder implements Embedder {
     for (let attempt = 0; attempt <= retries; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, (this.options.backoffMs ?? 200) * 2 ** (attempt - 1)));
       try {
-        const out = await this.client.send(new InvokeCommand({ FunctionName: this.functionName, InvocationType: 'RequestResponse', Payload: new TextEncoder().encode(JSON.stringify(request)) }));
+        const out = await this.client.send(
+          new InvokeCommand({
+            FunctionName: this.functionName,
+            InvocationType: 'RequestResponse',
+            Payload: new TextEncoder().encode(JSON.stringify(request)),
+          }),
+        );
         const body = out.Payload ? new TextDecoder().decode(out.Payload) : '';
         if (out.FunctionError) {
           let message = out.FunctionError;
@@ -87,17 +93,19 @@ export class LambdaEmbedder implements Embedder {
       size += data.length;
     }
     await Promise.all(
-      groups.filter((g) => g.length).map(async (group) => {
-        try {
-          const r = await this.invoke({ kind: 'images', items: group.map(({ id, data }) => ({ id, data })) });
-          if (!('results' in r) || r.results.length !== group.length) throw new Error('worker-failed: malformed response');
-          r.results.forEach((res, k) => {
-            results[group[k]!.index] = 'vector' in res ? { ok: true, vector: fromBase64(res.vector) } : { ok: false, reason: res.error };
-          });
-        } catch (err) {
-          for (const g of group) results[g.index] = { ok: false, reason: (err as Error).message };
-        }
-      }),
+      groups
+        .filter((g) => g.length)
+        .map(async (group) => {
+          try {
+            const r = await this.invoke({ kind: 'images', items: group.map(({ id, data }) => ({ id, data })) });
+            if (!('results' in r) || r.results.length !== group.length) throw new Error('worker-failed: malformed response');
+            r.results.forEach((res, k) => {
+              results[group[k]!.index] = 'vector' in res ? { ok: true, vector: fromBase64(res.vector) } : { ok: false, reason: res.error };
+            });
+          } catch (err) {
+            for (const g of group) results[g.index] = { ok: false, reason: (err as Error).message };
+          }
+        }),
     );
     return { results };
   }

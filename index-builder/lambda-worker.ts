@@ -38,7 +38,8 @@ export async function handler(event: WorkerRequest): Promise<WorkerResponse> {
     if (!Array.isArray(event.texts) || event.texts.some((t) => typeof t !== 'string')) throw new Error('texts must be an array of strings');
     return { vectors: (await m.embedTexts(event.texts)).map(toBase64) };
   }
-  if (event?.kind !== 'images' || !Array.isArray(event.items)) throw new Error('request must be { kind: "images", items } or { kind: "texts", texts }');
+  if (event?.kind !== 'images' || !Array.isArray(event.items))
+    throw new Error('request must be { kind: "images", items } or { kind: "texts", texts }');
   const spec = m.imageSpec;
   const area = spec.size * spec.size;
   const decoded = await Promise.all(
@@ -55,5 +56,7 @@ export async function handler(event: WorkerRequest): Promise<WorkerResponse> {
   good.forEach((g, i) => pixels.set(g.data, i * area));
   const flat = good.length ? await m.embedPixels(pixels, good.length) : new Float32Array(0);
   const vectors = new Map(good.map((g, i) => [g.id, flat.subarray(i * m.embedDim, (i + 1) * m.embedDim)]));
-  return { results: decoded.map((d) => ('error' in d ? { id: d.id, error: d.error! } : { id: d.id, vector: toBase64(vectors.get(d.id)!) })) };
+  return {
+    results: decoded.map((d) => ('error' in d ? { id: d.id, error: d.error! } : { id: d.id, vector: toBase64(vectors.get(d.id)!) })),
+  };
 }

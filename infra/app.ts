@@ -26,7 +26,13 @@ if (auth !== 'iam' && auth !== 'api-key') {
   console.error(`synth: -c auth must be iam or api-key, not "${auth}"`);
   process.exit(1);
 }
-const list = (v: unknown) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
+const list = (v: unknown) =>
+  typeof v === 'string'
+    ? v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : undefined;
 try {
   new MedclipStack(app, 'MedclipSearch', {
     codeDir,

@@ -13,7 +13,15 @@ import { parseArgs } from 'node:util';
 
 const REPO = join(import.meta.dirname, '..');
 /** Modules loaded at run time rather than bundled: native addons and packages that locate .wasm files on disk. */
-export const RUNTIME_MODULES = ['onnxruntime-node', 'sharp', 'hnswlib-node', '@cornerstonejs/codec-charls', '@cornerstonejs/codec-libjpeg-turbo-8bit', '@cornerstonejs/codec-openjpeg', 'swagger-ui-dist'];
+export const RUNTIME_MODULES = [
+  'onnxruntime-node',
+  'sharp',
+  'hnswlib-node',
+  '@cornerstonejs/codec-charls',
+  '@cornerstonejs/codec-libjpeg-turbo-8bit',
+  '@cornerstonejs/codec-openjpeg',
+  'swagger-ui-dist',
+];
 
 function packageDir(name: string, from = REPO): string | undefined {
   for (let d = from; ; d = dirname(d)) {
@@ -31,7 +39,10 @@ function closure(names: string[]): Map<string, string> {
     const dir = packageDir(name, from);
     if (!dir) return; // an optional dependency for another platform
     out.set(name, dir);
-    const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
+      dependencies?: Record<string, string>;
+      optionalDependencies?: Record<string, string>;
+    };
     for (const dep of [...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.optionalDependencies ?? {})]) visit(dep, dir);
   };
   for (const n of names) visit(n, REPO);
@@ -44,16 +55,23 @@ function prune(root: string): void {
   for (const d of readdirSync(join(ort, 'bin'))) {
     for (const platform of readdirSync(join(ort, 'bin', d))) {
       if (platform !== 'linux') rmSync(join(ort, 'bin', d, platform), { recursive: true, force: true });
-      else for (const arch of readdirSync(join(ort, 'bin', d, platform))) if (arch !== 'x64') rmSync(join(ort, 'bin', d, platform, arch), { recursive: true, force: true });
+      else
+        for (const arch of readdirSync(join(ort, 'bin', d, platform)))
+          if (arch !== 'x64') rmSync(join(ort, 'bin', d, platform, arch), { recursive: true, force: true });
     }
   }
   const walk = (d: string) => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
       const p = join(d, e.name);
       if (e.isDirectory()) {
-        if (['obj.target', '.deps', 'src', 'test', 'tests', 'docs', 'example', 'examples', '.github'].includes(e.name) && !p.includes('/lib/')) rmSync(p, { recursive: true, force: true });
+        if (
+          ['obj.target', '.deps', 'src', 'test', 'tests', 'docs', 'example', 'examples', '.github'].includes(e.name) &&
+          !p.includes('/lib/')
+        )
+          rmSync(p, { recursive: true, force: true });
         else walk(p);
-      } else if (/(_providers_(cuda|tensorrt)|\.(md|map|ts|cc|h|cpp|gyp|mk|o)$)/i.test(e.name) && !e.name.endsWith('.d.ts')) rmSync(p, { force: true });
+      } else if (/(_providers_(cuda|tensorrt)|\.(md|map|ts|cc|h|cpp|gyp|mk|o)$)/i.test(e.name) && !e.name.endsWith('.d.ts'))
+        rmSync(p, { force: true });
     }
   };
   walk(join(root, 'node_modules'));
@@ -61,7 +79,8 @@ function prune(root: string): void {
 
 export function dirSize(dir: string): number {
   let n = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) n += e.isDirectory() ? dirSize(join(dir, e.name)) : statSync(join(dir, e.name)).size;
+  for (const e of readdirSync(dir, { withFileTypes: true }))
+    n += e.isDirectory() ? dirSize(join(dir, e.name)) : statSync(join(dir, e.name)).size;
   return n;
 }
 

@@ -49,10 +49,13 @@ export class MedclipStack extends Stack {
     let apiKeys: string | undefined;
     if (props.auth === 'api-key') {
       const digests = props.apiKeySha256 ?? [];
-      for (const d of digests) if (!/^[0-9a-f]{64}$/i.test(d)) throw new Error('apiKeySha256: each entry must be a sha256 hex digest (64 characters) of an API key');
+      for (const d of digests)
+        if (!/^[0-9a-f]{64}$/i.test(d))
+          throw new Error('apiKeySha256: each entry must be a sha256 hex digest (64 characters) of an API key');
       if (digests.length && props.apiKeySecretName) throw new Error('auth=api-key: give the key digests or a secret name, not both');
       if (digests.length) apiKeys = digests.join(',');
-      else if (props.apiKeySecretName) apiKeys = SecretValue.secretsManager(props.apiKeySecretName).unsafeUnwrap(); // a deploy-time reference
+      else if (props.apiKeySecretName)
+        apiKeys = SecretValue.secretsManager(props.apiKeySecretName).unsafeUnwrap(); // a deploy-time reference
       else
         throw new Error(
           'auth=api-key needs API keys: pass -c apiKeySha256=<sha256 of each key, comma-separated> or -c apiKeySecret=<Secrets Manager secret holding them>; ' +
@@ -98,7 +101,9 @@ export class MedclipStack extends Stack {
     this.bucket.grantRead(this.api, `${indexPrefix}/*`);
     const url = this.api.addFunctionUrl({
       authType: props.auth === 'api-key' ? lambda.FunctionUrlAuthType.NONE : lambda.FunctionUrlAuthType.AWS_IAM,
-      cors: props.corsOrigins?.length ? { allowedOrigins: props.corsOrigins, allowedHeaders: ['content-type', 'x-api-key', 'authorization'] } : undefined,
+      cors: props.corsOrigins?.length
+        ? { allowedOrigins: props.corsOrigins, allowedHeaders: ['content-type', 'x-api-key', 'authorization'] }
+        : undefined,
     });
 
     this.worker = new lambda.Function(this, 'EmbedWorker', {
@@ -132,19 +137,29 @@ export class MedclipStack extends Stack {
       shard.grantInvoke(this.api);
       this.shardFunctions.push(shard);
     }
-    if (this.shardFunctions.length) this.api.addEnvironment('MEDCLIP_SHARD_FUNCTIONS', this.shardFunctions.map((f) => f.functionName).join(','));
+    if (this.shardFunctions.length)
+      this.api.addEnvironment('MEDCLIP_SHARD_FUNCTIONS', this.shardFunctions.map((f) => f.functionName).join(','));
 
     // Index builders (a CI role, an operator) attach this policy: invoke the worker, write bundles.
     this.builderPolicy = new iam.ManagedPolicy(this, 'IndexBuilderPolicy', {
       description: 'medclip index --workers lambda:...: invoke the embedding worker and upload bundles',
       statements: [
         new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.worker.functionArn] }),
-        new iam.PolicyStatement({ actions: ['s3:PutObject', 's3:GetObject', 's3:ListBucket'], resources: [this.bucket.bucketArn, this.bucket.arnForObjects('*')] }),
+        new iam.PolicyStatement({
+          actions: ['s3:PutObject', 's3:GetObject', 's3:ListBucket'],
+          resources: [this.bucket.bucketArn, this.bucket.arnForObjects('*')],
+        }),
       ],
     });
 
-    for (const [name, fn] of [['Api', this.api], ['EmbedWorker', this.worker]] as const) {
-      for (const [what, metric] of [['Errors', fn.metricErrors({ period: Duration.minutes(5) })], ['Throttles', fn.metricThrottles({ period: Duration.minutes(5) })]] as const) {
+    for (const [name, fn] of [
+      ['Api', this.api],
+      ['EmbedWorker', this.worker],
+    ] as const) {
+      for (const [what, metric] of [
+        ['Errors', fn.metricErrors({ period: Duration.minutes(5) })],
+        ['Throttles', fn.metricThrottles({ period: Duration.minutes(5) })],
+      ] as const) {
         new cloudwatch.Alarm(this, `${name}${what}`, {
           metric,
           threshold: 1,

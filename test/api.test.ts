@@ -25,19 +25,40 @@ before(async () => {
   modelDir = await tinyModelBundle(dir);
   const lines = readFileSync(IMAGES_CSV, 'utf8').trim().split('\n');
   const rows = lines.filter((l) => l.includes(',val,'));
-  writeFileSync(join(dir, 'images.csv'), [lines[0], ...rows.filter((l) => l.includes(',nih,')).slice(0, 12), ...rows.filter((l) => l.includes(',kermany,')).slice(0, 8)].join('\n') + '\n');
+  writeFileSync(
+    join(dir, 'images.csv'),
+    [lines[0], ...rows.filter((l) => l.includes(',nih,')).slice(0, 12), ...rows.filter((l) => l.includes(',kermany,')).slice(0, 8)].join(
+      '\n',
+    ) + '\n',
+  );
   indexDir = join(dir, 'index');
   rmSync(indexDir, { recursive: true, force: true });
-  await buildIndex({ model: modelDir, images: join(dir, 'images.csv'), root: DATA, reports: IU_REPORTS, reportSplit: 'val', out: indexDir, thumbnails: true });
+  await buildIndex({
+    model: modelDir,
+    images: join(dir, 'images.csv'),
+    root: DATA,
+    reports: IU_REPORTS,
+    reportSplit: 'val',
+    out: indexDir,
+    thumbnails: true,
+  });
   const model = await MedClipModel.load(modelDir);
   services = await createServices(model, await IndexBundle.load(indexDir, { model }));
   png = readFileSync(join(DATA, rows.find((l) => l.includes(',nih,'))!.split(',')[0]!));
   jpg = readFileSync(join(DATA, rows.find((l) => l.includes(',kermany,'))!.split(',')[0]!));
 });
 
-const app = (config: Partial<Parameters<typeof createApp>[1]> = {}) => createApp(services, { auth: { mode: 'off' }, log: (e) => logs.push(e), ...config });
+const app = (config: Partial<Parameters<typeof createApp>[1]> = {}) =>
+  createApp(services, { auth: { mode: 'off' }, log: (e) => logs.push(e), ...config });
 const post = (path: string, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
-  app().request(path, { method: 'POST', headers, body: typeof body === 'string' || body instanceof Uint8Array || body instanceof FormData ? (body as RequestInit['body']) : JSON.stringify(body) });
+  app().request(path, {
+    method: 'POST',
+    headers,
+    body:
+      typeof body === 'string' || body instanceof Uint8Array || body instanceof FormData
+        ? (body as RequestInit['body'])
+        : JSON.stringify(body),
+  });
 
 async function problem(r: Response, status: number, detail: RegExp): Promise<void> {
   assert.equal(r.status, status);
@@ -62,16 +83,23 @@ test('GET /v1/health reports model and index identity and counts', async () => {
 test('POST /v1/search/text: image hits with labels, matched findings and thumbnails; report hits with their best sentence', async () => {
   const r = await post('/v1/search/text', { query: 'Large right pleural effusion.', k: 5 });
   assert.equal(r.status, 200);
-  const body = (await r.json()) as { query: { findings: { name: string; polarity: string }[] }; hits: { id: string; score: number; labels: Record<string, number>; matched: string[]; thumbnail: string }[] };
+  const body = (await r.json()) as {
+    query: { findings: { name: string; polarity: string }[] };
+    hits: { id: string; score: number; labels: Record<string, number>; matched: string[]; thumbnail: string }[];
+  };
   assert.deepEqual(body.query.findings, [{ name: 'Pleural Effusion', polarity: 'positive' }]);
   assert.equal(body.hits.length, 5);
   for (const h of body.hits) assert.deepEqual(h.matched, h.labels['Pleural Effusion'] === 1 ? ['Pleural Effusion'] : []);
   const thumb = await app().request(body.hits[0]!.thumbnail);
   assert.equal(thumb.status, 200);
   assert.equal(thumb.headers.get('content-type'), 'image/jpeg');
-  const filtered = (await (await post('/v1/search/text', { query: 'pneumonia', k: 20, filter: { source: ['kermany'], mustNot: ['Pneumonia'] } })).json()) as { hits: { source: string; labels: Record<string, number> }[] };
+  const filtered = (await (
+    await post('/v1/search/text', { query: 'pneumonia', k: 20, filter: { source: ['kermany'], mustNot: ['Pneumonia'] } })
+  ).json()) as { hits: { source: string; labels: Record<string, number> }[] };
   assert.ok(filtered.hits.length > 0 && filtered.hits.every((h) => h.source === 'kermany' && h.labels.Pneumonia !== 1));
-  const reports = (await (await post('/v1/search/text', { query: 'The heart is enlarged.', target: 'reports', k: 3 })).json()) as { hits: { id: string; sentence: { text: string }; report: Record<string, string>; matched: string[] }[] };
+  const reports = (await (await post('/v1/search/text', { query: 'The heart is enlarged.', target: 'reports', k: 3 })).json()) as {
+    hits: { id: string; sentence: { text: string }; report: Record<string, string>; matched: string[] }[];
+  };
   assert.equal(reports.hits.length, 3);
   assert.equal(new Set(reports.hits.map((h) => h.id)).size, 3, 'one hit per report');
   for (const h of reports.hits) assert.ok(Object.values(h.report).join(' ').includes(h.sentence.text.slice(0, 20)));
@@ -80,7 +108,10 @@ test('POST /v1/search/text: image hits with labels, matched findings and thumbna
 });
 
 test('POST /v1/search/image and /v1/classify accept raw, multipart and base64 JSON bodies alike', async () => {
-  const raw = (await (await post('/v1/search/image?target=images&k=3', new Uint8Array(png), { 'content-type': 'image/png' })).json()) as { hits: { id: string; score: number }[]; query: { findings: unknown[] } };
+  const raw = (await (await post('/v1/search/image?target=images&k=3', new Uint8Array(png), { 'content-type': 'image/png' })).json()) as {
+    hits: { id: string; score: number }[];
+    query: { findings: unknown[] };
+  };
   const form = new FormData();
   form.append('image', new Blob([new Uint8Array(png)], { type: 'image/png' }), 'x.png');
   form.append('target', 'images');
@@ -88,14 +119,27 @@ test('POST /v1/search/image and /v1/classify accept raw, multipart and base64 JS
   const viaForm = (await (await post('/v1/search/image', form, {})).json()) as typeof raw;
   const viaJson = (await (await post('/v1/search/image', { image: png.toString('base64'), target: 'images', k: 3 })).json()) as typeof raw;
   assert.equal(raw.hits.length, 3);
-  assert.deepEqual(viaForm.hits.map((h) => h.id), raw.hits.map((h) => h.id));
-  assert.deepEqual(viaJson.hits.map((h) => h.id), raw.hits.map((h) => h.id));
+  assert.deepEqual(
+    viaForm.hits.map((h) => h.id),
+    raw.hits.map((h) => h.id),
+  );
+  assert.deepEqual(
+    viaJson.hits.map((h) => h.id),
+    raw.hits.map((h) => h.id),
+  );
   assert.ok(raw.hits[0]!.score > 0.99, 'the query image itself is in the index and comes first');
   assert.ok(raw.query.findings.length >= 1);
-  const c1 = (await (await post('/v1/classify', new Uint8Array(jpg), { 'content-type': 'image/jpeg' })).json()) as { classes: { name: string; probability: number }[] };
+  const c1 = (await (await post('/v1/classify', new Uint8Array(jpg), { 'content-type': 'image/jpeg' })).json()) as {
+    classes: { name: string; probability: number }[];
+  };
   assert.ok(Math.abs(c1.classes.reduce((s, x) => s + x.probability, 0) - 1) < 1e-6);
   assert.ok(c1.classes.length >= 7);
-  const custom = (await (await post('/v1/classify', { image: jpg.toString('base64'), classes: ['Pneumonia', { name: 'Clear lungs', prompts: ['the lungs are clear', 'no acute cardiopulmonary process'] }] })).json()) as typeof c1;
+  const custom = (await (
+    await post('/v1/classify', {
+      image: jpg.toString('base64'),
+      classes: ['Pneumonia', { name: 'Clear lungs', prompts: ['the lungs are clear', 'no acute cardiopulmonary process'] }],
+    })
+  ).json()) as typeof c1;
   assert.deepEqual(custom.classes.map((c) => c.name).sort(), ['Clear lungs', 'Pneumonia']);
 });
 
@@ -111,8 +155,16 @@ test('bad requests get 4xx problem+json with a useful detail', async () => {
   await problem(await post('/v1/search/image', { image: '%%%not base64%%%' }), 400, /not valid base64/);
   await problem(await post('/v1/search/image', new Uint8Array(0), { 'content-type': 'image/png' }), 400, /empty/);
   await problem(await post('/v1/search/image', 'hello', { 'content-type': 'text/plain' }), 415, /multipart\/form-data/);
-  await problem(await post('/v1/classify', new Uint8Array(png.subarray(0, png.length / 2)), { 'content-type': 'image/png' }), 400, /truncated|corrupt/i);
-  await problem(await post('/v1/classify', new TextEncoder().encode('GIF89a...'), { 'content-type': 'image/png' }), 415, /PNG, JPEG or DICOM/);
+  await problem(
+    await post('/v1/classify', new Uint8Array(png.subarray(0, png.length / 2)), { 'content-type': 'image/png' }),
+    400,
+    /truncated|corrupt/i,
+  );
+  await problem(
+    await post('/v1/classify', new TextEncoder().encode('GIF89a...'), { 'content-type': 'image/png' }),
+    415,
+    /PNG, JPEG or DICOM/,
+  );
   const bomb = Buffer.from(png);
   bomb.writeUInt32BE(16000, 16);
   bomb.writeUInt32BE(16000, 20);
@@ -121,9 +173,17 @@ test('bad requests get 4xx problem+json with a useful detail', async () => {
   await problem(await post('/v1/search/image?k=0', new Uint8Array(png), { 'content-type': 'image/png' }), 400, /k:/);
   await problem(await post('/v1/search/image?target=videos', new Uint8Array(png), { 'content-type': 'image/png' }), 400, /target/);
   await problem(await post('/v1/classify', { image: png.toString('base64'), classes: ['Pneumonia'] }), 400, /classes/);
-  await problem(await post('/v1/classify', { image: png.toString('base64'), classes: ['Pneumonia', 'Hiccups'] }), 400, /unknown built-in class "Hiccups"/);
+  await problem(
+    await post('/v1/classify', { image: png.toString('base64'), classes: ['Pneumonia', 'Hiccups'] }),
+    400,
+    /unknown built-in class "Hiccups"/,
+  );
   const small = createApp(services, { auth: { mode: 'off' }, maxBodyBytes: 1000 });
-  await problem(await small.request('/v1/classify', { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(png) }), 413, /limited to/);
+  await problem(
+    await small.request('/v1/classify', { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(png) }),
+    413,
+    /limited to/,
+  );
   await problem(await app().request('/v1/images/nope'), 404, /no image/);
   await problem(await app().request('/v1/reports/nope'), 404, /no report/);
   await problem(await app().request('/v2/anything'), 404, /no route/);
@@ -133,7 +193,8 @@ test('API keys: 401 without or with a wrong key, 200 with a right one (header or
   const key = 'correct horse battery staple';
   const secured = createApp(services, { auth: { mode: 'api-key', hashes: [createHash('sha256').update(key).digest()] } });
   const body = JSON.stringify({ query: 'effusion', k: 1 });
-  const req = (headers: Record<string, string>) => secured.request('/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+  const req = (headers: Record<string, string>) =>
+    secured.request('/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
   await problem(await req({}), 401, /needs a key/);
   await problem(await req({ 'x-api-key': 'wrong' }), 401, /not valid/);
   assert.equal((await req({ 'x-api-key': key })).status, 200);
@@ -143,10 +204,21 @@ test('API keys: 401 without or with a wrong key, 200 with a right one (header or
 });
 
 test('/openapi.json is OpenAPI 3.1 generated from the validating schemas; /docs and / are pages', async () => {
-  const spec = (await (await app().request('/openapi.json')).json()) as { openapi: string; paths: Record<string, Record<string, { requestBody?: { content: Record<string, unknown> } }>>; components: { schemas: Record<string, { properties?: Record<string, { maximum?: number }> }> } };
+  const spec = (await (await app().request('/openapi.json')).json()) as {
+    openapi: string;
+    paths: Record<string, Record<string, { requestBody?: { content: Record<string, unknown> } }>>;
+    components: { schemas: Record<string, { properties?: Record<string, { maximum?: number }> }> };
+  };
   assert.equal(spec.openapi, '3.1.0');
-  for (const p of ['/v1/health', '/v1/search/text', '/v1/search/image', '/v1/classify', '/v1/images/{id}', '/v1/reports/{id}']) assert.ok(spec.paths[p], p);
-  assert.deepEqual(Object.keys(spec.paths['/v1/search/image']!.post!.requestBody!.content).sort(), ['application/dicom', 'application/json', 'image/jpeg', 'image/png', 'multipart/form-data']);
+  for (const p of ['/v1/health', '/v1/search/text', '/v1/search/image', '/v1/classify', '/v1/images/{id}', '/v1/reports/{id}'])
+    assert.ok(spec.paths[p], p);
+  assert.deepEqual(Object.keys(spec.paths['/v1/search/image']!.post!.requestBody!.content).sort(), [
+    'application/dicom',
+    'application/json',
+    'image/jpeg',
+    'image/png',
+    'multipart/form-data',
+  ]);
   assert.equal(spec.components.schemas.TextSearchRequest!.properties!.k!.maximum, 100);
   assert.match(await (await app().request('/docs')).text(), /openapi\.json/);
   assert.equal((await app().request('/')).status, 200);
@@ -171,7 +243,11 @@ test('end to end over HTTP: medclip serve answers on loopback, refuses to run ke
     assert.match(lines[0]!, /auth OFF \(local use only, bound to loopback\)/);
     const health = await fetch(`${s.url}/v1/health`);
     assert.equal(health.status, 200);
-    const r = await fetch(`${s.url}/v1/search/image?target=reports&k=2`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(png) });
+    const r = await fetch(`${s.url}/v1/search/image?target=reports&k=2`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/png' },
+      body: new Uint8Array(png),
+    });
     assert.equal(r.status, 200);
     assert.equal(((await r.json()) as { hits: unknown[] }).hits.length, 2);
     const page = await fetch(`${s.url}/`);
@@ -179,12 +255,22 @@ test('end to end over HTTP: medclip serve answers on loopback, refuses to run ke
   } finally {
     await s.close();
   }
-  await assert.rejects(startServer({ model: modelDir, index: indexDir, port: 0, host: '0.0.0.0', log: () => {} }), /refusing to serve without API keys on 0\.0\.0\.0/);
+  await assert.rejects(
+    startServer({ model: modelDir, index: indexDir, port: 0, host: '0.0.0.0', log: () => {} }),
+    /refusing to serve without API keys on 0\.0\.0\.0/,
+  );
 });
 
 test('CORS: configured origins get the headers (preflight included); none configured, none sent', async () => {
   const withCors = createApp(services, { auth: { mode: 'off' }, corsOrigins: ['https://radiology.example.org'] });
-  const pre = await withCors.request('/v1/search/text', { method: 'OPTIONS', headers: { origin: 'https://radiology.example.org', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-api-key' } });
+  const pre = await withCors.request('/v1/search/text', {
+    method: 'OPTIONS',
+    headers: {
+      origin: 'https://radiology.example.org',
+      'access-control-request-method': 'POST',
+      'access-control-request-headers': 'content-type,x-api-key',
+    },
+  });
   assert.equal(pre.headers.get('access-control-allow-origin'), 'https://radiology.example.org');
   assert.match(pre.headers.get('access-control-allow-headers') ?? '', /x-api-key/);
   const other = await withCors.request('/v1/health', { headers: { origin: 'https://evil.example.com' } });

@@ -10,7 +10,9 @@ import { startServer } from '../api/server.ts';
 import { DATA, outputDir } from './helpers/paths.ts';
 import { tinyIndexBundle } from './helpers/tiny-model.ts';
 
-const CHROMIUM = (process.env.CHROMIUM_PATH ? [process.env.CHROMIUM_PATH] : ['/usr/bin/chromium', '/usr/bin/chromium-browser']).find(existsSync);
+const CHROMIUM = (process.env.CHROMIUM_PATH ? [process.env.CHROMIUM_PATH] : ['/usr/bin/chromium', '/usr/bin/chromium-browser']).find(
+  existsSync,
+);
 const dir = outputDir('browser');
 let server: Awaited<ReturnType<typeof startServer>> | undefined;
 let browser: BrowserContext | undefined;
@@ -26,7 +28,15 @@ before(async () => {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1280, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
   });
 });
 
@@ -36,9 +46,12 @@ after(async () => {
 });
 
 // In CI a missing browser is a failure (the page would go untested), elsewhere a visible skip.
-if (!CHROMIUM && process.env.CI) throw new Error('CI=true but chromium is not installed: .ci/run must install it (apt-get install chromium)');
+if (!CHROMIUM && process.env.CI)
+  throw new Error('CI=true but chromium is not installed: .ci/run must install it (apt-get install chromium)');
 
-test('search page: a text query shows X-ray results; an uploaded X-ray shows similar images, reports and zero-shot bars', { skip: CHROMIUM ? false : 'chromium is not installed (.ci/run installs it)' }, async () => {
+test('search page: a text query shows X-ray results; an uploaded X-ray shows similar images, reports and zero-shot bars', {
+  skip: CHROMIUM ? false : 'chromium is not installed (.ci/run installs it)',
+}, async () => {
   const page = await browser!.newPage();
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
@@ -55,7 +68,11 @@ test('search page: a text query shows X-ray results; an uploaded X-ray shows sim
   await page.waitForSelector('#classes .bar');
   await page.waitForSelector('#reports .report mark');
   assert.ok((await page.locator('#classes .bar').count()) >= 7);
-  assert.equal(await page.locator('#images .card').first().getAttribute('data-id'), xray.slice(DATA.length + 1), 'the X-ray itself is the closest image');
+  assert.equal(
+    await page.locator('#images .card').first().getAttribute('data-id'),
+    xray.slice(DATA.length + 1),
+    'the X-ray itself is the closest image',
+  );
   assert.ok((await page.locator('#reports .report').count()) >= 1);
   await page.screenshot({ path: join(dir, 'image-query.png'), fullPage: true });
 
@@ -69,7 +86,9 @@ test('search page: a text query shows X-ray results; an uploaded X-ray shows sim
   assert.deepEqual(errors, []);
 });
 
-test('API reference: Swagger UI from local assets renders every operation, with schemas and a link back', { skip: CHROMIUM ? false : 'chromium is not installed (.ci/run installs it)' }, async () => {
+test('API reference: Swagger UI from local assets renders every operation, with schemas and a link back', {
+  skip: CHROMIUM ? false : 'chromium is not installed (.ci/run installs it)',
+}, async () => {
   const page = await browser!.newPage();
   const errors: string[] = [];
   const external: string[] = [];

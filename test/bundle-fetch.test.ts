@@ -15,7 +15,8 @@ let s3: LocalS3;
 const env = { ...process.env };
 
 function upload(local: string, prefix: string): void {
-  const walk = (d: string): string[] => readdirSync(d).flatMap((n) => (statSync(join(d, n)).isDirectory() ? walk(join(d, n)) : [join(d, n)]));
+  const walk = (d: string): string[] =>
+    readdirSync(d).flatMap((n) => (statSync(join(d, n)).isDirectory() ? walk(join(d, n)) : [join(d, n)]));
   for (const f of walk(local)) s3.put('bundles', `${prefix}/${relative(local, f)}`, readFileSync(f));
 }
 
@@ -41,7 +42,10 @@ test('fetchBundle downloads a model and an index bundle that then load and verif
   const model = await MedClipModel.load(modelDir);
   const index = await IndexBundle.load(indexDir, { model });
   assert.equal(index.count('images'), 200);
-  assert.ok(index.thumbnailFile(index.search('images', (await model.embedTexts(['pneumonia']))[0]!, { k: 1 })[0]!.meta.id), 'thumbnails came along');
+  assert.ok(
+    index.thumbnailFile(index.search('images', (await model.embedTexts(['pneumonia']))[0]!, { k: 1 })[0]!.meta.id),
+    'thumbnails came along',
+  );
   await model.close();
   s3.gets.length = 0;
   assert.equal(await fetchBundle({ uri: 's3://bundles/models/medclip-tiny', cacheDir: cache }), modelDir);
@@ -56,13 +60,22 @@ test('a corrupted or incomplete upload is refused and the cached copy stays usab
   const onnx = new Uint8Array(readFileSync(join(REPO, 'models/medclip-tiny/text_encoder.onnx')));
   onnx[1000]! ^= 0xff;
   s3.put('bundles', 'models/medclip-tiny/text_encoder.onnx', onnx);
-  await assert.rejects(fetchBundle({ uri: 's3://bundles/models/medclip-tiny', cacheDir: cache }), (e: unknown) => e instanceof BundleFetchError && /text_encoder\.onnx does not match its sha256/.test(e.message));
+  await assert.rejects(
+    fetchBundle({ uri: 's3://bundles/models/medclip-tiny', cacheDir: cache }),
+    (e: unknown) => e instanceof BundleFetchError && /text_encoder\.onnx does not match its sha256/.test(e.message),
+  );
   const model = await MedClipModel.load(good);
   assert.equal(model.name, 'medclip-tiny');
   await model.close();
   s3.objects.delete('bundles/models/medclip-tiny/text_encoder.onnx');
-  await assert.rejects(fetchBundle({ uri: 's3://bundles/models/medclip-tiny', cacheDir: cache }), /text_encoder\.onnx is listed in the manifest but missing/);
-  await assert.rejects(fetchBundle({ uri: 's3://bundles/models/nothing', cacheDir: cache }), /s3:\/\/bundles\/models\/nothing\/manifest\.json does not exist/);
+  await assert.rejects(
+    fetchBundle({ uri: 's3://bundles/models/medclip-tiny', cacheDir: cache }),
+    /text_encoder\.onnx is listed in the manifest but missing/,
+  );
+  await assert.rejects(
+    fetchBundle({ uri: 's3://bundles/models/nothing', cacheDir: cache }),
+    /s3:\/\/bundles\/models\/nothing\/manifest\.json does not exist/,
+  );
   await assert.rejects(fetchBundle({ uri: 'https://example.org/x', cacheDir: cache }), /not an S3 URI/);
 });
 

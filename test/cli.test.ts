@@ -33,8 +33,19 @@ test('label --out writes one JSON line per sentence; bad input exits non-zero na
   const out = join(dir, 'sentences.jsonl');
   const ok = await medclip('label', '--reports', reports, '--out', out);
   assert.equal(ok.code, 0, ok.stderr);
-  const lines = (await readFile(out, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { reportId: string; index: number; labels: Record<string, number> });
-  assert.deepEqual(lines.map((l) => [l.reportId, l.index]), [['r1', 0], ['r1', 1], ['r1', 2], ['r2', 0]]);
+  const lines = (await readFile(out, 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { reportId: string; index: number; labels: Record<string, number> });
+  assert.deepEqual(
+    lines.map((l) => [l.reportId, l.index]),
+    [
+      ['r1', 0],
+      ['r1', 1],
+      ['r1', 2],
+      ['r2', 0],
+    ],
+  );
   assert.equal(lines[0]!.labels.Cardiomegaly, 1);
   assert.equal(lines[1]!.labels['Pleural Effusion'], 0);
 
@@ -76,9 +87,13 @@ test('medclip search: shipped model and index by default, a table or JSON lines,
   assert.match(lines[0]!, /^score\s+relevance\s+report\s+matched sentence\s+report findings$/);
   assert.equal(lines.length, 4);
   const json = await medclip('search', '--text', 'small left pleural effusion', '--target', 'reports', '--k', '3', '--json');
-  const hits = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { reportId: string; sentence: { text: string }; report: Record<string, string> });
+  const hits = json.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { reportId: string; sentence: { text: string }; report: Record<string, string> });
   assert.equal(new Set(hits.map((h) => h.reportId)).size, 3);
-  for (const h of hits) assert.ok(h.sentence.text && Object.values(h.report).join(' ').includes(h.sentence.text), 'the sentence is in its report');
+  for (const h of hits)
+    assert.ok(h.sentence.text && Object.values(h.report).join(' ').includes(h.sentence.text), 'the sentence is in its report');
   const missing = await medclip('search', '--image', 'nope.png');
   assert.equal(missing.code, 1);
   assert.equal(missing.stderr.trim(), 'medclip: nope.png: file not found');

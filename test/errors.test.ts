@@ -43,7 +43,13 @@ test('environment variables are validated in one schema: a bad value names the v
   assert.deepEqual(env.MEDCLIP_SHARD_FUNCTIONS, ['a', 'b']);
   assert.deepEqual(env.MEDCLIP_CORS_ORIGINS, []);
   assert.equal(env.MEDCLIP_CACHE_DIR, '/tmp/medclip');
-  assert.throws(() => readEnv({ MEDCLIP_THREADS: 'lots' }), (e: unknown) => e instanceof MedclipError && /MEDCLIP_THREADS/.test(e.message));
-  assert.throws(() => readEnv({ MEDCLIP_MODEL_URI: 'http://x/secret-path' }), (e: unknown) => e instanceof MedclipError && /MEDCLIP_MODEL_URI must be s3/.test(e.message) && !/secret-path/.test(e.message));
+  assert.throws(
+    () => readEnv({ MEDCLIP_THREADS: 'lots' }),
+    (e: unknown) => e instanceof MedclipError && /MEDCLIP_THREADS/.test(e.message),
+  );
+  assert.throws(
+    () => readEnv({ MEDCLIP_MODEL_URI: 'http://x/secret-path' }),
+    (e: unknown) => e instanceof MedclipError && /MEDCLIP_MODEL_URI must be s3/.test(e.message) && !/secret-path/.test(e.message),
+  );
   assert.throws(() => readEnv({ MEDCLIP_AUTH: 'none' }), /MEDCLIP_AUTH/);
 });

@@ -18,10 +18,23 @@ test('rocAuc: the probability a positive outranks a negative, ties counted half'
 });
 
 test('classificationReport: accuracy, per-class recall and confusion matrix', () => {
-  const r = classificationReport(['A', 'B'], [0, 0, 1, 1, 1], [[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]]);
+  const r = classificationReport(
+    ['A', 'B'],
+    [0, 0, 1, 1, 1],
+    [
+      [0.9, 0.1],
+      [0.4, 0.6],
+      [0.2, 0.8],
+      [0.3, 0.7],
+      [0.6, 0.4],
+    ],
+  );
   assert.equal(r.n, 5);
   assert.equal(r.accuracy, 3 / 5);
-  assert.deepEqual(r.confusion, [[1, 1], [1, 2]]);
+  assert.deepEqual(r.confusion, [
+    [1, 1],
+    [1, 2],
+  ]);
   assert.deepEqual(r.recall, { A: 0.5, B: 2 / 3 });
   assert.equal(r.auc, rocAuc([0, 0, 1, 1, 1], [0.1, 0.6, 0.8, 0.7, 0.4]));
 });
@@ -32,10 +45,20 @@ before(async () => {
   const lines = readFileSync(IMAGES_CSV, 'utf8').trim().split('\n');
   // half normal (No Finding is column 5), half not, per source
   const pick = (source: string, n: number) =>
-    [true, false].flatMap((normal) => lines.filter((l) => l.includes(`,${source},`) && l.includes(',val,') && (l.split(',')[5] === '1') === normal).slice(0, n / 2));
+    [true, false].flatMap((normal) =>
+      lines.filter((l) => l.includes(`,${source},`) && l.includes(',val,') && (l.split(',')[5] === '1') === normal).slice(0, n / 2),
+    );
   table = join(dir, 'val.csv');
   // 10 NIH + 10 Kermany val images, and one row whose file is not an image: it must be skipped, not fatal.
-  writeFileSync(table, [lines[0], ...pick('nih', 10), ...pick('kermany', 10), lines[1]!.replace(/^[^,]+/, 'reports/iu_reports.csv').replace(',train,', ',val,')].join('\n') + '\n');
+  writeFileSync(
+    table,
+    [
+      lines[0],
+      ...pick('nih', 10),
+      ...pick('kermany', 10),
+      lines[1]!.replace(/^[^,]+/, 'reports/iu_reports.csv').replace(',train,', ',val,'),
+    ].join('\n') + '\n',
+  );
 });
 
 test('medclip export writes a bundle and reports parity; medclip eval --json reports per-source metrics', async () => {
@@ -43,7 +66,24 @@ test('medclip export writes a bundle and reports parity; medclip eval --json rep
   const ex = await medclip('export', '--run', join(dir, 'run'), '--out', bundle, '--backend', 'wasm');
   assert.equal(ex.code, 0, ex.stderr);
   assert.match(ex.stdout, /parity max \|tfjs - onnx\| image \d\.\de-?\d+ \(8 images\), text \d\.\de-?\d+ \(\d+ sentences\)/);
-  const ev = await medclip('eval', '--model', bundle, '--images', table, '--root', DATA, '--group-by', 'source', '--task', 'all', '--reports', IU_REPORTS, '--report-split', 'val', '--json');
+  const ev = await medclip(
+    'eval',
+    '--model',
+    bundle,
+    '--images',
+    table,
+    '--root',
+    DATA,
+    '--group-by',
+    'source',
+    '--task',
+    'all',
+    '--reports',
+    IU_REPORTS,
+    '--report-split',
+    'val',
+    '--json',
+  );
   assert.equal(ev.code, 0, ev.stderr);
   const out = JSON.parse(ev.stdout) as {
     zeroshot: Record<string, { accuracy: number; auc: number; n: number }>;

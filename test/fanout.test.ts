@@ -37,7 +37,11 @@ before(async () => {
     'medclip-shard-0': (e) => shardRequest(shards[0]!, e as ShardRequest),
     'medclip-shard-1': (e) => (broken ? Promise.reject(new Error('shard crashed')) : shardRequest(shards[1]!, e as ShardRequest)),
   });
-  const client = new LambdaClient({ region: 'us-east-1', endpoint: local.url, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  const client = new LambdaClient({
+    region: 'us-east-1',
+    endpoint: local.url,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  });
   fanout = await ShardFanout.connect(['medclip-shard-0', 'medclip-shard-1'], client);
 });
 
@@ -53,9 +57,19 @@ test('image search over two shards returns what one index would; previews come f
     const req = () => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, k: 8 }) });
     const a = (await (await app.request('/v1/search/text', req())).json()) as { hits: { id: string; score: number }[] };
     const b = (await (await single.request('/v1/search/text', req())).json()) as { hits: { id: string; score: number }[] };
-    assert.deepEqual(a.hits.map((h) => h.id), b.hits.map((h) => h.id), query);
+    assert.deepEqual(
+      a.hits.map((h) => h.id),
+      b.hits.map((h) => h.id),
+      query,
+    );
   }
-  const hits = (await (await app.request('/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: 'effusion', k: 24 }) })).json()) as { hits: { thumbnail: string }[] };
+  const hits = (await (
+    await app.request('/v1/search/text', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: 'effusion', k: 24 }),
+    })
+  ).json()) as { hits: { thumbnail: string }[] };
   const preview = await app.request(hits.hits[23]!.thumbnail);
   assert.equal(preview.status, 200);
   assert.equal(preview.headers.get('content-type'), 'image/jpeg');
@@ -66,10 +80,23 @@ test('image search over two shards returns what one index would; previews come f
 test('a failing shard gives a 503 problem naming the shard, and recovers when it does', async () => {
   const app = createApp(await createServices(model, whole, fanout), { auth: { mode: 'off' } });
   broken = true;
-  const r = await app.request('/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: 'effusion', k: 3 }) });
+  const r = await app.request('/v1/search/text', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query: 'effusion', k: 3 }),
+  });
   assert.equal(r.status, 503);
   assert.equal(r.headers.get('content-type'), 'application/problem+json');
   assert.match(((await r.json()) as { detail: string }).detail, /index shard 2 of 2 did not answer/);
   broken = false;
-  assert.equal((await app.request('/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: 'effusion', k: 3 }) })).status, 200);
+  assert.equal(
+    (
+      await app.request('/v1/search/text', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: 'effusion', k: 3 }),
+      })
+    ).status,
+    200,
+  );
 });

@@ -29,7 +29,10 @@ test('file hashes match a one-shot sha256, across chunk boundaries, on this thre
 
 test('a missing file rejects with its path and ENOENT; the other files still hash', async () => {
   const missing = join(outputDir('file-hash'), 'no-such-file.hnsw');
-  assert.throws(() => hashFileSync(missing), (e: unknown) => e instanceof FileHashError && e.code === 'ENOENT' && e.path === missing);
+  assert.throws(
+    () => hashFileSync(missing),
+    (e: unknown) => e instanceof FileHashError && e.code === 'ENOENT' && e.path === missing,
+  );
   for (const worker of [false, true]) {
     const digests = hashFiles([missing, NIH_PNG], { worker });
     await assert.rejects(digests.get(missing)!, (e: unknown) => e instanceof FileHashError && e.code === 'ENOENT');

@@ -35,7 +35,10 @@ before(async () => {
   indexDir = built.indexDir;
   png = readFileSync(join(DATA, built.rows[0]!.split(',')[0]!));
   model = await MedClipModel.load(modelDir);
-  app = createApp(await createServices(model, await IndexBundle.load(indexDir, { model })), { auth: { mode: 'off' }, log: (e) => logs.push(e) });
+  app = createApp(await createServices(model, await IndexBundle.load(indexDir, { model })), {
+    auth: { mode: 'off' },
+    log: (e) => logs.push(e),
+  });
 });
 
 test('ids with malformed percent-encoding are 400 problem+json; ids are decoded exactly once', async () => {
@@ -69,7 +72,9 @@ test('a wrong method is 405 with Allow; an unknown path stays 404', async () => 
 });
 
 test('401 carries WWW-Authenticate; API-key auth never runs without keys', async () => {
-  const keyed = createApp(await createServices(model, await IndexBundle.load(indexDir, { model })), { auth: { mode: 'api-key', hashes: [hashApiKey('k-1')] } });
+  const keyed = createApp(await createServices(model, await IndexBundle.load(indexDir, { model })), {
+    auth: { mode: 'api-key', hashes: [hashApiKey('k-1')] },
+  });
   for (const headers of [{}, { 'x-api-key': 'wrong' }] as Record<string, string>[]) {
     const r = await keyed.request('/v1/health', { headers });
     assert.equal(r.status, 401);
@@ -97,8 +102,16 @@ test('request ids are made by the server: a client id is kept only if it is a UU
 });
 
 test('memory stays bounded: 1,000 classify requests with unique custom classes leave the heap within +20 MB', async () => {
-  const body = (i: number) => JSON.stringify({ image: png.toString('base64'), classes: [{ name: `a${i}`, prompts: [`custom finding number ${i} left`] }, { name: `b${i}`, prompts: [`custom finding number ${i} right`] }] });
-  for (let i = 0; i < 20; i++) await app.request('/v1/classify', { method: 'POST', headers: { 'content-type': 'application/json' }, body: body(-i - 1) }); // warm
+  const body = (i: number) =>
+    JSON.stringify({
+      image: png.toString('base64'),
+      classes: [
+        { name: `a${i}`, prompts: [`custom finding number ${i} left`] },
+        { name: `b${i}`, prompts: [`custom finding number ${i} right`] },
+      ],
+    });
+  for (let i = 0; i < 20; i++)
+    await app.request('/v1/classify', { method: 'POST', headers: { 'content-type': 'application/json' }, body: body(-i - 1) }); // warm
   gc();
   const start = process.memoryUsage().heapUsed;
   for (let i = 0; i < 1000; i++) {
@@ -118,7 +131,11 @@ const httpEvent = (over: Record<string, unknown> = {}) => ({
   rawPath: '/v1/health',
   rawQueryString: '',
   headers: { host: 'abc.lambda-url.eu-west-1.on.aws' },
-  requestContext: { http: { method: 'GET', path: '/v1/health', protocol: 'HTTP/1.1', sourceIp: '203.0.113.7' }, domainName: 'abc.lambda-url.eu-west-1.on.aws', requestId: 'r' },
+  requestContext: {
+    http: { method: 'GET', path: '/v1/health', protocol: 'HTTP/1.1', sourceIp: '203.0.113.7' },
+    domainName: 'abc.lambda-url.eu-west-1.on.aws',
+    requestId: 'r',
+  },
   isBase64Encoded: false,
   ...over,
 });
@@ -127,8 +144,14 @@ test('the Lambda entry answers every malformed event with 400 problem+json, neve
   process.env.MEDCLIP_MODEL_DIR = modelDir;
   process.env.MEDCLIP_INDEX_DIR = indexDir;
   process.env.MEDCLIP_AUTH = 'iam';
-  const { handler } = (await import('../api/lambda.ts')) as unknown as { handler: (e: unknown, c: unknown) => Promise<{ statusCode: number; headers: Record<string, string>; body: string }> };
-  const post = { requestContext: { http: { method: 'POST', path: '/v1/classify' } }, rawPath: '/v1/classify', headers: { 'content-type': 'image/png' } };
+  const { handler } = (await import('../api/lambda.ts')) as unknown as {
+    handler: (e: unknown, c: unknown) => Promise<{ statusCode: number; headers: Record<string, string>; body: string }>;
+  };
+  const post = {
+    requestContext: { http: { method: 'POST', path: '/v1/classify' } },
+    rawPath: '/v1/classify',
+    headers: { 'content-type': 'image/png' },
+  };
   const bad: [string, unknown][] = [
     ['null', null],
     ['a string', 'GET /v1/health'],
@@ -166,8 +189,20 @@ test('the Lambda entry refuses to start with MEDCLIP_AUTH=api-key and no key has
   const script = `import { handler } from ${JSON.stringify(join(REPO, 'api/lambda.ts'))};
 try { await handler(${JSON.stringify(httpEvent())}, {}); console.log('SERVED'); } catch (e) { console.log('REFUSED: ' + e.message); }`;
   const out = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) =>
-    execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: REPO, env: { ...process.env, MEDCLIP_AUTH: 'api-key', MEDCLIP_API_KEY_SHA256: '', MEDCLIP_MODEL_DIR: modelDir, MEDCLIP_INDEX_DIR: indexDir } }, (err, stdout, stderr) =>
-      err ? reject(err) : resolve({ stdout, stderr }),
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      {
+        cwd: REPO,
+        env: {
+          ...process.env,
+          MEDCLIP_AUTH: 'api-key',
+          MEDCLIP_API_KEY_SHA256: '',
+          MEDCLIP_MODEL_DIR: modelDir,
+          MEDCLIP_INDEX_DIR: indexDir,
+        },
+      },
+      (err, stdout, stderr) => (err ? reject(err) : resolve({ stdout, stderr })),
     ),
   );
   assert.match(out.stdout, /^REFUSED: .*refusing to serve an open API/m);
@@ -177,7 +212,9 @@ try { await handler(${JSON.stringify(httpEvent())}, {}); console.log('SERVED'); 
 test('synth fails with a clear message for auth=api-key without keys; with keys the template wires MEDCLIP_AUTH', async () => {
   const synth = (...ctx: string[]) =>
     new Promise<{ code: number; stderr: string }>((resolve) =>
-      execFile(process.execPath, ['--import', 'tsx', 'infra/app.ts', ...ctx.flatMap((c) => ['-c', c])], { cwd: REPO }, (err, _o, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr })),
+      execFile(process.execPath, ['--import', 'tsx', 'infra/app.ts', ...ctx.flatMap((c) => ['-c', c])], { cwd: REPO }, (err, _o, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }),
+      ),
     );
   const open = await synth('auth=api-key');
   assert.equal(open.code, 1);
@@ -191,7 +228,10 @@ test('synth fails with a clear message for auth=api-key without keys; with keys 
 });
 
 test('medclip serve: SIGTERM lets an in-flight request finish, then exits 0; npm start passes SIGTERM on', async () => {
-  const child = spawn(process.execPath, ['bin/medclip.js', 'serve', '--model', modelDir, '--index', indexDir, '--port', '0'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['bin/medclip.js', 'serve', '--model', modelDir, '--index', indexDir, '--port', '0'], {
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d));
   while (!/on (http:\/\/[^ ]+)/.test(err)) await once(child.stderr, 'data');
@@ -228,7 +268,9 @@ test('medclip serve: SIGTERM lets an in-flight request finish, then exits 0; npm
   npm.kill('SIGTERM');
   await once(npm, 'exit');
   await new Promise((r) => setTimeout(r, 500));
-  const left = await new Promise<string>((resolve) => execFile('pgrep', ['-f', `medclip.js serve --model models/medclip-tiny`], (_e, out) => resolve(out.trim())));
+  const left = await new Promise<string>((resolve) =>
+    execFile('pgrep', ['-f', `medclip.js serve --model models/medclip-tiny`], (_e, out) => resolve(out.trim())),
+  );
   assert.equal(left, '', 'no server process outlives npm start');
 });
 
@@ -246,19 +288,38 @@ test('medclip serve on a busy port: one line, exit 1', async () => {
 });
 
 test('the OpenAPI document passes @redocly/cli lint with no error and no warning; errors are declared problem+json', async () => {
-  const doc = (await (await app.request('/openapi.json')).json()) as { paths: Record<string, Record<string, { operationId?: string; responses: Record<string, { content?: Record<string, unknown> }>; parameters?: { name: string; in: string }[] }>> };
+  const doc = (await (await app.request('/openapi.json')).json()) as {
+    paths: Record<
+      string,
+      Record<
+        string,
+        {
+          operationId?: string;
+          responses: Record<string, { content?: Record<string, unknown> }>;
+          parameters?: { name: string; in: string }[];
+        }
+      >
+    >;
+  };
   const file = join(dir, 'openapi.json');
   writeFileSync(file, JSON.stringify(doc));
   const out = await new Promise<{ code: number; stdout: string }>((resolve) =>
-    execFile(join(REPO, 'node_modules/.bin/redocly'), ['lint', '--format', 'json', file], { cwd: REPO }, (err, stdout) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout })),
+    execFile(join(REPO, 'node_modules/.bin/redocly'), ['lint', '--format', 'json', file], { cwd: REPO }, (err, stdout) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout }),
+    ),
   );
-  const report = JSON.parse(out.stdout) as { totals: { errors: number; warnings: number }; problems: { ruleId: string; message: string }[] };
+  const report = JSON.parse(out.stdout) as {
+    totals: { errors: number; warnings: number };
+    problems: { ruleId: string; message: string }[];
+  };
   assert.deepEqual(report.totals, { errors: 0, warnings: 0, ignored: 0 }, JSON.stringify(report.problems.slice(0, 5)));
   assert.equal(out.code, 0);
   for (const [path, ops] of Object.entries(doc.paths))
     for (const [method, op] of Object.entries(ops)) {
       assert.ok(op.operationId, `${method} ${path} has an operationId`);
-      for (const [status, r] of Object.entries(op.responses)) if (status.startsWith('4')) assert.deepEqual(Object.keys(r.content ?? {}), ['application/problem+json'], `${method} ${path} ${status}`);
+      for (const [status, r] of Object.entries(op.responses))
+        if (status.startsWith('4'))
+          assert.deepEqual(Object.keys(r.content ?? {}), ['application/problem+json'], `${method} ${path} ${status}`);
     }
   const imageParams = doc.paths['/v1/search/image']!.post!.parameters!.map((p) => `${p.in}:${p.name}`).sort();
   assert.deepEqual(imageParams, ['query:filter', 'query:k', 'query:target']);
@@ -277,13 +338,21 @@ test('a fault in the stored data is a 500 problem (named in the log, not the res
   });
   const seen: Record<string, unknown>[] = [];
   const broken = createApp(services, { auth: { mode: 'off' }, log: (e) => seen.push(e) });
-  const r = await broken.request('/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: 'pneumonia', target: 'images' }) });
+  const r = await broken.request('/v1/search/text', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query: 'pneumonia', target: 'images' }),
+  });
   assert.equal(r.status, 500);
   assert.equal(r.headers.get('content-type'), 'application/problem+json');
   const body = (await r.json()) as { title: string; detail: string };
   assert.equal(body.title, 'Stored data error');
   assert.doesNotMatch(body.detail, /meta\.jsonl/, 'internal paths stay in the log');
   assert.ok(seen.some((e) => e.error === 'IndexError' && e.kind === 'data'));
-  const bad = await broken.request('/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: 'pneumonia', target: 'images', filter: { must: ['Pneumonitis'] } }) });
+  const bad = await broken.request('/v1/search/text', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query: 'pneumonia', target: 'images', filter: { must: ['Pneumonitis'] } }),
+  });
   assert.equal(bad.status, 400);
 });

@@ -29,7 +29,14 @@ test("CheXpert's own CSV loads: Path column, float labels, Frontal/Lateral; bad 
   const row = (path: string, fl: string, appa: string, edema: string) =>
     [path, 'Female', '68', fl, appa, ...OBSERVATIONS.map((o) => (o === 'Edema' ? edema : o === 'No Finding' ? '' : '0.0'))].join(',');
   const file = join(dir, 'train.csv');
-  await writeFile(file, [header, row('CheXpert-v1.0-small/train/patient1/study1/view1_frontal.jpg', 'Frontal', 'AP', '-1.0'), row('CheXpert-v1.0-small/train/patient1/study1/view2_lateral.jpg', 'Lateral', '', '1.0')].join('\n'));
+  await writeFile(
+    file,
+    [
+      header,
+      row('CheXpert-v1.0-small/train/patient1/study1/view1_frontal.jpg', 'Frontal', 'AP', '-1.0'),
+      row('CheXpert-v1.0-small/train/patient1/study1/view2_lateral.jpg', 'Lateral', '', '1.0'),
+    ].join('\n'),
+  );
   const rows = [];
   for await (const r of readImageTable(file, { root: '/data' })) rows.push(r);
   assert.equal(rows[0]!.file, '/data/CheXpert-v1.0-small/train/patient1/study1/view1_frontal.jpg');

@@ -73,7 +73,11 @@ test('16-bit grey, RGB and RGBA PNGs decode to the same grey pixels as the 8-bit
   assert.equal((await sharp(png16).metadata()).depth, 'ushort');
   const rgb = await sharp(grey.data, raw).toColourspace('srgb').png().toBuffer();
   const rgba = await sharp(grey.data, raw).toColourspace('srgb').ensureAlpha(1).png().toBuffer();
-  for (const [name, bytes] of [['png16', png16], ['rgb', rgb], ['rgba', rgba]] as const) {
+  for (const [name, bytes] of [
+    ['png16', png16],
+    ['rgb', rgb],
+    ['rgba', rgba],
+  ] as const) {
     const out = await decodeGrey(bytes);
     assert.equal(out.width, grey.width);
     assert.ok(maxAbsDiff(out.data, grey.data) <= 1, name);
@@ -169,16 +173,27 @@ test('DICOM signed 12-bit samples in 16 bits are sign-extended before the window
 test('DICOM MONOCHROME1 is inverted and a file without a window gets a percentile window', async () => {
   const grey = await realGrey();
   const common = { transferSyntax: TRANSFER_SYNTAX.explicitLittle, rows: grey.height, columns: grey.width, bitsAllocated: 8 as const };
-  const mono1 = await decodeGrey(writeDicom({ ...common, photometric: 'MONOCHROME1', window: { center: 127.5, width: 256 }, pixelData: grey.data }));
+  const mono1 = await decodeGrey(
+    writeDicom({ ...common, photometric: 'MONOCHROME1', window: { center: 127.5, width: 256 }, pixelData: grey.data }),
+  );
   const inverted = Array.from(grey.data, (v) => 255 - v);
   assert.ok(maxAbsDiff(mono1.data, inverted) <= 1);
   const auto = await decodeGrey(writeDicom({ ...common, pixelData: grey.data }));
   // Percentile windowing stretches contrast: correlation with the source stays near 1, full range is used.
-  let sxy = 0, sx = 0, sy = 0, sxx = 0, syy = 0;
+  let sxy = 0,
+    sx = 0,
+    sy = 0,
+    sxx = 0,
+    syy = 0;
   const n = grey.data.length;
   for (let i = 0; i < n; i++) {
-    const x = grey.data[i]!, y = auto.data[i]!;
-    sxy += x * y; sx += x; sy += y; sxx += x * x; syy += y * y;
+    const x = grey.data[i]!,
+      y = auto.data[i]!;
+    sxy += x * y;
+    sx += x;
+    sy += y;
+    sxx += x * x;
+    syy += y * y;
   }
   const r = (n * sxy - sx * sy) / Math.sqrt((n * sxx - sx * sx) * (n * syy - sy * sy));
   assert.ok(r > 0.99, `correlation ${r}`);
@@ -188,7 +203,13 @@ test('DICOM MONOCHROME1 is inverted and a file without a window gets a percentil
 
 test('DICOM RLE lossless (8 and 16 bit) decodes exactly', async () => {
   const grey = await realGrey();
-  const common = { transferSyntax: TRANSFER_SYNTAX.rle, rows: grey.height, columns: grey.width, window: { center: 127.5, width: 256 }, encapsulated: true };
+  const common = {
+    transferSyntax: TRANSFER_SYNTAX.rle,
+    rows: grey.height,
+    columns: grey.width,
+    window: { center: 127.5, width: 256 },
+    encapsulated: true,
+  };
   const eight = await decodeGrey(writeDicom({ ...common, bitsAllocated: 8, pixelData: encodeRle(grey.data, 1) }));
   assert.ok(maxAbsDiff(eight.data, grey.data) <= 1);
   const sixteen = Array.from(grey.data, (v) => v * 256 + 7);
@@ -204,8 +225,15 @@ interface WasmEncoder {
   delete(): void;
 }
 
-async function wasmEncode(specifier: string, className: string, grey: { data: Uint8Array; width: number; height: number }): Promise<Uint8Array> {
-  const mod = (await (require(specifier) as () => Promise<Record<string, new () => WasmEncoder>>)()) as Record<string, new () => WasmEncoder>;
+async function wasmEncode(
+  specifier: string,
+  className: string,
+  grey: { data: Uint8Array; width: number; height: number },
+): Promise<Uint8Array> {
+  const mod = (await (require(specifier) as () => Promise<Record<string, new () => WasmEncoder>>)()) as Record<
+    string,
+    new () => WasmEncoder
+  >;
   const enc = new mod[className]!();
   try {
     enc.getDecodedBuffer({ width: grey.width, height: grey.height, bitsPerSample: 8, componentCount: 1, isSigned: false }).set(grey.data);
@@ -218,12 +246,24 @@ async function wasmEncode(specifier: string, className: string, grey: { data: Ui
 
 test('DICOM JPEG baseline, JPEG lossless, JPEG-LS and JPEG 2000 frames decode through their codecs', async () => {
   const grey = await realGrey();
-  const jpeg = new Uint8Array(await sharp(grey.data, { raw: { width: grey.width, height: grey.height, channels: 1 } }).jpeg({ quality: 95 }).toBuffer());
+  const jpeg = new Uint8Array(
+    await sharp(grey.data, { raw: { width: grey.width, height: grey.height, channels: 1 } })
+      .jpeg({ quality: 95 })
+      .toBuffer(),
+  );
   const cases = [
     { ts: TRANSFER_SYNTAX.jpegBaseline, frame: jpeg, tolerance: 20 },
     { ts: TRANSFER_SYNTAX.jpegLosslessSV1, frame: encodeJpegLossless8(grey.data, grey.width, grey.height), tolerance: 1 },
-    { ts: TRANSFER_SYNTAX.jpegLsLossless, frame: await wasmEncode('@cornerstonejs/codec-charls/wasmjs', 'JpegLSEncoder', grey), tolerance: 1 },
-    { ts: TRANSFER_SYNTAX.jpeg2000Lossless, frame: await wasmEncode('@cornerstonejs/codec-openjpeg/wasmjs', 'J2KEncoder', grey), tolerance: 1 },
+    {
+      ts: TRANSFER_SYNTAX.jpegLsLossless,
+      frame: await wasmEncode('@cornerstonejs/codec-charls/wasmjs', 'JpegLSEncoder', grey),
+      tolerance: 1,
+    },
+    {
+      ts: TRANSFER_SYNTAX.jpeg2000Lossless,
+      frame: await wasmEncode('@cornerstonejs/codec-openjpeg/wasmjs', 'J2KEncoder', grey),
+      tolerance: 1,
+    },
   ];
   for (const c of cases) {
     const file = writeDicom({
@@ -248,7 +288,9 @@ test('DICOM errors: truncated pixel data, no pixel data, unsupported syntax, cor
   await expectImageError(decodeGrey(writeDicom({ ...base, omitPixelData: true })), 'unsupported');
   await expectImageError(decodeGrey(writeDicom({ ...base, transferSyntax: '1.2.840.10008.1.2.4.100' })), 'unsupported');
   await expectImageError(
-    decodeGrey(writeDicom({ ...base, transferSyntax: TRANSFER_SYNTAX.jpeg2000Lossless, encapsulated: true, pixelData: new Uint8Array(64).fill(7) })),
+    decodeGrey(
+      writeDicom({ ...base, transferSyntax: TRANSFER_SYNTAX.jpeg2000Lossless, encapsulated: true, pixelData: new Uint8Array(64).fill(7) }),
+    ),
     'corrupt',
   );
   await expectImageError(decodeGrey(writeDicom({ ...base, rows: 20000, columns: 20000 })), 'too-large');

@@ -42,10 +42,16 @@ test('build: bad images are skipped and listed by id; everything else is indexed
   const s = await buildIndex({ model: modelDir, images: table, root: DATA, reports: IU_REPORTS, reportSplit: 'val', out, batchSize: 8 });
   assert.equal(s.images.indexed, 30);
   assert.equal(s.images.skipped, 3);
-  const errors = readFileSync(join(liveDir(out), 'errors.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const errors = readFileSync(join(liveDir(out), 'errors.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const imageErrors = errors.filter((e) => e.collection === 'images');
   assert.deepEqual(imageErrors.map((e) => e.reason.split(':')[0]).sort(), ['missing', 'truncated', 'unsupported'].sort());
-  assert.ok(errors.every((e) => !/not an image/.test(e.reason)), 'errors carry no file content');
+  assert.ok(
+    errors.every((e) => !/not an image/.test(e.reason)),
+    'errors carry no file content',
+  );
   const index = await IndexBundle.load(out, { model });
   assert.equal(index.count('images'), 30);
   assert.ok(index.count('reports') > 1000);
@@ -80,7 +86,10 @@ test('load refuses a wrong format, another model, a dimension mismatch and a cor
   writeFileSync(join(bad, 'manifest.json'), JSON.stringify({ ...manifest(), format: 'medclip-index/0' }));
   await assert.rejects(IndexBundle.load(bad, { model }), /unsupported index format/);
   reset();
-  await assert.rejects(IndexBundle.load(bad, { model: { name: 'other', manifestSha256: 'f'.repeat(64), embedDim: 16 } }), (e: unknown) => e instanceof IndexError && /built with model "test-tiny".*not the loaded model "other"/.test(e.message));
+  await assert.rejects(
+    IndexBundle.load(bad, { model: { name: 'other', manifestSha256: 'f'.repeat(64), embedDim: 16 } }),
+    (e: unknown) => e instanceof IndexError && /built with model "test-tiny".*not the loaded model "other"/.test(e.message),
+  );
   reset();
   const m = manifest();
   m.collections.images.dim = 32;
@@ -90,7 +99,11 @@ test('load refuses a wrong format, another model, a dimension mismatch and a cor
   reset();
   const other = new hnswlib.HierarchicalNSW('ip', 8);
   other.initIndex(30);
-  for (let i = 0; i < 30; i++) other.addPoint(Array.from({ length: 8 }, (_, d) => Math.sin(i + d)), i);
+  for (let i = 0; i < 30; i++)
+    other.addPoint(
+      Array.from({ length: 8 }, (_, d) => Math.sin(i + d)),
+      i,
+    );
   other.writeIndexSync(join(bad, 'images.hnsw'));
   const m2 = manifest();
   const { sha256 } = await import('../core/model.ts');
@@ -123,7 +136,10 @@ test('a bundle hashed on a worker thread, with the model still loading, answers 
   for (const c of ['images', 'reports'] as const) {
     const a = sequential.search(c as 'images', q!, { k: 5 });
     const b = parallel.search(c as 'images', q!, { k: 5 });
-    assert.deepEqual(b.map((h) => [h.meta.id, h.score]), a.map((h) => [h.meta.id, h.score]));
+    assert.deepEqual(
+      b.map((h) => [h.meta.id, h.score]),
+      a.map((h) => [h.meta.id, h.score]),
+    );
     assert.ok(a.length > 0);
   }
   assert.equal(parallel.reports.size, sequential.reports.size);
@@ -138,7 +154,22 @@ test('a build killed with SIGKILL resumes with --resume and yields the same item
   const out = join(dir, 'killed');
   rmSync(out, { recursive: true, force: true });
   rmSync(`${out}.partial`, { recursive: true, force: true });
-  const args = ['bin/medclip.js', 'index', '--model', modelDir, '--images', big, '--root', DATA, '--out', out, '--batch', '2', '--threads', '1'];
+  const args = [
+    'bin/medclip.js',
+    'index',
+    '--model',
+    modelDir,
+    '--images',
+    big,
+    '--root',
+    DATA,
+    '--out',
+    out,
+    '--batch',
+    '2',
+    '--threads',
+    '1',
+  ];
   const child = spawn(process.execPath, args, { cwd: REPO, stdio: 'ignore' });
   const itemsFile = join(`${out}.partial`, 'images.items.jsonl');
   await new Promise<void>((resolve, reject) => {
@@ -156,13 +187,23 @@ test('a build killed with SIGKILL resumes with --resume and yields the same item
     });
   });
   await new Promise((r) => child.once('exit', r));
-  assert.ok(!existsSync(join(out, 'manifest.json')) && !existsSync(join(out, 'CURRENT')), 'no bundle is visible before the build completes');
-  await assert.rejects(buildIndex({ model: modelDir, images: big, root: DATA, out }), (e: unknown) => e instanceof IndexBuildError && /--resume/.test(e.message));
+  assert.ok(
+    !existsSync(join(out, 'manifest.json')) && !existsSync(join(out, 'CURRENT')),
+    'no bundle is visible before the build completes',
+  );
+  await assert.rejects(
+    buildIndex({ model: modelDir, images: big, root: DATA, out }),
+    (e: unknown) => e instanceof IndexBuildError && /--resume/.test(e.message),
+  );
   const s = await buildIndex({ model: modelDir, images: big, root: DATA, out, resume: true, batchSize: 4 });
   assert.equal(s.images.indexed, 200);
   const a = await IndexBundle.load(full, { model });
   const b = await IndexBundle.load(out, { model });
-  const ids = (x: IndexBundle) => readFileSync(join(x.dir, 'images.meta.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).id as string);
+  const ids = (x: IndexBundle) =>
+    readFileSync(join(x.dir, 'images.meta.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).id as string);
   assert.deepEqual(ids(b).sort(), ids(a).sort());
   assert.equal(new Set(ids(b)).size, 200, 'no item indexed twice');
   const vectors = (x: IndexBundle) => {
@@ -171,7 +212,11 @@ test('a build killed with SIGKILL resumes with --resume and yields the same item
     return new Map(ids(x).map((id, label) => [id, h.getPoint(label)]));
   };
   const va = vectors(a);
-  for (const [id, v] of vectors(b)) assert.ok(v.every((x, i) => Math.abs(x - va.get(id)![i]!) < 1e-6), id);
+  for (const [id, v] of vectors(b))
+    assert.ok(
+      v.every((x, i) => Math.abs(x - va.get(id)![i]!) < 1e-6),
+      id,
+    );
 });
 
 test('--append adds a new version, keeping old items; --delete hides items from search', async () => {
@@ -196,13 +241,22 @@ test('--append adds a new version, keeping old items; --delete hides items from 
   // thumbnails: every remaining image has one, the deleted image's is gone
   const survivor = pickRows('val', 1, 12)[0]!.split(',')[0]!;
   const thumb = index.thumbnailFile(survivor)!;
-  assert.ok(existsSync(thumb) && readFileSync(thumb).subarray(0, 2).equals(Buffer.from([0xff, 0xd8])), 'a JPEG thumbnail');
+  assert.ok(
+    existsSync(thumb) &&
+      readFileSync(thumb)
+        .subarray(0, 2)
+        .equals(Buffer.from([0xff, 0xd8])),
+    'a JPEG thumbnail',
+  );
   const { thumbnailName } = await import('../core/image/index.ts');
   assert.ok(!existsSync(join(liveDir(out), 'thumbs', thumbnailName(victim))), 'deleted image leaves no thumbnail');
 });
 
 test('build refuses to overwrite an existing bundle and reports when nothing could be indexed', async () => {
-  await assert.rejects(buildIndex({ model: modelDir, images: table, root: DATA, out: join(dir, 'bundle') }), /already exists: use --append/);
+  await assert.rejects(
+    buildIndex({ model: modelDir, images: table, root: DATA, out: join(dir, 'bundle') }),
+    /already exists: use --append/,
+  );
   const junk = join(dir, 'junk.csv');
   writeFileSync(junk, [header(), [join(dir, 'notes.png'), ...pickRows('val', 1)[0]!.split(',').slice(1)].join(',')].join('\n') + '\n');
   await assert.rejects(buildIndex({ model: modelDir, images: junk, root: DATA, out: join(dir, 'junk') }), /nothing could be indexed/);
@@ -233,17 +287,35 @@ test('--workers lambda: embedding fans out to Lambda through the real SDK and wo
     await buildIndex({ model: modelDir, images: small, root: DATA, out: local0 });
     const viaLambda = join(dir, 'lambda-ok');
     rmSync(viaLambda, { recursive: true, force: true });
-    const s = await buildIndex({ model: modelDir, images: small, root: DATA, out: viaLambda, batchSize: 4, inFlight: 3, embedder: new LambdaEmbedder('medclip-embed', { client: client() }) });
+    const s = await buildIndex({
+      model: modelDir,
+      images: small,
+      root: DATA,
+      out: viaLambda,
+      batchSize: 4,
+      inFlight: 3,
+      embedder: new LambdaEmbedder('medclip-embed', { client: client() }),
+    });
     assert.equal(s.images.indexed, 12);
     assert.equal(local.invocations.get('medclip-embed'), 3);
     const ref = await IndexBundle.load(local0, { model });
     const got = await IndexBundle.load(viaLambda, { model });
     const q = (await model.embedTexts(['pleural effusion']))[0]!;
-    assert.deepEqual(got.search('images', q, { k: 12 }).map((h) => h.meta.id), ref.search('images', q, { k: 12 }).map((h) => h.meta.id));
+    assert.deepEqual(
+      got.search('images', q, { k: 12 }).map((h) => h.meta.id),
+      ref.search('images', q, { k: 12 }).map((h) => h.meta.id),
+    );
 
     const flakyOut = join(dir, 'lambda-flaky');
     rmSync(flakyOut, { recursive: true, force: true });
-    const f = await buildIndex({ model: modelDir, images: small, root: DATA, out: flakyOut, batchSize: 12, embedder: new LambdaEmbedder('medclip-flaky', { client: client(), retries: 3, backoffMs: 5 }) });
+    const f = await buildIndex({
+      model: modelDir,
+      images: small,
+      root: DATA,
+      out: flakyOut,
+      batchSize: 12,
+      embedder: new LambdaEmbedder('medclip-flaky', { client: client(), retries: 3, backoffMs: 5 }),
+    });
     assert.equal(f.images.indexed, 12, 'retried until the worker answered');
     assert.equal(local.invocations.get('medclip-flaky'), 3);
 
@@ -252,7 +324,13 @@ test('--workers lambda: embedding fans out to Lambda through the real SDK and wo
     const mixed = join(dir, 'lambda-mixed.csv');
     writeFileSync(mixed, [header(), ...pickRows('val', 4)].join('\n') + '\n');
     await assert.rejects(
-      buildIndex({ model: modelDir, images: mixed, root: DATA, out: brokenOut, embedder: new LambdaEmbedder('medclip-broken', { client: client(), retries: 2, backoffMs: 5 }) }),
+      buildIndex({
+        model: modelDir,
+        images: mixed,
+        root: DATA,
+        out: brokenOut,
+        embedder: new LambdaEmbedder('medclip-broken', { client: client(), retries: 2, backoffMs: 5 }),
+      }),
       /nothing could be indexed .*worker-failed: Unhandled: TypeError \(after 3 attempts\)/,
     );
     assert.equal(local.invocations.get('medclip-broken'), 3);

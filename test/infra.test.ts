@@ -25,7 +25,9 @@ test('bucket: versioned, encrypted, public access blocked, TLS only', () => {
     PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
   });
   t.hasResourceProperties('AWS::S3::BucketPolicy', {
-    PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+    PolicyDocument: {
+      Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]),
+    },
   });
 });
 
@@ -43,7 +45,13 @@ test('functions: nodejs22.x on x86_64, bundles from S3 by environment, IAM Funct
     Handler: 'api.handler',
     MemorySize: 1769,
     ReservedConcurrentExecutions: 20,
-    Environment: { Variables: Match.objectLike({ MEDCLIP_MODEL_URI: Match.anyValue(), MEDCLIP_INDEX_URI: Match.anyValue(), MEDCLIP_CACHE_DIR: '/tmp/medclip' }) },
+    Environment: {
+      Variables: Match.objectLike({
+        MEDCLIP_MODEL_URI: Match.anyValue(),
+        MEDCLIP_INDEX_URI: Match.anyValue(),
+        MEDCLIP_CACHE_DIR: '/tmp/medclip',
+      }),
+    },
   });
   t.hasResourceProperties('AWS::Lambda::Url', { AuthType: 'AWS_IAM' });
   t.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
@@ -53,13 +61,18 @@ test('functions: nodejs22.x on x86_64, bundles from S3 by environment, IAM Funct
 test('api-key mode: an open Function URL with key digests in the environment', () => {
   const t = synth({ auth: 'api-key', apiKeySha256: ['a'.repeat(64)] });
   t.hasResourceProperties('AWS::Lambda::Url', { AuthType: 'NONE' });
-  t.hasResourceProperties('AWS::Lambda::Function', { Handler: 'api.handler', Environment: { Variables: Match.objectLike({ MEDCLIP_API_KEY_SHA256: 'a'.repeat(64) }) } });
+  t.hasResourceProperties('AWS::Lambda::Function', {
+    Handler: 'api.handler',
+    Environment: { Variables: Match.objectLike({ MEDCLIP_API_KEY_SHA256: 'a'.repeat(64) }) },
+  });
 });
 
 test('IAM: no wildcard actions or resources; the API reads its bundles, only the builder policy invokes the worker', () => {
   const t = synth({ shards: 2 });
   const policies = { ...t.findResources('AWS::IAM::Policy'), ...t.findResources('AWS::IAM::ManagedPolicy') };
-  const statements = Object.values(policies).flatMap((p) => (p.Properties as { PolicyDocument: { Statement: { Action: string | string[]; Resource: unknown }[] } }).PolicyDocument.Statement);
+  const statements = Object.values(policies).flatMap(
+    (p) => (p.Properties as { PolicyDocument: { Statement: { Action: string | string[]; Resource: unknown }[] } }).PolicyDocument.Statement,
+  );
   for (const s of statements) {
     for (const a of [s.Action].flat()) assert.ok(a !== '*' && !a.endsWith(':*'), `wildcard action ${a}`);
     for (const r of [s.Resource].flat()) assert.notEqual(r, '*', 'wildcard resource');
@@ -72,8 +85,14 @@ test('IAM: no wildcard actions or resources; the API reads its bundles, only the
   // the API may invoke its query shards, and nothing else
   const apiInvokes = invokers.filter((s) => !JSON.stringify(s.Resource).includes(worker));
   assert.ok(apiInvokes.length >= 1 && apiInvokes.every((s) => /Shard\d/.test(JSON.stringify(s.Resource))));
-  t.hasResourceProperties('AWS::Lambda::Function', { Handler: 'api.handler', Environment: { Variables: Match.objectLike({ MEDCLIP_SHARD_FUNCTIONS: Match.anyValue() }) } });
+  t.hasResourceProperties('AWS::Lambda::Function', {
+    Handler: 'api.handler',
+    Environment: { Variables: Match.objectLike({ MEDCLIP_SHARD_FUNCTIONS: Match.anyValue() }) },
+  });
   const apiReads = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('s3:GetObject')));
   assert.ok(apiReads.length >= 3);
-  assert.ok(statements.every((s) => ![s.Action].flat().includes('s3:DeleteObject')), 'nothing deletes bundles');
+  assert.ok(
+    statements.every((s) => ![s.Action].flat().includes('s3:DeleteObject')),
+    'nothing deletes bundles',
+  );
 });

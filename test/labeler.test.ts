@@ -57,7 +57,13 @@ test('No Finding: only when nothing abnormal is positive, including findings out
   assert.equal(at(labelSentence('No acute cardiopulmonary abnormality.'), 'No Finding'), 1);
   assert.equal(at(labelSentence('The lungs are clear.'), 'No Finding'), 1);
   assert.equal(at(labelSentence('Degenerative changes of the thoracic spine.'), 'No Finding'), 0);
-  assert.equal(at(labelReport({ findings: 'Heart size is normal. The lungs are clear. No pneumothorax.', impression: 'Normal chest x-XXXX.' }).labels, 'No Finding'), 1);
+  assert.equal(
+    at(
+      labelReport({ findings: 'Heart size is normal. The lungs are clear. No pneumothorax.', impression: 'Normal chest x-XXXX.' }).labels,
+      'No Finding',
+    ),
+    1,
+  );
   const abnormal = labelReport({ findings: 'The lungs are clear.', impression: 'Calcified granuloma in the right upper lobe.' });
   assert.equal(at(abnormal.labels, 'No Finding'), 0);
   assert.equal(at(labelReport({ findings: 'Stable cardiomegaly.', impression: '' }).labels, 'No Finding'), 0);
@@ -65,9 +71,15 @@ test('No Finding: only when nothing abnormal is positive, including findings out
 });
 
 test('report aggregate keeps each sentence and takes positive over uncertain over negative', () => {
-  const r = labelReport({ findings: 'No pleural effusion. Possible small right effusion. Mild atelectasis.', impression: 'No pneumothorax.' });
+  const r = labelReport({
+    findings: 'No pleural effusion. Possible small right effusion. Mild atelectasis.',
+    impression: 'No pneumothorax.',
+  });
   assert.equal(r.sentences.length, 4);
-  assert.deepEqual(r.sentences.map((s) => s.index), [0, 1, 2, 3]);
+  assert.deepEqual(
+    r.sentences.map((s) => s.index),
+    [0, 1, 2, 3],
+  );
   assert.equal(at(r.labels, 'Pleural Effusion'), -1);
   assert.equal(at(r.labels, 'Atelectasis'), 1);
   assert.equal(at(r.labels, 'Pneumothorax'), 0);

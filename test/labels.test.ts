@@ -31,7 +31,10 @@ test('label cells: 1 / 0 / -1 / empty and CheXpert float spellings; anything els
   assert.equal(parseLabelValue('0.0'), 0);
   assert.equal(parseLabelValue(undefined), null);
   assert.equal(parseLabelValue(Number.NaN), null);
-  assert.throws(() => parseLabelValue('yes', 'Edema'), (e: unknown) => e instanceof LabelParseError && e.column === 'Edema');
+  assert.throws(
+    () => parseLabelValue('yes', 'Edema'),
+    (e: unknown) => e instanceof LabelParseError && e.column === 'Edema',
+  );
   assert.throws(() => parseLabelValue('2'), LabelParseError);
   assert.throws(() => parseLabelValue(0.5), LabelParseError);
 });

@@ -44,7 +44,10 @@ test('core/model: embeddings are unit vectors; zero-shot probabilities sum to 1;
     assert.ok(single[0]!.every((v, i) => Math.abs(v - texts[45]![i]!) < 1e-5));
     const classes = resolveClasses(['No Finding', 'Pneumonia', 'Cardiomegaly'], 5);
     const probs = await model.classify(embeds[0]!, classes);
-    assert.deepEqual(probs.map((p) => p.name), ['No Finding', 'Pneumonia', 'Cardiomegaly']);
+    assert.deepEqual(
+      probs.map((p) => p.name),
+      ['No Finding', 'Pneumonia', 'Cardiomegaly'],
+    );
     assert.ok(Math.abs(probs.reduce((s, p) => s + p.probability, 0) - 1) < 1e-6);
     const first = await model.classEmbeddings(classes);
     assert.equal((await model.classEmbeddings(classes))[0], first[0], 'class embeddings are cached');
@@ -63,7 +66,10 @@ test('core/model refuses a corrupted file, a wrong format, and a manifest pointi
   const onnx = readFileSync(join(bad, 'text_encoder.onnx'));
   onnx[onnx.length - 10]! ^= 0xff;
   writeFileSync(join(bad, 'text_encoder.onnx'), onnx);
-  await assert.rejects(MedClipModel.load(bad), (e: unknown) => e instanceof ModelError && /text_encoder\.onnx does not match its sha256/.test(e.message));
+  await assert.rejects(
+    MedClipModel.load(bad),
+    (e: unknown) => e instanceof ModelError && /text_encoder\.onnx does not match its sha256/.test(e.message),
+  );
 
   reset();
   const m = JSON.parse(readFileSync(join(bad, 'manifest.json'), 'utf8'));

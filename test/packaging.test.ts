@@ -31,7 +31,11 @@ test('the API/worker Lambda asset: size, glibc requirements, and a cold start in
   console.log(`Lambda asset: ${(bytes / 1048576).toFixed(1)} MB unzipped (limit 250 MB)`);
   assert.ok(bytes <= LIMIT, `${bytes} bytes`);
   const natives = nativeFiles(join(out, 'node_modules'));
-  assert.ok(natives.some((f) => f.includes('onnxruntime')) && natives.some((f) => f.includes('hnswlib')) && natives.some((f) => f.includes('sharp')));
+  assert.ok(
+    natives.some((f) => f.includes('onnxruntime')) &&
+      natives.some((f) => f.includes('hnswlib')) &&
+      natives.some((f) => f.includes('sharp')),
+  );
   assert.ok(!natives.some((f) => /darwin|win32|arm64|providers_cuda/.test(f)), 'only linux-x64 CPU binaries');
   for (const f of natives) {
     const symbols = execFileSync('objdump', ['-T', f], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
@@ -43,7 +47,9 @@ test('the API/worker Lambda asset: size, glibc requirements, and a cold start in
     }
   }
   const smoke = join(out, '..', 'smoke.mjs');
-  writeFileSync(smoke, `
+  writeFileSync(
+    smoke,
+    `
 const { handler } = await import(${JSON.stringify(join(out, 'api.mjs'))});
 const event = { version: '2.0', routeKey: '$default', rawPath: '/v1/health', rawQueryString: '', headers: { host: 'x.lambda-url.eu-west-1.on.aws' },
   requestContext: { http: { method: 'GET', path: '/v1/health', protocol: 'HTTP/1.1', sourceIp: '192.0.2.1', userAgent: 'test' }, accountId: '1', apiId: 'x', domainName: 'x', requestId: 'r', routeKey: '$default', stage: '$default', time: '', timeEpoch: 0 }, isBase64Encoded: false };
@@ -52,9 +58,14 @@ const docs = await handler({ ...event, rawPath: '/docs/swagger-ui.css', requestC
 const { handler: worker } = await import(${JSON.stringify(join(out, 'worker.mjs'))});
 const w = await worker({ kind: 'texts', texts: ['no pneumothorax'] });
 process.stdout.write(JSON.stringify({ status: r.statusCode, body: JSON.parse(r.body), vectors: w.vectors.length, docs: docs.statusCode }));
-`);
+`,
+  );
   // a clean environment and another working directory: nothing from this checkout's node_modules can leak in
-  const result = JSON.parse(execFileSync(process.execPath, [smoke], { cwd: out, env: { PATH: process.env.PATH ?? '', MEDCLIP_AUTH: 'iam' }, encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('{"status"'))[0]!);
+  const result = JSON.parse(
+    execFileSync(process.execPath, [smoke], { cwd: out, env: { PATH: process.env.PATH ?? '', MEDCLIP_AUTH: 'iam' }, encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.startsWith('{"status"'))[0]!,
+  );
   assert.equal(result.status, 200);
   assert.equal(result.body.model.name, 'medclip-tiny');
   assert.equal(result.vectors, 1);

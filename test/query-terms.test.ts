@@ -18,7 +18,12 @@ before(async () => {
 });
 
 test('the speller fixes typos and swapped letters, leaves known and short words alone, never invents far words', () => {
-  const s = QuerySpeller.fromTexts(['Right lower lobe pneumonia.', 'Small left pleural effusion.', 'Cardiomegaly is stable.', 'The lungs are clear.']);
+  const s = QuerySpeller.fromTexts([
+    'Right lower lobe pneumonia.',
+    'Small left pleural effusion.',
+    'Cardiomegaly is stable.',
+    'The lungs are clear.',
+  ]);
   assert.deepEqual(s.analyse('pnuemonia'), { corrected: 'pneumonia', warnings: [] });
   assert.deepEqual(s.analyse('rigth lower lobe pneumonai'), { corrected: 'right lower lobe pneumonia', warnings: [] });
   assert.deepEqual(s.analyse('pleural efusion'), { corrected: 'pleural effusion', warnings: [] });
@@ -31,7 +36,13 @@ test('the speller fixes typos and swapped letters, leaves known and short words 
 
 test('POST /v1/search/text: a misspelled query searches as its correction and says so; an unknown language is flagged', async () => {
   const ask = async (query: string) =>
-    (await (await app.request('/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, target: 'reports', k: 5 }) })).json()) as {
+    (await (
+      await app.request('/v1/search/text', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query, target: 'reports', k: 5 }),
+      })
+    ).json()) as {
       query: { findings: { name: string; polarity: string }[]; corrected?: string; warnings?: string[] };
       hits: { id: string; score: number }[];
     };
@@ -39,7 +50,10 @@ test('POST /v1/search/text: a misspelled query searches as its correction and sa
   const right = await ask('pneumonia');
   assert.equal(typo.query.corrected, 'pneumonia');
   assert.deepEqual(typo.query.findings, [{ name: 'Pneumonia', polarity: 'positive' }]);
-  assert.deepEqual(typo.hits.map((h) => h.id), right.hits.map((h) => h.id));
+  assert.deepEqual(
+    typo.hits.map((h) => h.id),
+    right.hits.map((h) => h.id),
+  );
   assert.equal(right.query.corrected, undefined);
   const foreign = await ask('肺炎');
   assert.match(foreign.query.warnings![0]!, /no known term/);

@@ -12,7 +12,13 @@ import { REPO } from './helpers/paths.ts';
 let server: Awaited<ReturnType<typeof startServer>>;
 
 before(async () => {
-  server = await startServer({ model: join(REPO, 'models/medclip-tiny'), index: join(REPO, 'indexes/sample'), port: 0, host: '127.0.0.1', log: () => {} });
+  server = await startServer({
+    model: join(REPO, 'models/medclip-tiny'),
+    index: join(REPO, 'indexes/sample'),
+    port: 0,
+    host: '127.0.0.1',
+    log: () => {},
+  });
 });
 after(async () => server.close());
 
@@ -50,7 +56,10 @@ test('every curl example of the README answers as shown, against the shipped mod
   let ran = 0;
   for (const { command, shown } of examples) {
     // the README's files are relative to the repository; -o writes into a scratch folder
-    const local = command.replaceAll('localhost:8787', server.url.replace('http://', '')).replace(/ -o (\S+)/, ` -o ${scratch}/$1`).replaceAll('@samples/', `@${REPO}/samples/`);
+    const local = command
+      .replaceAll('localhost:8787', server.url.replace('http://', ''))
+      .replace(/ -o (\S+)/, ` -o ${scratch}/$1`)
+      .replaceAll('@samples/', `@${REPO}/samples/`);
     if (local.includes('<base64>')) continue; // a template for the reader to fill in
     const r = await run(local, scratch);
     ran++;

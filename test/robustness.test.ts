@@ -31,7 +31,14 @@ before(async () => {
   png = readFileSync(join(DATA, rows.find((l) => l.includes(',nih,'))!.split(',')[0]!));
   jpg = readFileSync(join(DATA, lines.find((l) => l.includes(',kermany,'))!.split(',')[0]!));
   const pixels = new Uint16Array(64 * 64).map((_, i) => (i * 37) % 4096);
-  dicom = writeDicom({ transferSyntax: '1.2.840.10008.1.2.1', rows: 64, columns: 64, bitsAllocated: 16, bitsStored: 12, pixelData: uint16Bytes(pixels) });
+  dicom = writeDicom({
+    transferSyntax: '1.2.840.10008.1.2.1',
+    rows: 64,
+    columns: 64,
+    bitsAllocated: 16,
+    bitsStored: 12,
+    pixelData: uint16Bytes(pixels),
+  });
 });
 
 /** A valid grey 8-bit PNG of side x side black pixels: 256 MB of pixels in a few hundred kilobytes. */
@@ -50,7 +57,12 @@ function pngBomb(side: number): Buffer {
   ihdr[8] = 8; // bit depth
   ihdr[9] = 0; // greyscale
   const idat = deflateSync(Buffer.alloc(side * (side + 1)), { level: 9 });
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', idat),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 test('1,000+ malformed requests: never a 5xx, always problem+json, memory back to baseline', async () => {
@@ -58,7 +70,10 @@ test('1,000+ malformed requests: never a 5xx, always problem+json, memory back t
   // a real decompression bomb: 16000 x 16000 pixels that compress to a few hundred kilobytes
   const bomb = pngBomb(16000);
   const randomBytes = (n: number) => Uint8Array.from({ length: n }, () => rng.int(256));
-  const garbageText = () => Array.from({ length: 1 + rng.int(400) }, () => String.fromCodePoint([0x0, 0x7f, 0xd7ff, 0xe000, 0x1f600, 0x202e, 0xfeff, 65 + rng.int(60)][rng.int(8)]!)).join('');
+  const garbageText = () =>
+    Array.from({ length: 1 + rng.int(400) }, () =>
+      String.fromCodePoint([0x0, 0x7f, 0xd7ff, 0xe000, 0x1f600, 0x202e, 0xfeff, 65 + rng.int(60)][rng.int(8)]!),
+    ).join('');
   const cut = (b: Uint8Array) => b.subarray(0, 1 + rng.int(b.length - 1));
   const kinds: (() => [string, RequestInit])[] = [
     () => ['/v1/classify', { method: 'POST', headers: { 'content-type': 'image/png' }, body: randomBytes(1 + rng.int(5000)) }],
@@ -66,16 +81,70 @@ test('1,000+ malformed requests: never a 5xx, always problem+json, memory back t
     () => ['/v1/search/image', { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: cut(jpg) }],
     () => ['/v1/classify', { method: 'POST', headers: { 'content-type': 'application/dicom' }, body: cut(dicom) }],
     () => ['/v1/classify', { method: 'POST', headers: { 'content-type': 'image/png' }, body: bomb }],
-    () => ['/v1/search/image', { method: 'POST', headers: { 'content-type': ['text/plain', 'image/gif', 'application/xml', '', 'multipart/form-data'][rng.int(5)]! }, body: randomBytes(100) }],
+    () => [
+      '/v1/search/image',
+      {
+        method: 'POST',
+        headers: { 'content-type': ['text/plain', 'image/gif', 'application/xml', '', 'multipart/form-data'][rng.int(5)]! },
+        body: randomBytes(100),
+      },
+    ],
     () => ['/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: garbageText() }],
-    () => ['/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: garbageText(), k: [1e9, -5, 0, 3.5, 'ten', null][rng.int(6)] }) }],
-    () => ['/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: 'x'.repeat(1001 + rng.int(5000)) }) }],
-    () => ['/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{}, [], null, 7, { k: 3 }, { query: 5 }][rng.int(6)]) }],
-    () => ['/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: garbageText(), filter: { must: [garbageText()], view: 'PA' } }) }],
-    () => ['/v1/classify', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: garbageText() }) }],
-    () => ['/v1/classify', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: Buffer.from(randomBytes(300)).toString('base64'), classes: [garbageText(), { name: '', prompts: [] }] }) }],
-    () => ['/v1/search/image?k=' + encodeURIComponent(garbageText()), { method: 'POST', headers: { 'content-type': 'image/png' }, body: png }],
-    () => ['/v1/search/image?filter=' + encodeURIComponent('{"must":'), { method: 'POST', headers: { 'content-type': 'image/png' }, body: png }],
+    () => [
+      '/v1/search/text',
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: garbageText(), k: [1e9, -5, 0, 3.5, 'ten', null][rng.int(6)] }),
+      },
+    ],
+    () => [
+      '/v1/search/text',
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: 'x'.repeat(1001 + rng.int(5000)) }),
+      },
+    ],
+    () => [
+      '/v1/search/text',
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify([{}, [], null, 7, { k: 3 }, { query: 5 }][rng.int(6)]),
+      },
+    ],
+    () => [
+      '/v1/search/text',
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: garbageText(), filter: { must: [garbageText()], view: 'PA' } }),
+      },
+    ],
+    () => [
+      '/v1/classify',
+      { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: garbageText() }) },
+    ],
+    () => [
+      '/v1/classify',
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          image: Buffer.from(randomBytes(300)).toString('base64'),
+          classes: [garbageText(), { name: '', prompts: [] }],
+        }),
+      },
+    ],
+    () => [
+      '/v1/search/image?k=' + encodeURIComponent(garbageText()),
+      { method: 'POST', headers: { 'content-type': 'image/png' }, body: png },
+    ],
+    () => [
+      '/v1/search/image?filter=' + encodeURIComponent('{"must":'),
+      { method: 'POST', headers: { 'content-type': 'image/png' }, body: png },
+    ],
     () => ['/v1/images/' + encodeURIComponent(garbageText()), { method: 'GET' }],
     () => ['/v1/reports/' + encodeURIComponent(garbageText()), { method: 'GET' }],
     () => ['/v1/search/text', { method: ['GET', 'PUT', 'DELETE', 'PATCH'][rng.int(4)]! }],
@@ -103,6 +172,10 @@ test('1,000+ malformed requests: never a 5xx, always problem+json, memory back t
   assert.ok(after - baseline < 32 * 1024 * 1024, `heap grew by ${((after - baseline) / 1048576).toFixed(1)} MiB`);
   assert.ok([...statuses.keys()].every((s) => s < 500));
   // and the service still answers a good request
-  const ok = await app.request('/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: 'pneumothorax' }) });
+  const ok = await app.request('/v1/search/text', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query: 'pneumothorax' }),
+  });
   assert.equal(ok.status, 200);
 });

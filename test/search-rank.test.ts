@@ -29,9 +29,18 @@ test('query findings carry polarity; agreement orders affirmed > uncertain > neg
   assert.deepEqual(queryFindings('the weather today'), []);
   const pos = queryFindings('pneumothorax');
   const neg = queryFindings('no pneumothorax');
-  const [affirmed, uncertain, negated, silent] = [{ Pneumothorax: 1 as const }, { Pneumothorax: -1 as const }, { Pneumothorax: 0 as const }, {}];
-  assert.ok(findingAgreement(pos, affirmed) > findingAgreement(pos, uncertain) && findingAgreement(pos, uncertain) > findingAgreement(pos, negated));
-  assert.ok(findingAgreement(neg, negated) > findingAgreement(neg, uncertain) && findingAgreement(neg, uncertain) > findingAgreement(neg, affirmed));
+  const [affirmed, uncertain, negated, silent] = [
+    { Pneumothorax: 1 as const },
+    { Pneumothorax: -1 as const },
+    { Pneumothorax: 0 as const },
+    {},
+  ];
+  assert.ok(
+    findingAgreement(pos, affirmed) > findingAgreement(pos, uncertain) && findingAgreement(pos, uncertain) > findingAgreement(pos, negated),
+  );
+  assert.ok(
+    findingAgreement(neg, negated) > findingAgreement(neg, uncertain) && findingAgreement(neg, uncertain) > findingAgreement(neg, affirmed),
+  );
   assert.equal(findingAgreement(pos, silent), 0);
   assert.deepEqual(agreeingFindings(neg, negated), ['Pneumothorax']);
   assert.deepEqual(agreeingFindings(pos, negated), []);
@@ -39,13 +48,20 @@ test('query findings carry polarity; agreement orders affirmed > uncertain > neg
 
 test('text -> reports: an affirmative query gets affirming sentences, a negated one negations', async () => {
   const ask = async (query: string) =>
-    (await (await app.request('/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, target: 'reports', k: 5 }) })).json()) as {
+    (await (
+      await app.request('/v1/search/text', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query, target: 'reports', k: 5 }),
+      })
+    ).json()) as {
       query: { findings: { name: string; polarity: string }[] };
       hits: { sentence: { text: string }; matched: string[] }[];
     };
   const pos = await ask('pleural effusion');
   assert.deepEqual(pos.query.findings, [{ name: 'Pleural Effusion', polarity: 'positive' }]);
-  for (const h of pos.hits) assert.deepEqual(h.matched, ['Pleural Effusion'], `affirming sentence expected: ${h.sentence.text.length} chars`);
+  for (const h of pos.hits)
+    assert.deepEqual(h.matched, ['Pleural Effusion'], `affirming sentence expected: ${h.sentence.text.length} chars`);
   const neg = await ask('no pleural effusion');
   assert.deepEqual(neg.query.findings, [{ name: 'Pleural Effusion', polarity: 'negative' }]);
   for (const h of neg.hits) assert.deepEqual(h.matched, ['Pleural Effusion'], 'a sentence negating it');
@@ -54,11 +70,29 @@ test('text -> reports: an affirmative query gets affirming sentences, a negated 
 test('medclip eval --task search --json: P@10, negated purity, per kind, per query; --tune sweeps the weight', async () => {
   const r = await medclip('eval', '--model', modelDir, '--task', 'search', '--reports', IU_REPORTS, '--report-split', 'val', '--json');
   assert.equal(r.code, 0, r.stderr);
-  const out = JSON.parse(r.stdout) as { weight: number; p10: number; negatedPurity: number; byKind: Record<string, { queries: number }>; queries: unknown[] };
+  const out = JSON.parse(r.stdout) as {
+    weight: number;
+    p10: number;
+    negatedPurity: number;
+    byKind: Record<string, { queries: number }>;
+    queries: unknown[];
+  };
   assert.ok(out.queries.length >= 40);
   for (const x of [out.p10, out.negatedPurity]) assert.ok(x >= 0 && x <= 1);
   assert.ok(['finding', 'paraphrase', 'negation', 'misspelling', 'device'].every((k) => out.byKind[k]!.queries > 0));
-  const tuned = await medclip('eval', '--model', modelDir, '--task', 'search', '--reports', IU_REPORTS, '--report-split', 'val', '--tune', '--json');
+  const tuned = await medclip(
+    'eval',
+    '--model',
+    modelDir,
+    '--task',
+    'search',
+    '--reports',
+    IU_REPORTS,
+    '--report-split',
+    'val',
+    '--tune',
+    '--json',
+  );
   const sweep = JSON.parse(tuned.stdout) as { weight: number }[];
   assert.ok(sweep.length >= 5 && sweep[0]!.weight === 0);
   assert.equal((await medclip('eval', '--model', modelDir, '--task', 'search')).code, 1, 'needs --reports');
@@ -67,9 +101,24 @@ test('medclip eval --task search --json: P@10, negated purity, per kind, per que
 test('report hits of a finding query carry a calibrated relevance in [0, 1]; agreeing reports score higher than contradicting ones', async () => {
   const { reportRelevance } = await import('../core/search-rank.ts');
   assert.ok(reportRelevance(0.999, 1, 1) > reportRelevance(0.999, -1, -1));
-  const r = (await (await app.request('/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: 'cardiomegaly', target: 'reports', k: 10 }) })).json()) as { hits: { relevance?: number; score: number }[] };
+  const r = (await (
+    await app.request('/v1/search/text', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: 'cardiomegaly', target: 'reports', k: 10 }),
+    })
+  ).json()) as { hits: { relevance?: number; score: number }[] };
   assert.equal(r.hits.length, 10);
   for (const h of r.hits) assert.ok(h.relevance! >= 0 && h.relevance! <= 1);
-  const free = (await (await app.request('/v1/search/text', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: 'the weather today', target: 'reports', k: 3 }) })).json()) as { hits: { relevance?: number }[] };
-  assert.ok(free.hits.every((h) => h.relevance === undefined), 'no relevance without a finding to judge by');
+  const free = (await (
+    await app.request('/v1/search/text', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: 'the weather today', target: 'reports', k: 3 }),
+    })
+  ).json()) as { hits: { relevance?: number }[] };
+  assert.ok(
+    free.hits.every((h) => h.relevance === undefined),
+    'no relevance without a finding to judge by',
+  );
 });

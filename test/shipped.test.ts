@@ -51,12 +51,20 @@ test('indexes/sample: loads with the shipped model; a pneumonia query ranks pneu
   const [q] = await model.embedTexts(['right lower lobe pneumonia']);
   const hits = index.search('images', q!, { k: 20 });
   const rate = hits.filter((h) => h.meta.labels.Pneumonia === 1).length / hits.length;
-  const base = readFileSync(join(CORPUS, 'images.csv'), 'utf8').trim().split('\n').slice(1).filter((l) => l.split(',')[12] === '1').length / 200;
+  const base =
+    readFileSync(join(CORPUS, 'images.csv'), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .filter((l) => l.split(',')[12] === '1').length / 200;
   assert.ok(rate > base + 0.2, `pneumonia in top 20: ${rate} vs base rate ${base}`);
   const [e] = await model.embedTexts(['Large right pleural effusion.']);
   const sentences = index.search('reports', e!, { k: 10 });
   const effusion = sentences.filter((h) => h.meta.labels['Pleural Effusion'] === 1).length / 10;
-  const metas = readFileSync(join(index.dir, 'reports.meta.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { labels: Record<string, number> });
+  const metas = readFileSync(join(index.dir, 'reports.meta.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { labels: Record<string, number> });
   const sentenceBase = metas.filter((m) => m.labels['Pleural Effusion'] === 1).length / metas.length;
   assert.ok(effusion >= 5 * sentenceBase, `effusion sentences in top 10: ${effusion} vs base rate ${sentenceBase.toFixed(3)}`);
   await model.close();
@@ -67,7 +75,12 @@ test('the API reference examples were recorded from the shipped bundles and stil
   const model = await MedClipModel.load(MODEL);
   const index = await IndexBundle.load(INDEX, { model });
   assert.equal(EXAMPLES.health.model.sha256, model.manifestSha256);
-  assert.deepEqual(EXAMPLES.health.index, { version: index.manifest.version, images: index.count('images'), reports: index.reports.size, sentences: index.count('reports') });
+  assert.deepEqual(EXAMPLES.health.index, {
+    version: index.manifest.version,
+    images: index.count('images'),
+    reports: index.reports.size,
+    sentences: index.count('reports'),
+  });
   const report = index.report(EXAMPLES.textSearch.hits[0]!.id)!;
   assert.ok(Object.values(report.text).join(' ').includes(EXAMPLES.textSearch.hits[0]!.sentence.text));
   for (const h of EXAMPLES.imageSearch.hits) assert.ok(index.image(h.id), h.id);

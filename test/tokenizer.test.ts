@@ -50,7 +50,8 @@ test('a WordPiece vocabulary trained on IU train reports round-trips val sentenc
   }
   assert.ok(unknown / tokens < 0.005, `unknown rate ${unknown / tokens}`);
   // Frequent findings are single tokens.
-  for (const w of ['atelectasis', 'pneumothorax', 'cardiomegaly', 'effusion', 'xxxx']) assert.deepEqual(tok.tokens(w), ['[CLS]', w, '[SEP]']);
+  for (const w of ['atelectasis', 'pneumothorax', 'cardiomegaly', 'effusion', 'xxxx'])
+    assert.deepEqual(tok.tokens(w), ['[CLS]', w, '[SEP]']);
 });
 
 test('training is deterministic and saved tokenizer.json files load again', async () => {
@@ -61,7 +62,10 @@ test('training is deterministic and saved tokenizer.json files load again', asyn
   const file = join(outputDir('tokenizer'), 'tokenizer.json');
   await new TextTokenizer(a).save(file);
   const loaded = await TextTokenizer.load(file);
-  assert.deepEqual(loaded.encodeIds('No acute cardiopulmonary process.'), new TextTokenizer(a).encodeIds('No acute cardiopulmonary process.'));
+  assert.deepEqual(
+    loaded.encodeIds('No acute cardiopulmonary process.'),
+    new TextTokenizer(a).encodeIds('No acute cardiopulmonary process.'),
+  );
   await assert.rejects(TextTokenizer.load(join(outputDir('tokenizer'), 'missing.json')), TokenizerError);
   await writeFile(join(outputDir('tokenizer'), 'bad.json'), '{"version": ');
   await assert.rejects(TextTokenizer.load(join(outputDir('tokenizer'), 'bad.json')), /not valid JSON/);
@@ -69,7 +73,24 @@ test('training is deterministic and saved tokenizer.json files load again', asyn
 });
 
 test('an existing BERT tokenizer.json (written here) loads and splits words greedily, longest piece first', () => {
-  const vocab = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'un', '##aff', '##able', 'the', 'lung', '##s', 'are', 'clear', '.', 'a', '##ff'];
+  const vocab = [
+    '[PAD]',
+    '[UNK]',
+    '[CLS]',
+    '[SEP]',
+    '[MASK]',
+    'un',
+    '##aff',
+    '##able',
+    'the',
+    'lung',
+    '##s',
+    'are',
+    'clear',
+    '.',
+    'a',
+    '##ff',
+  ];
   const json = bertTokenizerJson(Object.fromEntries(vocab.map((t, i) => [t, i])));
   const tok = new TextTokenizer(JSON.parse(JSON.stringify(json)) as TokenizerJson);
   assert.deepEqual(tok.tokens('Unaffable'), ['[CLS]', 'un', '##aff', '##able', '[SEP]']);
@@ -102,8 +123,17 @@ test('trimmed batches are as wide as their longest row, with the same ids and ma
   const width = Math.max(...texts.map((t) => tok.encodeIds(t, 32).length));
   assert.deepEqual(trimmed.dims, [2, width]);
   for (let r = 0; r < 2; r++) {
-    assert.deepEqual(Array.from(trimmed.inputIds.subarray(r * width, (r + 1) * width)), Array.from(full.inputIds.subarray(r * 32, r * 32 + width)));
-    assert.deepEqual(Array.from(trimmed.attentionMask.subarray(r * width, (r + 1) * width)), Array.from(full.attentionMask.subarray(r * 32, r * 32 + width)));
-    assert.ok(Array.from(full.attentionMask.subarray(r * 32 + width, (r + 1) * 32)).every((v) => v === 0n), 'only padding was cut');
+    assert.deepEqual(
+      Array.from(trimmed.inputIds.subarray(r * width, (r + 1) * width)),
+      Array.from(full.inputIds.subarray(r * 32, r * 32 + width)),
+    );
+    assert.deepEqual(
+      Array.from(trimmed.attentionMask.subarray(r * width, (r + 1) * width)),
+      Array.from(full.attentionMask.subarray(r * 32, r * 32 + width)),
+    );
+    assert.ok(
+      Array.from(full.attentionMask.subarray(r * 32 + width, (r + 1) * 32)).every((v) => v === 0n),
+      'only padding was cut',
+    );
   }
 });

@@ -14,7 +14,10 @@ before(async () => {
 function seeded(shape: number[], seed: number): tf.Tensor {
   const rng = new Rng(seed);
   const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Float32Array.from({ length: n }, () => rng.uniform(-1, 1)), shape);
+  return tf.tensor(
+    Float32Array.from({ length: n }, () => rng.uniform(-1, 1)),
+    shape,
+  );
 }
 
 function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
@@ -22,7 +25,12 @@ function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
 }
 
 test('conv2dSame: value and both gradients match tf.conv2d (3x3 and 1x1, several channel counts)', () => {
-  for (const [k, cin, cout] of [[3, 1, 4], [3, 4, 6], [1, 5, 3], [3, 8, 8]] as const) {
+  for (const [k, cin, cout] of [
+    [3, 1, 4],
+    [3, 4, 6],
+    [1, 5, 3],
+    [3, 8, 8],
+  ] as const) {
     const x = seeded([2, 7, 6, cin], k * 10 + cin);
     const w = seeded([k, k, cin, cout], k * 100 + cout);
     const up = seeded([2, 7, 6, cout], 7);
@@ -74,24 +82,47 @@ test('embeddingLookup: gathers rows and scatters gradients, repeated ids accumul
 
 test('semantic loss equals the MedCLIP formula computed by hand on a 2x2 batch', () => {
   // image 0: Pneumonia; image 1: No Finding. sentence 0: Pneumonia; sentence 1: Pneumonia + Lung Opacity.
-  const imgLabels = tf.tensor2d([[0, 1, 0], [1, 0, 0]]);
-  const txtLabels = tf.tensor2d([[0, 1, 0], [0, 1, 1]]);
-  const logits = tf.tensor2d([[2, 1], [0.5, -1]]);
+  const imgLabels = tf.tensor2d([
+    [0, 1, 0],
+    [1, 0, 0],
+  ]);
+  const txtLabels = tf.tensor2d([
+    [0, 1, 0],
+    [0, 1, 1],
+  ]);
+  const logits = tf.tensor2d([
+    [2, 1],
+    [0.5, -1],
+  ]);
   // label similarity [[1,1],[0,0]]: image rows -> softmax [[.5,.5],[.5,.5]]; text rows (transpose [[1,0],[1,0]]) -> softmax [[e/(e+1), 1/(e+1)] x2]
   const lse = (r: number[]) => Math.log(r.reduce((s, v) => s + Math.exp(v), 0));
-  const L = [[2, 1], [0.5, -1]];
+  const L = [
+    [2, 1],
+    [0.5, -1],
+  ];
   const imgSide = -(0.5 * (2 - lse(L[0]!)) + 0.5 * (1 - lse(L[0]!)) + 0.5 * (0.5 - lse(L[1]!)) + 0.5 * (-1 - lse(L[1]!))) / 2;
   const p = Math.E / (Math.E + 1);
-  const cols = [[2, 0.5], [1, -1]];
-  const txtSide = -(p * (2 - lse(cols[0]!)) + (1 - p) * (0.5 - lse(cols[0]!)) + p * (1 - lse(cols[1]!)) + (1 - p) * (-1 - lse(cols[1]!))) / 2;
+  const cols = [
+    [2, 0.5],
+    [1, -1],
+  ];
+  const txtSide =
+    -(p * (2 - lse(cols[0]!)) + (1 - p) * (0.5 - lse(cols[0]!)) + p * (1 - lse(cols[1]!)) + (1 - p) * (-1 - lse(cols[1]!))) / 2;
   const got = semanticLoss(logits, imgLabels, txtLabels).dataSync()[0]!;
   assert.ok(Math.abs(got - (imgSide + txtSide) / 2) < 1e-5, `${got} vs ${(imgSide + txtSide) / 2}`);
   const [ti] = semanticTargets(imgLabels, txtLabels);
-  assert.deepEqual(Array.from(ti.dataSync()).map((v) => Math.round(v * 1000) / 1000), [0.5, 0.5, 0.5, 0.5]);
+  assert.deepEqual(
+    Array.from(ti.dataSync()).map((v) => Math.round(v * 1000) / 1000),
+    [0.5, 0.5, 0.5, 0.5],
+  );
 });
 
 test('InfoNCE uses one-hot diagonal targets; semantic loss with identity labels reduces to it in the limit', () => {
-  const logits = tf.tensor2d([[3, 0, -1], [0.2, 1, 0], [0, 0, 2]]);
+  const logits = tf.tensor2d([
+    [3, 0, -1],
+    [0.2, 1, 0],
+    [0, 0, 2],
+  ]);
   const L = logits.arraySync() as number[][];
   const lse = (r: number[]) => Math.log(r.reduce((s, v) => s + Math.exp(v), 0));
   const rows = L.reduce((s, r, i) => s + lse(r) - r[i]!, 0) / 3;
@@ -106,9 +137,18 @@ test('InfoNCE uses one-hot diagonal targets; semantic loss with identity labels 
 
 test('semantic loss does not push apart an image and a sentence with the same finding (no false negative)', () => {
   // two Pneumonia images, two Pneumonia sentences: every pair is a positive under semantic targets
-  const labels = tf.tensor2d([[1, 0], [1, 0]]);
-  const aligned = tf.tensor2d([[5, 5], [5, 5]]);
-  const split = tf.tensor2d([[5, -5], [-5, 5]]);
+  const labels = tf.tensor2d([
+    [1, 0],
+    [1, 0],
+  ]);
+  const aligned = tf.tensor2d([
+    [5, 5],
+    [5, 5],
+  ]);
+  const split = tf.tensor2d([
+    [5, -5],
+    [-5, 5],
+  ]);
   // InfoNCE prefers the diagonal-only solution; the semantic loss prefers treating both as matches.
   assert.ok(infoNceLoss(split).dataSync()[0]! < infoNceLoss(aligned).dataSync()[0]!);
   assert.ok(semanticLoss(aligned, labels, labels).dataSync()[0]! < semanticLoss(split, labels, labels).dataSync()[0]!);
@@ -125,13 +165,47 @@ test('gradient check: the dual encoder analytic gradients match central finite d
   const L = 8;
   const pixels = seeded([B, 16, 16, 1], 21) as tf.Tensor4D;
   const rng = new Rng(5);
-  const ids = tf.tensor2d(Int32Array.from({ length: B * L }, () => 5 + rng.int(300)), [B, L], 'int32');
-  const mask = tf.tensor2d(Int32Array.from({ length: B * L }, (_, i) => (i % L < 3 + (Math.floor(i / L) % 4) ? 1 : 0)), [B, L], 'int32');
-  const imgLabels = tf.tensor2d([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]]);
-  const txtLabels = tf.tensor2d([[1, 0, 0], [0, 1, 1], [1, 0, 1], [0, 1, 0]]);
+  const ids = tf.tensor2d(
+    Int32Array.from({ length: B * L }, () => 5 + rng.int(300)),
+    [B, L],
+    'int32',
+  );
+  const mask = tf.tensor2d(
+    Int32Array.from({ length: B * L }, (_, i) => (i % L < 3 + (Math.floor(i / L) % 4) ? 1 : 0)),
+    [B, L],
+    'int32',
+  );
+  const imgLabels = tf.tensor2d([
+    [1, 0, 1],
+    [0, 1, 0],
+    [1, 1, 0],
+    [0, 0, 1],
+  ]);
+  const txtLabels = tf.tensor2d([
+    [1, 0, 0],
+    [0, 1, 1],
+    [1, 0, 1],
+    [0, 1, 0],
+  ]);
   // Training-mode forward (BatchNorm on batch statistics), semantic loss.
-  const loss = () => semanticLoss(similarityLogits(model.encodeImage(pixels, { training: true, updates: [] }), model.encodeText(ids, mask), model.logitScale()), imgLabels, txtLabels);
-  const names = ['image.stem.conv', 'image.stage0.block0.conv1', 'image.stage0.block0.shortcut', 'image.stage1.block0.conv2', 'image.proj.w', 'text.token_embed', 'text.layer0.qkv.w', 'text.layer0.fc1.w', 'text.ln_final.gamma', 'logit_scale'];
+  const loss = () =>
+    semanticLoss(
+      similarityLogits(model.encodeImage(pixels, { training: true, updates: [] }), model.encodeText(ids, mask), model.logitScale()),
+      imgLabels,
+      txtLabels,
+    );
+  const names = [
+    'image.stem.conv',
+    'image.stage0.block0.conv1',
+    'image.stage0.block0.shortcut',
+    'image.stage1.block0.conv2',
+    'image.proj.w',
+    'text.token_embed',
+    'text.layer0.qkv.w',
+    'text.layer0.fc1.w',
+    'text.ln_final.gamma',
+    'logit_scale',
+  ];
   const vars = names.map((n) => model.p(n));
   const { grads } = tf.variableGrads(() => loss() as tf.Scalar, vars);
   const eps = 2e-3;
@@ -178,6 +252,12 @@ test('augmentation: off = the exact pixels; on = a bounded, seeded, label-preser
   augmentInto(src, size, a, size, { mean: 0.5, std: 0.25 }, new Rng(9), DEFAULT_AUGMENT);
   augmentInto(src, size, b, size, { mean: 0.5, std: 0.25 }, new Rng(9), DEFAULT_AUGMENT);
   assert.deepEqual(a, b, 'seeded');
-  assert.ok(a.every((v) => v >= -2 - 1e-6 && v <= 2 + 1e-6), 'normalised range of [0, 255]');
-  assert.ok(a.some((v, i) => Math.abs(v - (src[i]! / 255 - 0.5) / 0.25) > 0.01), 'augmented differs');
+  assert.ok(
+    a.every((v) => v >= -2 - 1e-6 && v <= 2 + 1e-6),
+    'normalised range of [0, 255]',
+  );
+  assert.ok(
+    a.some((v, i) => Math.abs(v - (src[i]! / 255 - 0.5) / 0.25) > 0.01),
+    'augmented differs',
+  );
 });

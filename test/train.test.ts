@@ -25,8 +25,14 @@ before(async () => {
   await selectBackend('wasm');
   // A small image table: 12 NIH + 12 Kermany train images, 6 + 6 val, all real files.
   const lines = readFileSync(IMAGES_CSV, 'utf8').trim().split('\n');
-  const pick = (source: string, split: string, n: number) => lines.filter((l) => l.includes(`,${source},`) && l.includes(`,${split},`)).slice(0, n);
-  writeFileSync(join(dir, 'images.csv'), [lines[0], ...pick('nih', 'train', 12), ...pick('kermany', 'train', 12), ...pick('nih', 'val', 6), ...pick('kermany', 'val', 6)].join('\n') + '\n');
+  const pick = (source: string, split: string, n: number) =>
+    lines.filter((l) => l.includes(`,${source},`) && l.includes(`,${split},`)).slice(0, n);
+  writeFileSync(
+    join(dir, 'images.csv'),
+    [lines[0], ...pick('nih', 'train', 12), ...pick('kermany', 'train', 12), ...pick('nih', 'val', 6), ...pick('kermany', 'val', 6)].join(
+      '\n',
+    ) + '\n',
+  );
   base = {
     config: parseModelConfig(TINY_TEST_CONFIG),
     images: join(dir, 'images.csv'),
@@ -57,7 +63,10 @@ before(async () => {
 });
 
 function logOf(run: string): { step: number; loss?: number; numTensors?: number; val?: unknown }[] {
-  return readFileSync(join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  return readFileSync(join(run, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 }
 
 test('train: runs, validates, checkpoints, and keeps the tensor count flat across steps', async () => {
@@ -87,9 +96,13 @@ test('train --resume after an interruption ends with exactly the weights of an u
   rmSync(out, { recursive: true, force: true });
   // Crash during step 4: the last checkpoint is step 3.
   await assert.rejects(
-    train({ ...base, out, onStep: (s) => {
-      if (s.step === 4) throw new Error('simulated crash');
-    } }),
+    train({
+      ...base,
+      out,
+      onStep: (s) => {
+        if (s.step === 4) throw new Error('simulated crash');
+      },
+    }),
     /simulated crash/,
   );
   const resumed = await train({ ...base, out, resume: true });
@@ -117,7 +130,11 @@ test('train --workers 2: data-parallel replicas on worker threads train and chec
   rmSync(out, { recursive: true, force: true });
   const r = await train({ ...base, out, steps: 2, evalEvery: 2, workers: 2 });
   assert.equal(r.steps, 2);
-  assert.ok(logOf(out).filter((l) => l.loss !== undefined).every((s) => Number.isFinite(s.loss)));
+  assert.ok(
+    logOf(out)
+      .filter((l) => l.loss !== undefined)
+      .every((s) => Number.isFinite(s.loss)),
+  );
   assert.ok(existsSync(join(ckpt(out, 'checkpoint-latest'), 'optimizer', 'tensors.bin')));
 });
 

@@ -21,8 +21,11 @@ await publishCheckpoint(${JSON.stringify(ckpt)}, ${step}, async (tmp) => {
   await (await import('node:fs/promises')).writeFile(tmp + '/state.json', JSON.stringify({ step: ${step} }));
 });`;
   return new Promise((resolve) =>
-    execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: REPO, env: { ...process.env, ...(faultAt ? { MEDCLIP_FAULT_KILL_AT: faultAt } : {}) } }, (err) =>
-      resolve({ signal: (err as { signal?: string } | null)?.signal ?? null }),
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      { cwd: REPO, env: { ...process.env, ...(faultAt ? { MEDCLIP_FAULT_KILL_AT: faultAt } : {}) } },
+      (err) => resolve({ signal: (err as { signal?: string } | null)?.signal ?? null }),
     ),
   );
 }
@@ -70,6 +73,9 @@ test('a folder from before versions reads as one version, stays through the firs
   assert.deepEqual(readdirSync(legacy).sort(), ['CURRENT', 'v000001', 'v000002']);
   assert.equal(await currentVersion(legacy, 'manifest.json'), join(legacy, 'v000002'));
   writeFileSync(join(legacy, 'CURRENT'), '../../etc\n');
-  await assert.rejects(currentVersion(legacy, 'manifest.json'), (e: unknown) => e instanceof VersionedDirError && /does not name a version folder/.test(e.message));
+  await assert.rejects(
+    currentVersion(legacy, 'manifest.json'),
+    (e: unknown) => e instanceof VersionedDirError && /does not name a version folder/.test(e.message),
+  );
   assert.equal(await currentVersion(join(dir, 'nothing-here'), 'manifest.json'), undefined);
 });

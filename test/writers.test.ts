@@ -47,14 +47,34 @@ test('5 concurrent appends and 10 concurrent deletes, each its own process: ever
   rmSync(out, { recursive: true, force: true });
   await buildIndex({ model: modelDir, images: table('base', valRows.slice(0, 10)), root: DATA, out });
   const appends = Array.from({ length: 5 }, (_, i) => table(`append-${i}`, valRows.slice(10 + i * 8, 18 + i * 8)));
-  const results = await Promise.all(appends.map((t) => medclipWith({ timeoutMs: 240_000 }, 'index', '--model', modelDir, '--images', t, '--root', DATA, '--out', out, '--append', '--threads', '1')));
+  const results = await Promise.all(
+    appends.map((t) =>
+      medclipWith(
+        { timeoutMs: 240_000 },
+        'index',
+        '--model',
+        modelDir,
+        '--images',
+        t,
+        '--root',
+        DATA,
+        '--out',
+        out,
+        '--append',
+        '--threads',
+        '1',
+      ),
+    ),
+  );
   for (const r of results) assert.equal(r.code, 0, r.stderr);
   let index = await IndexBundle.load(out, { model });
   assert.equal(index.manifest.version, 6, 'one version per append');
   assert.equal(await assertVectorsMatchIds(index), 50);
 
   const victims = valRows.slice(0, 10).map(pathOf);
-  const deletes = await Promise.all(victims.map((id) => medclipWith({ timeoutMs: 240_000 }, 'index', '--model', modelDir, '--out', out, '--delete', id)));
+  const deletes = await Promise.all(
+    victims.map((id) => medclipWith({ timeoutMs: 240_000 }, 'index', '--model', modelDir, '--out', out, '--delete', id)),
+  );
   for (const r of deletes) assert.equal(r.code, 0, r.stderr);
   index = await IndexBundle.load(out, { model });
   assert.equal(index.manifest.version, 16, 'one version per delete');
@@ -73,7 +93,21 @@ test('a writer killed -9 at each point of its publish leaves the previous or the
   let offset = 6;
   for (const point of ['staged', 'renamed', 'pointer', 'switched']) {
     const more = table(`k-${point}`, valRows.slice(offset, offset + 3));
-    const r = await medclipWith({ env: { MEDCLIP_FAULT_KILL_AT: point }, timeoutMs: 120_000 }, 'index', '--model', modelDir, '--images', more, '--root', DATA, '--out', out, '--append', '--threads', '1');
+    const r = await medclipWith(
+      { env: { MEDCLIP_FAULT_KILL_AT: point }, timeoutMs: 120_000 },
+      'index',
+      '--model',
+      modelDir,
+      '--images',
+      more,
+      '--root',
+      DATA,
+      '--out',
+      out,
+      '--append',
+      '--threads',
+      '1',
+    );
     assert.equal(r.signal, 'SIGKILL', `killed at ${point}: ${r.stderr}`);
     const index = await IndexBundle.load(out, { model }); // verifies every file's sha256
     const n = await assertVectorsMatchIds(index);
@@ -89,12 +123,40 @@ test('a writer killed -9 at each point of its publish leaves the previous or the
   // The last writer is killed holding the lock: the next one waits for the lock to go stale, takes it over,
   // removes the staging leftovers and publishes on top of the latest version.
   const last = table('k-last', valRows.slice(offset, offset + 3));
-  const killed = await medclipWith({ env: { MEDCLIP_FAULT_KILL_AT: 'staged' }, timeoutMs: 120_000 }, 'index', '--model', modelDir, '--images', last, '--root', DATA, '--out', out, '--append', '--threads', '1');
+  const killed = await medclipWith(
+    { env: { MEDCLIP_FAULT_KILL_AT: 'staged' }, timeoutMs: 120_000 },
+    'index',
+    '--model',
+    modelDir,
+    '--images',
+    last,
+    '--root',
+    DATA,
+    '--out',
+    out,
+    '--append',
+    '--threads',
+    '1',
+  );
   assert.equal(killed.signal, 'SIGKILL');
   assert.ok(existsSync(`${out}.lock`), 'the killed writer left its lock');
   rmSync(`${out}.partial`, { recursive: true, force: true });
   const t0 = Date.now();
-  const ok = await medclipWith({ timeoutMs: 120_000 }, 'index', '--model', modelDir, '--images', last, '--root', DATA, '--out', out, '--append', '--threads', '1');
+  const ok = await medclipWith(
+    { timeoutMs: 120_000 },
+    'index',
+    '--model',
+    modelDir,
+    '--images',
+    last,
+    '--root',
+    DATA,
+    '--out',
+    out,
+    '--append',
+    '--threads',
+    '1',
+  );
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stderr, /waiting for pid \d+/);
   assert.ok(Date.now() - t0 < 60_000);
@@ -108,12 +170,33 @@ test('a writer gives up after --lock-timeout naming the holder', async () => {
   rmSync(out, { recursive: true, force: true });
   await buildIndex({ model: modelDir, images: table('busy', valRows.slice(0, 3)), root: DATA, out });
   await withLock(out, 'a long maintenance job', async () => {
-    const r = await medclipWith({ timeoutMs: 60_000 }, 'index', '--model', modelDir, '--out', out, '--delete', pathOf(valRows[0]!), '--lock-timeout', '1');
+    const r = await medclipWith(
+      { timeoutMs: 60_000 },
+      'index',
+      '--model',
+      modelDir,
+      '--out',
+      out,
+      '--delete',
+      pathOf(valRows[0]!),
+      '--lock-timeout',
+      '1',
+    );
     assert.equal(r.code, 75, 'EX_TEMPFAIL: busy, try again later');
-    assert.match(r.stderr, new RegExp(`^medclip: .*busy is being written by pid ${process.pid} on .* \\(a long maintenance job\\).*gave up after 1 s`, 'm'));
+    assert.match(
+      r.stderr,
+      new RegExp(`^medclip: .*busy is being written by pid ${process.pid} on .* \\(a long maintenance job\\).*gave up after 1 s`, 'm'),
+    );
     const out_ = r.stderr.trim().split('\n');
-    assert.deepEqual(out_.map((l) => l.replace(/ .*/, '')), ['medclip:', 'medclip:'], 'a waiting notice, then the error in one line');
-    await assert.rejects(withLock(out, 'second', async () => {}, { waitMs: 100 }), LockTimeoutError);
+    assert.deepEqual(
+      out_.map((l) => l.replace(/ .*/, '')),
+      ['medclip:', 'medclip:'],
+      'a waiting notice, then the error in one line',
+    );
+    await assert.rejects(
+      withLock(out, 'second', async () => {}, { waitMs: 100 }),
+      LockTimeoutError,
+    );
   });
   assert.equal((await IndexBundle.load(out, { model })).count('images'), 3, 'nothing changed');
 });
@@ -126,13 +209,38 @@ test('--resume refuses different inputs, naming what differs; an interrupted app
   const b = table('resume-b', valRows.slice(4, 8));
   await buildIndex({ model: modelDir, images: a, root: DATA, out });
   // an append killed after its first batch leaves its partial state behind
-  const killed = await medclipWith({ env: { MEDCLIP_FAULT_KILL_AT: 'staged' }, timeoutMs: 120_000 }, 'index', '--model', modelDir, '--images', b, '--root', DATA, '--out', out, '--append');
+  const killed = await medclipWith(
+    { env: { MEDCLIP_FAULT_KILL_AT: 'staged' }, timeoutMs: 120_000 },
+    'index',
+    '--model',
+    modelDir,
+    '--images',
+    b,
+    '--root',
+    DATA,
+    '--out',
+    out,
+    '--append',
+  );
   assert.equal(killed.signal, 'SIGKILL');
   rmSync(`${out}.lock`, { recursive: true, force: true });
-  await assert.rejects(buildIndex({ model: modelDir, images: a, root: DATA, out, append: true }), (e: unknown) => e instanceof IndexBuildError && /an interrupted --append of .* is kept in .*resume\.partial: rerun it with --resume/.test(e.message));
-  await assert.rejects(buildIndex({ model: modelDir, images: a, root: DATA, out, append: true, resume: true }), (e: unknown) => e instanceof IndexBuildError && /started with a different --images/.test(e.message));
-  await assert.rejects(buildIndex({ model: modelDir, images: b, root: DATA, out, append: true, resume: true, split: 'val' }), /started with a different --split/);
-  await assert.rejects(buildIndex({ model: modelDir, images: b, root: DATA, out, append: true, resume: true, hnsw: { M: 8 } }), /started with a different HNSW parameters/);
+  await assert.rejects(
+    buildIndex({ model: modelDir, images: a, root: DATA, out, append: true }),
+    (e: unknown) =>
+      e instanceof IndexBuildError && /an interrupted --append of .* is kept in .*resume\.partial: rerun it with --resume/.test(e.message),
+  );
+  await assert.rejects(
+    buildIndex({ model: modelDir, images: a, root: DATA, out, append: true, resume: true }),
+    (e: unknown) => e instanceof IndexBuildError && /started with a different --images/.test(e.message),
+  );
+  await assert.rejects(
+    buildIndex({ model: modelDir, images: b, root: DATA, out, append: true, resume: true, split: 'val' }),
+    /started with a different --split/,
+  );
+  await assert.rejects(
+    buildIndex({ model: modelDir, images: b, root: DATA, out, append: true, resume: true, hnsw: { M: 8 } }),
+    /started with a different HNSW parameters/,
+  );
   const s = await buildIndex({ model: modelDir, images: b, root: DATA, out, append: true, resume: true });
   assert.equal(s.images.indexed, 8);
 });
@@ -151,9 +259,25 @@ test('a full disk: the error names the file being written, the CLI exits 1 in on
     const out = join(mnt, 'bundle');
     await buildIndex({ model: modelDir, images: table('disk-a', valRows.slice(0, 4)), root: DATA, out });
     // thumbnails of 60 images do not fit in 400 kB
-    const r = await medclipWith({ timeoutMs: 120_000 }, 'index', '--model', modelDir, '--images', table('disk-b', valRows.slice(4, 64)), '--root', DATA, '--out', out, '--append', '--thumbnails');
+    const r = await medclipWith(
+      { timeoutMs: 120_000 },
+      'index',
+      '--model',
+      modelDir,
+      '--images',
+      table('disk-b', valRows.slice(4, 64)),
+      '--root',
+      DATA,
+      '--out',
+      out,
+      '--append',
+      '--thumbnails',
+    );
     assert.equal(r.code, 1, `exits 1, not hangs or crashes: ${r.stderr}`);
-    const errLines = r.stderr.trim().split('\n').filter((l) => l.startsWith('medclip:'));
+    const errLines = r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('medclip:'));
     assert.equal(errLines.length, 1, r.stderr);
     assert.match(errLines[0]!, /cannot write .*tiny-disk\/bundle.*: no space left on device/);
     const index = await IndexBundle.load(out, { model });
@@ -168,7 +292,10 @@ test('a fresh build into an existing bundle needs --force and publishes a new ve
   const out = join(dir, 'forced');
   rmSync(out, { recursive: true, force: true });
   await buildIndex({ model: modelDir, images: table('f-a', valRows.slice(0, 3)), root: DATA, out });
-  await assert.rejects(buildIndex({ model: modelDir, images: table('f-b', valRows.slice(3, 5)), root: DATA, out }), /already exists: use --append .*--force/);
+  await assert.rejects(
+    buildIndex({ model: modelDir, images: table('f-b', valRows.slice(3, 5)), root: DATA, out }),
+    /already exists: use --append .*--force/,
+  );
   const s = await buildIndex({ model: modelDir, images: table('f-b', valRows.slice(3, 5)), root: DATA, out, force: true });
   assert.equal(s.version, 2);
   const index = await IndexBundle.load(out, { model });
@@ -178,7 +305,10 @@ test('a fresh build into an existing bundle needs --force and publishes a new ve
   const notBundle = join(dir, 'not-a-bundle');
   mkdirSync(notBundle, { recursive: true });
   writeFileSync(join(notBundle, 'notes.txt'), 'mine');
-  await assert.rejects(buildIndex({ model: modelDir, images: table('f-b', valRows.slice(3, 5)), root: DATA, out: notBundle, force: true }), /exists and is not an index bundle/);
+  await assert.rejects(
+    buildIndex({ model: modelDir, images: table('f-b', valRows.slice(3, 5)), root: DATA, out: notBundle, force: true }),
+    /exists and is not an index bundle/,
+  );
   assert.ok(existsSync(join(notBundle, 'notes.txt')));
 });
 
@@ -189,7 +319,20 @@ test('a bad label cell after the progress bar started: one line naming the row, 
   const out = join(dir, 'bad-cell');
   rmSync(out, { recursive: true, force: true });
   rmSync(`${out}.partial`, { recursive: true, force: true });
-  const r = await medclipWith({ timeoutMs: 90_000 }, 'index', '--model', modelDir, '--images', file, '--root', DATA, '--out', out, '--batch', '8');
+  const r = await medclipWith(
+    { timeoutMs: 90_000 },
+    'index',
+    '--model',
+    modelDir,
+    '--images',
+    file,
+    '--root',
+    DATA,
+    '--out',
+    out,
+    '--batch',
+    '8',
+  );
   assert.equal(r.signal ?? null, null, 'the process exited by itself');
   assert.equal(r.code, 1);
   const last = r.stderr.trim().split('\n').at(-1)!;

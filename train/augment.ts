@@ -67,7 +67,9 @@ export function augmentInto(
         const bottom = src[i + side]! + (src[i + side + 1]! - src[i + side]!) * fx;
         value = top + (bottom - top) * fy;
       } else {
-        value = (sample(x0, y0) * (1 - fx) + sample(x0 + 1, y0) * fx) * (1 - fy) + (sample(x0, y0 + 1) * (1 - fx) + sample(x0 + 1, y0 + 1) * fx) * fy;
+        value =
+          (sample(x0, y0) * (1 - fx) + sample(x0 + 1, y0) * fx) * (1 - fy) +
+          (sample(x0, y0 + 1) * (1 - fx) + sample(x0 + 1, y0 + 1) * fx) * fy;
       }
       if (rng) value = Math.min(255, Math.max(0, (value - 128) * gain + 128 + bias));
       out[row + u] = value * k - shift;

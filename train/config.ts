@@ -54,8 +54,12 @@ export function parseModelConfig(raw: unknown): ModelConfig {
     throw new ConfigError(`image: ${(err as Error).message}`);
   }
   if (!Array.isArray(img.stages) || img.stages.length === 0) throw new ConfigError('image.stages must be a non-empty array');
-  const stages = img.stages.map((s: any, i: number) => ({ width: posInt(s?.width, `image.stages[${i}].width`), depth: posInt(s?.depth, `image.stages[${i}].depth`) }));
-  if (spec.size % 2 ** (stages.length + 1) !== 0) throw new ConfigError(`image.size must be divisible by ${2 ** (stages.length + 1)} (the stem and each stage halve it)`);
+  const stages = img.stages.map((s: any, i: number) => ({
+    width: posInt(s?.width, `image.stages[${i}].width`),
+    depth: posInt(s?.depth, `image.stages[${i}].depth`),
+  }));
+  if (spec.size % 2 ** (stages.length + 1) !== 0)
+    throw new ConfigError(`image.size must be divisible by ${2 ** (stages.length + 1)} (the stem and each stage halve it)`);
   const width = posInt(txt.width, 'text.width');
   const heads = posInt(txt.heads, 'text.heads');
   if (width % heads !== 0) throw new ConfigError('text.width must be divisible by text.heads');

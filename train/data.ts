@@ -48,7 +48,17 @@ export async function loadImageSet(table: string, options: ImageSetOptions): Pro
   const records: ImageRecord[] = [];
   for await (const r of readImageTable(table, { root: options.root, split: options.split })) records.push(r);
   const key = createHash('sha256')
-    .update(JSON.stringify([CACHE_VERSION, table, options.root ?? '', options.split ?? '', options.side, options.resize, records.map((r) => [r.id, r.file])]))
+    .update(
+      JSON.stringify([
+        CACHE_VERSION,
+        table,
+        options.root ?? '',
+        options.split ?? '',
+        options.side,
+        options.resize,
+        records.map((r) => [r.id, r.file]),
+      ]),
+    )
     .digest('hex')
     .slice(0, 16);
   const cacheFile = options.cacheDir ? join(options.cacheDir, `images-${key}.bin`) : undefined;
@@ -64,7 +74,10 @@ export async function loadImageSet(table: string, options: ImageSetOptions): Pro
     const headerLength = buf.readUInt32LE(0);
     const header = JSON.parse(buf.subarray(4, 4 + headerLength).toString('utf8')) as { ok: boolean[]; skipped: ImageSet['skipped'] };
     const pixels = new Uint8Array(buf.buffer, buf.byteOffset + 4 + headerLength, n * area);
-    return keepDecoded({ ids: records.map((r) => r.id), side: options.side, pixels, labels, known, sources, skipped: header.skipped }, header.ok);
+    return keepDecoded(
+      { ids: records.map((r) => r.id), side: options.side, pixels, labels, known, sources, skipped: header.skipped },
+      header.ok,
+    );
   }
   const pixels = new Uint8Array(n * area);
   const ok = new Array<boolean>(n).fill(false);
@@ -83,7 +96,7 @@ export async function loadImageSet(table: string, options: ImageSetOptions): Pro
         for (let p = 0; p < area; p++) dst[p] = Math.round(t.data[p]!);
         ok[i] = true;
       } catch (err) {
-        const reason = err instanceof ImageError ? `${err.code}: ${err.message}` : (err as NodeJS.ErrnoException).code ?? 'unreadable';
+        const reason = err instanceof ImageError ? `${err.code}: ${err.message}` : ((err as NodeJS.ErrnoException).code ?? 'unreadable');
         skipped.push({ id: r.id, reason });
       }
       options.onProgress?.(++done, n);
@@ -146,7 +159,11 @@ export async function loadSentences(reportsFile: string | undefined, options: Se
     vectors.push(vec);
   };
   if (reportsFile) {
-    for await (const report of readReports(reportsFile, { split: options.split, idColumn: options.idColumn, textColumns: options.textColumns })) {
+    for await (const report of readReports(reportsFile, {
+      split: options.split,
+      idColumn: options.idColumn,
+      textColumns: options.textColumns,
+    })) {
       for (const s of labelReport(reportText(report)).sentences) add(s.text, 'report', labelVector(s.labels, 'zero'));
     }
   }
@@ -234,7 +251,8 @@ export class DecoupledSampler {
       if (same) sentence = same[rng.int(same.length)]!;
       else if (rng.next() < this.options.matchRate) {
         const findings: number[] = [];
-        for (let f = 0; f < NUM_OBSERVATIONS; f++) if (this.images.labels[img * NUM_OBSERVATIONS + f]! > 0 && this.sentencesByFinding[f]!.length) findings.push(f);
+        for (let f = 0; f < NUM_OBSERVATIONS; f++)
+          if (this.images.labels[img * NUM_OBSERVATIONS + f]! > 0 && this.sentencesByFinding[f]!.length) findings.push(f);
         if (findings.length) {
           const pool = this.sentencesByFinding[findings[rng.int(findings.length)]!]!;
           sentence = pool[rng.int(pool.length)]!;

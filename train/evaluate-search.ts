@@ -43,7 +43,9 @@ export interface SearchEval {
 export async function readJudgedQueries(file: string): Promise<JudgedQuery[]> {
   const raw = JSON.parse(await readFile(file, 'utf8')) as { queries?: JudgedQuery[] };
   const queries = raw.queries ?? [];
-  for (const q of queries) if (!OBSERVATIONS.includes(q.finding) || (q.polarity !== 'positive' && q.polarity !== 'negative')) throw new Error(`${file}: query "${q.text}" needs a known finding and polarity positive|negative`);
+  for (const q of queries)
+    if (!OBSERVATIONS.includes(q.finding) || (q.polarity !== 'positive' && q.polarity !== 'negative'))
+      throw new Error(`${file}: query "${q.text}" needs a known finding and polarity positive|negative`);
   return queries;
 }
 
@@ -78,12 +80,24 @@ async function buildCorpus(model: MedClipModel, reportsFile: string, split: stri
     }
   }
   const embeddings = await model.embedTexts(texts);
-  const speller = QuerySpeller.fromTexts([...words, ...Object.values(BUILTIN_TEMPLATES).flatMap(expandTemplate), ...Object.values(FINDING_PROMPTS).flatMap((f) => [...f.positive, ...f.negative]), ...OBSERVATIONS]);
+  const speller = QuerySpeller.fromTexts([
+    ...words,
+    ...Object.values(BUILTIN_TEMPLATES).flatMap(expandTemplate),
+    ...Object.values(FINDING_PROMPTS).flatMap((f) => [...f.positive, ...f.negative]),
+    ...OBSERVATIONS,
+  ]);
   return { reports, sentences: metas.map((m, i) => ({ ...m, embedding: embeddings[i]! })), speller };
 }
 
 /** Top-k reports by their best sentence's fused score, with that sentence's dense score and agreement. */
-function rank(corpus: Corpus, query: Float32Array, findings: ReturnType<typeof queryFindings>, weight: number, reportWeight: number, k: number): { report: number; dense: number; agreement: number; reportAgreement: number }[] {
+function rank(
+  corpus: Corpus,
+  query: Float32Array,
+  findings: ReturnType<typeof queryFindings>,
+  weight: number,
+  reportWeight: number,
+  k: number,
+): { report: number; dense: number; agreement: number; reportAgreement: number }[] {
   const best = new Map<number, { fused: number; dense: number; agreement: number; reportAgreement: number }>();
   for (const s of corpus.sentences) {
     const dense = dot(query, s.embedding);
@@ -92,10 +106,16 @@ function rank(corpus: Corpus, query: Float32Array, findings: ReturnType<typeof q
     const fused = fusedScore(dense, agreement, reportAgreement, weight, reportWeight);
     if (fused > (best.get(s.report)?.fused ?? -Infinity)) best.set(s.report, { fused, dense, agreement, reportAgreement });
   }
-  return [...best.entries()].sort((a, b) => b[1].fused - a[1].fused).slice(0, k).map(([report, v]) => ({ report, ...v }));
+  return [...best.entries()]
+    .sort((a, b) => b[1].fused - a[1].fused)
+    .slice(0, k)
+    .map(([report, v]) => ({ report, ...v }));
 }
 
-export async function evaluateSearch(model: MedClipModel, o: { reports: string; reportSplit?: string; queries: JudgedQuery[]; weights: [number, number][] }): Promise<SearchEval[]> {
+export async function evaluateSearch(
+  model: MedClipModel,
+  o: { reports: string; reportSplit?: string; queries: JudgedQuery[]; weights: [number, number][] },
+): Promise<SearchEval[]> {
   const corpus = await buildCorpus(model, o.reports, o.reportSplit);
   const read = o.queries.map((q) => {
     const corrected = corpus.speller.analyse(q.text).corrected;
@@ -107,9 +127,21 @@ export async function evaluateSearch(model: MedClipModel, o: { reports: string; 
     const scored = read.map((r, i) => {
       const top = rank(corpus, vectors[i]!, queryFindings(r.text), weight, reportWeight, 10);
       const fi = OBSERVATIONS.indexOf(r.q.finding);
-      for (const t of top) judged.push({ dense: t.dense, agreement: t.agreement, reportAgreement: t.reportAgreement, relevant: (corpus.reports[t.report]!.labels[fi] === 1) === (r.q.polarity === 'positive') });
+      for (const t of top)
+        judged.push({
+          dense: t.dense,
+          agreement: t.agreement,
+          reportAgreement: t.reportAgreement,
+          relevant: (corpus.reports[t.report]!.labels[fi] === 1) === (r.q.polarity === 'positive'),
+        });
       const positive = top.filter((t) => corpus.reports[t.report]!.labels[fi] === 1).length / Math.max(1, top.length);
-      return { text: r.q.text, kind: r.q.kind, polarity: r.q.polarity, score: r.q.polarity === 'positive' ? positive : 1 - positive, ...(r.corrected ? { corrected: r.corrected } : {}) };
+      return {
+        text: r.q.text,
+        kind: r.q.kind,
+        polarity: r.q.polarity,
+        score: r.q.polarity === 'positive' ? positive : 1 - positive,
+        ...(r.corrected ? { corrected: r.corrected } : {}),
+      };
     });
     const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
     const byKind: SearchEval['byKind'] = {};
@@ -142,7 +174,13 @@ export async function evaluateSearch(model: MedClipModel, o: { reports: string; 
  * Logistic regression of relevance on (dense cosine, agreement), by Newton's method on the judged top-10 hits:
  * the coefficients `reportRelevance` uses. Features are centred on the dense mean so the fit is well conditioned.
  */
-export function fitRelevance(judged: SearchEval['judged']): { bias: number; dense: number; agreement: number; reportAgreement: number; denseCenter: number } {
+export function fitRelevance(judged: SearchEval['judged']): {
+  bias: number;
+  dense: number;
+  agreement: number;
+  reportAgreement: number;
+  denseCenter: number;
+} {
   const denseCenter = judged.reduce((s, j) => s + j.dense, 0) / Math.max(1, judged.length);
   const X = judged.map((j) => [1, (j.dense - denseCenter) * 100, j.agreement, j.reportAgreement]);
   const y = judged.map((j) => (j.relevant ? 1 : 0));

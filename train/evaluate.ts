@@ -64,8 +64,8 @@ export interface Precision {
 
 /** Zero-shot tasks: Pneumonia vs No Finding, and the five CheXpert competition classes. */
 export const ZERO_SHOT_TASKS: Record<string, string[]> = {
-  'pneumonia': ['No Finding', 'Pneumonia'],
-  'chexpert5': [...COMPETITION_CLASSES],
+  pneumonia: ['No Finding', 'Pneumonia'],
+  chexpert5: [...COMPETITION_CLASSES],
 };
 
 interface Embedded {
@@ -87,7 +87,10 @@ async function embedTable(model: MedClipModel, o: EvalOptions): Promise<{ items:
       try {
         decoded.push({ record, data: (await imageToTensor(await readFile(record.file), model.imageSpec)).data });
       } catch (err) {
-        skipped.push({ id: record.id, reason: err instanceof ImageError ? err.code : (err as NodeJS.ErrnoException).code ?? (err as Error).name });
+        skipped.push({
+          id: record.id,
+          reason: err instanceof ImageError ? err.code : ((err as NodeJS.ErrnoException).code ?? (err as Error).name),
+        });
       }
     }
     if (decoded.length) {
@@ -151,7 +154,12 @@ export const FINDING_QUERIES: Record<string, string> = {
   'Support Devices': 'support devices and tubes',
 };
 
-async function evaluateFindings(model: MedClipModel, items: Embedded[], groups: Map<string, Embedded[]>, o: EvalOptions): Promise<Pick<EvalResult, 'findings' | 'findingCases'>> {
+async function evaluateFindings(
+  model: MedClipModel,
+  items: Embedded[],
+  groups: Map<string, Embedded[]>,
+  o: EvalOptions,
+): Promise<Pick<EvalResult, 'findings' | 'findingCases'>> {
   const scored = await Promise.all(items.map((it) => model.findings(it.embedding, undefined, o.findingsTemperature)));
   const byItem = new Map(items.map((it, i) => [it, scored[i]!]));
   const cases: { margin: number; present: boolean }[] = [];
@@ -172,12 +180,20 @@ async function evaluateFindings(model: MedClipModel, items: Embedded[], groups: 
       const positives = truth.filter((t) => t === 1).length;
       const negatives = truth.length - positives;
       const score: FindingScore = { positives, negatives };
-      if (positives && negatives) score.auc = rocAuc(truth, labelled.map((m) => byItem.get(m)![fi]!.probability));
+      if (positives && negatives)
+        score.auc = rocAuc(
+          truth,
+          labelled.map((m) => byItem.get(m)![fi]!.probability),
+        );
       g.findings[name] = score;
       if (positives >= MIN_CASES && negatives >= MIN_CASES) g.meanOver.push(name);
       if (positives >= MIN_QUERY_POSITIVES) {
         const q = queryEmbeds[queryNames.indexOf(name)]!;
-        const top = topK(q, members.map((m) => ({ embedding: m.embedding, value: m.record.labels[fi] === 1 })), 10);
+        const top = topK(
+          q,
+          members.map((m) => ({ embedding: m.embedding, value: m.record.labels[fi] === 1 })),
+          10,
+        );
         g.textToImage[name] = top.filter(Boolean).length / 10;
       }
     }
@@ -210,7 +226,14 @@ export async function evaluateModel(model: MedClipModel, o: EvalOptions): Promis
         if (labelled.length === 0) continue;
         const prompts = resolveClasses(classes, o.promptsPerClass ?? 10, 0);
         const probs = await Promise.all(labelled.map(([it]) => model.classify(it.embedding, prompts)));
-        byTask[task] = { task: classes.join(' vs '), ...classificationReport(classes, labelled.map(([, c]) => c), probs.map((p) => p.map((x) => x.probability))) };
+        byTask[task] = {
+          task: classes.join(' vs '),
+          ...classificationReport(
+            classes,
+            labelled.map(([, c]) => c),
+            probs.map((p) => p.map((x) => x.probability)),
+          ),
+        };
       }
       result.zeroshot[group] = byTask;
     }
@@ -241,7 +264,10 @@ export async function evaluateModel(model: MedClipModel, o: EvalOptions): Promis
       const i2t = labelled.map(([it, c]) => topK(it.embedding, textCorpus, 10).map((sc) => sc === c));
       const imageCorpus = labelled.map(([it, c]) => ({ embedding: it.embedding, value: c }));
       // Text queries balanced over classes (most report sentences are normal), up to maxTextQueries.
-      const perClass = Math.min(Math.floor((o.maxTextQueries ?? 500) / classes.length), ...classes.map((_, k) => sentences.filter((s) => s.cls === k).length));
+      const perClass = Math.min(
+        Math.floor((o.maxTextQueries ?? 500) / classes.length),
+        ...classes.map((_, k) => sentences.filter((s) => s.cls === k).length),
+      );
       const queries = classes.flatMap((_, k) => sentences.flatMap((s, i) => (s.cls === k ? [i] : [])).slice(0, perClass));
       const t2i = queries.map((i) => topK(sentenceEmbeds[i]!, imageCorpus, 10).map((c) => c === sentences[i]!.cls));
       result.retrieval[group] = { imageToText: precisionAtK(i2t), textToImage: precisionAtK(t2i) };

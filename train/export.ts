@@ -44,7 +44,8 @@ export interface ExportResult {
 /** The checkpoint folder of a run; an `ExportError` when it has none. */
 export function checkpointDir(run: string, which: 'best' | 'latest' = 'best'): string {
   const ckpt = checkpointFolder(join(resolve(run), `checkpoint-${which}`));
-  if (!ckpt || !existsSync(join(ckpt, 'weights', 'tensors.json'))) throw new ExportError(`${run}: no ${which} checkpoint (run medclip train first)`);
+  if (!ckpt || !existsSync(join(ckpt, 'weights', 'tensors.json')))
+    throw new ExportError(`${run}: no ${which} checkpoint (run medclip train first)`);
   return ckpt;
 }
 
@@ -58,7 +59,11 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
     throw new ExportError(`${o.run}/config.json: ${(err as Error).message}`);
   }
   const values = await readTensors(join(ckpt, 'weights'));
-  const state = JSON.parse(await readFile(join(ckpt, 'state.json'), 'utf8')) as { step: number; best?: unknown; options?: Record<string, unknown> };
+  const state = JSON.parse(await readFile(join(ckpt, 'state.json'), 'utf8')) as {
+    step: number;
+    best?: unknown;
+    options?: Record<string, unknown>;
+  };
   const tokenizerJson = await readFile(join(run, 'tokenizer.json'));
   const logitScale = Math.exp(Math.min(Math.max(values.get('logit_scale')![0]!, 0), Math.log(config.maxLogitScale)));
 
@@ -99,12 +104,19 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
   const parity = await checkParity(dir, config, values, o);
   const tolerance = o.tolerance ?? 1e-4;
   if (!(parity.image <= tolerance && parity.text <= tolerance))
-    throw new ExportError(`parity check failed: max |tfjs - onnx| image ${parity.image.toExponential(2)}, text ${parity.text.toExponential(2)} (tolerance ${tolerance})`);
+    throw new ExportError(
+      `parity check failed: max |tfjs - onnx| image ${parity.image.toExponential(2)}, text ${parity.text.toExponential(2)} (tolerance ${tolerance})`,
+    );
   return { dir, manifest, parity };
 }
 
 /** Max absolute difference of embeddings between the tfjs model and the exported bundle. */
-export async function checkParity(dir: string, config: ModelConfig, values: Map<string, Float32Array>, o: Pick<ExportOptions, 'parityImages' | 'paritySentences'>): Promise<{ image: number; text: number }> {
+export async function checkParity(
+  dir: string,
+  config: ModelConfig,
+  values: Map<string, Float32Array>,
+  o: Pick<ExportOptions, 'parityImages' | 'paritySentences'>,
+): Promise<{ image: number; text: number }> {
   const bundle = await MedClipModel.load(dir);
   const model = new DualEncoder(config, values);
   try {
@@ -124,7 +136,9 @@ export async function checkParity(dir: string, config: ModelConfig, values: Map<
       const L = config.text.maxLength;
       const tok = tokenizeAll(tokenizer, o.paritySentences, L);
       const n = o.paritySentences.length;
-      const viaTf = tf.tidy(() => model.encodeText(tf.tensor2d(tok.ids, [n, L], 'int32'), tf.tensor2d(tok.mask, [n, L], 'int32')).dataSync() as Float32Array);
+      const viaTf = tf.tidy(
+        () => model.encodeText(tf.tensor2d(tok.ids, [n, L], 'int32'), tf.tensor2d(tok.mask, [n, L], 'int32')).dataSync() as Float32Array,
+      );
       const flat = new Float32Array(n * config.embedDim);
       viaOnnx.forEach((r, i) => flat.set(r, i * config.embedDim));
       text = maxAbsDiff(flat, viaTf);
@@ -147,10 +161,17 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
  * Store the fitted findings-mode temperature in a model bundle's manifest (written to a temporary file, then renamed
  * over it). The manifest's sha256 is the model's identity, so index bundles built before must be rebuilt.
  */
-export async function writeFindingsTemperature(dir: string, findings: { temperature: number; nll?: number; fittedOn?: string }): Promise<void> {
+export async function writeFindingsTemperature(
+  dir: string,
+  findings: { temperature: number; nll?: number; fittedOn?: string },
+): Promise<void> {
   const file = join(dir, 'manifest.json');
   const manifest = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
-  manifest.findings = { temperature: Math.round(findings.temperature * 1e4) / 1e4, ...(findings.nll !== undefined ? { nll: Math.round(findings.nll * 1e4) / 1e4 } : {}), ...(findings.fittedOn ? { fittedOn: findings.fittedOn } : {}) };
+  manifest.findings = {
+    temperature: Math.round(findings.temperature * 1e4) / 1e4,
+    ...(findings.nll !== undefined ? { nll: Math.round(findings.nll * 1e4) / 1e4 } : {}),
+    ...(findings.fittedOn ? { fittedOn: findings.fittedOn } : {}),
+  };
   const tmp = `${file}.tmp-${process.pid}`;
   await writeFile(tmp, JSON.stringify(manifest, null, 2) + '\n');
   await rename(tmp, file);

@@ -48,7 +48,14 @@ export function infoNceLoss(logits: tf.Tensor2D): tf.Scalar {
  * labels that are unknown or uncertain (the stated policy: they carry no signal here).
  * Written with relu/abs/exp/log only (stable: relu(x) - x*y + log(1 + exp(-|x|))), which every backend differentiates.
  */
-export function findingsLoss(img: tf.Tensor2D, pos: tf.Tensor2D, neg: tf.Tensor2D, scale: tf.Scalar | number, labels: tf.Tensor2D, known: tf.Tensor2D): tf.Scalar {
+export function findingsLoss(
+  img: tf.Tensor2D,
+  pos: tf.Tensor2D,
+  neg: tf.Tensor2D,
+  scale: tf.Scalar | number,
+  labels: tf.Tensor2D,
+  known: tf.Tensor2D,
+): tf.Scalar {
   const logits = tf.mul(matMul2d(img, tf.transpose(tf.sub(pos, neg))), scale) as tf.Tensor2D;
   const perItem = tf.add(tf.sub(tf.relu(logits), tf.mul(logits, labels)), tf.log(tf.add(1, tf.exp(tf.neg(tf.abs(logits))))));
   return tf.div(tf.sum(tf.mul(perItem, known)), tf.maximum(tf.sum(known), 1)) as tf.Scalar;

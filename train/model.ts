@@ -107,7 +107,10 @@ export class DualEncoder {
   readonly variables = new Map<string, tf.Variable>();
   readonly trainable: string[] = [];
 
-  constructor(readonly config: ModelConfig, values: Map<string, Float32Array>) {
+  constructor(
+    readonly config: ModelConfig,
+    values: Map<string, Float32Array>,
+  ) {
     for (const [name, spec] of parameterSpecs(config)) {
       const v = values.get(name);
       if (!v) throw new Error(`missing parameter ${name}`);
@@ -174,7 +177,12 @@ export class DualEncoder {
     const { image } = this.config;
     const [n, size] = pixels.shape;
     // Stem: 2x2 space-to-depth (ONNX SpaceToDepth, same channel order), then a 3x3 conv at half resolution.
-    const s2d = tf.reshape(tf.transpose(tf.reshape(pixels, [n, size / 2, 2, size / 2, 2, 1]), [0, 1, 3, 2, 4, 5]), [n, size / 2, size / 2, 4]);
+    const s2d = tf.reshape(tf.transpose(tf.reshape(pixels, [n, size / 2, 2, size / 2, 2, 1]), [0, 1, 3, 2, 4, 5]), [
+      n,
+      size / 2,
+      size / 2,
+      4,
+    ]);
     let x = tf.relu(this.batchNorm(conv2dSame(s2d, this.p('image.stem.conv')), 'image.stem.bn', ctx)) as tf.Tensor4D;
     let c = image.stemWidth;
     image.stages.forEach((stage, s) => {

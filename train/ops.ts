@@ -54,7 +54,17 @@ export function dense(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
  */
 function kernelGradient(x: tf.Tensor4D, dy: tf.Tensor4D, k: number): tf.Tensor4D {
   const p = (k - 1) / 2;
-  const xT = tf.transpose(p > 0 ? tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]) : x, [3, 1, 2, 0]) as tf.Tensor4D;
+  const xT = tf.transpose(
+    p > 0
+      ? tf.pad(x, [
+          [0, 0],
+          [p, p],
+          [p, p],
+          [0, 0],
+        ])
+      : x,
+    [3, 1, 2, 0],
+  ) as tf.Tensor4D;
   const filter = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D;
   return tf.transpose(tf.conv2d(xT, filter, 1, 'valid'), [1, 2, 0, 3]) as tf.Tensor4D;
 }

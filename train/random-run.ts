@@ -14,13 +14,19 @@ import { writeTensors } from './checkpoint.ts';
 import type { ModelConfig } from './config.ts';
 import { initialValues } from './model.ts';
 
-export async function writeRandomRun(dir: string, config: ModelConfig, sentences: string[], options: { seed?: number; state?: Record<string, unknown> } = {}): Promise<Map<string, Float32Array>> {
+export async function writeRandomRun(
+  dir: string,
+  config: ModelConfig,
+  sentences: string[],
+  options: { seed?: number; state?: Record<string, unknown> } = {},
+): Promise<Map<string, Float32Array>> {
   const seed = options.seed ?? 3;
   const tokenizer = new TextTokenizer(trainWordPiece(sentences, { vocabSize: config.text.vocabSize }));
   const values = initialValues(config, seed);
   const rng = new Rng(seed);
   for (const [name, v] of values) {
-    if (name.endsWith('.mean') || name.endsWith('.beta') || name.endsWith('_bn.beta')) for (let i = 0; i < v.length; i++) v[i] = rng.uniform(-0.5, 0.5);
+    if (name.endsWith('.mean') || name.endsWith('.beta') || name.endsWith('_bn.beta'))
+      for (let i = 0; i < v.length; i++) v[i] = rng.uniform(-0.5, 0.5);
     if (name.endsWith('.var')) for (let i = 0; i < v.length; i++) v[i] = rng.uniform(0.5, 2);
     if (name.endsWith('.gamma')) for (let i = 0; i < v.length; i++) v[i] = rng.uniform(0.5, 1.5);
   }

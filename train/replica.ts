@@ -82,23 +82,32 @@ export class Replica {
       imgLabels: tf.tensor2d(b.imgLabels, [b.n, NUM_OBSERVATIONS]),
       txtLabels: tf.tensor2d(b.txtLabels, [b.n, NUM_OBSERVATIONS]),
       ...(withFindings
-        ? { imgKnown: tf.tensor2d(b.imgKnown!, [b.n, NUM_OBSERVATIONS]), promptIds: tf.tensor2d(b.promptIds!, [P, L], 'int32'), promptMask: tf.tensor2d(b.promptMask!, [P, L], 'int32') }
+        ? {
+            imgKnown: tf.tensor2d(b.imgKnown!, [b.n, NUM_OBSERVATIONS]),
+            promptIds: tf.tensor2d(b.promptIds!, [P, L], 'int32'),
+            promptMask: tf.tensor2d(b.promptMask!, [P, L], 'int32'),
+          }
         : {}),
     }));
-    const { value, grads } = tf.variableGrads(() => {
-      const img = this.model.encodeImage(inputs.pixels, { training: true, updates });
-      const txt = this.model.encodeText(inputs.ids, inputs.mask);
-      const logits = similarityLogits(img, txt, this.model.logitScale());
-      const main =
-        this.lossOptions.loss === 'semantic' ? semanticLoss(logits, inputs.imgLabels, inputs.txtLabels, this.lossOptions.labelTemperature) : infoNceLoss(logits);
-      if (!withFindings) return main;
-      const prompts = this.model.encodeText(inputs.promptIds!, inputs.promptMask!);
-      const pos = tf.slice(prompts, [0, 0], [NUM_OBSERVATIONS, -1]) as tf.Tensor2D;
-      const neg = tf.slice(prompts, [NUM_OBSERVATIONS, 0], [NUM_OBSERVATIONS, -1]) as tf.Tensor2D;
-      // the scale findings mode uses at inference (the learned logit scale), so P(present) needs no refit at T = 1
-      const aux = findingsLoss(img, pos, neg, this.model.logitScale(), inputs.imgLabels, inputs.imgKnown!);
-      return tf.add(main, tf.mul(aux, weight)) as tf.Scalar;
-    }, this.model.trainable.map((n) => this.model.p(n)));
+    const { value, grads } = tf.variableGrads(
+      () => {
+        const img = this.model.encodeImage(inputs.pixels, { training: true, updates });
+        const txt = this.model.encodeText(inputs.ids, inputs.mask);
+        const logits = similarityLogits(img, txt, this.model.logitScale());
+        const main =
+          this.lossOptions.loss === 'semantic'
+            ? semanticLoss(logits, inputs.imgLabels, inputs.txtLabels, this.lossOptions.labelTemperature)
+            : infoNceLoss(logits);
+        if (!withFindings) return main;
+        const prompts = this.model.encodeText(inputs.promptIds!, inputs.promptMask!);
+        const pos = tf.slice(prompts, [0, 0], [NUM_OBSERVATIONS, -1]) as tf.Tensor2D;
+        const neg = tf.slice(prompts, [NUM_OBSERVATIONS, 0], [NUM_OBSERVATIONS, -1]) as tf.Tensor2D;
+        // the scale findings mode uses at inference (the learned logit scale), so P(present) needs no refit at T = 1
+        const aux = findingsLoss(img, pos, neg, this.model.logitScale(), inputs.imgLabels, inputs.imgKnown!);
+        return tf.add(main, tf.mul(aux, weight)) as tf.Scalar;
+      },
+      this.model.trainable.map((n) => this.model.p(n)),
+    );
     const loss = value.dataSync()[0]!;
     const flat = new Float32Array(this.gradSize);
     this.model.trainable.forEach((n, i) => flat.set(grads[this.model.p(n).name]!.dataSync() as Float32Array, this.offsets[i]!));

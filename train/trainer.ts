@@ -101,7 +101,9 @@ const CHECKPOINT_BEST = 'checkpoint-best';
 /** Build the tokenizer vocabulary from the training reports (and prompts), as `core/tokenizer` trains it. */
 async function buildTokenizer(o: TrainOptions): Promise<TextTokenizer> {
   const texts: string[] = [];
-  if (o.reports) for await (const r of readReports(o.reports, { split: o.trainSplit })) texts.push(...labelReport(reportText(r)).sentences.map((s) => s.text));
+  if (o.reports)
+    for await (const r of readReports(o.reports, { split: o.trainSplit }))
+      texts.push(...labelReport(reportText(r)).sentences.map((s) => s.text));
   if (o.prompts) for (const t of Object.values(BUILTIN_TEMPLATES)) texts.push(...expandTemplate(t));
   if (texts.length === 0) throw new TrainError('no text to build a vocabulary from: give --reports or keep the prompts');
   return new TextTokenizer(trainWordPiece(texts, { vocabSize: o.config.text.vocabSize }));
@@ -138,11 +140,14 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     ? await loadImageSet(o.images, { root: o.root, split: o.valSplit, side: config.image.size, resize: config.image.resize, cacheDir })
     : undefined;
   for (const s of [...trainImages.skipped, ...(valImages?.skipped ?? [])]) log(`skipped image ${s.id}: ${s.reason}`);
-  if (trainImages.ids.length === 0) throw new TrainError(`no trainable images in ${o.images}${o.trainSplit ? ` (split ${o.trainSplit})` : ''}`);
+  if (trainImages.ids.length === 0)
+    throw new TrainError(`no trainable images in ${o.images}${o.trainSplit ? ` (split ${o.trainSplit})` : ''}`);
   const sentences = await loadSentences(o.reports, { split: o.trainSplit, prompts: o.prompts });
   if (sentences.texts.length === 0) throw new TrainError('no labelled sentences to train the text side on');
   const tokens = tokenizeAll(tokenizer, sentences.texts, config.text.maxLength);
-  log(`images ${trainImages.ids.length} train / ${valImages?.ids.length ?? 0} val; sentences ${sentences.texts.length} (${sentences.origin.filter((x) => x === 'prompt').length} prompts)`);
+  log(
+    `images ${trainImages.ids.length} train / ${valImages?.ids.length ?? 0} val; sentences ${sentences.texts.length} (${sentences.origin.filter((x) => x === 'prompt').length} prompts)`,
+  );
 
   let values = initialValues(config, o.seed);
   let state: RunState = { step: 0, rng: new Rng(o.seed ^ 0x5eed).getState(), history: [], options: publicOptions(o) };
@@ -173,7 +178,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     if (optimizerState) await Promise.all(replicas.map((r) => r.loadOptimizer(optimizerState!)));
     // Validation and checkpoints read the weights into a model on this thread.
     const evalModel = new DualEncoder(config, values);
-    log(`model ${config.name}: ${evalModel.parameterCount.toLocaleString('en')} parameters, backend ${tf.getBackend()}, ${workers} replica${workers > 1 ? 's (worker threads)' : ''}`);
+    log(
+      `model ${config.name}: ${evalModel.parameterCount.toLocaleString('en')} parameters, backend ${tf.getBackend()}, ${workers} replica${workers > 1 ? 's (worker threads)' : ''}`,
+    );
     const rng = Rng.fromState(state.rng);
     const sampler = new DecoupledSampler(trainImages, sentences, {
       matchRate: o.loss === 'infonce' ? 1 : o.matchRate,
@@ -190,9 +197,15 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 
     // Findings loss: every positive and negative prompt of every observation, tokenized once; each step draws one
     // of each per observation (the same pairs for all replicas of the step).
-    const findingPrompts = (o.findingsWeight ?? 0) > 0
-      ? OBSERVATIONS.map((name) => ({ pos: tokenizeAll(tokenizer, FINDING_PROMPTS[name].positive, L), neg: tokenizeAll(tokenizer, FINDING_PROMPTS[name].negative, L), np: FINDING_PROMPTS[name].positive.length, nn: FINDING_PROMPTS[name].negative.length }))
-      : undefined;
+    const findingPrompts =
+      (o.findingsWeight ?? 0) > 0
+        ? OBSERVATIONS.map((name) => ({
+            pos: tokenizeAll(tokenizer, FINDING_PROMPTS[name].positive, L),
+            neg: tokenizeAll(tokenizer, FINDING_PROMPTS[name].negative, L),
+            np: FINDING_PROMPTS[name].positive.length,
+            nn: FINDING_PROMPTS[name].negative.length,
+          }))
+        : undefined;
     const drawPrompts = (): { ids: Int32Array; mask: Int32Array } | undefined => {
       if (!findingPrompts) return undefined;
       const ids = new Int32Array(2 * NUM_OBSERVATIONS * L);
@@ -228,7 +241,15 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         for (let b = 0; b < n; b++) {
           const img = batch.images[from + b]!;
           const s = batch.sentences[from + b]!;
-          augmentInto(trainImages.pixels.subarray(img * side * side, (img + 1) * side * side), side, part.pixels.subarray(b * area, (b + 1) * area), size, config.image, o.augment ? rng : undefined, DEFAULT_AUGMENT);
+          augmentInto(
+            trainImages.pixels.subarray(img * side * side, (img + 1) * side * side),
+            side,
+            part.pixels.subarray(b * area, (b + 1) * area),
+            size,
+            config.image,
+            o.augment ? rng : undefined,
+            DEFAULT_AUGMENT,
+          );
           part.imgLabels.set(trainImages.labels.subarray(img * NUM_OBSERVATIONS, (img + 1) * NUM_OBSERVATIONS), b * NUM_OBSERVATIONS);
           part.imgKnown?.set(trainImages.known.subarray(img * NUM_OBSERVATIONS, (img + 1) * NUM_OBSERVATIONS), b * NUM_OBSERVATIONS);
           part.ids.set(tokens.ids.subarray(s * L, (s + 1) * L), b * L);
@@ -250,7 +271,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         const parts = buildParts(sampler.sample(B, rng));
         const results = await Promise.all(replicas.map((r, w) => r.step(parts[w]!)));
         if (results.some((r) => !Number.isFinite(r.loss)))
-          throw new TrainError(`loss became ${results.find((r) => !Number.isFinite(r.loss))!.loss} at step ${state.step + 1}; the last good checkpoint is ${checkpointFolder(latestDir) ?? '(none yet)'} (try a lower --lr)`);
+          throw new TrainError(
+            `loss became ${results.find((r) => !Number.isFinite(r.loss))!.loss} at step ${state.step + 1}; the last good checkpoint is ${checkpointFolder(latestDir) ?? '(none yet)'} (try a lower --lr)`,
+          );
         allResults.push(...results);
         allWeights.push(...parts.map((p) => p.n));
       }
@@ -263,7 +286,16 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       if (stepTimes.length > 20) stepTimes.shift();
       const pairsPerSecond = (B * accumulate * stepTimes.length * 1000) / stepTimes.reduce((a, b) => a + b, 0);
       o.onStep?.({ step: state.step, total: o.steps, loss: avg.loss, lr, pairsPerSecond });
-      await appendFile(join(runDir, 'log.jsonl'), JSON.stringify({ step: state.step, loss: round(avg.loss), lr: round(lr), pairsPerSecond: round(pairsPerSecond), numTensors: tf.memory().numTensors }) + '\n');
+      await appendFile(
+        join(runDir, 'log.jsonl'),
+        JSON.stringify({
+          step: state.step,
+          loss: round(avg.loss),
+          lr: round(lr),
+          pairsPerSecond: round(pairsPerSecond),
+          numTensors: tf.memory().numTensors,
+        }) + '\n',
+      );
 
       if (state.step % o.evalEvery === 0 || state.step === o.steps) {
         state.rng = rng.getState();
@@ -273,7 +305,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           const metrics = validate(state.step);
           state.history.push(metrics);
           await appendFile(join(runDir, 'log.jsonl'), JSON.stringify({ step: state.step, val: metrics }) + '\n');
-          log(`step ${state.step}: val score ${metrics.score.toFixed(3)} ${Object.entries(metrics.bySource).map(([k, v]) => `${k} acc ${v.accuracy.toFixed(3)} auc ${v.auc?.toFixed(3)}`).join(', ')}`);
+          log(
+            `step ${state.step}: val score ${metrics.score.toFixed(3)} ${Object.entries(metrics.bySource)
+              .map(([k, v]) => `${k} acc ${v.accuracy.toFixed(3)} auc ${v.auc?.toFixed(3)}`)
+              .join(', ')}`,
+          );
           if (!state.best || metrics.score > state.best.score) {
             state.best = metrics;
             await saveCheckpoint(join(runDir, CHECKPOINT_BEST), snapshot.values, undefined, state);
@@ -300,7 +336,12 @@ function publicOptions(o: TrainOptions): Record<string, unknown> {
   return { ...rest, config: config.name };
 }
 
-async function saveCheckpoint(dir: string, values: Map<string, Float32Array>, optimizer: OptimizerState | undefined, state: RunState): Promise<void> {
+async function saveCheckpoint(
+  dir: string,
+  values: Map<string, Float32Array>,
+  optimizer: OptimizerState | undefined,
+  state: RunState,
+): Promise<void> {
   await publishCheckpoint(dir, state.step, async (tmp) => {
     await mkdir(join(tmp, 'weights'));
     await writeTensors(join(tmp, 'weights'), values);
@@ -330,7 +371,12 @@ function makeValidator(model: DualEncoder, tokenizer: TextTokenizer, images: Ima
   return (step) => {
     const classEmbeds = prompts.map((ps) => {
       const tok = tokenizeAll(tokenizer, ps, L);
-      const e = tf.tidy(() => model.encodeText(tf.tensor2d(tok.ids, [ps.length, L], 'int32'), tf.tensor2d(tok.mask, [ps.length, L], 'int32')).dataSync() as Float32Array);
+      const e = tf.tidy(
+        () =>
+          model
+            .encodeText(tf.tensor2d(tok.ids, [ps.length, L], 'int32'), tf.tensor2d(tok.mask, [ps.length, L], 'int32'))
+            .dataSync() as Float32Array,
+      );
       const d = model.config.embedDim;
       return meanEmbedding(ps.map((_, i) => e.subarray(i * d, (i + 1) * d)));
     });
@@ -340,8 +386,19 @@ function makeValidator(model: DualEncoder, tokenizer: TextTokenizer, images: Ima
     const buf = new Float32Array(chunk * area);
     for (let start = 0; start < items.length; start += chunk) {
       const part = items.slice(start, start + chunk);
-      part.forEach(([img], b) => augmentInto(images.pixels.subarray(img * area, (img + 1) * area), size, buf.subarray(b * area, (b + 1) * area), size, model.config.image, undefined));
-      const emb = tf.tidy(() => model.encodeImage(tf.tensor4d(buf.subarray(0, part.length * area), [part.length, size, size, 1])).dataSync() as Float32Array);
+      part.forEach(([img], b) =>
+        augmentInto(
+          images.pixels.subarray(img * area, (img + 1) * area),
+          size,
+          buf.subarray(b * area, (b + 1) * area),
+          size,
+          model.config.image,
+          undefined,
+        ),
+      );
+      const emb = tf.tidy(
+        () => model.encodeImage(tf.tensor4d(buf.subarray(0, part.length * area), [part.length, size, size, 1])).dataSync() as Float32Array,
+      );
       const d = model.config.embedDim;
       part.forEach((_, b) => probs.push(classProbabilities(emb.subarray(b * d, (b + 1) * d), classEmbeds, scale)));
     }
@@ -353,11 +410,14 @@ function makeValidator(model: DualEncoder, tokenizer: TextTokenizer, images: Ima
       groups.get(s)!.push(i);
     });
     for (const [source, idx] of groups) {
-      const r = classificationReport(o.valClasses, idx.map((i) => items[i]![1]), idx.map((i) => probs[i]!));
+      const r = classificationReport(
+        o.valClasses,
+        idx.map((i) => items[i]![1]),
+        idx.map((i) => probs[i]!),
+      );
       bySource[source] = { accuracy: r.accuracy, auc: r.auc, n: r.n };
     }
     const accs = Object.values(bySource).map((v) => v.accuracy);
     return { step, score: accs.reduce((a, b) => a + b, 0) / accs.length, bySource };
   };
 }
-

@@ -11,10 +11,11 @@ export function rocAuc(labels: number[], scores: number[]): number {
     let j = i;
     while (j < idx.length && idx[j]![0] === idx[i]![0]) j++;
     const avgRank = (i + j + 1) / 2;
-    for (let k = i; k < j; k++) if (idx[k]![1] === 1) {
-      rankSum += avgRank;
-      pos++;
-    } else neg++;
+    for (let k = i; k < j; k++)
+      if (idx[k]![1] === 1) {
+        rankSum += avgRank;
+        pos++;
+      } else neg++;
     i = j;
   }
   if (pos === 0 || neg === 0) return Number.NaN;
@@ -43,13 +44,19 @@ export function classificationReport(classes: string[], truth: number[], probs: 
     confusion[t]![best]!++;
     if (best === t) correct++;
   });
-  const recall = Object.fromEntries(classes.map((c, i) => {
-    const row = confusion[i]!;
-    const total = row.reduce((a, b) => a + b, 0);
-    return [c, total ? row[i]! / total : Number.NaN];
-  }));
+  const recall = Object.fromEntries(
+    classes.map((c, i) => {
+      const row = confusion[i]!;
+      const total = row.reduce((a, b) => a + b, 0);
+      return [c, total ? row[i]! / total : Number.NaN];
+    }),
+  );
   const out: ClassificationReport = { n: truth.length, accuracy: truth.length ? correct / truth.length : Number.NaN, recall, confusion };
-  if (k === 2) out.auc = rocAuc(truth, probs.map((p) => p[1]!));
+  if (k === 2)
+    out.auc = rocAuc(
+      truth,
+      probs.map((p) => p[1]!),
+    );
   return out;
 }
 

@@ -60,7 +60,10 @@ async function checkedMetadata(bytes: Uint8Array, format: ImageFormat, limits: I
 }
 
 /** Decode any supported image to 8-bit grey (alpha flattened onto black, colour to luminance). */
-export async function decodeGrey(bytes: Uint8Array, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Promise<GreyImage & { format: ImageFormat }> {
+export async function decodeGrey(
+  bytes: Uint8Array,
+  limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
+): Promise<GreyImage & { format: ImageFormat }> {
   const format = checkInput(bytes, limits);
   if (format === 'dicom') return { ...(await decodeDicom(bytes, limits)), format };
   await checkedMetadata(bytes, format, limits);
@@ -118,7 +121,11 @@ export async function imageToTensor(bytes: Uint8Array, spec: ImageSpec, limits: 
   const format = checkInput(bytes, limits);
   if (format === 'dicom') {
     const grey = await decodeDicom(bytes, limits);
-    return { data: await greyToTensor(grey, spec), dims: [1, spec.size, spec.size], source: { format, width: grey.width, height: grey.height } };
+    return {
+      data: await greyToTensor(grey, spec),
+      dims: [1, spec.size, spec.size],
+      source: { format, width: grey.width, height: grey.height },
+    };
   }
   const meta = await checkedMetadata(bytes, format, limits);
   const sharp = await loadSharp();

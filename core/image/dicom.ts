@@ -66,7 +66,8 @@ function readPixelModule(ds: dicomParser.DataSet, limits: ImageLimits): PixelMod
   if (!ds.elements.x7fe00010) throw new ImageError('unsupported', 'DICOM file has no pixel data (not an image)');
   checkDimensions(columns, rows, limits, 'DICOM image');
   const bitsAllocated = ds.uint16('x00280100') ?? 16;
-  if (![8, 16].includes(bitsAllocated)) throw new ImageError('unsupported', `DICOM bits allocated ${bitsAllocated} is not supported (8 or 16)`);
+  if (![8, 16].includes(bitsAllocated))
+    throw new ImageError('unsupported', `DICOM bits allocated ${bitsAllocated} is not supported (8 or 16)`);
   const samplesPerPixel = ds.uint16('x00280002') ?? 1;
   if (samplesPerPixel !== 1 && samplesPerPixel !== 3) throw new ImageError('unsupported', `DICOM samples per pixel ${samplesPerPixel}`);
   return {
@@ -88,7 +89,8 @@ function firstFrameBytes(ds: dicomParser.DataSet, bytes: Uint8Array, pm: PixelMo
   const el = ds.elements.x7fe00010!;
   if (el.encapsulatedPixelData) {
     try {
-      const table = el.basicOffsetTable && el.basicOffsetTable.length ? el.basicOffsetTable : dicomParser.createJPEGBasicOffsetTable(ds, el);
+      const table =
+        el.basicOffsetTable && el.basicOffsetTable.length ? el.basicOffsetTable : dicomParser.createJPEGBasicOffsetTable(ds, el);
       return dicomParser.readEncapsulatedImageFrame(ds, el, 0, table);
     } catch {
       // Single-frame files whose fragments cannot be mapped to frames: use all fragments.
@@ -186,9 +188,12 @@ function toGreyValues(samples: Samples, pm: PixelModule): Float32Array {
     }
     return out;
   }
-  const planar = pm.planarConfiguration === 1 && pm.transferSyntax !== TRANSFER_SYNTAX.rle && !pm.transferSyntax.startsWith('1.2.840.10008.1.2.4');
+  const planar =
+    pm.planarConfiguration === 1 && pm.transferSyntax !== TRANSFER_SYNTAX.rle && !pm.transferSyntax.startsWith('1.2.840.10008.1.2.4');
   for (let i = 0; i < n; i++) {
-    const [r, g, b] = planar ? [samples[i]!, samples[n + i]!, samples[2 * n + i]!] : [samples[3 * i]!, samples[3 * i + 1]!, samples[3 * i + 2]!];
+    const [r, g, b] = planar
+      ? [samples[i]!, samples[n + i]!, samples[2 * n + i]!]
+      : [samples[3 * i]!, samples[3 * i + 1]!, samples[3 * i + 2]!];
     out[i] = 0.299 * r + 0.587 * g + 0.114 * b;
   }
   return out;
@@ -228,8 +233,7 @@ export async function decodeDicom(bytes: Uint8Array, limits: ImageLimits): Promi
   } catch (err) {
     const e = err as { message?: string; exception?: string } | string | undefined;
     const message = typeof e === 'string' ? e : `${e?.exception ?? ''} ${e?.message ?? ''}`;
-    if (/overrun|overread|end of buffer|overflow|past the end/i.test(message))
-      throw new ImageError('truncated', 'DICOM file is truncated');
+    if (/overrun|overread|end of buffer|overflow|past the end/i.test(message)) throw new ImageError('truncated', 'DICOM file is truncated');
     if (/deflate/i.test(message)) throw new ImageError('unsupported', 'deflated DICOM transfer syntax is not supported');
     throw new ImageError('corrupt', 'DICOM file could not be parsed');
   }

@@ -117,7 +117,12 @@ export function writeDicom(o: DicomImageOptions): Uint8Array {
     if (o.encapsulated) {
       const head = encodeElement({ tag: 0x7fe00010, vr: 'OB', value: new Uint8Array(0) }, true, true);
       const delimiter = new Uint8Array([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]);
-      body.push(head, item(0xe000, new Uint8Array(0)), item(0xe000, o.pixelData.length % 2 ? concat([o.pixelData, new Uint8Array([0])]) : o.pixelData), delimiter);
+      body.push(
+        head,
+        item(0xe000, new Uint8Array(0)),
+        item(0xe000, o.pixelData.length % 2 ? concat([o.pixelData, new Uint8Array([0])]) : o.pixelData),
+        delimiter,
+      );
     } else {
       body.push(encodeElement({ tag: 0x7fe00010, vr: o.bitsAllocated === 16 ? 'OW' : 'OB', value: o.pixelData }, !bigEndian));
     }

@@ -46,11 +46,17 @@ export async function startLocalS3(): Promise<LocalS3> {
       if ((req.method === 'GET' || req.method === 'HEAD') && key) {
         const obj = objects.get(`${bucket}/${key}`);
         if (!obj) {
-          res.writeHead(404, { 'content-type': 'application/xml' }).end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><Key>${xml(key)}</Key></Error>`);
+          res
+            .writeHead(404, { 'content-type': 'application/xml' })
+            .end(
+              `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><Key>${xml(key)}</Key></Error>`,
+            );
           return;
         }
         gets.push(key);
-        res.writeHead(200, { etag: etagOf(obj), 'content-length': obj.length, 'content-type': 'application/octet-stream' }).end(req.method === 'HEAD' ? undefined : Buffer.from(obj));
+        res
+          .writeHead(200, { etag: etagOf(obj), 'content-length': obj.length, 'content-type': 'application/octet-stream' })
+          .end(req.method === 'HEAD' ? undefined : Buffer.from(obj));
         return;
       }
       res.writeHead(400, { 'content-type': 'application/xml' }).end('<Error><Code>NotImplemented</Code></Error>');

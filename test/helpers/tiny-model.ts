@@ -20,13 +20,24 @@ export async function tinyModelBundle(dir: string): Promise<string> {
  * A small index bundle built with the tiny model: the first `images` val rows of images.csv (real files) and
  * the IU val reports. Returns the model and index folders and the image rows used.
  */
-export async function tinyIndexBundle(dir: string, options: { images: number; thumbnails?: boolean; rows?: (lines: string[]) => string[] }): Promise<{ modelDir: string; indexDir: string; rows: string[] }> {
+export async function tinyIndexBundle(
+  dir: string,
+  options: { images: number; thumbnails?: boolean; rows?: (lines: string[]) => string[] },
+): Promise<{ modelDir: string; indexDir: string; rows: string[] }> {
   const modelDir = await tinyModelBundle(dir);
   const lines = readFileSync(IMAGES_CSV, 'utf8').trim().split('\n');
   const rows = options.rows ? options.rows(lines) : lines.filter((l) => l.includes(',val,')).slice(0, options.images);
   writeFileSync(join(dir, 'images.csv'), [lines[0], ...rows].join('\n') + '\n');
   const indexDir = join(dir, 'index');
   rmSync(indexDir, { recursive: true, force: true });
-  await buildIndex({ model: modelDir, images: join(dir, 'images.csv'), root: DATA, reports: IU_REPORTS, reportSplit: 'val', out: indexDir, thumbnails: options.thumbnails });
+  await buildIndex({
+    model: modelDir,
+    images: join(dir, 'images.csv'),
+    root: DATA,
+    reports: IU_REPORTS,
+    reportSplit: 'val',
+    out: indexDir,
+    thumbnails: options.thumbnails,
+  });
   return { modelDir, indexDir, rows };
 }

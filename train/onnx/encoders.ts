@@ -20,7 +20,14 @@ function get(values: Values, name: string): Float32Array {
 }
 
 /** tfjs conv kernel [kh, kw, cin, cout] with a folded BatchNorm -> ONNX weight [cout, cin, kh, kw] and bias. */
-function foldConvBn(kernel: Float32Array, k: number, cin: number, cout: number, values: Values, bn: string): { w: Float32Array; b: Float32Array } {
+function foldConvBn(
+  kernel: Float32Array,
+  k: number,
+  cin: number,
+  cout: number,
+  values: Values,
+  bn: string,
+): { w: Float32Array; b: Float32Array } {
   const gamma = get(values, `${bn}.gamma`);
   const beta = get(values, `${bn}.beta`);
   const mean = get(values, `${bn}.mean`);
@@ -31,7 +38,8 @@ function foldConvBn(kernel: Float32Array, k: number, cin: number, cout: number, 
     const s = gamma[co]! / Math.sqrt(variance[co]! + BN_EPS);
     b[co] = beta[co]! - mean[co]! * s;
     for (let ci = 0; ci < cin; ci++)
-      for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) w[((co * cin + ci) * k + i) * k + j] = kernel[((i * k + j) * cin + ci) * cout + co]! * s;
+      for (let i = 0; i < k; i++)
+        for (let j = 0; j < k; j++) w[((co * cin + ci) * k + i) * k + j] = kernel[((i * k + j) * cin + ci) * cout + co]! * s;
   }
   return { w, b };
 }
@@ -89,8 +97,10 @@ export function textEncoderOnnx(config: ModelConfig, values: Values): Uint8Array
   const ids = g.input('input_ids', ELEM.int64, ['batch', 'sequence']);
   const mask = g.input('attention_mask', ELEM.int64, ['batch', 'sequence']);
   const w = (name: string, dims: number[]) => g.initializer(name, get(values, name), dims);
-  const dense = (x: string, name: string, inDim: number, outDim: number) => g.op('Add', [g.op('MatMul', [x, w(`${name}.w`, [inDim, outDim])]), w(`${name}.b`, [outDim])]);
-  const layerNorm = (x: string, name: string) => g.op('LayerNormalization', [x, w(`${name}.gamma`, [d]), w(`${name}.beta`, [d])], { axis: { i: -1 }, epsilon: { f: LN_EPS } });
+  const dense = (x: string, name: string, inDim: number, outDim: number) =>
+    g.op('Add', [g.op('MatMul', [x, w(`${name}.w`, [inDim, outDim])]), w(`${name}.b`, [outDim])]);
+  const layerNorm = (x: string, name: string) =>
+    g.op('LayerNormalization', [x, w(`${name}.gamma`, [d]), w(`${name}.beta`, [d])], { axis: { i: -1 }, epsilon: { f: LN_EPS } });
 
   let x = g.op('Gather', [w('text.token_embed', [text.vocabSize, d]), ids], { axis: { i: 0 } });
   const seqLen = g.op('Gather', [g.op('Shape', [ids]), g.int64([1])], { axis: { i: 0 } });
