@@ -15,7 +15,7 @@ import { HTTPException } from 'hono/http-exception';
 import { readFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { DEFAULT_IMAGE_LIMITS, ImageError, thumbnailJpeg, type ImageLimits } from '../core/image/index.ts';
-import { checkFilter, type IndexBundle, type SearchFilter, type ImageMeta, type SentenceMeta } from '../core/index.ts';
+import { checkFilter, type IndexBundle, type SearchFilter, type ImageMeta } from '../core/index.ts';
 import { OBSERVATIONS } from '../core/labels.ts';
 import type { MedClipModel } from '../core/model.ts';
 import { BUILTIN_CLASS_NAMES, BUILTIN_TEMPLATES, expandTemplate, resolveClasses, type ClassPrompts } from '../core/prompts.ts';

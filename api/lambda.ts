@@ -59,7 +59,10 @@ async function init(): Promise<Ready> {
   const t1 = performance.now();
   // Model sessions and index load at once (a large index is hashed on a worker thread meanwhile).
   let modelMs = 0;
-  const modelLoad = MedClipModel.load(modelDir, { threads: env.MEDCLIP_THREADS }).then((m) => ((modelMs = performance.now() - t1), m));
+  const modelLoad = MedClipModel.load(modelDir, { threads: env.MEDCLIP_THREADS }).then((m) => {
+    modelMs = performance.now() - t1;
+    return m;
+  });
   const [model, index] = await Promise.all([modelLoad, IndexBundle.load(indexDir, { model: modelLoad })]);
   const t2 = performance.now();
   // A large collection lives in shard Lambdas (MEDCLIP_SHARD_FUNCTIONS): image queries fan out to them.

@@ -33,7 +33,11 @@ export function hashFileSync(path: string, buffer: Buffer = Buffer.allocUnsafe(C
   }
   try {
     const h = createHash('sha256');
-    for (let n; (n = readSync(fd, buffer, 0, buffer.length, null)) > 0; ) h.update(buffer.subarray(0, n));
+    for (;;) {
+      const n = readSync(fd, buffer, 0, buffer.length, null);
+      if (n <= 0) break;
+      h.update(buffer.subarray(0, n));
+    }
     return h.digest('hex');
   } catch (err) {
     throw new FileHashError(path, (err as NodeJS.ErrnoException).code ?? 'EIO');
@@ -71,7 +75,10 @@ for (const path of workerData) {
 export function hashFiles(paths: string[], options: { worker?: boolean } = {}): Map<string, Promise<string>> {
   const out = new Map<string, Promise<string>>();
   // A caller may stop at the first failure: the other promises must not become unhandled rejections.
-  const guard = (p: Promise<string>) => (p.catch(() => {}), p);
+  const guard = (p: Promise<string>) => {
+    p.catch(() => {});
+    return p;
+  };
   if (!options.worker) {
     for (const p of paths) out.set(p, guard(Promise.resolve().then(() => hashFileSync(p))));
     return out;

@@ -28,8 +28,8 @@ export interface ImageTableOptions {
 const OBSERVATION_SET = new Set<string>(OBSERVATIONS);
 
 function viewOf(record: Record<string, string>): string | undefined {
-  const v = record.view ?? record.View ?? record['AP/PA'] ?? record['ViewPosition'];
-  if (v && v.trim()) return v.trim().toUpperCase();
+  const v = record.view ?? record.View ?? record['AP/PA'] ?? record.ViewPosition;
+  if (v?.trim()) return v.trim().toUpperCase();
   const fl = record['Frontal/Lateral'];
   if (fl && /lateral/i.test(fl)) return 'LATERAL';
   return undefined;

@@ -6,7 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import { readFile } from 'node:fs/promises';
 import { ImageError, imageToTensor } from '../core/image/index.ts';
-import { MedClipModel } from '../core/model.ts';
+import type { MedClipModel } from '../core/model.ts';
 
 export interface ImageJob {
   id: string;

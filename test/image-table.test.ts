@@ -51,9 +51,9 @@ test("CheXpert's own CSV loads: Path column, float labels, Frontal/Lateral; bad 
   await assert.rejects(async () => {
     for await (const _ of readImageTable(bad)) void _;
   }, /bad\.csv, row 2: .*maybe/);
-  const escape = join(dir, 'escape.csv');
-  await writeFile(escape, [header, row('../../etc/passwd', 'Frontal', 'PA', '0')].join('\n'));
+  const escaping = join(dir, 'escape.csv');
+  await writeFile(escaping, [header, row('../../etc/passwd', 'Frontal', 'PA', '0')].join('\n'));
   await assert.rejects(async () => {
-    for await (const _ of readImageTable(escape)) void _;
+    for await (const _ of readImageTable(escaping)) void _;
   }, /leaves the root folder/);
 });

@@ -43,6 +43,7 @@ function posInt(v: unknown, what: string): number {
 
 export function parseModelConfig(raw: unknown): ModelConfig {
   if (!raw || typeof raw !== 'object') throw new ConfigError('model config must be a JSON object');
+  // biome-ignore lint/suspicious/noExplicitAny: an untyped JSON config, every field checked below
   const r = raw as Record<string, any>;
   if (typeof r.name !== 'string' || !/^[\w.-]+$/.test(r.name)) throw new ConfigError('name must be a word (letters, digits, . _ -)');
   const img = r.image ?? {};
@@ -54,6 +55,7 @@ export function parseModelConfig(raw: unknown): ModelConfig {
     throw new ConfigError(`image: ${(err as Error).message}`);
   }
   if (!Array.isArray(img.stages) || img.stages.length === 0) throw new ConfigError('image.stages must be a non-empty array');
+  // biome-ignore lint/suspicious/noExplicitAny: elements of the untyped JSON config, checked by posInt
   const stages = img.stages.map((s: any, i: number) => ({
     width: posInt(s?.width, `image.stages[${i}].width`),
     depth: posInt(s?.depth, `image.stages[${i}].depth`),

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { imageToTensor } from '../core/image/index.ts';
 import { OBSERVATIONS } from '../core/labels.ts';
 import { MedClipModel, MODEL_FORMAT, sha256, type ModelManifest } from '../core/model.ts';
-import { TextTokenizer } from '../core/tokenizer.ts';
+import type { TextTokenizer } from '../core/tokenizer.ts';
 import { checkpointFolder, readTensors, writeAtomically } from './checkpoint.ts';
 import { parseModelConfig, type ModelConfig } from './config.ts';
 import { tokenizeAll } from './data.ts';

@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 // tf.customGrad's typing takes a variadic (...inputs, save) signature that TypeScript cannot check.
+// biome-ignore lint/suspicious/noExplicitAny: tf.customGrad's variadic signature cannot be typed (see above)
 type GradFunction = (...args: any[]) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] };
 const customGrad = tf.customGrad as unknown as (f: GradFunction) => (...inputs: tf.Tensor[]) => tf.Tensor;
 

@@ -36,6 +36,7 @@ class LocalReplica implements ReplicaHandle {
 }
 
 class WorkerReplica implements ReplicaHandle {
+  // biome-ignore lint/suspicious/noExplicitAny: worker messages are structured-clone values of several shapes
   private pending?: { resolve: (v: any) => void; reject: (e: Error) => void };
   private failure?: Error;
 
@@ -67,11 +68,13 @@ class WorkerReplica implements ReplicaHandle {
     return r;
   }
 
+  // biome-ignore lint/suspicious/noExplicitAny: worker messages are structured-clone values of several shapes
   private wait(): Promise<any> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => (this.pending = { resolve, reject }));
   }
 
+  // biome-ignore lint/suspicious/noExplicitAny: worker messages are structured-clone values of several shapes
   private request(msg: unknown, transfer: ArrayBuffer[] = []): Promise<any> {
     const p = this.wait();
     this.worker.postMessage(msg, transfer);

@@ -17,7 +17,7 @@ import { BUILTIN_TEMPLATES, expandTemplate } from '../core/prompts.ts';
 import { augmentInto, DEFAULT_AUGMENT } from './augment.ts';
 import { checkpointFolder, publishCheckpoint, readTensors, writeTensors } from './checkpoint.ts';
 import type { ModelConfig } from './config.ts';
-import { DecoupledSampler, loadImageSet, loadSentences, tokenizeAll, type ImageSet, type SentenceSet } from './data.ts';
+import { DecoupledSampler, loadImageSet, loadSentences, tokenizeAll, type ImageSet } from './data.ts';
 import type { LossName } from './loss.ts';
 import { DualEncoder, initialValues } from './model.ts';
 import { learningRate } from './optimizer.ts';

@@ -57,7 +57,7 @@ async function decodeWithWasm(specifier: string, className: string, data: Uint8A
     decoder.getEncodedBuffer(data.length).set(data);
     try {
       decoder.decode();
-    } catch (err) {
+    } catch (_err) {
       throw new ImageError('corrupt', `compressed pixel data could not be decoded (${className})`);
     }
     const info = decoder.getFrameInfo();

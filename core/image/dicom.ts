@@ -89,8 +89,7 @@ function firstFrameBytes(ds: dicomParser.DataSet, bytes: Uint8Array, pm: PixelMo
   const el = ds.elements.x7fe00010!;
   if (el.encapsulatedPixelData) {
     try {
-      const table =
-        el.basicOffsetTable && el.basicOffsetTable.length ? el.basicOffsetTable : dicomParser.createJPEGBasicOffsetTable(ds, el);
+      const table = el.basicOffsetTable?.length ? el.basicOffsetTable : dicomParser.createJPEGBasicOffsetTable(ds, el);
       return dicomParser.readEncapsulatedImageFrame(ds, el, 0, table);
     } catch {
       // Single-frame files whose fragments cannot be mapped to frames: use all fragments.
