@@ -277,6 +277,10 @@ test('DICOM JPEG baseline, JPEG lossless, JPEG-LS and JPEG 2000 frames decode th
     });
     const out = await decodeGrey(file);
     assert.ok(maxAbsDiff(out.data, grey.data) <= c.tolerance, `${c.ts}: max diff ${maxAbsDiff(out.data, grey.data)}`);
+    // the same file as the index builder hands it over: a Node Buffer that starts inside a larger ArrayBuffer
+    const asBuffer = Buffer.concat([Buffer.alloc(13), Buffer.from(file)]).subarray(13);
+    const viaBuffer = await decodeGrey(asBuffer);
+    assert.deepEqual(viaBuffer.data, out.data, `${c.ts}: a Buffer decodes like a Uint8Array`);
   }
 });
 

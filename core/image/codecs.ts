@@ -97,7 +97,9 @@ export function decodeJpegLossless(data: Uint8Array, bytesPerSample: number, sig
   const { Decoder } = require('jpeg-lossless-decoder-js') as { Decoder: new () => LosslessDecoder };
   let out: ArrayBuffer;
   try {
-    const own = data.slice();
+    // A copy into a fresh ArrayBuffer: the decoder reads `buffer` from `offset`, and a Node Buffer's slice() is a view
+    // into a larger (pooled or whole-file) ArrayBuffer, not a copy.
+    const own = new Uint8Array(data);
     out = new Decoder().decode(own.buffer, 0, own.byteLength, bytesPerSample);
   } catch {
     throw new ImageError('corrupt', 'JPEG lossless pixel data could not be decoded');
