@@ -275,7 +275,20 @@ test('DICOM JPEG baseline, JPEG lossless, JPEG-LS and JPEG 2000 frames decode th
       pixelData: c.frame,
       encapsulated: true,
     });
-    const out = await decodeGrey(file);
+    // codecs write nothing to stdout (OpenJPEG's "[INFO]" lines would corrupt a CLI's --json output)
+    const write = process.stdout.write;
+    let printed = '';
+    process.stdout.write = ((chunk: string | Uint8Array) => {
+      printed += String(chunk);
+      return true;
+    }) as typeof process.stdout.write;
+    let out: Awaited<ReturnType<typeof decodeGrey>>;
+    try {
+      out = await decodeGrey(file);
+    } finally {
+      process.stdout.write = write;
+    }
+    assert.equal(printed, '', `${c.ts} printed to stdout`);
     assert.ok(maxAbsDiff(out.data, grey.data) <= c.tolerance, `${c.ts}: max diff ${maxAbsDiff(out.data, grey.data)}`);
     // the same file as the index builder hands it over: a Node Buffer that starts inside a larger ArrayBuffer
     const asBuffer = Buffer.concat([Buffer.alloc(13), Buffer.from(file)]).subarray(13);

@@ -41,8 +41,13 @@ const modules = new Map<string, Promise<WasmModule>>();
 function loadWasm(specifier: string): Promise<WasmModule> {
   let m = modules.get(specifier);
   if (!m) {
-    const factory = require(specifier) as () => Promise<WasmModule>;
-    m = factory();
+    const factory = require(specifier) as (overrides?: {
+      print?: (s: string) => void;
+      printErr?: (s: string) => void;
+    }) => Promise<WasmModule>;
+    // Emscripten prints to stdout by default (OpenJPEG writes "[INFO]" lines on every decode), which would corrupt
+    // a CLI's --json output: the codecs' own messages go nowhere; failures surface as ImageError.
+    m = factory({ print: () => {}, printErr: () => {} });
     modules.set(specifier, m);
   }
   return m;
