@@ -1,11 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { decodeGrey, imageToTensor, ImageError, parseImageSpec, TRANSFER_SYNTAX, type ImageSpec } from '../core/image/index.ts';
+import { codestreamSize } from '../core/image/dicom.ts';
 import { DATA, FULLRES_DIR, NIH_PNG } from './helpers/paths.ts';
 import { encodeJpegLossless8, encodeRle, uint16Bytes, writeDicom } from './helpers/dicom-writer.ts';
 
@@ -314,4 +316,52 @@ test('DICOM errors: truncated pixel data, no pixel data, unsupported syntax, cor
   const tensor = await imageToTensor(good, SPEC);
   assert.deepEqual(tensor.dims, [1, 64, 64]);
   assert.equal(tensor.source.format, 'dicom');
+});
+
+test('real archive DICOM: every sample decodes, the ACR-NEMA file (no preamble, no meta group) included; MONOCHROME1 inverts', async () => {
+  const dir = join(DATA, 'samples/dicom');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.dcm'));
+  assert.ok(files.length >= 9);
+  for (const f of files) {
+    const img = await decodeGrey(readFileSync(join(dir, f)));
+    assert.ok(img.width >= 440 && img.height >= 440, f);
+  }
+  const acr = await decodeGrey(readFileSync(join(dir, 'cr-mono1-10bit-no-preamble.dcm')));
+  assert.deepEqual([acr.width, acr.height], [440, 440]);
+  const mean = acr.data.reduce((s, v) => s + v, 0) / acr.data.length;
+  assert.ok(mean > 40 && mean < 215, `a windowed chest film, not a blank: mean ${mean}`);
+  const a = await decodeGrey(readFileSync(join(dir, 'siim-cr-jpeg-baseline.dcm')));
+  const b = await decodeGrey(readFileSync(join(dir, 'siim-cr-jpeg-baseline-edited-monochrome1.dcm')));
+  let off = 0;
+  for (let i = 0; i < a.data.length; i++) off += Math.abs(a.data[i]! + b.data[i]! - 255);
+  assert.ok(off / a.data.length < 3, `MONOCHROME1 is the inverse: mean |a + b - 255| = ${off / a.data.length}`);
+});
+
+test('fuzzed DICOM headers are refused, not decoded into a wrong picture', async () => {
+  const grey = await realGrey(32);
+  const base = { transferSyntax: TRANSFER_SYNTAX.explicitLittle, rows: 32, columns: 32, bitsAllocated: 8 as const, pixelData: grey.data };
+  await expectImageError(decodeGrey(writeDicom({ ...base, bitsStored: 0 })), 'corrupt');
+  await expectImageError(decodeGrey(writeDicom({ ...base, bitsStored: 40 })), 'corrupt');
+  await expectImageError(decodeGrey(writeDicom({ ...base, rescale: { slope: Number.NaN, intercept: 0 } })), 'corrupt');
+  await expectImageError(decodeGrey(writeDicom({ ...base, numberOfFrames: '2147483647' })), 'corrupt');
+  // 16-bit pixels relabelled 8 bits allocated: twice the data the header describes
+  const wide = writeDicom({ ...base, pixelData: uint16Bytes(new Uint16Array(32 * 32).fill(300)) });
+  await expectImageError(decodeGrey(wide), 'corrupt');
+  // a JPEG lossless frame whose own header claims another size is refused before decoding
+  const small = await realGrey(16);
+  const frame = encodeJpegLossless8(small.data, small.width, small.height);
+  await expectImageError(
+    decodeGrey(
+      writeDicom({
+        transferSyntax: TRANSFER_SYNTAX.jpegLosslessSV1,
+        rows: 2000,
+        columns: 2000,
+        bitsAllocated: 8,
+        pixelData: frame,
+        encapsulated: true,
+      }),
+    ),
+    'corrupt',
+  );
+  assert.deepEqual(codestreamSize(frame), { width: 16, height: 16 });
 });

@@ -34,9 +34,21 @@ export const TRANSFER_SYNTAX = {
 
 const SUPPORTED = new Set<string>(Object.values(TRANSFER_SYNTAX).filter((t) => t !== TRANSFER_SYNTAX.deflatedExplicitLittle));
 
-/** True when the bytes look like DICOM Part 10 ("DICM" after the 128-byte preamble). */
+/** True when the bytes look like DICOM Part 10 ("DICM" after the 128-byte preamble) or an ACR-NEMA file. */
 export function isDicom(bytes: Uint8Array): boolean {
-  return bytes.length >= 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d;
+  return (
+    (bytes.length >= 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d) || isAcrNema(bytes)
+  );
+}
+
+/**
+ * A file written ACR-NEMA style (old archives): no preamble, no "DICM", no file meta group; the data set starts at
+ * byte 0 in implicit VR little endian, with a group 0008 element (usually its group length, 4 bytes long).
+ */
+export function isAcrNema(bytes: Uint8Array): boolean {
+  if (bytes.length < 16 || bytes[0] !== 0x08 || bytes[1] !== 0x00) return false;
+  const length = bytes[4]! | (bytes[5]! << 8) | (bytes[6]! << 16) | (bytes[7]! << 24);
+  return length >= 0 && length < 1024 && bytes[3] === 0x00;
 }
 
 function numberList(ds: dicomParser.DataSet, tag: string): number[] {
@@ -48,10 +60,21 @@ function numberList(ds: dicomParser.DataSet, tag: string): number[] {
     .filter((v) => Number.isFinite(v));
 }
 
+/** A decimal-string element that, when present, must be a finite number (NaN would silently blank the image). */
+function strictNumber(ds: dicomParser.DataSet, tag: string, what: string): number | undefined {
+  const s = ds.string(tag);
+  if (s === undefined || s.trim() === '') return undefined;
+  const v = Number(s.split('\\')[0]!.trim());
+  if (!Number.isFinite(v)) throw new ImageError('corrupt', `DICOM ${what} is not a number`);
+  return v;
+}
+
 interface PixelModule {
   rows: number;
   columns: number;
   bitsAllocated: number;
+  /** NumberOfFrames (the first frame is decoded). */
+  frames: number;
   bitsStored: number;
   pixelRepresentation: number;
   samplesPerPixel: number;
@@ -70,11 +93,20 @@ function readPixelModule(ds: dicomParser.DataSet, limits: ImageLimits): PixelMod
     throw new ImageError('unsupported', `DICOM bits allocated ${bitsAllocated} is not supported (8 or 16)`);
   const samplesPerPixel = ds.uint16('x00280002') ?? 1;
   if (samplesPerPixel !== 1 && samplesPerPixel !== 3) throw new ImageError('unsupported', `DICOM samples per pixel ${samplesPerPixel}`);
+  // Header values that would decode to a wrong picture instead of an error (fuzzed or broken writers).
+  const bitsStored = ds.uint16('x00280101') ?? bitsAllocated;
+  if (bitsStored < 1 || bitsStored > bitsAllocated)
+    throw new ImageError('corrupt', `DICOM bits stored ${bitsStored} does not fit bits allocated ${bitsAllocated}`);
+  const framesText = ds.string('x00280008');
+  const frames = framesText === undefined ? 1 : Number(framesText.trim());
+  if (!Number.isInteger(frames) || frames < 1 || frames > 100_000)
+    throw new ImageError('corrupt', `DICOM number of frames "${String(framesText).slice(0, 20)}" is not valid`);
   return {
     rows,
     columns,
     bitsAllocated,
-    bitsStored: ds.uint16('x00280101') ?? bitsAllocated,
+    frames,
+    bitsStored,
     pixelRepresentation: ds.uint16('x00280103') ?? 0,
     samplesPerPixel,
     planarConfiguration: ds.uint16('x00280006') ?? 0,
@@ -103,6 +135,14 @@ function firstFrameBytes(ds: dicomParser.DataSet, bytes: Uint8Array, pm: PixelMo
   const frameBytes = pm.rows * pm.columns * pm.samplesPerPixel * (pm.bitsAllocated / 8);
   if (el.dataOffset + Math.min(el.length, frameBytes) > bytes.length || el.length < frameBytes)
     throw new ImageError('truncated', `DICOM pixel data holds ${Math.min(el.length, bytes.length - el.dataOffset)} of ${frameBytes} bytes`);
+  // More data than the header describes means the header is wrong (e.g. 8 bits allocated over 16-bit pixels):
+  // decoding it would give a wrong picture, not an error. One padding byte is allowed (even length).
+  const described = frameBytes * pm.frames;
+  if (el.length > described + 1 && el.length !== 0xffffffff)
+    throw new ImageError(
+      'corrupt',
+      `DICOM pixel data holds ${el.length} bytes but the header describes ${described} (${pm.frames} frame(s) of ${pm.columns}x${pm.rows}, ${pm.bitsAllocated} bits)`,
+    );
   return bytes.subarray(el.dataOffset, el.dataOffset + frameBytes);
 }
 
@@ -115,8 +155,44 @@ function rawSamples(frame: Uint8Array, pm: PixelModule, bigEndian: boolean): Sam
   return out;
 }
 
+/**
+ * The width and height a JPEG-family codestream declares (JPEG SOFn, JPEG-LS SOF55, JPEG 2000 SIZ), read before any
+ * decoder allocates: a 50 KB file whose header claims 20000x20000 must be refused, not decoded into gigabytes.
+ */
+export function codestreamSize(frame: Uint8Array): { width: number; height: number } | undefined {
+  const u16 = (p: number) => (frame[p]! << 8) | frame[p + 1]!;
+  const u32 = (p: number) => frame[p]! * 2 ** 24 + ((frame[p + 1]! << 16) | (frame[p + 2]! << 8) | frame[p + 3]!);
+  if (frame[0] === 0xff && frame[1] === 0x4f) {
+    // JPEG 2000 codestream: SOC, then SIZ: Lsiz Rsiz Xsiz Ysiz XOsiz YOsiz
+    if (frame[2] !== 0xff || frame[3] !== 0x51 || frame.length < 24) return undefined;
+    return { width: u32(8) - u32(16), height: u32(12) - u32(20) };
+  }
+  if (frame[0] !== 0xff || frame[1] !== 0xd8) return undefined;
+  let p = 2;
+  while (p + 9 < frame.length) {
+    if (frame[p] !== 0xff) return undefined;
+    const marker = frame[p + 1]!;
+    if (marker === 0xff) {
+      p++;
+      continue;
+    }
+    const sof = (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) || marker === 0xf7;
+    if (sof) return { height: u16(p + 5), width: u16(p + 7) };
+    if (marker === 0xda) return undefined; // scan data before any frame header
+    p += 2 + u16(p + 2);
+  }
+  return undefined;
+}
+
+function checkCodestreamSize(frame: Uint8Array, pm: PixelModule): void {
+  const size = codestreamSize(frame);
+  if (size && (size.width !== pm.columns || size.height !== pm.rows))
+    throw new ImageError('corrupt', `compressed frame declares ${size.width}x${size.height} but the header says ${pm.columns}x${pm.rows}`);
+}
+
 async function decodeFrame(frame: Uint8Array, pm: PixelModule): Promise<Samples> {
   const signed = pm.pixelRepresentation === 1;
+  if (pm.transferSyntax.startsWith('1.2.840.10008.1.2.4.')) checkCodestreamSize(frame, pm);
   const bytesPerSample = pm.bitsAllocated / 8;
   const expected = pm.rows * pm.columns * pm.samplesPerPixel;
   let samples: Samples;
@@ -228,7 +304,10 @@ function windowTo8Bit(values: Float32Array, center: number, width: number, inver
 export async function decodeDicom(bytes: Uint8Array, limits: ImageLimits): Promise<GreyImage> {
   let ds: dicomParser.DataSet;
   try {
-    ds = dicomParser.parseDicom(bytes);
+    // ACR-NEMA files have no meta group to name their transfer syntax: implicit VR little endian, as the standard says.
+    ds = isAcrNema(bytes)
+      ? dicomParser.parseDicom(bytes, { TransferSyntaxUID: TRANSFER_SYNTAX.implicitLittle })
+      : dicomParser.parseDicom(bytes);
   } catch (err) {
     const e = err as { message?: string; exception?: string } | string | undefined;
     const message = typeof e === 'string' ? e : `${e?.exception ?? ''} ${e?.message ?? ''}`;
@@ -244,8 +323,9 @@ export async function decodeDicom(bytes: Uint8Array, limits: ImageLimits): Promi
   const samples = await decodeFrame(frame, pm);
   const values = toGreyValues(samples, pm);
 
-  const slope = numberList(ds, 'x00281053')[0] ?? 1;
-  const intercept = numberList(ds, 'x00281052')[0] ?? 0;
+  const slope = strictNumber(ds, 'x00281053', 'rescale slope') ?? 1;
+  const intercept = strictNumber(ds, 'x00281052', 'rescale intercept') ?? 0;
+  if (slope === 0) throw new ImageError('corrupt', 'DICOM rescale slope is 0');
   if (slope !== 1 || intercept !== 0) for (let i = 0; i < values.length; i++) values[i] = values[i]! * slope + intercept;
 
   const centers = numberList(ds, 'x00281050');

@@ -83,6 +83,8 @@ export interface DicomImageOptions {
   encapsulated?: boolean;
   /** Leave out the pixel data element (a non-image DICOM object). */
   omitPixelData?: boolean;
+  /** NumberOfFrames (IS), written as given (fuzzing). */
+  numberOfFrames?: string;
 }
 
 export function writeDicom(o: DicomImageOptions): Uint8Array {
@@ -112,6 +114,8 @@ export function writeDicom(o: DicomImageOptions): Uint8Array {
   ];
   if (o.window) ds.push({ tag: 0x00281050, vr: 'DS', value: o.window.center }, { tag: 0x00281051, vr: 'DS', value: o.window.width });
   if (o.rescale) ds.push({ tag: 0x00281052, vr: 'DS', value: o.rescale.intercept }, { tag: 0x00281053, vr: 'DS', value: o.rescale.slope });
+  if (o.numberOfFrames !== undefined) ds.push({ tag: 0x00280008, vr: 'IS', value: o.numberOfFrames });
+  ds.sort((a, b) => a.tag - b.tag);
   const body = ds.map((e) => encodeElement(e, !bigEndian));
   if (!o.omitPixelData) {
     if (o.encapsulated) {
