@@ -365,3 +365,16 @@ test('fuzzed DICOM headers are refused, not decoded into a wrong picture', async
   );
   assert.deepEqual(codestreamSize(frame), { width: 16, height: 16 });
 });
+
+test('deflated explicit VR little endian decodes like the uncompressed file, from a Uint8Array and from a Buffer', async () => {
+  const grey = await realGrey(48);
+  const base = { rows: 48, columns: 48, bitsAllocated: 8 as const, pixelData: grey.data, window: { center: 127.5, width: 256 } };
+  const plain = await decodeGrey(writeDicom({ ...base, transferSyntax: TRANSFER_SYNTAX.explicitLittle }));
+  const deflatedFile = writeDicom({ ...base, transferSyntax: TRANSFER_SYNTAX.deflatedExplicitLittle });
+  assert.ok(deflatedFile.length < writeDicom({ ...base, transferSyntax: TRANSFER_SYNTAX.explicitLittle }).length, 'really deflated');
+  assert.deepEqual((await decodeGrey(deflatedFile)).data, plain.data);
+  assert.deepEqual((await decodeGrey(Buffer.concat([Buffer.alloc(7), Buffer.from(deflatedFile)]).subarray(7))).data, plain.data);
+  const broken = deflatedFile.slice();
+  broken.fill(0xff, broken.length - 40);
+  await assert.rejects(decodeGrey(broken), ImageError);
+});

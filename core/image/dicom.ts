@@ -5,6 +5,7 @@
  * MONOCHROME1 is inverted so that air is always dark. Only the first frame of a multi-frame file is used.
  */
 import dicomParser from 'dicom-parser';
+import { inflateRawSync } from 'node:zlib';
 import { decodeJpeg2000, decodeJpegBaseline, decodeJpegLossless, decodeJpegLs, type DecodedFrame } from './codecs.ts';
 import { checkDimensions, ImageError, type ImageLimits } from './errors.ts';
 import { decodeRle } from './rle.ts';
@@ -32,7 +33,28 @@ export const TRANSFER_SYNTAX = {
   rle: '1.2.840.10008.1.2.5',
 } as const;
 
-const SUPPORTED = new Set<string>(Object.values(TRANSFER_SYNTAX).filter((t) => t !== TRANSFER_SYNTAX.deflatedExplicitLittle));
+const SUPPORTED = new Set<string>(Object.values(TRANSFER_SYNTAX));
+
+/** A deflated data set may not inflate past this (a deflate bomb is refused, not inflated into memory). */
+const MAX_INFLATED_BYTES = 512 << 20;
+
+/** dicom-parser's own Node path calls Buffer#copy (a Uint8Array has none): inflate here, for both. */
+function inflater(byteArray: Uint8Array, position: number): Uint8Array {
+  let inflated: Uint8Array;
+  try {
+    inflated = inflateRawSync(byteArray.subarray(position), { maxOutputLength: MAX_INFLATED_BYTES });
+  } catch (err) {
+    const tooBig = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+    throw new ImageError(
+      tooBig ? 'too-large' : 'corrupt',
+      tooBig ? 'deflated DICOM data set inflates past 512 MB' : 'deflated DICOM data set could not be inflated',
+    );
+  }
+  const full = new Uint8Array(position + inflated.length);
+  full.set(byteArray.subarray(0, position));
+  full.set(inflated, position);
+  return full;
+}
 
 /** True when the bytes look like DICOM Part 10 ("DICM" after the 128-byte preamble) or an ACR-NEMA file. */
 export function isDicom(bytes: Uint8Array): boolean {
@@ -199,6 +221,7 @@ async function decodeFrame(frame: Uint8Array, pm: PixelModule): Promise<Samples>
   switch (pm.transferSyntax) {
     case TRANSFER_SYNTAX.implicitLittle:
     case TRANSFER_SYNTAX.explicitLittle:
+    case TRANSFER_SYNTAX.deflatedExplicitLittle:
       return rawSamples(frame, pm, false);
     case TRANSFER_SYNTAX.explicitBig:
       return rawSamples(frame, pm, true);
@@ -307,19 +330,20 @@ export async function decodeDicom(bytes: Uint8Array, limits: ImageLimits): Promi
     // ACR-NEMA files have no meta group to name their transfer syntax: implicit VR little endian, as the standard says.
     ds = isAcrNema(bytes)
       ? dicomParser.parseDicom(bytes, { TransferSyntaxUID: TRANSFER_SYNTAX.implicitLittle })
-      : dicomParser.parseDicom(bytes);
+      : dicomParser.parseDicom(bytes, { inflater });
   } catch (err) {
+    if (err instanceof ImageError) throw err;
     const e = err as { message?: string; exception?: string } | string | undefined;
     const message = typeof e === 'string' ? e : `${e?.exception ?? ''} ${e?.message ?? ''}`;
     if (/overrun|overread|end of buffer|overflow|past the end/i.test(message)) throw new ImageError('truncated', 'DICOM file is truncated');
-    if (/deflate/i.test(message)) throw new ImageError('unsupported', 'deflated DICOM transfer syntax is not supported');
     throw new ImageError('corrupt', 'DICOM file could not be parsed');
   }
   const pm = readPixelModule(ds, limits);
   if (!SUPPORTED.has(pm.transferSyntax)) throw new ImageError('unsupported', `DICOM transfer syntax ${pm.transferSyntax} is not supported`);
   if (!['MONOCHROME1', 'MONOCHROME2', 'RGB', 'YBR_FULL', 'YBR_FULL_422', 'YBR_ICT', 'YBR_RCT'].includes(pm.photometric))
     throw new ImageError('unsupported', `DICOM photometric interpretation ${pm.photometric} is not supported`);
-  const frame = firstFrameBytes(ds, bytes, pm);
+  // the data set's own bytes: for a deflated file that is the inflated copy, not the input
+  const frame = firstFrameBytes(ds, ds.byteArray, pm);
   const samples = await decodeFrame(frame, pm);
   const values = toGreyValues(samples, pm);
 

@@ -2,6 +2,7 @@
  * A minimal DICOM Part 10 writer for tests: explicit VR (little or big endian) datasets with uncompressed or
  * encapsulated pixel data, so tests can make DICOM files from real images without fixtures.
  */
+import { deflateRawSync } from 'node:zlib';
 export interface DicomElement {
   tag: number; // (group << 16) | element
   vr: string;
@@ -133,6 +134,8 @@ export function writeDicom(o: DicomImageOptions): Uint8Array {
   }
   const preamble = new Uint8Array(132);
   preamble.set(new TextEncoder().encode('DICM'), 128);
+  // Deflated explicit VR little endian: the data set after the meta group is raw-deflated
+  if (o.transferSyntax === '1.2.840.10008.1.2.1.99') return concat([preamble, meta, new Uint8Array(deflateRawSync(concat(body)))]);
   return concat([preamble, meta, ...body]);
 }
 
