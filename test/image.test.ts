@@ -378,3 +378,36 @@ test('deflated explicit VR little endian decodes like the uncompressed file, fro
   broken.fill(0xff, broken.length - 40);
   await assert.rejects(decodeGrey(broken), ImageError);
 });
+
+test('lossy 16-bit-precision codestreams under a 12-bit header are not masked: the brightest pixels stay bright', async () => {
+  const width = 32;
+  const height = 32;
+  const values = new Uint16Array(width * height).map((_, i) => (i % width < width / 2 ? 1000 : 5000)); // right half > 4095
+  const mod = (await (require('@cornerstonejs/codec-openjpeg/wasmjs') as () => Promise<Record<string, new () => WasmEncoder>>)()) as Record<
+    string,
+    new () => WasmEncoder
+  >;
+  const enc = new mod.J2KEncoder!();
+  let frame: Uint8Array;
+  try {
+    enc.getDecodedBuffer({ width, height, bitsPerSample: 16, componentCount: 1, isSigned: false }).set(new Uint8Array(values.buffer));
+    enc.encode();
+    frame = enc.getEncodedBuffer().slice();
+  } finally {
+    enc.delete();
+  }
+  const file = writeDicom({
+    transferSyntax: TRANSFER_SYNTAX.jpeg2000Lossless,
+    rows: height,
+    columns: width,
+    bitsAllocated: 16,
+    bitsStored: 12,
+    pixelData: frame,
+    encapsulated: true,
+  });
+  const img = await decodeGrey(file);
+  let left = 0;
+  let right = 0;
+  for (let i = 0; i < img.data.length; i++) i % width < width / 2 ? (left += img.data[i]!) : (right += img.data[i]!);
+  assert.ok(right > left, `right half (5000) must be brighter than the left (1000): ${right} vs ${left}`);
+});

@@ -273,8 +273,12 @@ function frameSamples(f: DecodedFrame, pm: PixelModule): Samples {
 function toGreyValues(samples: Samples, pm: PixelModule): Float32Array {
   const n = pm.rows * pm.columns;
   const out = new Float32Array(n);
+  // A codec's output already has its own precision and sign: masking it to BitsStored would wrap values that a
+  // writer (GDCM) encoded at 16-bit precision under a 12-bit header, turning the brightest pixels black. Only raw
+  // and RLE samples can carry other bits (overlays) above BitsStored.
+  const fromCodec = pm.transferSyntax.startsWith('1.2.840.10008.1.2.4.');
   if (pm.samplesPerPixel === 1) {
-    if (pm.bitsStored >= pm.bitsAllocated || pm.bitsStored < 1) {
+    if (fromCodec || pm.bitsStored >= pm.bitsAllocated || pm.bitsStored < 1) {
       for (let i = 0; i < n; i++) out[i] = samples[i]!;
     } else if (pm.pixelRepresentation === 0) {
       const mask = (1 << pm.bitsStored) - 1;
