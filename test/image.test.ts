@@ -408,6 +408,9 @@ test('lossy 16-bit-precision codestreams under a 12-bit header are not masked: t
   const img = await decodeGrey(file);
   let left = 0;
   let right = 0;
-  for (let i = 0; i < img.data.length; i++) i % width < width / 2 ? (left += img.data[i]!) : (right += img.data[i]!);
+  for (let i = 0; i < img.data.length; i++) {
+    if (i % width < width / 2) left += img.data[i]!;
+    else right += img.data[i]!;
+  }
   assert.ok(right > left, `right half (5000) must be brighter than the left (1000): ${right} vs ${left}`);
 });
