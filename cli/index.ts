@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { SingleBar } from 'cli-progress';
 import { IndexBundle, type SearchFilter } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
-import { buildIndex, deleteFromBundle } from '../index-builder/build.ts';
+import { buildIndex, deleteFromBundle, upgradeBundle } from '../index-builder/build.ts';
 import { LambdaEmbedder } from '../index-builder/lambda-embedder.ts';
 import { CliError } from './errors.ts';
 import { ReportSearch } from '../core/report-search.ts';
@@ -39,6 +39,7 @@ export function registerIndex(program: Command): void {
     .option('--append', 'add the given items to the latest version of the bundle in --out (a new version)')
     .option('--force', 'replace the content of an existing bundle in --out (a new version; the previous one is kept until the next)')
     .option('--delete <ids...>', 'remove these image or report ids (a new version)')
+    .option('--upgrade', 'rewrite a bundle of an older format (index format 1) as the current one (a new version)')
     .option('--lock-timeout <seconds>', 'how long to wait while another process writes the same bundle', intOpt('--lock-timeout'), 600)
     .option(
       '--workers <n|lambda:FUNCTION>',
@@ -59,6 +60,17 @@ export function registerIndex(program: Command): void {
         waitMs: opts.lockTimeout * 1000,
         onWait: (holder: string) => console.error(`medclip: waiting for ${holder} to finish writing ${opts.out}`),
       };
+      if (opts.upgrade) {
+        const r = await upgradeBundle(opts.out, opts.model, lock);
+        console.log(
+          opts.json
+            ? JSON.stringify(r)
+            : r.alreadyCurrent
+              ? `${opts.out} is already in the current format (version ${r.version})`
+              : `upgraded ${opts.out}: ${r.sentences} sentences now store their text (version ${r.version})`,
+        );
+        return;
+      }
       if (opts.delete) {
         const r = await deleteFromBundle(opts.out, opts.model, opts.delete, lock);
         console.log(

@@ -7,7 +7,8 @@
  * The temperature is fitted on val images (`fitFindingsTemperature`) and stored in the model manifest.
  */
 import { OBSERVATIONS, type Observation } from './labels.ts';
-import { PromptError } from './prompts.ts';
+import { createHash } from 'node:crypto';
+import { BUILTIN_TEMPLATES, PromptError } from './prompts.ts';
 
 export interface FindingPrompts {
   positive: string[];
@@ -143,3 +144,9 @@ export function fitFindingsTemperature(
   const logT = (a + b) / 2;
   return { temperature: Math.exp(logT), nll: nll(logT) };
 }
+
+/** A fingerprint of every built-in prompt (classes and findings), recorded in index bundles. */
+export const PROMPTS_VERSION = createHash('sha256')
+  .update(JSON.stringify([BUILTIN_TEMPLATES, FINDING_PROMPTS]))
+  .digest('hex')
+  .slice(0, 12);

@@ -20,7 +20,13 @@ import { VersionedDirError, currentVersion } from './versioned-dir.ts';
 import { boundedCache, stringBytes } from './cache.ts';
 import { MedclipError, type ErrorKind } from './errors.ts';
 
-export const INDEX_FORMAT = 'medclip-index/1';
+/**
+ * v2 stores each sentence's text at build time and records the labeler and prompt versions, so serving never
+ * re-splits a report (a changed labeler would have highlighted the wrong sentence in every older bundle).
+ * A v1 bundle is refused, with how to upgrade it (`medclip index --upgrade --out DIR`).
+ */
+export const INDEX_FORMAT = 'medclip-index/2';
+export const INDEX_FORMAT_V1 = 'medclip-index/1';
 export const COLLECTIONS = ['images', 'reports'] as const;
 export type CollectionName = (typeof COLLECTIONS)[number];
 
@@ -61,6 +67,9 @@ export interface IndexManifest {
   errors?: string;
   /** Folder of image thumbnails (`thumbnailName(id)`), when the builder made them. */
   thumbnails?: string;
+  /** Versions of what labelled and split the sentences, and of the built-in prompts (format v2). */
+  labeler?: { version: string };
+  prompts?: { version: string };
   sha256: Record<string, string>;
 }
 
@@ -83,6 +92,8 @@ export interface SentenceMeta {
   reportId: string;
   /** Sentence number within the report (the labeler's split). */
   index: number;
+  /** The sentence as split at build time (format v2). */
+  text?: string;
   labels: StoredLabels;
   deleted?: boolean;
 }
@@ -166,6 +177,8 @@ export interface IndexLoadOptions {
   verify?: boolean;
   /** Hash on a worker thread (default: when the bundle's files total 32 MB or more). */
   hashInWorker?: boolean;
+  /** Load a format-1 bundle (only `medclip index --upgrade` does, to rewrite it). */
+  allowV1?: boolean;
 }
 
 function readHead(path: string, bytes: number): Uint8Array {
@@ -359,7 +372,11 @@ export class IndexBundle {
         `${dir}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no manifest.json (not an index bundle)' : 'manifest.json is not valid JSON'}`,
       );
     }
-    if (manifest?.format !== INDEX_FORMAT)
+    if (manifest?.format === INDEX_FORMAT_V1 && !options.allowV1)
+      throw new IndexError(
+        `${dir}: index format ${INDEX_FORMAT_V1} stores no sentence text; upgrade it in place with \`medclip index --upgrade --model MODEL --out ${dir}\`, or rebuild it`,
+      );
+    if (manifest?.format !== INDEX_FORMAT && manifest?.format !== INDEX_FORMAT_V1)
       throw new IndexError(`${dir}: unsupported index format "${String(manifest?.format)}" (expected ${INDEX_FORMAT})`);
     if (!manifest.model || typeof manifest.model.sha256 !== 'string') throw new IndexError(`${dir}: manifest does not name its model`);
     const verify = options.verify !== false;

@@ -33,7 +33,8 @@ export class ReportSearch {
       return {
         hit: h,
         report,
-        sentence: this.sentences.text(report, h.meta.index),
+        // v2 bundles store the sentence as split at build time; older ones are re-split (--upgrade stores it)
+        sentence: h.meta.text ?? this.sentences.text(report, h.meta.index),
         ...(scoring ? { relevance: Math.round(reportRelevance(h.score, ...agreements(h.meta)) * 1000) / 1000 } : {}),
       };
     });

@@ -8,8 +8,17 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { IndexBundle, type ImageMeta, type ItemMeta, type SentenceMeta, type StoredReport, type CollectionName } from '../core/index.ts';
+import {
+  INDEX_FORMAT,
+  IndexBundle,
+  type ImageMeta,
+  type ItemMeta,
+  type SentenceMeta,
+  type StoredReport,
+  type CollectionName,
+} from '../core/index.ts';
 import { withLock, type LockOptions } from '../core/bundle-lock.ts';
+import { ReportSentences } from '../core/report-sentences.ts';
 import { VersionedDirError, currentVersion, versionName } from '../core/versioned-dir.ts';
 import { fsErrorReason } from '../core/fs-errors.ts';
 import { MedClipModel } from '../core/model.ts';
@@ -492,3 +501,66 @@ export async function deleteFromBundle(
 }
 
 export type { ImageMeta };
+
+/**
+ * Rewrite a format-1 bundle as format 2 (a new version): each sentence gets its text, split from its stored report
+ * by the current labeler (the split v1 left implicit), and the labeler and prompt versions are recorded.
+ */
+export async function upgradeBundle(
+  dir: string,
+  modelDir: string,
+  lock?: LockOptions,
+): Promise<{ version: number; sentences: number; alreadyCurrent: boolean }> {
+  return withLock(
+    resolve(dir),
+    'medclip index --upgrade',
+    async (assertHeld) => {
+      if (!(await liveVersion(dir))) throw new IndexBuildError(`--upgrade: ${dir} is not an index bundle`);
+      const model = await MedClipModel.load(modelDir);
+      try {
+        const bundle = await IndexBundle.load(dir, { model, allowV1: true });
+        const m = bundle.manifest;
+        if (m.format === INDEX_FORMAT) return { version: m.version, sentences: 0, alreadyCurrent: true };
+        const split = new ReportSentences();
+        const collections: Partial<Record<CollectionName, CollectionData>> = {};
+        let sentences = 0;
+        for (const name of ['images', 'reports'] as const) {
+          const c = m.collections[name];
+          if (!c) continue;
+          const entries = [...bundle.entries(name)];
+          const items = entries.map((e) => {
+            if (name !== 'reports') return e.meta;
+            const meta = e.meta as SentenceMeta;
+            const report = bundle.report(meta.reportId);
+            sentences++;
+            return { ...meta, text: report ? split.text(report, meta.index) : '' };
+          });
+          const flat = new Float32Array(entries.length * c.dim);
+          entries.forEach((e, i) => flat.set(e.vector, i * c.dim));
+          collections[name] = { dim: c.dim, vectors: flat, items };
+        }
+        const c0 = m.collections.images ?? m.collections.reports!;
+        assertHeld();
+        const manifest = await writeBundle(dir, {
+          model: m.model,
+          collections,
+          reports: m.reports ? [...bundle.reports.values()] : undefined,
+          errors: await bundle.buildErrors<BuildError>(),
+          version: m.version + 1,
+          thumbsDir: m.thumbnails ? join(bundle.dir, m.thumbnails) : undefined,
+          hnsw: {
+            M: c0.M,
+            efConstruction: c0.efConstruction,
+            efSearch: c0.efSearch,
+            shardSize: Math.max(...Object.values(m.collections).flatMap((c) => c!.shards.map((s) => s.count))),
+            seed: DEFAULT_HNSW.seed,
+          },
+        });
+        return { version: manifest.version, sentences, alreadyCurrent: false };
+      } finally {
+        await model.close();
+      }
+    },
+    lock,
+  );
+}

@@ -24,6 +24,8 @@ import type { BuildError } from './partial.ts';
 import { publishVersion, removeStaleStaging, stageVersion, versionName } from '../core/versioned-dir.ts';
 import { fsErrorReason, isFsError } from '../core/fs-errors.ts';
 import { IndexBuildError } from './errors.ts';
+import { LABELER_VERSION } from '../core/labeler/labeler.ts';
+import { PROMPTS_VERSION } from '../core/findings.ts';
 
 export interface HnswParams {
   M: number;
@@ -144,6 +146,8 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
     collections,
     ...(content.reports ? { reports: 'reports.jsonl' } : {}),
     errors: 'errors.jsonl',
+    labeler: { version: LABELER_VERSION },
+    prompts: { version: PROMPTS_VERSION },
     sha256: hashes,
   };
   if (content.thumbsDir) {

@@ -92,7 +92,7 @@ export async function* reportItems(
       report: { id: r.id, text: r.text, labels: storedLabels(labelled.labels) },
       sentences: labelled.sentences.map((s) => ({
         text: s.text,
-        meta: { id: `${r.id}#${s.index}`, reportId: r.id, index: s.index, labels: storedLabels(s.labels) },
+        meta: { id: `${r.id}#${s.index}`, reportId: r.id, index: s.index, text: s.text, labels: storedLabels(s.labels) },
       })),
     };
   }

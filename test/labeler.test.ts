@@ -115,3 +115,18 @@ test('evaluation arithmetic on a hand-made example', () => {
   const strict = evaluateLabels([{ predicted: row({ Edema: -1 }), reference: row({ Edema: 0 }) }], 'negative');
   assert.equal(strict.perClass.Edema.fp, 0);
 });
+
+test('the labeler version pins its output: a change to the split or the labels must bump LABELER_VERSION', async () => {
+  const { createHash } = await import('node:crypto');
+  const { LABELER_VERSION, labelReport: label } = await import('../core/labeler/labeler.ts');
+  const { readReports, reportText } = await import('../core/reports.ts');
+  // sha256 of the labeler's output (sentences and labels) on every IU val report, per version
+  const FINGERPRINTS: Record<string, string> = { '1': '11024f0c059afa6f40a44b1d44077ddcabb76737244c6a3751107dfb36f60766' };
+  const h = createHash('sha256');
+  for await (const r of readReports(IU_REPORTS, { split: 'val' })) h.update(JSON.stringify(label(reportText(r))));
+  assert.equal(
+    h.digest('hex'),
+    FINGERPRINTS[LABELER_VERSION],
+    `the labeler's output changed: bump LABELER_VERSION (index bundles record it) and add the new fingerprint here`,
+  );
+});

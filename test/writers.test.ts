@@ -340,3 +340,50 @@ test('a bad label cell after the progress bar started: one line naming the row, 
   assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
   assert.ok(!existsSync(join(out, 'CURRENT')), 'no bundle was published');
 });
+
+test('a format-1 bundle is refused with how to upgrade it; --upgrade stores each sentence text and the labeler version', async () => {
+  const { createHash } = await import('node:crypto');
+  const out = join(dir, 'v1');
+  rmSync(out, { recursive: true, force: true });
+  await buildIndex({ model: modelDir, reports: join(DATA, 'reports/iu_reports.csv'), reportSplit: 'val', out });
+  const live = liveDir(out);
+  const v2Texts = readFileSync(join(live, 'reports.meta.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { text: string }).text);
+  // make it what an older build wrote: format 1, no sentence text, no versions
+  const meta = readFileSync(join(live, 'reports.meta.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => {
+      const { text: _t, ...m } = JSON.parse(l) as Record<string, unknown>;
+      return JSON.stringify(m);
+    });
+  const metaText = `${meta.join('\n')}\n`;
+  writeFileSync(join(live, 'reports.meta.jsonl'), metaText);
+  const manifest = JSON.parse(readFileSync(join(live, 'manifest.json'), 'utf8')) as Record<string, unknown> & {
+    sha256: Record<string, string>;
+  };
+  manifest.format = 'medclip-index/1';
+  delete manifest.labeler;
+  delete manifest.prompts;
+  manifest.sha256['reports.meta.jsonl'] = createHash('sha256').update(metaText).digest('hex');
+  writeFileSync(join(live, 'manifest.json'), JSON.stringify(manifest));
+  await assert.rejects(
+    IndexBundle.load(out, { model }),
+    /index format medclip-index\/1 stores no sentence text; upgrade it in place with `medclip index --upgrade/,
+  );
+  const r = await medclipWith({ timeoutMs: 120_000 }, 'index', '--model', modelDir, '--out', out, '--upgrade', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { version: 2, sentences: v2Texts.length, alreadyCurrent: false });
+  const upgraded = await IndexBundle.load(out, { model });
+  assert.equal(upgraded.manifest.format, 'medclip-index/2');
+  assert.ok(upgraded.manifest.labeler?.version && upgraded.manifest.prompts?.version);
+  assert.deepEqual(
+    [...upgraded.entries('reports')].map((e) => (e.meta as { text?: string }).text),
+    v2Texts,
+    'the same sentences as a fresh build',
+  );
+  const again = await medclipWith({ timeoutMs: 120_000 }, 'index', '--model', modelDir, '--out', out, '--upgrade');
+  assert.match(again.stdout, /already in the current format/);
+});
