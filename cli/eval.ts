@@ -5,6 +5,7 @@ import { evaluateModel, type EvalResult } from '../train/evaluate.ts';
 import { fitFindingsTemperature } from '../core/findings.ts';
 import { AGREEMENT_WEIGHT, REPORT_AGREEMENT_WEIGHT } from '../core/search-rank.ts';
 import { evaluateSearch, fitRelevance, readJudgedQueries } from '../train/evaluate-search.ts';
+import { evaluateHubs } from '../train/evaluate-hubs.ts';
 import { writeFindingsTemperature } from '../train/export.ts';
 import { CliError } from './errors.ts';
 
@@ -81,12 +82,39 @@ export function registerEval(program: Command): void {
     .option('--split <name>', 'only image rows of this split (e.g. val)')
     .option('--reports <file>', 'report table: sentences for retrieval')
     .option('--report-split <name>', 'only report rows of this split')
-    .option('--task <name>', 'zeroshot, retrieval, findings, search (text -> reports on judged queries) or all', 'zeroshot')
+    .option(
+      '--task <name>',
+      'zeroshot, retrieval, findings, search (text -> reports on judged queries), hubs (image -> reports hubness) or all',
+      'zeroshot',
+    )
+    .option('--hub-weight <x>', 'hubs: weight of the query-bank normalisation', '1')
     .option('--fit-temperature', "findings: fit the findings-mode temperature on these images and store it in the model's manifest")
     .option('--group-by <column>', 'report metrics per value of this column (e.g. source)')
     .option('--threads <n>', 'onnxruntime threads', '2')
     .option('--json', 'print one JSON object')
     .action(async (opts) => {
+      if (opts.task === 'hubs') {
+        if (!opts.images || !opts.reports) throw new CliError('--task hubs needs --images (val queries, train bank) and --reports');
+        const model = await MedClipModel.load(opts.model, { threads: Number(opts.threads) || 1 });
+        try {
+          const r = await evaluateHubs(model, {
+            images: opts.images,
+            root: opts.root,
+            split: opts.split ?? 'val',
+            reports: opts.reports,
+            reportSplit: opts.reportSplit,
+            weight: Number(opts.hubWeight),
+          });
+          console.log(
+            opts.json
+              ? JSON.stringify(r)
+              : `hubs: ${r.queries} image queries, ${r.reports} reports, bank of ${r.bank} train images: top-5 holds a top-5 hub ${pct(r.hubShare.dense)} -> ${pct(r.hubShare.normalised)} normalised; finding match@5 ${pct(r.findingMatchAt5.dense)} -> ${pct(r.findingMatchAt5.normalised)}`,
+          );
+        } finally {
+          await model.close();
+        }
+        return;
+      }
       if (!['zeroshot', 'retrieval', 'findings', 'search', 'all'].includes(opts.task))
         throw new CliError(`--task must be zeroshot, retrieval, findings, search or all, got "${opts.task}"`);
       if (opts.task === 'search') {

@@ -122,3 +122,23 @@ test('report hits of a finding query carry a calibrated relevance in [0, 1]; agr
     'no relevance without a finding to judge by',
   );
 });
+
+test('image -> reports hubness: measured before and after query-bank normalisation; weight 0 changes nothing', async () => {
+  const { evaluateHubs } = await import('../train/evaluate-hubs.ts');
+  const { MedClipModel: M } = await import('../core/model.ts');
+  const { DATA: data, IMAGES_CSV: table } = await import('./helpers/paths.ts');
+  const model = await M.load(modelDir);
+  try {
+    const o = { images: table, root: data, reports: IU_REPORTS, reportSplit: 'val', maxQueries: 40, bankSize: 40 };
+    const r = await evaluateHubs(model, o);
+    assert.equal(r.queries, 40);
+    assert.equal(r.bank, 40);
+    for (const x of [r.hubShare.dense, r.hubShare.normalised, r.findingMatchAt5.dense, r.findingMatchAt5.normalised])
+      assert.ok(x >= 0 && x <= 1);
+    const none = await evaluateHubs(model, { ...o, weight: 0 });
+    assert.equal(none.hubShare.normalised, none.hubShare.dense);
+    assert.equal(none.findingMatchAt5.normalised, none.findingMatchAt5.dense);
+  } finally {
+    await model.close();
+  }
+});
