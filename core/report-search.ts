@@ -22,9 +22,11 @@ export class ReportSearch {
   /** `findings` from a text query re-rank by agreement; an image query (no findings to agree with) ranks by cosine. */
   search(vector: Float32Array, o: { k: number; filter?: SearchFilter; findings?: QueryFinding[] }): ReportHit[] {
     const findings = o.findings ?? [];
+    // a stored report's labels are the labeler's, over all its sentences, computed at build time: nothing is
+    // re-labelled while serving
     const agreements = (meta: SentenceMeta): [number, number] => [
       findingAgreement(findings, meta.labels),
-      findingAgreement(findings, this.sentences.labels(this.index.report(meta.reportId)!)),
+      findingAgreement(findings, this.index.report(meta.reportId)!.labels),
     ];
     const scoring = findings.length > 0;
     const rerank = scoring ? (meta: SentenceMeta, dense: number) => fusedScore(dense, ...agreements(meta)) : undefined;

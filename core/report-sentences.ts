@@ -42,9 +42,4 @@ export class ReportSentences {
   text(report: { id: string; text: Record<string, string> }, index: number): string {
     return this.of(report)[index] ?? '';
   }
-
-  /** The labeler's labels of the whole report. */
-  labels(report: { id: string; text: Record<string, string> }): StoredLabels {
-    return this.split(report).labels;
-  }
 }
