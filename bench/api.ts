@@ -8,7 +8,7 @@
  *   node --import tsx bench/api.ts [--model models/medclip-tiny] [--index indexes/sample] [--n 100000] [--seconds 5] [--repeats 3]
  */
 import { parseArgs } from 'node:util';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -16,6 +16,7 @@ import { IndexBundle, type IndexManifest } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
 import { buildPerturbedIndex } from './perturbed-index.ts';
 import { spawn } from 'node:child_process';
+import { currentVersionSync } from '../core/versioned-dir.ts';
 
 const here = import.meta.dirname;
 const { values: args } = parseArgs({
@@ -141,9 +142,8 @@ await benchIndex(args.index!, 'sample index');
 // 100k index: perturbed copies of the sample's real image embeddings.
 const n = Number(args.n);
 const bigDir = join(here, '../.bench-output/index-100k');
-const existing = existsSync(join(bigDir, 'manifest.json'))
-  ? (JSON.parse(readFileSync(join(bigDir, 'manifest.json'), 'utf8')) as IndexManifest)
-  : undefined;
+const bigLive = currentVersionSync(bigDir, 'manifest.json');
+const existing = bigLive ? (JSON.parse(readFileSync(join(bigLive, 'manifest.json'), 'utf8')) as IndexManifest) : undefined;
 if (existing?.model.sha256 === model.manifestSha256 && existing.collections.images?.count === n)
   console.log(`\nreusing the ${n}-vector index in ${bigDir}`);
 else {

@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { MedClipModel } from '../core/model.ts';
 import { packageLambda } from '../infra/package-lambda.ts';
 import { buildPerturbedIndex } from './perturbed-index.ts';
+import { currentVersionSync } from '../core/versioned-dir.ts';
 
 const here = import.meta.dirname;
 const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' }, n: { type: 'string', default: '100000' } } });
@@ -19,7 +20,7 @@ const out = join(here, '../.bench-output/coldstart');
 const pkg = join(out, 'lambda');
 if (!existsSync(join(pkg, 'api.mjs'))) await packageLambda(pkg);
 const big = join(out, 'index-100k');
-if (!existsSync(join(big, 'manifest.json'))) {
+if (!currentVersionSync(big, 'manifest.json')) {
   const model = await MedClipModel.load(join(here, '../models/medclip-tiny'));
   await buildPerturbedIndex(model, join(here, '../indexes/sample'), Number(args.n), big);
   await model.close();

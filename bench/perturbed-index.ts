@@ -5,15 +5,17 @@ import hnswlib from 'hnswlib-node';
 import type { ImageMeta } from '../core/index.ts';
 import type { MedClipModel } from '../core/model.ts';
 import { Rng } from '../core/random.ts';
+import { currentVersionSync } from '../core/versioned-dir.ts';
 import { writeBundle, DEFAULT_HNSW } from '../index-builder/bundle-writer.ts';
 
 export async function buildPerturbedIndex(model: MedClipModel, sampleIndex: string, n: number, out: string, sigma = 0.03): Promise<void> {
-  const metas = (await readFile(join(sampleIndex, 'images.meta.jsonl'), 'utf8'))
+  const live = currentVersionSync(sampleIndex, 'manifest.json') ?? sampleIndex;
+  const metas = (await readFile(join(live, 'images.meta.jsonl'), 'utf8'))
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as ImageMeta);
   const stored = new hnswlib.HierarchicalNSW('ip', model.embedDim);
-  stored.readIndexSync(join(sampleIndex, 'images.hnsw'));
+  stored.readIndexSync(join(live, 'images.hnsw'));
   const real = metas.map((_, label) => stored.getPoint(label));
   const rng = new Rng(11);
   const gauss = () => Math.sqrt(-2 * Math.log(Math.max(rng.next(), 1e-12))) * Math.cos(2 * Math.PI * rng.next());

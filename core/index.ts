@@ -121,6 +121,8 @@ export interface SearchOptions {
   k: number;
   efSearch?: number;
   filter?: SearchFilter;
+  /** How a filtered search runs: by selectivity (default), or forced (benchmarks and tests compare the two). */
+  plan?: 'auto' | 'exact' | 'hnsw';
 }
 
 export interface Hit<M extends ItemMeta = ItemMeta> {
@@ -265,28 +267,110 @@ export class LazyLines<T> {
   }
 }
 
+/**
+ * Filters planned by selectivity: a filter that allows at most this many of a shard's items is answered by an exact
+ * scan of just those vectors (recall 1.0, and faster than HNSW calling the JS filter across the native boundary for
+ * thousands of rejected nodes); a broader one by HNSW with the filter and an ef raised as the allowed share falls.
+ * Measured with `npm run bench:filters` on this 2-core machine (see README).
+ */
+export const EXACT_SCAN_MAX_ALLOWED = 20_000;
+
+/** An HNSW file's vectors read straight from its level-0 records (the file was verified at load). */
+class StoredVectors {
+  private constructor(
+    private readonly f32: Float32Array,
+    /** Floats from one record to the next, and from a record's start to its vector. */
+    private readonly stride: number,
+    private readonly offset: number,
+    readonly dim: number,
+    /** Internal id -> label (our builder inserts label i as internal id i; any other order is read from the file). */
+    private readonly labels: Uint32Array,
+  ) {}
+
+  static read(file: string, dim: number): StoredVectors {
+    const bytes = readFileSync(file);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const u64 = (o: number) => Number(view.getBigUint64(o, true));
+    const count = u64(16);
+    const perElement = u64(24);
+    const labelOffset = u64(32);
+    const offsetData = u64(40);
+    // an aligned copy of the level-0 block (records are multiples of 4 bytes)
+    const level0 = new Float32Array(bytes.buffer.slice(bytes.byteOffset + 96, bytes.byteOffset + 96 + count * perElement));
+    const labels = new Uint32Array(count);
+    for (let i = 0; i < count; i++) labels[i] = u64(96 + i * perElement + labelOffset);
+    return new StoredVectors(level0, perElement / 4, offsetData / 4, dim, labels);
+  }
+
+  /** The k best allowed items by inner product, exactly. */
+  topK(query: Float32Array, k: number, allowed: Uint8Array): { labels: number[]; scores: number[] } {
+    const best: { label: number; score: number }[] = [];
+    let worst = -Infinity;
+    const n = this.labels.length;
+    for (let i = 0; i < n; i++) {
+      const label = this.labels[i]!;
+      if (allowed[label] !== 1) continue;
+      const base = i * this.stride + this.offset;
+      let s = 0;
+      for (let d = 0; d < this.dim; d++) s += this.f32[base + d]! * query[d]!;
+      if (best.length < k || s > worst) {
+        best.push({ label, score: s });
+        if (best.length > k) {
+          best.sort((a, b) => b.score - a.score);
+          best.length = k;
+        }
+        worst = best.length < k ? -Infinity : Math.min(...best.map((b) => b.score));
+      }
+    }
+    best.sort((a, b) => b.score - a.score);
+    return { labels: best.map((b) => b.label), scores: best.map((b) => b.score) };
+  }
+}
+
 class Shard<M extends ItemMeta> {
   constructor(
     readonly index: hnswlib.HierarchicalNSW,
     readonly meta: LazyLines<M>,
     /** Whether any item is marked deleted (from the manifest), so unfiltered searches need no allow-list. */
     private readonly hasDeleted: boolean,
+    /** The verified HNSW file, read again only when a selective filter needs its vectors. */
+    private readonly file: string,
+    private readonly dim: number,
   ) {}
+
+  private stored?: StoredVectors;
+
+  /** The shard's vectors for exact scans, read on first use. */
+  vectors(): StoredVectors {
+    this.stored ??= StoredVectors.read(this.file, this.dim);
+    return this.stored;
+  }
+
+  /** How many items an allow-list lets through. */
+  static countAllowed(list: Uint8Array): number {
+    let n = 0;
+    for (let i = 0; i < list.length; i++) n += list[i]!;
+    return n;
+  }
 
   /** Allow-lists of recent filters: a shard's metadata never changes once loaded, and at 100k items building one
    * took ~15 ms per request (a UI repeats the same few filters). Kept within the 'filter-allow-lists' budget. */
-  private readonly allowCache = boundedCache<string, Uint8Array>('filter-allow-lists', (v, k) => v.byteLength + stringBytes(k));
+  private readonly allowCache = boundedCache<string, { list: Uint8Array; count: number }>(
+    'filter-allow-lists',
+    (v, k) => v.list.byteLength + stringBytes(k),
+  );
 
-  /** Which labels pass the filter, computed in JS before the native search. */
-  allowed(filter: SearchFilter | undefined): Uint8Array | undefined {
+  /** Which labels pass the filter (and how many), computed in JS before the native search. */
+  allowed(filter: SearchFilter | undefined): { list: Uint8Array; count: number } | undefined {
     if (!filter && !this.hasDeleted) return undefined;
     const key = JSON.stringify([filter?.must, filter?.mustNot, filter?.view, filter?.source]);
-    let list = this.allowCache.get(key);
-    if (!list) {
-      list = this.computeAllowed(filter);
-      this.allowCache.set(key, list);
+    let entry = this.allowCache.get(key);
+    if (!entry) {
+      const list = this.computeAllowed(filter);
+      entry = { list, count: Shard.countAllowed(list) };
+      this.allowCache.set(key, entry);
     }
-    return list;
+    return entry;
   }
 
   private computeAllowed(filter: SearchFilter | undefined): Uint8Array {
@@ -444,8 +528,9 @@ export class IndexBundle {
         index.readIndexSync(bundleFile(dir, shard.file));
         index.setEf(c.efSearch);
         await verified(shard.meta);
-        if (name === 'images') bundle.shards.images.push(new Shard(index, meta as LazyLines<ImageMeta>, (c.deleted ?? 0) > 0));
-        else bundle.shards.reports.push(new Shard(index, meta as LazyLines<SentenceMeta>, (c.deleted ?? 0) > 0));
+        const file = bundleFile(dir, shard.file);
+        if (name === 'images') bundle.shards.images.push(new Shard(index, meta as LazyLines<ImageMeta>, (c.deleted ?? 0) > 0, file, c.dim));
+        else bundle.shards.reports.push(new Shard(index, meta as LazyLines<SentenceMeta>, (c.deleted ?? 0) > 0, file, c.dim));
       }
     }
     if (manifest.reports) {
@@ -537,13 +622,26 @@ export class IndexBundle {
     const q = Array.from(query);
     const hits: Hit[] = [];
     for (const shard of this.shards[collection] as Shard<ItemMeta>[]) {
-      const allowed = shard.allowed(options.filter);
+      const entry = shard.allowed(options.filter);
+      const allowed = entry?.list;
       const k = Math.min(options.k, shard.meta.length);
       if (k === 0) continue;
-      if (options.efSearch) shard.index.setEf(Math.max(options.efSearch, k));
-      else shard.index.setEf(Math.max(c.efSearch, k));
-      // The filter only reads a precomputed array: it cannot throw inside the native search.
-      const result = allowed ? shard.index.searchKnn(q, k, (label: number) => allowed[label] === 1) : shard.index.searchKnn(q, k);
+      const ef = options.efSearch ?? c.efSearch;
+      let result: { neighbors: number[]; distances: number[] };
+      const allowedCount = entry ? entry.count : shard.meta.length;
+      if (allowed && allowedCount === 0) continue;
+      const exactScan = options.plan === 'exact' || (options.plan !== 'hnsw' && allowedCount <= EXACT_SCAN_MAX_ALLOWED);
+      if (allowed && options.filter && exactScan) {
+        // selective filter: exact scan of the allowed vectors
+        const exact = shard.vectors().topK(query, k, allowed);
+        result = { neighbors: exact.labels, distances: exact.scores.map((s) => 1 - s) };
+      } else {
+        // broad filter (or only deletions): HNSW with the filter; a rarer match needs a wider beam to find k
+        const share = allowedCount / Math.max(1, shard.meta.length);
+        shard.index.setEf(Math.max(k, Math.min(4096, Math.ceil(ef / Math.max(share, 1 / 8)))));
+        // The filter only reads a precomputed array: it cannot throw inside the native search.
+        result = allowed ? shard.index.searchKnn(q, k, (label: number) => allowed[label] === 1) : shard.index.searchKnn(q, k);
+      }
       result.neighbors.forEach((label, i) => {
         const meta = shard.meta.get(label);
         if (meta && !meta.deleted) hits.push({ score: 1 - result.distances[i]!, meta });

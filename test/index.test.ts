@@ -374,3 +374,35 @@ test('report search returns k distinct reports whenever the index holds k, each 
   for (const h of hits.slice(0, 20)) assert.equal(h.score, top.get(h.meta.reportId));
   assert.ok(hits.every((h, i) => i === 0 || h.score <= hits[i - 1]!.score));
 });
+
+test('a selective filter is answered by an exact scan of the allowed vectors: the same hits as brute force', async () => {
+  const index = await IndexBundle.load(join(dir, 'bundle'), { model });
+  const q = (await model.embedTexts(['small left pleural effusion']))[0]!;
+  for (const [collection, filter] of [
+    ['reports', { must: ['Pleural Effusion'] }],
+    ['reports', { mustNot: ['No Finding'] }],
+    ['images', { source: ['nih'] }],
+  ] as const) {
+    const brute = [...index.entries(collection)]
+      .filter((e) => {
+        const labels = e.meta.labels as Record<string, number>;
+        if ('must' in filter) return filter.must.every((f) => labels[f] === 1);
+        if ('mustNot' in filter) return filter.mustNot.every((f) => labels[f] !== 1);
+        return (e.meta as { source?: string }).source === 'nih';
+      })
+      .map((e) => ({ id: e.meta.id, score: e.vector.reduce((s, x, d) => s + x * q[d]!, 0) }))
+      .sort((a, b) => b.score - a.score)
+      .slice(0, 10);
+    const got = (index.search as (c: string, q: Float32Array, o: object) => { meta: { id: string }; score: number }[])(collection, q, {
+      k: 10,
+      filter,
+    });
+    assert.ok(brute.length > 0);
+    assert.deepEqual(
+      got.map((h) => h.meta.id),
+      brute.map((b) => b.id),
+      `${collection} ${JSON.stringify(filter)}`,
+    );
+    got.forEach((h, i) => assert.ok(Math.abs(h.score - brute[i]!.score) < 1e-5));
+  }
+});

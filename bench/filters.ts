@@ -1,0 +1,90 @@
+/**
+ * Filtered search at 100k vectors: for filters of decreasing selectivity, p50 of an exact scan of the allowed
+ * vectors and of HNSW with the filter, HNSW's recall@10 against the exact answer, and what the planner picks.
+ * Sets `EXACT_SCAN_MAX_ALLOWED` (core/index.ts). Ratios are measured in one run.
+ *
+ *   npm run bench:filters [-- --n 100000 --queries 200 --json]
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { EXACT_SCAN_MAX_ALLOWED, IndexBundle, type SearchFilter } from '../core/index.ts';
+import { MedClipModel } from '../core/model.ts';
+import { currentVersionSync } from '../core/versioned-dir.ts';
+import { buildPerturbedIndex } from './perturbed-index.ts';
+
+const here = import.meta.dirname;
+const { values: args } = parseArgs({
+  options: {
+    n: { type: 'string', default: '100000' },
+    queries: { type: 'string', default: '200' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const n = Number(args.n);
+const model = await MedClipModel.load(join(here, '../models/medclip-tiny'));
+const dir = join(here, '../.bench-output', `filters-${n}`);
+if (!currentVersionSync(dir, 'manifest.json') && !existsSync(join(dir, 'manifest.json')))
+  await buildPerturbedIndex(model, join(here, '../indexes/sample'), n, dir);
+const index = await IndexBundle.load(dir, { model });
+const texts = [
+  'pneumonia',
+  'normal chest',
+  'pleural effusion',
+  'cardiomegaly',
+  'atelectasis',
+  'no acute disease',
+  'right lower lobe opacity',
+  'edema',
+];
+const queries = await model.embedTexts(Array.from({ length: Number(args.queries) }, (_, i) => texts[i % texts.length]!));
+const filters: [string, SearchFilter][] = [
+  ['must No Finding', { must: ['No Finding'] }],
+  ['must Pneumonia', { must: ['Pneumonia'] }],
+  ['source nih', { source: ['nih'] }],
+  ['must Pleural Effusion', { must: ['Pleural Effusion'] }],
+  ['must Cardiomegaly', { must: ['Cardiomegaly'] }],
+  ['must Edema + Effusion', { must: ['Edema', 'Pleural Effusion'] }],
+];
+const p50 = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const time = (plan: 'exact' | 'hnsw' | 'auto', filter: SearchFilter) => {
+  const t: number[] = [];
+  const out: string[][] = [];
+  for (const q of queries) {
+    const t0 = performance.now();
+    out.push(index.search('images', q, { k: 10, filter, plan }).map((h) => h.meta.id));
+    t.push(performance.now() - t0);
+  }
+  return { p50: p50(t), out };
+};
+const rows: { name: string; allowed: number; p50Ms: number; exactScanP50Ms: number; hnswFilterP50Ms: number; recall: number }[] = [];
+for (const [name, filter] of filters) {
+  time('exact', filter); // warm: allow-list and stored vectors
+  const allowed = index.search('images', queries[0]!, { k: n, filter, plan: 'exact' }).length;
+  const exact = time('exact', filter);
+  const hnsw = time('hnsw', filter);
+  const auto = time('auto', filter);
+  let hit = 0;
+  let total = 0;
+  hnsw.out.forEach((ids, i) => {
+    const truth = new Set(exact.out[i]);
+    total += truth.size;
+    hit += ids.filter((id) => truth.has(id)).length;
+  });
+  const recallAuto = auto.out.reduce((s, ids, i) => s + ids.filter((id) => exact.out[i]!.includes(id)).length, 0) / Math.max(1, total);
+  rows.push({ name, allowed, p50Ms: auto.p50, exactScanP50Ms: exact.p50, hnswFilterP50Ms: hnsw.p50, recall: recallAuto });
+  if (!args.json)
+    console.log(
+      `${name.padEnd(24)} allowed ${String(allowed).padStart(6)}: exact ${exact.p50.toFixed(2)} ms, HNSW+filter ${hnsw.p50.toFixed(2)} ms (recall ${(hit / Math.max(1, total)).toFixed(3)}), planner ${auto.p50.toFixed(2)} ms = ${(auto.p50 / Math.min(exact.p50, hnsw.p50)).toFixed(2)}x the better, recall ${recallAuto.toFixed(3)}`,
+    );
+}
+const unfiltered = p50(
+  queries.map((q) => {
+    const t0 = performance.now();
+    index.search('images', q, { k: 10 });
+    return performance.now() - t0;
+  }),
+);
+if (args.json) console.log(JSON.stringify({ filters: rows, unfilteredP50Ms: unfiltered, exactScanMaxAllowed: EXACT_SCAN_MAX_ALLOWED }));
+else console.log(`unfiltered p50 ${unfiltered.toFixed(2)} ms; exact scan below ${EXACT_SCAN_MAX_ALLOWED} allowed items`);
+await model.close();
