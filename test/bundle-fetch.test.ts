@@ -42,10 +42,9 @@ test('fetchBundle downloads a model and an index bundle that then load and verif
   const model = await MedClipModel.load(modelDir);
   const index = await IndexBundle.load(indexDir, { model });
   assert.equal(index.count('images'), 200);
-  assert.ok(
-    index.thumbnailFile(index.search('images', (await model.embedTexts(['pneumonia']))[0]!, { k: 1 })[0]!.meta.id),
-    'thumbnails came along',
-  );
+  // the preview file itself came along (not just a path joined): a JPEG on disk
+  const thumb = index.thumbnailFile(index.search('images', (await model.embedTexts(['pneumonia']))[0]!, { k: 1 })[0]!.meta.id)!;
+  assert.deepEqual([...readFileSync(thumb).subarray(0, 3)], [0xff, 0xd8, 0xff], 'thumbnails came along');
   await model.close();
   s3.gets.length = 0;
   assert.equal(await fetchBundle({ uri: 's3://bundles/models/medclip-tiny', cacheDir: cache }), modelDir);

@@ -47,7 +47,8 @@ test('indexes/sample: loads with the shipped model; a pneumonia query ranks pneu
   const model = await MedClipModel.load(MODEL);
   const index = await IndexBundle.load(INDEX, { model });
   assert.equal(index.count('images'), 200);
-  assert.ok(index.thumbnailFile(index.search('images', (await model.embedTexts(['normal chest']))[0]!, { k: 1 })[0]!.meta.id));
+  const thumb = index.thumbnailFile(index.search('images', (await model.embedTexts(['normal chest']))[0]!, { k: 1 })[0]!.meta.id)!;
+  assert.deepEqual([...readFileSync(thumb).subarray(0, 3)], [0xff, 0xd8, 0xff], 'the preview is a JPEG on disk');
   const [q] = await model.embedTexts(['right lower lobe pneumonia']);
   const hits = index.search('images', q!, { k: 20 });
   const rate = hits.filter((h) => h.meta.labels.Pneumonia === 1).length / hits.length;
