@@ -426,6 +426,71 @@ async function seedFromBundle(
   }
 }
 
+/** What a rewrite of an existing bundle changes: its items (per collection) and reports; the rest is carried over. */
+interface Rewrite {
+  collections: Partial<Record<CollectionName, { items: ItemMeta[]; vectors: Float32Array[] }>>;
+  reports: StoredReport[] | undefined;
+  /** Keep only these images' previews (default: all). */
+  thumbIds?: string[];
+}
+
+/**
+ * A new version of an existing bundle made from its latest one, under its lock: `edit` returns the new items (or
+ * undefined to leave the bundle as it is); HNSW parameters, errors, model and previews carry over.
+ */
+async function rewriteBundle<T>(
+  dir: string,
+  modelDir: string,
+  task: string,
+  lock: LockOptions | undefined,
+  load: { allowV1?: boolean },
+  edit: (bundle: IndexBundle) => Promise<{ rewrite: Rewrite; result: (version: number) => T } | { unchanged: T }>,
+): Promise<T> {
+  return withLock(
+    resolve(dir),
+    `medclip index ${task}`,
+    async (assertHeld) => {
+      if (!(await liveVersion(dir))) throw new IndexBuildError(`${task}: ${dir} is not an index bundle`);
+      const model = await MedClipModel.load(modelDir);
+      try {
+        const bundle = await IndexBundle.load(dir, { model, ...load });
+        const m = bundle.manifest;
+        const change = await edit(bundle);
+        if ('unchanged' in change) return change.unchanged;
+        const collections: Partial<Record<CollectionName, CollectionData>> = {};
+        for (const [name, c] of Object.entries(change.rewrite.collections) as [CollectionName, Rewrite['collections']['images']][]) {
+          const dim = m.collections[name]!.dim;
+          const flat = new Float32Array(c!.vectors.length * dim);
+          c!.vectors.forEach((v, i) => flat.set(v, i * dim));
+          collections[name] = { dim, vectors: flat, items: c!.items };
+        }
+        const c0 = m.collections.images ?? m.collections.reports!;
+        assertHeld();
+        const manifest = await writeBundle(dir, {
+          model: m.model,
+          collections,
+          reports: change.rewrite.reports,
+          errors: await bundle.buildErrors<BuildError>(),
+          version: m.version + 1,
+          thumbsDir: m.thumbnails ? join(bundle.dir, m.thumbnails) : undefined,
+          thumbIds: change.rewrite.thumbIds,
+          hnsw: {
+            M: c0.M,
+            efConstruction: c0.efConstruction,
+            efSearch: c0.efSearch,
+            shardSize: Math.max(...Object.values(m.collections).flatMap((c) => c!.shards.map((sh) => sh.count))),
+            seed: DEFAULT_HNSW.seed,
+          },
+        });
+        return change.result(manifest.version);
+      } finally {
+        await model.close();
+      }
+    },
+    lock,
+  );
+}
+
 /** Remove items (image ids, report ids with their sentences) in a new version of the bundle; waits for other writers. */
 export async function deleteFromBundle(
   dir: string,
@@ -433,71 +498,35 @@ export async function deleteFromBundle(
   ids: string[],
   lock?: LockOptions,
 ): Promise<{ deleted: number; unknown: string[]; version: number }> {
-  return withLock(
-    resolve(dir),
-    'medclip index --delete',
-    async (assertHeld) => {
-      if (!(await liveVersion(dir))) throw new IndexBuildError(`--delete: ${dir} is not an index bundle`);
-      const model = await MedClipModel.load(modelDir);
-      try {
-        const bundle = await IndexBundle.load(dir, { model });
-        const wanted = new Set(ids);
-        const found = new Set<string>();
-        const m = bundle.manifest;
-        const collections: Partial<Record<CollectionName, CollectionData>> = {};
-        for (const name of ['images', 'reports'] as const) {
-          const c = m.collections[name];
-          if (!c) continue;
-          const items: ItemMeta[] = [];
-          const kept: Float32Array[] = [];
-          for (const { meta, vector } of bundle.entries(name)) {
-            const owner = name === 'images' ? meta.id : (meta as SentenceMeta).reportId;
-            if (wanted.has(owner)) {
-              found.add(owner);
-              continue;
-            }
-            items.push(meta);
-            kept.push(vector);
-          }
-          const flat = new Float32Array(kept.length * c.dim);
-          kept.forEach((v, i) => flat.set(v, i * c.dim));
-          collections[name] = { dim: c.dim, vectors: flat, items };
+  return rewriteBundle<{ deleted: number; unknown: string[]; version: number }>(dir, modelDir, '--delete', lock, {}, async (bundle) => {
+    const wanted = new Set(ids);
+    const found = new Set<string>();
+    const rewrite: Rewrite = { collections: {}, reports: undefined };
+    for (const name of ['images', 'reports'] as const) {
+      if (!bundle.manifest.collections[name]) continue;
+      const kept: { items: ItemMeta[]; vectors: Float32Array[] } = { items: [], vectors: [] };
+      for (const { meta, vector } of bundle.entries(name)) {
+        const owner = name === 'images' ? meta.id : (meta as SentenceMeta).reportId;
+        if (wanted.has(owner)) found.add(owner);
+        else {
+          kept.items.push(meta);
+          kept.vectors.push(vector);
         }
-        let reportsOut: StoredReport[] | undefined;
-        if (m.reports) {
-          reportsOut = [];
-          for (const r of bundle.reports.values()) {
-            if (wanted.has(r.id)) found.add(r.id);
-            else reportsOut.push(r);
-          }
-        }
-        if (found.size === 0) return { deleted: 0, unknown: ids, version: m.version };
-        const c0 = m.collections.images ?? m.collections.reports!;
-        assertHeld();
-        const manifest = await writeBundle(dir, {
-          model: m.model,
-          collections,
-          reports: reportsOut,
-          errors: await bundle.buildErrors<BuildError>(),
-          version: m.version + 1,
-          // previews of the remaining images only
-          thumbsDir: m.thumbnails ? join(bundle.dir, m.thumbnails) : undefined,
-          thumbIds: collections.images?.items.map((i) => i.id),
-          hnsw: {
-            M: c0.M,
-            efConstruction: c0.efConstruction,
-            efSearch: c0.efSearch,
-            shardSize: Math.max(...Object.values(m.collections).flatMap((c) => c!.shards.map((s) => s.count))),
-            seed: DEFAULT_HNSW.seed,
-          },
-        });
-        return { deleted: found.size, unknown: ids.filter((id) => !found.has(id)), version: manifest.version };
-      } finally {
-        await model.close();
       }
-    },
-    lock,
-  );
+      rewrite.collections[name] = kept;
+    }
+    if (bundle.manifest.reports) {
+      rewrite.reports = [];
+      for (const r of bundle.reports.values()) {
+        if (wanted.has(r.id)) found.add(r.id);
+        else rewrite.reports.push(r);
+      }
+    }
+    if (found.size === 0) return { unchanged: { deleted: 0, unknown: ids, version: bundle.manifest.version } };
+    // previews of the remaining images only
+    rewrite.thumbIds = rewrite.collections.images?.items.map((i) => i.id);
+    return { rewrite, result: (version) => ({ deleted: found.size, unknown: ids.filter((id) => !found.has(id)), version }) };
+  });
 }
 
 export type { ImageMeta };
@@ -511,56 +540,31 @@ export async function upgradeBundle(
   modelDir: string,
   lock?: LockOptions,
 ): Promise<{ version: number; sentences: number; alreadyCurrent: boolean }> {
-  return withLock(
-    resolve(dir),
-    'medclip index --upgrade',
-    async (assertHeld) => {
-      if (!(await liveVersion(dir))) throw new IndexBuildError(`--upgrade: ${dir} is not an index bundle`);
-      const model = await MedClipModel.load(modelDir);
-      try {
-        const bundle = await IndexBundle.load(dir, { model, allowV1: true });
-        const m = bundle.manifest;
-        if (m.format === INDEX_FORMAT) return { version: m.version, sentences: 0, alreadyCurrent: true };
-        const split = new ReportSentences();
-        const collections: Partial<Record<CollectionName, CollectionData>> = {};
-        let sentences = 0;
-        for (const name of ['images', 'reports'] as const) {
-          const c = m.collections[name];
-          if (!c) continue;
-          const entries = [...bundle.entries(name)];
-          const items = entries.map((e) => {
-            if (name !== 'reports') return e.meta;
-            const meta = e.meta as SentenceMeta;
-            const report = bundle.report(meta.reportId);
-            sentences++;
-            return { ...meta, text: report ? split.text(report, meta.index) : '' };
-          });
-          const flat = new Float32Array(entries.length * c.dim);
-          entries.forEach((e, i) => flat.set(e.vector, i * c.dim));
-          collections[name] = { dim: c.dim, vectors: flat, items };
-        }
-        const c0 = m.collections.images ?? m.collections.reports!;
-        assertHeld();
-        const manifest = await writeBundle(dir, {
-          model: m.model,
-          collections,
-          reports: m.reports ? [...bundle.reports.values()] : undefined,
-          errors: await bundle.buildErrors<BuildError>(),
-          version: m.version + 1,
-          thumbsDir: m.thumbnails ? join(bundle.dir, m.thumbnails) : undefined,
-          hnsw: {
-            M: c0.M,
-            efConstruction: c0.efConstruction,
-            efSearch: c0.efSearch,
-            shardSize: Math.max(...Object.values(m.collections).flatMap((c) => c!.shards.map((s) => s.count))),
-            seed: DEFAULT_HNSW.seed,
-          },
-        });
-        return { version: manifest.version, sentences, alreadyCurrent: false };
-      } finally {
-        await model.close();
-      }
-    },
+  return rewriteBundle<{ version: number; sentences: number; alreadyCurrent: boolean }>(
+    dir,
+    modelDir,
+    '--upgrade',
     lock,
+    { allowV1: true },
+    async (bundle) => {
+      const m = bundle.manifest;
+      if (m.format === INDEX_FORMAT) return { unchanged: { version: m.version, sentences: 0, alreadyCurrent: true } };
+      const split = new ReportSentences();
+      const rewrite: Rewrite = { collections: {}, reports: m.reports ? [...bundle.reports.values()] : undefined };
+      let sentences = 0;
+      for (const name of ['images', 'reports'] as const) {
+        if (!m.collections[name]) continue;
+        const entries = [...bundle.entries(name)];
+        const items = entries.map((e) => {
+          if (name !== 'reports') return e.meta;
+          const meta = e.meta as SentenceMeta;
+          const report = bundle.report(meta.reportId);
+          sentences++;
+          return { ...meta, text: report ? split.text(report, meta.index) : '' };
+        });
+        rewrite.collections[name] = { items, vectors: entries.map((e) => e.vector) };
+      }
+      return { rewrite, result: (version) => ({ version, sentences, alreadyCurrent: false }) };
+    },
   );
 }
