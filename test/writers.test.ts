@@ -25,6 +25,9 @@ const table = (name: string, rows: string[]) => {
   return file;
 };
 const pathOf = (row: string) => row.split(',')[0]!;
+/** `medclip index --append` of an image table into `out`, as its own process (as users and cron jobs run it). */
+const appendCli = (file: string, out: string, o: { env?: Record<string, string>; timeoutMs?: number }) =>
+  medclipWith(o, 'index', '--model', modelDir, '--images', file, '--root', DATA, '--out', out, '--append', '--threads', '1');
 
 before(async () => {
   modelDir = await tinyModelBundle(dir);
@@ -47,25 +50,7 @@ test('5 concurrent appends and 10 concurrent deletes, each its own process: ever
   rmSync(out, { recursive: true, force: true });
   await buildIndex({ model: modelDir, images: table('base', valRows.slice(0, 10)), root: DATA, out });
   const appends = Array.from({ length: 5 }, (_, i) => table(`append-${i}`, valRows.slice(10 + i * 8, 18 + i * 8)));
-  const results = await Promise.all(
-    appends.map((t) =>
-      medclipWith(
-        { timeoutMs: 240_000 },
-        'index',
-        '--model',
-        modelDir,
-        '--images',
-        t,
-        '--root',
-        DATA,
-        '--out',
-        out,
-        '--append',
-        '--threads',
-        '1',
-      ),
-    ),
-  );
+  const results = await Promise.all(appends.map((t) => appendCli(t, out, { timeoutMs: 240_000 })));
   for (const r of results) assert.equal(r.code, 0, r.stderr);
   let index = await IndexBundle.load(out, { model });
   assert.equal(index.manifest.version, 6, 'one version per append');
@@ -93,21 +78,7 @@ test('a writer killed -9 at each point of its publish leaves the previous or the
   let offset = 6;
   for (const point of ['staged', 'renamed', 'pointer', 'switched']) {
     const more = table(`k-${point}`, valRows.slice(offset, offset + 3));
-    const r = await medclipWith(
-      { env: { MEDCLIP_FAULT_KILL_AT: point }, timeoutMs: 120_000 },
-      'index',
-      '--model',
-      modelDir,
-      '--images',
-      more,
-      '--root',
-      DATA,
-      '--out',
-      out,
-      '--append',
-      '--threads',
-      '1',
-    );
+    const r = await appendCli(more, out, { env: { MEDCLIP_FAULT_KILL_AT: point }, timeoutMs: 120_000 });
     assert.equal(r.signal, 'SIGKILL', `killed at ${point}: ${r.stderr}`);
     const index = await IndexBundle.load(out, { model }); // verifies every file's sha256
     const n = await assertVectorsMatchIds(index);
@@ -123,40 +94,12 @@ test('a writer killed -9 at each point of its publish leaves the previous or the
   // The last writer is killed holding the lock: the next one waits for the lock to go stale, takes it over,
   // removes the staging leftovers and publishes on top of the latest version.
   const last = table('k-last', valRows.slice(offset, offset + 3));
-  const killed = await medclipWith(
-    { env: { MEDCLIP_FAULT_KILL_AT: 'staged' }, timeoutMs: 120_000 },
-    'index',
-    '--model',
-    modelDir,
-    '--images',
-    last,
-    '--root',
-    DATA,
-    '--out',
-    out,
-    '--append',
-    '--threads',
-    '1',
-  );
+  const killed = await appendCli(last, out, { env: { MEDCLIP_FAULT_KILL_AT: 'staged' }, timeoutMs: 120_000 });
   assert.equal(killed.signal, 'SIGKILL');
   assert.ok(existsSync(`${out}.lock`), 'the killed writer left its lock');
   rmSync(`${out}.partial`, { recursive: true, force: true });
   const t0 = Date.now();
-  const ok = await medclipWith(
-    { timeoutMs: 120_000 },
-    'index',
-    '--model',
-    modelDir,
-    '--images',
-    last,
-    '--root',
-    DATA,
-    '--out',
-    out,
-    '--append',
-    '--threads',
-    '1',
-  );
+  const ok = await appendCli(last, out, { timeoutMs: 120_000 });
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stderr, /waiting for pid \d+/);
   assert.ok(Date.now() - t0 < 60_000);
@@ -209,19 +152,7 @@ test('--resume refuses different inputs, naming what differs; an interrupted app
   const b = table('resume-b', valRows.slice(4, 8));
   await buildIndex({ model: modelDir, images: a, root: DATA, out });
   // an append killed after its first batch leaves its partial state behind
-  const killed = await medclipWith(
-    { env: { MEDCLIP_FAULT_KILL_AT: 'staged' }, timeoutMs: 120_000 },
-    'index',
-    '--model',
-    modelDir,
-    '--images',
-    b,
-    '--root',
-    DATA,
-    '--out',
-    out,
-    '--append',
-  );
+  const killed = await appendCli(b, out, { env: { MEDCLIP_FAULT_KILL_AT: 'staged' }, timeoutMs: 120_000 });
   assert.equal(killed.signal, 'SIGKILL');
   rmSync(`${out}.lock`, { recursive: true, force: true });
   await assert.rejects(
