@@ -28,7 +28,7 @@ import { readImageInput } from './image-input.ts';
 import { renderDocsPage } from './docs-page.ts';
 import { docsAsset } from './docs-assets.ts';
 import { EXAMPLES } from './examples.ts';
-import { renderSearchPage } from './search-page.ts';
+import { PAGE_CSP, pageAsset } from './search-page.ts';
 import { HttpProblem, problemResponse } from './problem.ts';
 import * as S from './schemas.ts';
 import { ReportSearch } from '../core/report-search.ts';
@@ -307,6 +307,17 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
 
   app.openapi(
     createRoute({
+      method: 'get',
+      path: '/v1/facets',
+      operationId: 'getFacets',
+      summary: 'Views, sources and findings of the indexed images, with counts (to build filters)',
+      responses: { 200: json(S.Facets, 'What the image collection holds', EXAMPLES.facets), ...unauthorized },
+    }),
+    async (c) => c.json(await services.images.facets(), 200),
+  );
+
+  app.openapi(
+    createRoute({
       method: 'post',
       path: '/v1/search/text',
       operationId: 'searchByText',
@@ -543,7 +554,19 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
     const icon = (await docsAsset('favicon-32x32.png'))!;
     return c.body(icon.body, 200, { 'content-type': icon.type, 'cache-control': 'public, max-age=86400' });
   });
-  app.get('/', (c) => c.html(renderSearchPage()));
+  const page = async (c: Context, name: string) => {
+    const asset = await pageAsset(name);
+    if (!asset) throw new HttpProblem(404, 'Not found', 'no such file of the search page');
+    return c.body(asset.body, 200, {
+      'content-type': asset.type,
+      'cache-control': name === 'index.html' ? 'no-cache' : 'public, max-age=300',
+      'content-security-policy': PAGE_CSP,
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+    });
+  };
+  app.get('/', (c) => page(c, 'index.html'));
+  app.get('/page/:asset', (c) => page(c, c.req.param('asset')));
   return app;
 }
 

@@ -8,6 +8,24 @@ export const EXAMPLES = {
     model: { name: 'medclip-tiny', sha256: '2224b7d8eb6be0acf4306b9660f33347fb377d42069cae4197d18ceb28a4e758', embedDim: 128 },
     index: { version: 1, images: 200, reports: 297, sentences: 1678 },
   },
+  facets: {
+    images: 200,
+    views: [
+      { value: 'AP(PEDIATRIC)', count: 86 },
+      { value: 'AP', count: 68 },
+      { value: 'PA', count: 46 },
+    ],
+    sources: [
+      { value: 'nih', count: 114 },
+      { value: 'kermany', count: 86 },
+    ],
+    findings: [
+      { name: 'Pneumonia', count: 106 },
+      { name: 'No Finding', count: 94 },
+      { name: 'Pleural Effusion', count: 18 },
+      { name: 'Pneumothorax', count: 3 },
+    ],
+  },
   textSearch: {
     target: 'reports',
     query: { findings: [{ name: 'Pleural Effusion', polarity: 'positive' }] },

@@ -52,6 +52,7 @@ const Filter = z
   .strict();
 const ShardEvent = z.discriminatedUnion('op', [
   z.object({ kind: z.literal('medclip-shard'), op: z.literal('count') }).strict(),
+  z.object({ kind: z.literal('medclip-shard'), op: z.literal('facets') }).strict(),
   z
     .object({
       kind: z.literal('medclip-shard'),

@@ -155,3 +155,16 @@ export const Health = z
     index: z.object({ version: z.number(), images: z.number(), reports: z.number(), sentences: z.number() }),
   })
   .openapi('Health');
+
+const FacetValue = z.object({ value: z.string(), count: z.number().int() });
+
+export const Facets = z
+  .object({
+    images: z.number().int().openapi({ description: 'Live images in the index' }),
+    views: z.array(FacetValue).openapi({ description: 'Views stored with the images (filter.view), most frequent first' }),
+    sources: z.array(FacetValue).openapi({ description: 'Sources stored with the images (filter.source)' }),
+    findings: z
+      .array(z.object({ name: z.string(), count: z.number().int() }))
+      .openapi({ description: 'Observations positive in at least one image (filter.must / mustNot), with counts' }),
+  })
+  .openapi('Facets');

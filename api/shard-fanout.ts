@@ -5,14 +5,15 @@
  */
 import type { LambdaClient } from '@aws-sdk/client-lambda';
 import { readFile } from 'node:fs/promises';
-import type { Hit, ImageMeta, IndexBundle, SearchFilter } from '../core/index.ts';
+import { mergeFacets, type Hit, type ImageFacets, type ImageMeta, type IndexBundle, type SearchFilter } from '../core/index.ts';
 import { HttpProblem } from './problem.ts';
 import { boundedCache, stringBytes } from '../core/cache.ts';
 
 export type ShardRequest =
   | { kind: 'medclip-shard'; op: 'count' }
   | { kind: 'medclip-shard'; op: 'search'; vector: string; k: number; filter?: SearchFilter }
-  | { kind: 'medclip-shard'; op: 'thumbnail'; id: string };
+  | { kind: 'medclip-shard'; op: 'thumbnail'; id: string }
+  | { kind: 'medclip-shard'; op: 'facets' };
 
 /** Where the API finds image hits: its own bundle, or shards. */
 export interface ImageSearcher {
@@ -20,6 +21,8 @@ export interface ImageSearcher {
   search(vector: Float32Array, k: number, filter?: SearchFilter): Promise<Hit<ImageMeta>[]>;
   image(id: string): Promise<ImageMeta | undefined>;
   thumbnail(id: string): Promise<Uint8Array | undefined>;
+  /** Views, sources and findings with counts, for filters. */
+  facets(): Promise<ImageFacets>;
 }
 
 export function localSearcher(index: IndexBundle): ImageSearcher {
@@ -31,6 +34,7 @@ export function localSearcher(index: IndexBundle): ImageSearcher {
       const file = index.thumbnailFile(id);
       return file ? readFile(file).catch(() => undefined) : undefined;
     },
+    facets: async () => index.facets(),
   };
 }
 
@@ -38,6 +42,7 @@ export function localSearcher(index: IndexBundle): ImageSearcher {
 export async function shardRequest(index: IndexBundle, req: ShardRequest): Promise<unknown> {
   const local = localSearcher(index);
   if (req.op === 'count') return { images: local.count() };
+  if (req.op === 'facets') return local.facets();
   if (req.op === 'thumbnail') {
     const t = await local.thumbnail(req.id);
     return { meta: (await local.image(req.id)) ?? null, jpeg: t ? Buffer.from(t).toString('base64') : null };
@@ -122,5 +127,20 @@ export class ShardFanout implements ImageSearcher {
   async thumbnail(id: string): Promise<Uint8Array | undefined> {
     const r = await this.lookup(id);
     return r?.jpeg ? Buffer.from(r.jpeg, 'base64') : undefined;
+  }
+
+  private merged?: Promise<ImageFacets>;
+
+  /** Every shard's facets, merged; asked once (shards never change under a running API), again after a failure. */
+  facets(): Promise<ImageFacets> {
+    if (!this.merged) {
+      this.merged = Promise.all(this.functions.map((_, i) => this.invoke<ImageFacets>(i, { kind: 'medclip-shard', op: 'facets' }))).then(
+        mergeFacets,
+      );
+      this.merged.catch(() => {
+        this.merged = undefined;
+      });
+    }
+    return this.merged;
   }
 }

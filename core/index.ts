@@ -107,6 +107,53 @@ export interface StoredReport {
 
 export type ItemMeta = ImageMeta | SentenceMeta;
 
+/** What an image collection holds, for building filters: values seen with their counts, most frequent first. */
+export interface ImageFacets {
+  images: number;
+  views: { value: string; count: number }[];
+  sources: { value: string; count: number }[];
+  /** Observations positive (1) in at least one image. */
+  findings: { name: string; count: number }[];
+}
+
+/** Facets of a set of image metadata (deleted items skipped). */
+export function imageFacets(items: Iterable<ImageMeta>): ImageFacets {
+  const views = new Map<string, number>();
+  const sources = new Map<string, number>();
+  const findings = new Map<string, number>();
+  let images = 0;
+  for (const m of items) {
+    if (m.deleted) continue;
+    images++;
+    if (m.view) views.set(m.view, (views.get(m.view) ?? 0) + 1);
+    if (m.source) sources.set(m.source, (sources.get(m.source) ?? 0) + 1);
+    for (const [name, v] of Object.entries(m.labels)) if (v === 1) findings.set(name, (findings.get(name) ?? 0) + 1);
+  }
+  const sorted = (m: Map<string, number>) =>
+    [...m].map(([value, count]) => ({ value, count })).sort((a, b) => b.count - a.count || a.value.localeCompare(b.value));
+  return {
+    images,
+    views: sorted(views),
+    sources: sorted(sources),
+    findings: sorted(findings).map(({ value, count }) => ({ name: value, count })),
+  };
+}
+
+/** Facets from several shards' facets (counts added). */
+export function mergeFacets(parts: ImageFacets[]): ImageFacets {
+  const flat = (pick: (f: ImageFacets) => { value: string; count: number }[]) => {
+    const m = new Map<string, number>();
+    for (const p of parts) for (const { value, count } of pick(p)) m.set(value, (m.get(value) ?? 0) + count);
+    return [...m].map(([value, count]) => ({ value, count })).sort((a, b) => b.count - a.count || a.value.localeCompare(b.value));
+  };
+  return {
+    images: parts.reduce((s, p) => s + p.images, 0),
+    views: flat((f) => f.views),
+    sources: flat((f) => f.sources),
+    findings: flat((f) => f.findings.map((x) => ({ value: x.name, count: x.count }))).map(({ value, count }) => ({ name: value, count })),
+  };
+}
+
 export interface SearchFilter {
   /** Findings that must be positive (1). */
   must?: string[];
@@ -573,6 +620,14 @@ export class IndexBundle {
 
   image(id: string): ImageMeta | undefined {
     return this.imageById.get(id);
+  }
+
+  private facetsOfImages?: ImageFacets;
+
+  /** Views, sources and positive findings of the live images with counts (computed once; a bundle never changes). */
+  facets(): ImageFacets {
+    this.facetsOfImages ??= imageFacets(this.imageById.values());
+    return this.facetsOfImages;
   }
 
   /** Path of an image's stored thumbnail, if the bundle has thumbnails and the image exists. */

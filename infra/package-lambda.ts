@@ -107,6 +107,8 @@ export async function packageLambda(out: string): Promise<{ bytes: number }> {
   });
   for (const [name, dir] of closure(RUNTIME_MODULES)) cpSync(dir, join(out, 'node_modules', name), { recursive: true, dereference: true });
   prune(out);
+  // the search page's files, read next to api.mjs (api/search-page.ts resolves ./page/ from its own module)
+  cpSync(join(REPO, 'api/page'), join(out, 'page'), { recursive: true });
   cpSync(join(REPO, 'models/medclip-tiny'), join(out, 'models/medclip-tiny'), { recursive: true });
   cpSync(join(REPO, 'indexes/sample'), join(out, 'indexes/sample'), { recursive: true });
   writeFileSync(join(out, 'package.json'), JSON.stringify({ type: 'module', private: true }) + '\n');

@@ -80,6 +80,40 @@ test('GET /v1/health reports model and index identity and counts', async () => {
   assert.ok(h.index.reports > 300);
 });
 
+test('GET /v1/facets counts views, sources and positive findings of the indexed images, from the table itself', async () => {
+  const r = await app().request('/v1/facets');
+  assert.equal(r.status, 200);
+  const f = (await r.json()) as {
+    images: number;
+    views: { value: string; count: number }[];
+    sources: { value: string; count: number }[];
+    findings: { name: string; count: number }[];
+  };
+  const rows = readFileSync(join(dir, 'images.csv'), 'utf8').trim().split('\n');
+  const header = rows[0]!.split(',');
+  const cells = rows.slice(1).map((l) => l.split(','));
+  const tally = (column: string, keep: (v: string) => boolean = Boolean) => {
+    const m = new Map<string, number>();
+    for (const c of cells)
+      if (keep(c[header.indexOf(column)]!)) m.set(c[header.indexOf(column)]!, (m.get(c[header.indexOf(column)]!) ?? 0) + 1);
+    return m;
+  };
+  assert.equal(f.images, 20);
+  assert.deepEqual(new Map(f.sources.map((s) => [s.value, s.count])), tally('source'));
+  assert.equal(
+    f.views.reduce((s, v) => s + v.count, 0),
+    [...tally('view').values()].reduce((a, b) => a + b, 0),
+  );
+  for (const name of ['Pneumonia', 'No Finding']) {
+    const positives = cells.filter((c) => c[header.indexOf(name)] === '1').length;
+    assert.equal(f.findings.find((x) => x.name === name)?.count ?? 0, positives, name);
+  }
+  assert.ok(
+    f.findings.every((x, i) => i === 0 || f.findings[i - 1]!.count >= x.count),
+    'most frequent first',
+  );
+});
+
 test('POST /v1/search/text: image hits with labels, matched findings and thumbnails; report hits with their best sentence', async () => {
   const r = await post('/v1/search/text', { query: 'Large right pleural effusion.', k: 5 });
   assert.equal(r.status, 200);
@@ -255,7 +289,11 @@ test('end to end over HTTP: medclip serve answers on loopback, refuses to run ke
     assert.equal(r.status, 200);
     assert.equal(((await r.json()) as { hits: unknown[] }).hits.length, 2);
     const page = await fetch(`${s.url}/`);
-    assert.match(await page.text(), /Drop an X-ray here/);
+    assert.match(await page.text(), /drop an X-ray here/);
+    assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+    const script = await fetch(`${s.url}/page/search.js`);
+    assert.equal(script.headers.get('content-type'), 'text/javascript; charset=utf-8');
+    assert.equal((await fetch(`${s.url}/page/..%2Fapp.ts`)).status, 404, 'only the page files are served');
   } finally {
     await s.close();
   }

@@ -1,28 +1,35 @@
-// The search page in a real browser (Debian's chromium driven by playwright-core): type a query, upload an
-// X-ray, check the results, save screenshots under .test-output/browser/.
+// The search page and the API reference in a real browser (Debian's chromium driven by playwright-core), served by
+// `startServer` with the shipped model and sample index, as `npm start` serves them. axe-core checks accessibility in
+// every state; screenshots go to .test-output/browser/ (with MEDCLIP_SCREENSHOTS=docs/screenshots, to the README's).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startServer } from '../api/server.ts';
-import { DATA, outputDir } from './helpers/paths.ts';
-import { tinyIndexBundle } from './helpers/tiny-model.ts';
+import { outputDir, REPO } from './helpers/paths.ts';
 
 const CHROMIUM = (process.env.CHROMIUM_PATH ? [process.env.CHROMIUM_PATH] : ['/usr/bin/chromium', '/usr/bin/chromium-browser']).find(
   existsSync,
 );
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const dir = outputDir('browser');
 let server: Awaited<ReturnType<typeof startServer>> | undefined;
 let browser: BrowserContext | undefined;
-let xray: string;
+/** An X-ray of the sample index (its own closest image) and a DICOM file. */
+const XRAY = join(REPO, 'samples/corpus/images/nih/00005567_002.png');
 
 before(async () => {
   if (!CHROMIUM) return;
-  const { modelDir, indexDir, rows } = await tinyIndexBundle(dir, { images: 16, thumbnails: true });
-  xray = join(DATA, rows[0]!.split(',')[0]!);
-  server = await startServer({ model: modelDir, index: indexDir, port: 0, host: '127.0.0.1', log: () => {} });
+  server = await startServer({
+    model: join(REPO, 'models/medclip-tiny'),
+    index: join(REPO, 'indexes/sample'),
+    port: 0,
+    host: '127.0.0.1',
+    log: () => {},
+  });
   // a fresh profile (playwright passes it as --user-data-dir)
   browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'medclip-chromium-')), {
     executablePath: CHROMIUM,
@@ -49,32 +56,207 @@ after(async () => {
 if (!CHROMIUM && process.env.CI)
   throw new Error('CI=true but chromium is not installed: .ci/run must install it (apt-get install chromium)');
 
-test('search page: a text query shows X-ray results; an uploaded X-ray shows similar images, reports and zero-shot bars', {
-  skip: CHROMIUM ? false : 'chromium is not installed (.ci/run installs it)',
+/** axe-core in the page: violations of serious or critical impact (expected none). */
+async function axe(page: Page, where: string): Promise<void> {
+  // evaluated through the devtools protocol: the page's own CSP (no inline scripts) stays in force for the page
+  if (!(await page.evaluate("'axe' in window"))) await page.evaluate(readFileSync(AXE, 'utf8'));
+  const found = (await page.evaluate(
+    'axe.run(document).then((r) => r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length })))',
+  )) as { id: string; impact: string; nodes: number }[];
+  const bad = found.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(bad, [], `${where}: axe-core found ${JSON.stringify(bad)}`);
+}
+
+async function shot(page: Page, name: string, fullPage = false): Promise<void> {
+  const file = join(dir, `${name}.png`);
+  await page.screenshot({ path: file, fullPage });
+  const docs = process.env.MEDCLIP_SCREENSHOTS;
+  if (docs) {
+    mkdirSync(join(REPO, docs), { recursive: true });
+    copyFileSync(file, join(REPO, docs, `${name}.png`));
+  }
+}
+
+/** Wait until a JS expression is true in the page. Evaluated through the devtools protocol: playwright's own
+ * waitForFunction(string) evals in the page, which the page's CSP (no 'unsafe-eval') rightly refuses. */
+async function until(page: Page, expression: string): Promise<void> {
+  for (const t0 = Date.now(); Date.now() - t0 < 15_000; await new Promise((r) => setTimeout(r, 50)))
+    if (await page.evaluate(expression)) return;
+  throw new Error(`timed out waiting for ${expression}`);
+}
+
+const skip = CHROMIUM ? false : 'chromium is not installed (.ci/run installs it)';
+
+test('search page, text query: cards with every label, an explanation, more on demand, an image viewer with window/level', {
+  skip,
+}, async () => {
+  const page = await browser!.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  await page.goto(server!.url + '/');
+  await page.waitForSelector('#status:has-text("200 X-rays and 297 reports indexed")');
+  await axe(page, 'empty page');
+
+  await page.fill('#query', 'small right pleural effusion');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#images .card');
+  assert.equal(await page.locator('#images .card').count(), 12);
+  assert.match((await page.textContent('#query-read')) ?? '', /Pleural Effusion/);
+  await until(page, "[...document.querySelectorAll('#images img')].filter((i) => i.naturalWidth > 0).length === 12");
+  // every card shows all of the image's positive labels, the shared ones marked, and says why it was returned
+  const api = (await (
+    await fetch(server!.url + '/v1/search/text', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: 'small right pleural effusion', k: 12 }),
+    })
+  ).json()) as { hits: { id: string; labels: Record<string, number>; matched: string[] }[] };
+  for (const [i, hit] of api.hits.entries()) {
+    const card = page.locator('#images .card').nth(i);
+    assert.equal(await card.getAttribute('data-id'), hit.id);
+    const chips = await card.locator('.chip').allTextContents();
+    const positives = Object.entries(hit.labels)
+      .filter(([, v]) => v === 1)
+      .map(([k]) => k);
+    for (const p of positives)
+      assert.ok(
+        chips.some((c) => c.includes(p)),
+        `${hit.id}: ${p} shown`,
+      );
+    assert.equal(await card.locator('.chip.matched').count(), hit.matched.length, `${hit.id}: matched marked`);
+    assert.match((await card.locator('.why').textContent()) ?? '', hit.matched.length ? /shares Pleural Effusion/ : /no finding in common/);
+  }
+  await axe(page, 'text results');
+  await shot(page, 'search-text', true);
+
+  // more on demand: the sample holds 200 X-rays, so a second page of 12 comes, appended
+  await page.click('#more-images');
+  await until(page, "document.querySelectorAll('#images .card').length === 24");
+  const ids = await page.locator('#images .card').evaluateAll((cards) => cards.map((c) => c.getAttribute('data-id')));
+  assert.equal(new Set(ids).size, 24, 'no duplicates after "More"');
+  assert.equal(await page.evaluate("document.activeElement?.getAttribute('data-id')"), ids[12], 'focus on the first new result');
+
+  // the viewer: keyboard opens it, the arrow keys change window/level on the pixels, Escape closes it
+  await page.locator('#images .card').first().focus();
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#viewer[open]');
+  await page.waitForSelector('#viewer-wl:has-text("window 256 · level 128")');
+  const mean = async () =>
+    (await page.evaluate(`(() => {
+      const c = document.getElementById('viewer-canvas');
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let s = 0;
+      for (let i = 0; i < d.length; i += 4) s += d[i];
+      return s / (d.length / 4);
+    })()`)) as number;
+  const before = await mean();
+  await page.focus('#viewer-canvas');
+  for (let i = 0; i < 8; i++) await page.keyboard.press('Shift+ArrowLeft'); // a narrower window: more contrast
+  for (let i = 0; i < 2; i++) await page.keyboard.press('Shift+ArrowUp'); // a lower level: brighter
+  assert.match((await page.textContent('#viewer-wl')) ?? '', /window 1 · level 64/);
+  const after = await page.textContent('#viewer-wl');
+  assert.ok((await mean()) > before + 30, `brighter after level down (${before.toFixed(1)} -> ${(await mean()).toFixed(1)}, ${after})`);
+  // and with the mouse: drag right widens the window
+  const box = (await page.locator('#viewer-canvas').boundingBox())!;
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width / 2 + 200, box.y + box.height / 2, { steps: 5 });
+  await page.mouse.up();
+  assert.match((await page.textContent('#viewer-wl')) ?? '', /window 201 · level 64/);
+  await axe(page, 'image viewer');
+  await shot(page, 'viewer');
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('#viewer', { state: 'hidden' });
+  assert.deepEqual(errors, []);
+});
+
+test('search page, filters and reports: must/must-not/source filters, an empty state, a report view with the sentence and polarity', {
+  skip,
 }, async () => {
   const page = await browser!.newPage();
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto(server!.url + '/');
-  await page.fill('#query', 'small right pleural effusion');
+  await page.waitForSelector('#filter-sources input[value=nih]', { state: 'attached' });
+  await page.click('#filters summary');
+  await page.selectOption('#f-pneumonia', 'mustNot');
+  await page.check('#filter-sources input[value=nih]');
+  assert.equal(await page.textContent('#filter-count'), '(2 active)');
+  await page.fill('#query', 'pleural effusion');
   await page.click('button[type=submit]');
   await page.waitForSelector('#images .card');
-  assert.equal(await page.locator('#images .card').count(), 12);
-  await page.waitForFunction("[...document.querySelectorAll('#images img')].some((i) => i.naturalWidth > 0)");
-  assert.match((await page.textContent('#status')) ?? '', /findings in the query: Pleural Effusion/);
-  await page.screenshot({ path: join(dir, 'text-query.png'), fullPage: true });
+  const cards = page.locator('#images .card');
+  assert.ok((await cards.count()) > 0);
+  for (const text of await cards.locator('.meta').allTextContents()) {
+    assert.match(text, /^nih/, 'source filter');
+    assert.doesNotMatch(text, /(^|[^o] )Pneumonia/, 'Pneumonia absent');
+  }
+  await axe(page, 'filters open');
+  await shot(page, 'filters', true);
 
-  await page.setInputFiles('#file', xray);
-  await page.waitForSelector('#classes .bar');
+  // nothing matches: a clear empty state, not a blank page
+  await page.selectOption('#f-fracture', 'must');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('#images-empty', { state: 'visible' });
+  assert.match((await page.textContent('#images-empty')) ?? '', /No X-ray matches these filters/);
+  await page.click('#clear-filters');
+  assert.equal(await page.textContent('#filter-count'), '');
+
+  // reports: relevance, polarity chips, the sentence marked; the report view
+  await page.selectOption('#target', 'reports');
+  await page.fill('#query', 'pneumothorax');
+  await page.click('button[type=submit]');
   await page.waitForSelector('#reports .report mark');
-  assert.ok((await page.locator('#classes .bar').count()) >= 7);
+  const first = page.locator('#reports .report').first();
+  assert.match((await first.textContent()) ?? '', /relevance \d+%/);
+  assert.equal(await first.locator('.chip.matched').count(), 1);
+  assert.match((await first.locator('.chip.matched').textContent()) ?? '', /✓ Pneumothorax/);
+  await first.getByRole('button', { name: /Open report/ }).click();
+  await page.waitForSelector('#report-view[open]');
+  const mark = (await page.textContent('#report-view mark')) ?? '';
+  assert.match(mark, /pneumothorax/i);
+  assert.ok((await page.locator('#report-view .chip').count()) >= 1);
+  await axe(page, 'report view');
+  await shot(page, 'report');
+  await page.keyboard.press('Escape');
+  await page.fill('#query', 'no pneumothorax');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('#query-read .chip.negative:has-text("no Pneumothorax")');
+  assert.deepEqual(errors, []);
+});
+
+test('search page, X-ray query: the query beside its findings (multi-label), similar X-rays with itself first, reports; errors shown', {
+  skip,
+}, async () => {
+  const page = await browser!.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(server!.url + '/');
+  await page.fill('#query', 'stale text');
+  await page.setInputFiles('#file', XRAY);
+  await page.waitForSelector('#class-bars .bar');
+  await page.waitForSelector('#reports .report mark');
+  assert.equal(await page.inputValue('#query'), '', 'the old text query is cleared');
+  assert.equal(await page.locator('#class-bars .bar').count(), 14, 'findings mode: every observation');
+  await until(page, "document.querySelector('#query-image img')?.naturalWidth === 256");
   assert.equal(
     await page.locator('#images .card').first().getAttribute('data-id'),
-    xray.slice(DATA.length + 1),
-    'the X-ray itself is the closest image',
+    'images/nih/00005567_002.png',
+    'the X-ray itself first',
   );
-  assert.ok((await page.locator('#reports .report').count()) >= 1);
-  await page.screenshot({ path: join(dir, 'image-query.png'), fullPage: true });
+  const read = (await page.textContent('#query-read')) ?? '';
+  assert.ok(!(/No Finding/.test(read) && /Pneumonia|Effusion|Edema|Opacity/.test(read)), `no contradictory findings: ${read}`);
+  assert.equal(await page.locator('#reports .report').count(), 5);
+  await axe(page, 'image query');
+  await shot(page, 'search-image', true);
+  // side by side in the viewer
+  await page.locator('#images .card').nth(1).click();
+  await page.waitForSelector('#viewer[open]');
+  assert.equal(await page.locator('#viewer-query-pane').isVisible(), true);
+  await page.waitForSelector('#viewer-wl:has-text("window 256")');
+  await shot(page, 'viewer-side-by-side');
+  await page.keyboard.press('Escape');
 
   // an error is shown, not thrown: a file that is not an X-ray
   const notXray = join(dir, 'notes.png');
@@ -82,13 +264,11 @@ test('search page: a text query shows X-ray results; an uploaded X-ray shows sim
   await page.setInputFiles('#file', notXray);
   await page.waitForSelector('#error', { state: 'visible' });
   assert.match((await page.textContent('#error')) ?? '', /Unsupported image format/);
-  await page.screenshot({ path: join(dir, 'error.png') });
+  await axe(page, 'error');
   assert.deepEqual(errors, []);
 });
 
-test('API reference: Swagger UI from local assets renders every operation, with schemas and a link back', {
-  skip: CHROMIUM ? false : 'chromium is not installed (.ci/run installs it)',
-}, async () => {
+test('API reference: Swagger UI from local assets renders every operation, with schemas and a link back', { skip }, async () => {
   const page = await browser!.newPage();
   const errors: string[] = [];
   const external: string[] = [];
@@ -98,9 +278,9 @@ test('API reference: Swagger UI from local assets renders every operation, with 
   });
   await page.goto(server!.url + '/docs');
   await page.waitForSelector('.opblock');
-  assert.equal(await page.locator('.opblock').count(), 6, 'health, text search, image search, classify, image preview, report');
+  assert.equal(await page.locator('.opblock').count(), 7, 'health, facets, text search, image search, classify, image preview, report');
   assert.equal(await page.locator('a[href="/"]').count(), 1);
-  await page.screenshot({ path: join(dir, 'docs.png'), fullPage: false });
+  await shot(page, 'docs');
   assert.deepEqual(external, [], 'nothing is fetched from outside the server');
   assert.deepEqual(errors, []);
 });

@@ -75,6 +75,10 @@ test('image search over two shards returns what one index would; previews come f
   assert.equal(preview.headers.get('content-type'), 'image/jpeg');
   const health = (await (await app.request('/v1/health')).json()) as { index: { images: number } };
   assert.equal(health.index.images, 24);
+  // facets: the shards' counts merged are the whole index's
+  const facets = await (await app.request('/v1/facets')).json();
+  assert.deepEqual(facets, whole.facets());
+  assert.equal((facets as { images: number }).images, 24);
 });
 
 test('a failing shard gives a 503 problem naming the shard, and recovers when it does', async () => {

@@ -335,6 +335,7 @@ test('a fault in the stored data is a 500 problem (named in the log, not the res
     },
     image: async () => undefined,
     thumbnail: async () => undefined,
+    facets: async () => index.facets(),
   });
   const seen: Record<string, unknown>[] = [];
   const broken = createApp(services, { auth: { mode: 'off' }, log: (e) => seen.push(e) });

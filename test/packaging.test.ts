@@ -55,9 +55,11 @@ const event = { version: '2.0', routeKey: '$default', rawPath: '/v1/health', raw
   requestContext: { http: { method: 'GET', path: '/v1/health', protocol: 'HTTP/1.1', sourceIp: '192.0.2.1', userAgent: 'test' }, accountId: '1', apiId: 'x', domainName: 'x', requestId: 'r', routeKey: '$default', stage: '$default', time: '', timeEpoch: 0 }, isBase64Encoded: false };
 const r = await handler(event, {});
 const docs = await handler({ ...event, rawPath: '/docs/swagger-ui.css', requestContext: { ...event.requestContext, http: { ...event.requestContext.http, path: '/docs/swagger-ui.css' } } }, {});
+const pageEvent = (path) => ({ ...event, rawPath: path, requestContext: { ...event.requestContext, http: { ...event.requestContext.http, path } } });
+const page = [await handler(pageEvent('/'), {}), await handler(pageEvent('/page/search.js'), {})].map((p) => p.statusCode);
 const { handler: worker } = await import(${JSON.stringify(join(out, 'worker.mjs'))});
 const w = await worker({ kind: 'texts', texts: ['no pneumothorax'] });
-process.stdout.write(JSON.stringify({ status: r.statusCode, body: JSON.parse(r.body), vectors: w.vectors.length, docs: docs.statusCode }));
+process.stdout.write(JSON.stringify({ status: r.statusCode, body: JSON.parse(r.body), vectors: w.vectors.length, docs: docs.statusCode, page }));
 `,
   );
   // a clean environment and another working directory: nothing from this checkout's node_modules can leak in
@@ -70,4 +72,5 @@ process.stdout.write(JSON.stringify({ status: r.statusCode, body: JSON.parse(r.b
   assert.equal(result.body.model.name, 'medclip-tiny');
   assert.equal(result.vectors, 1);
   assert.equal(result.docs, 200, 'the API reference assets are in the package');
+  assert.deepEqual(result.page, [200, 200], "the search page's files are in the package");
 });

@@ -85,5 +85,13 @@ test('the API reference examples were recorded from the shipped bundles and stil
   const report = index.report(EXAMPLES.textSearch.hits[0]!.id)!;
   assert.ok(Object.values(report.text).join(' ').includes(EXAMPLES.textSearch.hits[0]!.sentence.text));
   for (const h of EXAMPLES.imageSearch.hits) assert.ok(index.image(h.id), h.id);
+  // facets: shortened to the most frequent findings and the rarest one the page must still offer
+  const facets = index.facets();
+  assert.deepEqual({ ...EXAMPLES.facets, findings: [] }, { ...facets, findings: [] });
+  for (const f of EXAMPLES.facets.findings)
+    assert.deepEqual(
+      facets.findings.find((x) => x.name === f.name),
+      f,
+    );
   await model.close();
 });

@@ -11,7 +11,7 @@ export const IMAGES_CSV = join(DATA, 'images.csv');
 export const NIH_PNG = join(DATA, 'images/nih/00001280_004.png');
 export const FULLRES_DIR = join(DATA, 'samples/fullres');
 
-/** A per-suite output folder under .test-output/ (git-ignored), created fresh. */
+/** A per-suite output folder under .test-output/ (git-ignored), created if missing; suites remove what they must not reuse. */
 export function outputDir(name: string): string {
   const dir = join(REPO, '.test-output', name);
   mkdirSync(dir, { recursive: true });
