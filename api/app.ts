@@ -123,6 +123,9 @@ const imageBody = (jsonSchema: z.ZodType) => ({
   required: true,
 });
 
+/** Long side of `POST /v1/preview` (the page's view of a query X-ray; enough for window/level on screen). */
+const QUERY_PREVIEW_SIZE = 768;
+
 export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono<Env> {
   const { model, index } = services;
   const limits = config.imageLimits ?? DEFAULT_IMAGE_LIMITS;
@@ -470,6 +473,26 @@ export function createApp(services: ApiServices, config: ApiConfig): OpenAPIHono
       classes: probs.sort((a, b) => b.probability - a.probability),
       tookMs: Math.round((performance.now() - t0) * 10) / 10,
     });
+  });
+
+  app.openAPIRegistry.registerPath({
+    method: 'post',
+    path: '/v1/preview',
+    operationId: 'previewImage',
+    summary: 'An uploaded X-ray as a JPEG, decoded as the model reads it (DICOM included)',
+    description: `Greyscale, at most ${QUERY_PREVIEW_SIZE} px on the long side; DICOM rescale, VOI window and MONOCHROME1 applied. Nothing is stored.`,
+    request: { body: imageBody(S.PreviewJson) },
+    responses: {
+      200: { content: { 'image/jpeg': { schema: z.string().openapi({ format: 'binary' }) } }, description: 'JPEG' },
+      ...problems,
+    },
+  });
+  app.post('/v1/preview', async (c: Context) => {
+    const input = await readImageInput(c);
+    const unknown = Object.keys(input.fields).filter((f) => f !== 'image');
+    if (unknown.length) throw new HttpProblem(400, 'Invalid request', `unknown field(s): ${unknown.join(', ')}`);
+    const jpeg = await thumbnailJpeg(input.bytes, QUERY_PREVIEW_SIZE, limits);
+    return c.body(new Uint8Array(jpeg), 200, { 'content-type': 'image/jpeg', 'cache-control': 'no-store' });
   });
 
   app.openapi(

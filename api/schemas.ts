@@ -50,6 +50,11 @@ export const ImageJson = z
   .strict()
   .openapi('ImageSearchRequest');
 
+export const PreviewJson = z
+  .object({ image: z.string().min(1).openapi({ description: 'The X-ray (PNG, JPEG or DICOM), base64-encoded' }) })
+  .strict()
+  .openapi('PreviewRequest');
+
 export const CustomClass = z
   .object({
     name: z.string().trim().min(1).max(80),

@@ -181,6 +181,21 @@ test('POST /v1/search/image and /v1/classify accept raw, multipart and base64 JS
   assert.deepEqual(custom.classes.map((c) => c.name).sort(), ['Clear lungs', 'Pneumonia']);
 });
 
+test('POST /v1/preview: an uploaded X-ray (DICOM too) as the JPEG the model reads; nothing else accepted', async () => {
+  const dicom = readFileSync(join(DATA, 'samples/dicom/nih-secondary-capture-test2.dcm'));
+  const r = await post('/v1/preview', new Uint8Array(dicom), { 'content-type': 'application/dicom' });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('content-type'), 'image/jpeg');
+  const { default: sharp } = await import('sharp');
+  const meta = await sharp(Buffer.from(await r.arrayBuffer())).metadata();
+  assert.deepEqual([meta.format, meta.width, meta.height, meta.channels], ['jpeg', 768, 768, 1]);
+  // a small PNG is not enlarged; JSON base64 works as for search
+  const small = await post('/v1/preview', { image: png.toString('base64') });
+  assert.equal((await sharp(Buffer.from(await small.arrayBuffer())).metadata()).width, 256);
+  await problem(await post('/v1/preview', 'not an image', { 'content-type': 'image/png' }), 415, /not a PNG, JPEG or DICOM/);
+  await problem(await post('/v1/preview', { image: png.toString('base64'), k: 3 }), 400, /unknown field/);
+});
+
 test('bad requests get 4xx problem+json with a useful detail', async () => {
   await problem(await post('/v1/search/text', { query: 'x', k: 1000 }), 400, /k: .*100/);
   await problem(await post('/v1/search/text', { query: 'x', k: -1 }), 400, /k:/);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startServer } from '../api/server.ts';
-import { outputDir, REPO } from './helpers/paths.ts';
+import { DATA, outputDir, REPO } from './helpers/paths.ts';
 
 const CHROMIUM = (process.env.CHROMIUM_PATH ? [process.env.CHROMIUM_PATH] : ['/usr/bin/chromium', '/usr/bin/chromium-browser']).find(
   existsSync,
@@ -82,7 +82,8 @@ async function shot(page: Page, name: string, fullPage = false): Promise<void> {
 async function until(page: Page, expression: string): Promise<void> {
   for (const t0 = Date.now(); Date.now() - t0 < 15_000; await new Promise((r) => setTimeout(r, 50)))
     if (await page.evaluate(expression)) return;
-  throw new Error(`timed out waiting for ${expression}`);
+  const seen = await page.evaluate("({ error: document.getElementById('error').textContent, status: document.getElementById('status').textContent })");
+  throw new Error(`timed out waiting for ${expression} (page: ${JSON.stringify(seen)})`);
 }
 
 const skip = CHROMIUM ? false : 'chromium is not installed (.ci/run installs it)';
@@ -258,6 +259,11 @@ test('search page, X-ray query: the query beside its findings (multi-label), sim
   await shot(page, 'viewer-side-by-side');
   await page.keyboard.press('Escape');
 
+  // a DICOM query: the browser cannot show DICOM, so the page shows the server's decoding of it (POST /v1/preview)
+  await page.setInputFiles('#file', join(DATA, 'samples/dicom/nih-secondary-capture-test2.dcm'));
+  await until(page, "document.querySelector('#query-image img')?.naturalWidth === 768");
+  await page.waitForSelector('#images .card');
+
   // an error is shown, not thrown: a file that is not an X-ray
   const notXray = join(dir, 'notes.png');
   writeFileSync(notXray, 'these are not pixels');
@@ -278,7 +284,11 @@ test('API reference: Swagger UI from local assets renders every operation, with 
   });
   await page.goto(server!.url + '/docs');
   await page.waitForSelector('.opblock');
-  assert.equal(await page.locator('.opblock').count(), 7, 'health, facets, text search, image search, classify, image preview, report');
+  assert.equal(
+    await page.locator('.opblock').count(),
+    8,
+    'health, facets, text search, image search, classify, upload preview, image preview, report',
+  );
   assert.equal(await page.locator('a[href="/"]').count(), 1);
   await shot(page, 'docs');
   assert.deepEqual(external, [], 'nothing is fetched from outside the server');

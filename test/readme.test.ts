@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../api/server.ts';
-import { REPO } from './helpers/paths.ts';
+import { DATA, REPO } from './helpers/paths.ts';
 
 let server: Awaited<ReturnType<typeof startServer>>;
 
@@ -59,7 +59,8 @@ test('every curl example of the README answers as shown, against the shipped mod
     const local = command
       .replaceAll('localhost:8787', server.url.replace('http://', ''))
       .replace(/ -o (\S+)/, ` -o ${scratch}/$1`)
-      .replaceAll('@samples/', `@${REPO}/samples/`);
+      .replaceAll('@samples/', `@${REPO}/samples/`)
+      .replaceAll('@../shared/data/', `@${DATA}/`);
     if (local.includes('<base64>')) continue; // a template for the reader to fill in
     const r = await run(local, scratch);
     ran++;

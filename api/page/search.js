@@ -414,33 +414,37 @@ async function searchWithImage(file) {
     file: { name: file.name, type, bytes },
     filtered: Boolean(currentFilter('images')),
   });
-  state.queryUrl = type === 'application/dicom' ? undefined : remember(URL.createObjectURL(file));
   status(`Reading ${file.name}…`);
   try {
-    const [images, reports, classes] = await Promise.all([
+    const [images, reports, classes, queryUrl] = await Promise.all([
       imageSearch('images', state.k.images),
       imageSearch('reports', 5),
       call('/v1/classify?mode=findings', { method: 'POST', headers: { 'content-type': type }, body: bytes }),
+      type === 'application/dicom' ? dicomPreview(bytes) : remember(URL.createObjectURL(file)),
     ]);
+    state.queryUrl = queryUrl;
     state.k.reports = 5;
     $('query-image').replaceChildren(queryImage());
     showQueryRead(images.query);
     showClasses(classes.classes);
     showImages(images.hits, state.k.images);
     showReports(reports.hits, state.k.reports);
-    status(`Similar X-rays and reports for ${file.name} · ${images.tookMs + reports.tookMs} ms`);
+    status(`Similar X-rays and reports for ${file.name} · ${Math.round(images.tookMs + reports.tookMs)} ms`);
   } catch (e) {
     showError(e.message);
   }
 }
 
+/** A DICOM query as the server decodes it (browsers cannot display DICOM); undefined if that fails. */
+async function dicomPreview(bytes) {
+  const init = { method: 'POST', headers: headers({ 'content-type': 'application/dicom' }), body: bytes };
+  const r = await fetch('/v1/preview', init).catch(() => undefined);
+  return r?.ok ? remember(URL.createObjectURL(await r.blob())) : undefined;
+}
+
 function queryImage() {
   if (state.queryUrl) return el('img', { src: state.queryUrl, alt: `Your X-ray, ${state.file.name}` });
-  return el(
-    'div',
-    { class: 'placeholder' },
-    `${state.file.name}: a DICOM file (the browser cannot display it; the server decoded it for the search)`,
-  );
+  return el('div', { class: 'placeholder' }, `${state.file.name}: no preview could be made`);
 }
 
 /** Ask for a bigger page and append what is new; focus moves to the first new result. */

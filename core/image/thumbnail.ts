@@ -12,6 +12,7 @@ export async function thumbnailJpeg(bytes: Uint8Array, size = THUMBNAIL_SIZE, li
   const sharp = await loadSharp();
   return sharp(grey.data, { raw: { width: grey.width, height: grey.height, channels: 1 } })
     .resize({ width: size, height: size, fit: 'inside', withoutEnlargement: true })
+    .toColourspace('b-w') // one channel: X-rays are grey (sharp would write three)
     .jpeg({ quality: 80 })
     .toBuffer();
 }
