@@ -82,7 +82,9 @@ async function shot(page: Page, name: string, fullPage = false): Promise<void> {
 async function until(page: Page, expression: string): Promise<void> {
   for (const t0 = Date.now(); Date.now() - t0 < 15_000; await new Promise((r) => setTimeout(r, 50)))
     if (await page.evaluate(expression)) return;
-  const seen = await page.evaluate("({ error: document.getElementById('error').textContent, status: document.getElementById('status').textContent })");
+  const seen = await page.evaluate(
+    "({ error: document.getElementById('error').textContent, status: document.getElementById('status').textContent })",
+  );
   throw new Error(`timed out waiting for ${expression} (page: ${JSON.stringify(seen)})`);
 }
 
