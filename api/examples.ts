@@ -33,10 +33,11 @@ export const EXAMPLES = {
       {
         id: '372',
         score: 0.999,
-        relevance: 0.96,
+        relevance: 0.981,
         labels: { 'No Finding': 0, 'Lung Opacity': 1, Atelectasis: -1, 'Pleural Effusion': 1, 'Support Devices': 1 },
         matched: ['Pleural Effusion'],
-        sentence: { index: 4, text: 'Small left pleural effusion.' },
+        sentence: { index: 4, text: 'Small left pleural effusion.', reports: 1 },
+        collapsed: [],
         report: {
           findings:
             'Left retrocardiac airspace disease with blunted posterior costophrenic XXXX on lateral view suggesting small pleural effusion. Normal heart size.',
@@ -44,7 +45,7 @@ export const EXAMPLES = {
         },
       },
     ],
-    tookMs: 26.2,
+    tookMs: 6.9,
   },
   imageSearch: {
     target: 'images',

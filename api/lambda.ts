@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { IndexBundle } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
 import { createApp, createServices } from './app.ts';
-import { ShardFanout, shardRequest } from './shard-fanout.ts';
+import { ShardFanout, shardRequest } from '../core/shard-fanout.ts';
 import { resolveAuth } from './auth.ts';
 import { readEnv, type MedclipEnv } from '../core/env.ts';
 import { checkEvent, problemResult } from './lambda-events.ts';

@@ -109,7 +109,16 @@ export const ReportHit = z
     }),
     labels: Labels,
     matched: z.array(z.string()),
-    sentence: z.object({ index: z.number().int(), text: z.string() }).openapi({ description: 'The sentence that matched best' }),
+    sentence: z
+      .object({
+        index: z.number().int(),
+        text: z.string(),
+        reports: z.number().int().openapi({ description: 'how many indexed reports hold this exact sentence' }),
+      })
+      .openapi({ description: 'The sentence that matched best' }),
+    collapsed: z.array(z.string()).openapi({
+      description: 'other reports in the results whose best sentence was this same text, folded into this hit (ids)',
+    }),
     report: z.record(z.string(), z.string()).openapi({ description: 'The report text fields' }),
   })
   .openapi('ReportHit');

@@ -39,10 +39,9 @@ export async function startServer(o: ServeOptions): Promise<{ server: ServerType
   const config: ApiConfig = {
     auth: hashes.length ? { mode: 'api-key', hashes } : { mode: 'off' },
     corsOrigins: o.corsOrigins,
-    imagesRoot: o.imagesRoot,
     log: (e) => log(JSON.stringify(e)),
   };
-  const app = createApp(await createServices(model, index), config);
+  const app = createApp(await createServices(model, index, undefined, { imagesRoot: o.imagesRoot }), config);
   const server = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: o.port, hostname: o.host }, () => {
       s.off('error', reject);

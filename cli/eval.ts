@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { MedClipModel } from '../core/model.ts';
 import { evaluateModel, type EvalResult } from '../train/evaluate.ts';
 import { fitFindingsTemperature } from '../core/findings.ts';
-import { AGREEMENT_WEIGHT, REPORT_AGREEMENT_WEIGHT } from '../core/search-rank.ts';
+import { RANK_WEIGHTS, type RankWeights } from '../core/search-rank.ts';
 import { evaluateSearch, fitRelevance, readJudgedQueries } from '../train/evaluate-search.ts';
 import { evaluateHubs } from '../train/evaluate-hubs.ts';
 import { writeFindingsTemperature } from '../train/export.ts';
@@ -124,22 +124,37 @@ export function registerEval(program: Command): void {
         });
         const model = await MedClipModel.load(opts.model, { threads: Number(opts.threads) || 1 });
         try {
-          const grid = [0, 0.01, 0.025, 0.05, 0.1, 0.2];
-          const weights: [number, number][] = opts.tune
-            ? grid.flatMap((w) => grid.map((r) => [w, r] as [number, number]))
-            : [[AGREEMENT_WEIGHT, REPORT_AGREEMENT_WEIGHT]];
-          const results = await evaluateSearch(model, { reports: opts.reports, reportSplit: opts.reportSplit, queries, weights });
+          const grid = [0, 0.025, 0.05, 0.1, 0.2];
+          const lexicalGrid = [0, 0.01, 0.025, 0.05, 0.1];
+          const weights: RankWeights[] = opts.tune
+            ? grid.flatMap((agreement) =>
+                grid.flatMap((reportAgreement) => lexicalGrid.map((lexical) => ({ agreement, reportAgreement, lexical }))),
+              )
+            : [RANK_WEIGHTS];
+          const results = await evaluateSearch(model, {
+            reports: opts.reports,
+            reportSplit: opts.reportSplit,
+            queries,
+            weights,
+            ...(opts.images ? { images: { table: opts.images, root: opts.root, split: opts.split ?? 'val' } } : {}),
+          });
           if (opts.fitRelevance) console.error(`relevance calibration: ${JSON.stringify(fitRelevance(results[0]!.judged))}`);
           const shown = results.map(({ judged: _j, ...r }) => r);
           if (opts.json) console.log(JSON.stringify(opts.tune ? shown.map(({ queries: _q, ...r }) => r) : shown[0]));
           else
             for (const r of results)
               console.log(
-                `search [weights sentence ${r.weight}, report ${r.reportWeight}] ${r.reports} reports / ${r.sentences} sentences: P@10 ${pct(r.p10)}, negated purity ${pct(r.negatedPurity)}, relevance relevant ${pct(r.relevance.relevant)} vs irrelevant ${pct(r.relevance.irrelevant)}; by kind: ${Object.entries(
+                `search [weights agreement ${r.weights.agreement}, report ${r.weights.reportAgreement}, lexical ${r.weights.lexical}] ${r.reports} reports / ${r.sentences} sentences: P@10 ${pct(r.p10)}, negated purity ${pct(r.negatedPurity)}, relevance relevant ${pct(r.relevance.relevant)} vs irrelevant ${pct(r.relevance.irrelevant)}; by kind: ${Object.entries(
                   r.byKind,
                 )
                   .map(([k, v]) => `${k} ${pct(v.score)} (${v.queries})`)
-                  .join(', ')}`,
+                  .join(', ')}${
+                  r.textToImages
+                    ? `; text -> images P@10 ${pct(r.textToImages.p10)} (${Object.entries(r.textToImages.byFinding)
+                        .map(([f, v]) => `${f} ${pct(v.p10)}`)
+                        .join(', ')})`
+                    : ''
+                }${r.hubShare ? `; hub share ${pct(r.hubShare.share)} of ${r.hubShare.queries} image queries` : ''}`,
               );
         } finally {
           await model.close();

@@ -7,8 +7,7 @@ import { MedClipModel } from '../core/model.ts';
 import { buildIndex, deleteFromBundle, upgradeBundle } from '../index-builder/build.ts';
 import { LambdaEmbedder } from '../index-builder/lambda-embedder.ts';
 import { CliError } from './errors.ts';
-import { ReportSearch } from '../core/report-search.ts';
-import { queryFindings } from '../core/search-rank.ts';
+import { SearchService, type ImageHit, type ReportHit } from '../core/search-service.ts';
 
 const intOpt = (name: string) => (v: string) => {
   const n = Number(v);
@@ -183,45 +182,41 @@ export function registerIndex(program: Command): void {
         : undefined;
       const model = await MedClipModel.load(opts.model);
       try {
-        const index = await IndexBundle.load(opts.index, { model });
-        const query = image ? (await model.embedImages([image]))[0]! : (await model.embedTexts([String(opts.text)]))[0]!;
+        // the API's own service: spelling correction, findings with polarity, hybrid report ranking, collapsing
+        const service = await SearchService.create(model, await IndexBundle.load(opts.index, { model }));
         const filter: SearchFilter = {};
         if (opts.must) filter.must = list(opts.must);
         if (opts.mustNot) filter.mustNot = list(opts.mustNot);
         if (opts.view) filter.view = list(opts.view);
         if (opts.source) filter.source = list(opts.source);
+        const request = { target: opts.target as 'images' | 'reports', k: opts.k as number, filter };
+        const result = image
+          ? await service.searchImage(image, request)
+          : await service.searchText({ ...request, query: String(opts.text) });
+        for (const w of result.query.warnings ?? []) console.error(`note: ${w}`);
+        if (result.query.corrected) console.error(`searched for: ${result.query.corrected}`);
         const positives = (labels: Record<string, number>) =>
           Object.entries(labels)
             .filter(([, v]) => v === 1)
             .map(([k]) => k)
             .join(', ') || '-';
-        const score = (x: number) => Math.round(x * 10000) / 10000;
-        if (opts.target === 'images') {
-          const hits = index.search('images', query, { k: opts.k, filter });
-          if (opts.json) for (const h of hits) console.log(JSON.stringify({ score: score(h.score), ...h.meta }));
-          else
-            printTable(
-              ['score', 'id', 'findings', 'view', 'source'],
-              hits.map((h) => [h.score.toFixed(3), h.meta.id, positives(h.meta.labels), h.meta.view ?? '', h.meta.source ?? '']),
-            );
-        } else {
-          // the API's ranking: a text query's findings re-rank by polarity agreement
-          const findings = opts.text ? queryFindings(String(opts.text)) : undefined;
-          const hits = new ReportSearch(index).search(query, { k: opts.k, filter, findings }).map((r) => ({
-            score: score(r.hit.score),
-            ...(r.relevance !== undefined ? { relevance: r.relevance } : {}),
-            reportId: r.report.id,
-            sentence: { index: r.hit.meta.index, text: r.sentence, labels: r.hit.meta.labels },
-            report: r.report.text,
-            labels: r.report.labels,
-          }));
-          if (opts.json) for (const h of hits) console.log(JSON.stringify(h));
-          else
-            printTable(
-              ['score', 'relevance', 'report', 'matched sentence', 'report findings'],
-              hits.map((h) => [h.score.toFixed(3), h.relevance?.toFixed(2) ?? '-', h.reportId, h.sentence.text, positives(h.labels)]),
-            );
-        }
+        if (opts.json) for (const h of result.hits) console.log(JSON.stringify(h));
+        else if (opts.target === 'images')
+          printTable(
+            ['score', 'id', 'findings', 'view', 'source'],
+            (result.hits as ImageHit[]).map((h) => [h.score.toFixed(3), h.id, positives(h.labels), h.view ?? '', h.source ?? '']),
+          );
+        else
+          printTable(
+            ['score', 'relevance', 'report', 'matched sentence', 'report findings'],
+            (result.hits as ReportHit[]).map((h) => [
+              h.score.toFixed(3),
+              h.relevance?.toFixed(2) ?? '-',
+              h.id,
+              h.sentence.reports > 1 ? `${h.sentence.text} (in ${h.sentence.reports} reports)` : h.sentence.text,
+              positives(h.labels),
+            ]),
+          );
       } finally {
         await model.close();
       }

@@ -19,6 +19,7 @@ import { thumbnailName } from './image/thumbnail.ts';
 import { VersionedDirError, currentVersion } from './versioned-dir.ts';
 import { boundedCache, stringBytes } from './cache.ts';
 import { MedclipError, type ErrorKind } from './errors.ts';
+import { LEXICAL_VERSION, LexicalIndex } from './lexical.ts';
 
 /**
  * v2 stores each sentence's text at build time and records the labeler and prompt versions, so serving never
@@ -70,6 +71,8 @@ export interface IndexManifest {
   /** Versions of what labelled and split the sentences, and of the built-in prompts (format v2). */
   labeler?: { version: string };
   prompts?: { version: string };
+  /** BM25 over the distinct sentence texts (core/lexical.ts), read on the first text query; absent in older bundles. */
+  lexical?: { file: string; version: number };
   sha256: Record<string, string>;
 }
 
@@ -374,6 +377,27 @@ class StoredVectors {
   }
 }
 
+/** Whether an item passes a filter (labels, and view / source for images; case-insensitive). */
+export function filterPredicate(filter: SearchFilter | undefined): (m: ItemMeta) => boolean {
+  if (!filter) return () => true;
+  const views = filter.view?.map((v) => v.toLowerCase());
+  const sources = filter.source?.map((s) => s.toLowerCase());
+  return (m) => {
+    const labels = m.labels;
+    if (filter.must?.some((f) => labels[f as Observation] !== 1)) return false;
+    if (filter.mustNot?.some((f) => labels[f as Observation] === 1)) return false;
+    if (views && !views.includes(((m as ImageMeta).view ?? '').toLowerCase())) return false;
+    if (sources && !sources.includes(((m as ImageMeta).source ?? '').toLowerCase())) return false;
+    return true;
+  };
+}
+
+/** Ids of collapsed reports listed per hit (`reportsWithSentence` gives the full count). */
+export const MAX_COLLAPSED_IDS = 20;
+
+/** A report hit with its fused score, and the other reports whose best sentence was the same text (collapsed). */
+export type ReportSentenceHit = Hit<SentenceMeta> & { fused: number; same: string[] };
+
 class Shard<M extends ItemMeta> {
   constructor(
     readonly index: hnswlib.HierarchicalNSW,
@@ -421,19 +445,12 @@ class Shard<M extends ItemMeta> {
   }
 
   private computeAllowed(filter: SearchFilter | undefined): Uint8Array {
-    const views = filter?.view?.map((v) => v.toLowerCase());
-    const sources = filter?.source?.map((s) => s.toLowerCase());
+    const pass = filterPredicate(filter);
     const out = new Uint8Array(this.meta.length);
     let i = -1;
     for (const m of this.meta) {
       i++;
-      if (m.deleted) continue;
-      const labels = m.labels;
-      if (filter?.must?.some((f) => labels[f as Observation] !== 1)) continue;
-      if (filter?.mustNot?.some((f) => labels[f as Observation] === 1)) continue;
-      if (views && !views.includes(((m as ImageMeta).view ?? '').toLowerCase())) continue;
-      if (sources && !sources.includes(((m as ImageMeta).source ?? '').toLowerCase())) continue;
-      out[i] = 1;
+      if (!m.deleted && pass(m)) out[i] = 1;
     }
     return out;
   }
@@ -640,28 +657,128 @@ export class IndexBundle {
     return this.reports.get(id);
   }
 
+  private lexicalIndex?: LexicalIndex;
+
+  /**
+   * BM25 over the distinct sentence texts: the bundle's stored index (verified against its sha256), or, for a
+   * bundle written before it existed, one built from the stored sentences now (`medclip index --upgrade` stores it).
+   */
+  lexical(): LexicalIndex {
+    if (!this.lexicalIndex) {
+      const stored = this.manifest.lexical;
+      let parsed: LexicalIndex | undefined;
+      if (stored && stored.version === LEXICAL_VERSION) {
+        let bytes: Buffer;
+        try {
+          bytes = readFileSync(bundleFile(this.dir, stored.file));
+        } catch {
+          throw new IndexError(`${this.dir}: missing ${stored.file}`, 'data');
+        }
+        if (createHash('sha256').update(bytes).digest('hex') !== this.manifest.sha256[stored.file])
+          throw new IndexError(`${this.dir}: ${stored.file} does not match its sha256 (corrupted or modified)`, 'data');
+        parsed = LexicalIndex.parse(bytes.toString('utf8'));
+      }
+      this.lexicalIndex = parsed ?? LexicalIndex.build(this.sentenceGroups().keys());
+    }
+    return this.lexicalIndex;
+  }
+
+  private groups?: Map<string, { shard: number; label: number }[]>;
+
+  /** Live sentences (of live reports) by their exact text, built on first use. */
+  private sentenceGroups(): Map<string, { shard: number; label: number }[]> {
+    if (!this.groups) {
+      const groups = new Map<string, { shard: number; label: number }[]>();
+      this.shards.reports.forEach((shard, s) => {
+        let label = -1;
+        for (const m of shard.meta) {
+          label++;
+          if (m.deleted || m.text === undefined || !this.reports.has(m.reportId)) continue;
+          const g = groups.get(m.text);
+          if (g) g.push({ shard: s, label });
+          else groups.set(m.text, [{ shard: s, label }]);
+        }
+      });
+      this.groups = groups;
+    }
+    return this.groups;
+  }
+
+  /** How many live reports hold a sentence with exactly this text. */
+  reportsWithSentence(text: string): number {
+    return new Set(
+      this.sentenceGroups()
+        .get(text)
+        ?.map((m) => this.shards.reports[m.shard]!.meta.get(m.label)!.reportId),
+    ).size;
+  }
+
+  /**
+   * Sentences with these exact texts (lexical candidates) scored against the query: one dot product per text (the
+   * same text has the same embedding), at most `perText` sentences of each, those passing the filter.
+   */
+  sentencesWithTexts(texts: string[], query: Float32Array, filter?: SearchFilter, perText = 100): Hit<SentenceMeta>[] {
+    const pass = filterPredicate(filter);
+    const out: Hit<SentenceMeta>[] = [];
+    for (const text of texts) {
+      const members = this.sentenceGroups().get(text);
+      if (!members?.length) continue;
+      const first = members[0]!;
+      const point = this.shards.reports[first.shard]!.index.getPoint(first.label);
+      let score = 0;
+      for (let d = 0; d < query.length; d++) score += point[d]! * query[d]!;
+      let taken = 0;
+      for (const m of members) {
+        const meta = this.shards.reports[m.shard]!.meta.get(m.label)!;
+        if (!pass(meta)) continue;
+        out.push({ score, meta });
+        if (++taken >= perText) break;
+      }
+    }
+    return out;
+  }
+
   /**
    * Report search: the best-matching sentence of each report, k distinct reports whenever the index holds k
    * (matching the filter). Sentences are fetched in widening rounds (k * 5, then 4x more) until k reports are found
    * or every sentence has been considered: a report with many similar sentences cannot crowd the others out.
    * `rerank` replaces a candidate's dense score for ordering (e.g. core/search-rank's negation-aware fusion); the
-   * pool is then wider (k * 20), since the dense top may be all negations.
+   * pool is then wider (k * 20), since the dense top may be all negations. `extra` candidates (lexical ones) join
+   * the dense ones. With `collapse`, reports whose best sentence has the same text as a better-ranked one are folded
+   * into it (`same`): k hits are then k distinct sentences, not a page of "Lungs are clear.".
    */
   searchReports(
     query: Float32Array,
-    options: SearchOptions & { rerank?: (meta: SentenceMeta, dense: number) => number },
-  ): (Hit<SentenceMeta> & { fused: number })[] {
+    options: SearchOptions & { rerank?: (meta: SentenceMeta, dense: number) => number; extra?: Hit<SentenceMeta>[]; collapse?: boolean },
+  ): ReportSentenceHit[] {
     const total = this.count('reports');
     let want = Math.min(total, Math.max(options.k * (options.rerank ? 20 : 5), options.rerank ? 200 : 50));
+    const score = (h: Hit<SentenceMeta>) => ({
+      ...h,
+      fused: options.rerank ? options.rerank(h.meta, h.score) : h.score,
+      same: [] as string[],
+    });
+    const extra = (options.extra ?? []).map(score);
     for (;;) {
-      const candidates = this.search('reports', query, { ...options, k: want }).map((h) => ({
-        ...h,
-        fused: options.rerank ? options.rerank(h.meta, h.score) : h.score,
-      }));
+      const candidates = this.search('reports', query, { ...options, k: want }).map(score);
+      const seen = new Set(candidates.map((c) => c.meta.id));
+      for (const e of extra) if (!seen.has(e.meta.id)) candidates.push({ ...e, same: [] });
       candidates.sort((a, b) => b.fused - a.fused);
-      const best = new Map<string, Hit<SentenceMeta> & { fused: number }>();
+      const best = new Map<string, ReportSentenceHit>();
       for (const h of candidates) if (!best.has(h.meta.reportId) && this.reports.has(h.meta.reportId)) best.set(h.meta.reportId, h);
-      if (best.size >= options.k || want >= total) return [...best.values()].slice(0, options.k);
+      let hits = [...best.values()];
+      if (options.collapse) {
+        const byText = new Map<string, ReportSentenceHit>();
+        for (const h of hits) {
+          const key = h.meta.text ?? h.meta.id;
+          const first = byText.get(key);
+          if (first) {
+            if (first.same.length < MAX_COLLAPSED_IDS) first.same.push(h.meta.reportId);
+          } else byText.set(key, h);
+        }
+        hits = [...byText.values()];
+      }
+      if (hits.length >= options.k || want >= total) return hits.slice(0, options.k);
       want = Math.min(total, want * 4);
     }
   }

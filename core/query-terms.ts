@@ -7,6 +7,10 @@
  *   speller.analyse('pnuemonia in the rigth lung');   // { corrected: 'pneumonia in the right lung', warnings: [] }
  */
 import { distance } from 'fastest-levenshtein';
+import { FINDING_PROMPTS } from './findings.ts';
+import type { IndexBundle } from './index.ts';
+import { OBSERVATIONS } from './labels.ts';
+import { BUILTIN_TEMPLATES, expandTemplate } from './prompts.ts';
 
 export interface QueryAnalysis {
   /** The query with misspelled words replaced, when anything changed. */
@@ -33,6 +37,11 @@ export class QuerySpeller {
     const counts = new Map<string, number>();
     for (const t of texts) for (const w of t.toLowerCase().match(WORD) ?? []) counts.set(w, (counts.get(w) ?? 0) + 1);
     return new QuerySpeller(counts);
+  }
+
+  /** The vocabulary a query of this index may be corrected to: its reports, every prompt, the observation names. */
+  static forIndex(index: IndexBundle): QuerySpeller {
+    return QuerySpeller.fromTexts(vocabularyTexts(index));
   }
 
   get size(): number {
@@ -82,4 +91,11 @@ export class QuerySpeller {
       recognised === 0 ? ['no known term was recognised (is the query in English?): the hits are ranked by similarity only'] : [];
     return { ...(changed ? { corrected } : {}), warnings };
   }
+}
+
+function* vocabularyTexts(index: IndexBundle): Generator<string> {
+  for (const r of index.reports.values()) yield* Object.values(r.text);
+  for (const t of Object.values(BUILTIN_TEMPLATES)) yield* expandTemplate(t);
+  for (const f of Object.values(FINDING_PROMPTS)) yield* [...f.positive, ...f.negative];
+  yield* OBSERVATIONS;
 }

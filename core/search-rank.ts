@@ -21,37 +21,50 @@ export interface QueryFinding {
   polarity: Polarity;
 }
 
-/** Measured on the val query set (`medclip eval --task search --tune`, see README): weight of finding agreement. */
-export const AGREEMENT_WEIGHT = 0.05;
+/** What a report hit is ranked and calibrated on. */
+export interface RankFeatures {
+  /** Cosine of the query and the sentence. */
+  dense: number;
+  /** Agreement of the sentence's labels with the query's findings, in [-1, 1] (`findingAgreement`). */
+  agreement: number;
+  /** The same for the whole report's labels (the labeler over all its sentences, stored at build time). */
+  reportAgreement: number;
+  /** BM25 of the sentence for the query, divided by the query's best (core/lexical.ts); 0 when not a lexical match. */
+  lexical: number;
+}
+
+export interface RankWeights {
+  agreement: number;
+  reportAgreement: number;
+  lexical: number;
+}
+
+/**
+ * Weights of the fused score, tuned on the judged val queries (`medclip eval --task search --tune`, README), not by
+ * hand: fused = dense + agreement * a + reportAgreement * r + lexical * l.
+ */
+export const RANK_WEIGHTS: RankWeights = { agreement: 0.05, reportAgreement: 0.05, lexical: 0.01 };
+
+/** The ranking score of a report's sentence: cosine plus the weighted agreements and lexical match. */
+export function fusedScore(f: RankFeatures, w: RankWeights = RANK_WEIGHTS): number {
+  return f.dense + w.agreement * f.agreement + w.reportAgreement * f.reportAgreement + w.lexical * f.lexical;
+}
 
 /**
  * Calibrated relevance of a report hit of a text query: P(relevant) = sigmoid(bias + dense * (cosine - center) +
- * agreement * agreement), fitted by logistic regression on the judged val queries' top-10 hits
- * (`medclip eval --task search --fit-relevance`; relevant = the report's labels agree with the query's finding).
+ * agreement * a + reportAgreement * r + lexical * l), fitted by logistic regression on the judged val queries'
+ * top-10 hits (`medclip eval --task search --fit-relevance`; relevant = the report's labels agree with the query).
  */
-export const RELEVANCE = { bias: 1.141, dense: 102.41, agreement: -0.6385, reportAgreement: 2.3933, denseCenter: 0.9958 };
+export const RELEVANCE = { bias: 1.0143, dense: 75.4812, agreement: 1.243, reportAgreement: 1.2136, lexical: 0.1944, denseCenter: 0.9953 };
 
-export function reportRelevance(dense: number, agreement: number, reportAgreement: number): number {
+export function reportRelevance(f: RankFeatures, c: typeof RELEVANCE = RELEVANCE): number {
   const z =
-    RELEVANCE.bias +
-    RELEVANCE.dense * (dense - RELEVANCE.denseCenter) +
-    RELEVANCE.agreement * agreement +
-    RELEVANCE.reportAgreement * reportAgreement;
+    c.bias +
+    c.dense * (f.dense - c.denseCenter) +
+    c.agreement * f.agreement +
+    c.reportAgreement * f.reportAgreement +
+    c.lexical * f.lexical;
   return 1 / (1 + Math.exp(-z));
-}
-
-/** Weight of the whole report's agreement (the labeler over all its sentences), next to the sentence's. */
-export const REPORT_AGREEMENT_WEIGHT = 0.05;
-
-/** The ranking score of a report's sentence: cosine plus the weighted agreements. */
-export function fusedScore(
-  dense: number,
-  agreement: number,
-  reportAgreement: number,
-  weight = AGREEMENT_WEIGHT,
-  reportWeight = REPORT_AGREEMENT_WEIGHT,
-): number {
-  return dense + weight * agreement + reportWeight * reportAgreement;
 }
 
 const VALUE: Record<Polarity, number> = { positive: 1, uncertain: 0.5, negative: 0 };

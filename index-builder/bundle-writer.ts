@@ -26,6 +26,9 @@ import { fsErrorReason, isFsError } from '../core/fs-errors.ts';
 import { IndexBuildError } from './errors.ts';
 import { LABELER_VERSION } from '../core/labeler/labeler.ts';
 import { PROMPTS_VERSION } from '../core/findings.ts';
+import { LEXICAL_VERSION, LexicalIndex } from '../core/lexical.ts';
+
+const LEXICAL_FILE = 'reports.lexical.json';
 
 export interface HnswParams {
   M: number;
@@ -138,6 +141,12 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
   }
   if (content.reports) await put('reports.jsonl', jsonl(content.reports));
   await put('errors.jsonl', jsonl(content.errors));
+  // BM25 over the live sentences' distinct texts (hybrid report search), so no query has to build it
+  const live = new Set(content.reports?.filter((r) => !r.deleted).map((r) => r.id));
+  const texts = (content.collections.reports?.items ?? []).flatMap((i) =>
+    !i.deleted && 'text' in i && i.text !== undefined && live.has(i.reportId) ? [i.text] : [],
+  );
+  if (texts.length) await put(LEXICAL_FILE, LexicalIndex.build(texts).serialize());
   const manifest: IndexManifest = {
     format: INDEX_FORMAT,
     version: content.version,
@@ -148,6 +157,7 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
     errors: 'errors.jsonl',
     labeler: { version: LABELER_VERSION },
     prompts: { version: PROMPTS_VERSION },
+    ...(texts.length ? { lexical: { file: LEXICAL_FILE, version: LEXICAL_VERSION } } : {}),
     sha256: hashes,
   };
   if (content.thumbsDir) {

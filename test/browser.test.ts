@@ -226,6 +226,10 @@ test('search page, filters and reports: must/must-not/source filters, an empty s
   await page.fill('#query', 'no pneumothorax');
   await page.click('button[type=submit]');
   await page.waitForSelector('#query-read .chip.negative:has-text("no Pneumothorax")');
+  // identical sentences are one result, with the count: "No pneumothorax." is in 29 sample reports
+  const texts = await page.locator('#reports mark').allTextContents();
+  assert.equal(new Set(texts).size, texts.length, 'no sentence twice');
+  assert.match((await page.locator('#reports .report').first().textContent()) ?? '', /This exact sentence is in \d+ reports; \d+ more/);
   assert.deepEqual(errors, []);
 });
 

@@ -9,7 +9,7 @@ import { IndexBundle } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
 import { buildIndex } from '../index-builder/build.ts';
 import { createApp, createServices } from '../api/app.ts';
-import { ShardFanout, shardRequest, type ShardRequest } from '../api/shard-fanout.ts';
+import { ShardFanout, shardRequest, type ShardRequest } from '../core/shard-fanout.ts';
 import { startLocalLambda, type LocalLambda } from './helpers/local-lambda.ts';
 import { DATA, IMAGES_CSV, outputDir } from './helpers/paths.ts';
 import { tinyIndexBundle } from './helpers/tiny-model.ts';

@@ -333,8 +333,9 @@ test('a fault in the stored data is a 500 problem (named in the log, not the res
     search: async () => {
       throw new IndexError(`${indexDir}: images.meta.jsonl: line 3 is not valid JSON`);
     },
-    image: async () => undefined,
-    thumbnail: async () => undefined,
+    version: () => 1,
+    get: async () => undefined,
+    preview: async () => undefined,
     facets: async () => index.facets(),
   });
   const seen: Record<string, unknown>[] = [];

@@ -71,7 +71,7 @@ test('medclip eval --task search --json: P@10, negated purity, per kind, per que
   const r = await medclip('eval', '--model', modelDir, '--task', 'search', '--reports', IU_REPORTS, '--report-split', 'val', '--json');
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout) as {
-    weight: number;
+    weights: { agreement: number };
     p10: number;
     negatedPurity: number;
     byKind: Record<string, { queries: number }>;
@@ -93,14 +93,16 @@ test('medclip eval --task search --json: P@10, negated purity, per kind, per que
     '--tune',
     '--json',
   );
-  const sweep = JSON.parse(tuned.stdout) as { weight: number }[];
-  assert.ok(sweep.length >= 5 && sweep[0]!.weight === 0);
+  const sweep = JSON.parse(tuned.stdout) as { weights: { agreement: number; reportAgreement: number; lexical: number } }[];
+  assert.ok(sweep.length >= 25);
+  assert.deepEqual(sweep[0]!.weights, { agreement: 0, reportAgreement: 0, lexical: 0 }, 'the sweep starts from dense only');
   assert.equal((await medclip('eval', '--model', modelDir, '--task', 'search')).code, 1, 'needs --reports');
 });
 
 test('report hits of a finding query carry a calibrated relevance in [0, 1]; agreeing reports score higher than contradicting ones', async () => {
   const { reportRelevance } = await import('../core/search-rank.ts');
-  assert.ok(reportRelevance(0.999, 1, 1) > reportRelevance(0.999, -1, -1));
+  const f = (agreement: number) => ({ dense: 0.999, agreement, reportAgreement: agreement, lexical: 0.5 });
+  assert.ok(reportRelevance(f(1)) > reportRelevance(f(-1)));
   const r = (await (
     await app.request('/v1/search/text', {
       method: 'POST',

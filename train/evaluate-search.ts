@@ -1,20 +1,25 @@
 /**
- * `medclip eval --task search`: text -> reports on a judged query set (`samples/queries/search-val.json`), ranked
- * exactly as the API ranks them (core/query-terms spelling, core/search-rank polarity agreement fused with the dense
- * score, best sentence per report), over every sentence of the given reports (exact scores, no HNSW error).
- * Metrics: P@10 of positive queries by report labels; negated-query purity (share of the top 10 reports not
- * labelled positive for the negated finding); both per query kind. `tune` sweeps the agreement weight.
+ * `medclip eval --task search`: the judged query set (`samples/queries/search-val.json`) against an index bundle
+ * built from the given reports (and images), searched by the same `ReportSearch` the API and `medclip search` use:
+ * spelling correction, hybrid candidates (HNSW + BM25), fused ranking, collapsed duplicates. Metrics:
+ * - text -> reports P@10 of positive queries by the reports' own (MeSH-derived) labels, per query kind;
+ * - negated-query purity: share of the top 10 reports not labelled positive for the negated finding;
+ * - relevance: mean calibrated `relevance` of relevant and of irrelevant hits in the top 10, and their gap;
+ * - with images: text -> images P@10 (one `finding` query per finding with >= 5 positive images) and the hub share
+ *   of image -> reports (share of image queries whose top 5 holds one of the 5 most returned reports).
+ * `weights` lists the fusion weights to try (`--tune` sweeps a grid).
  */
-import { readFile } from 'node:fs/promises';
-import { labelReport } from '../core/labeler/labeler.ts';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { IndexBundle } from '../core/index.ts';
 import { OBSERVATIONS, type Observation } from '../core/labels.ts';
-import { dot, type MedClipModel } from '../core/model.ts';
+import type { MedClipModel } from '../core/model.ts';
 import { QuerySpeller } from '../core/query-terms.ts';
-import { readReports, reportText } from '../core/reports.ts';
-import { findingAgreement, fusedScore, queryFindings, reportRelevance } from '../core/search-rank.ts';
-import { BUILTIN_TEMPLATES, expandTemplate } from '../core/prompts.ts';
-import { FINDING_PROMPTS } from '../core/findings.ts';
-import type { StoredLabels } from '../core/index.ts';
+import { ReportSearch } from '../core/report-search.ts';
+import { readReports } from '../core/reports.ts';
+import { type RELEVANCE, queryFindings, reportRelevance, type RankFeatures, type RankWeights } from '../core/search-rank.ts';
+import { buildIndex } from '../index-builder/build.ts';
 
 export interface JudgedQuery {
   kind: string;
@@ -24,9 +29,7 @@ export interface JudgedQuery {
 }
 
 export interface SearchEval {
-  /** Sentence agreement weight and whole-report agreement weight. */
-  weight: number;
-  reportWeight: number;
+  weights: RankWeights;
   reports: number;
   sentences: number;
   /** Mean P@10 over positive queries; mean purity over negated ones. */
@@ -34,10 +37,14 @@ export interface SearchEval {
   negatedPurity: number;
   /** Mean calibrated `relevance` of relevant and of irrelevant hits in the top 10 (core/search-rank.ts). */
   relevance: { relevant: number; irrelevant: number; gap: number };
-  /** Every top-10 hit as (dense, agreement, relevant): what `fitRelevance` learns from. */
-  judged: { dense: number; agreement: number; reportAgreement: number; relevant: boolean }[];
+  /** Every top-10 hit's features and whether it is relevant: what `fitRelevance` learns from. */
+  judged: (RankFeatures & { relevant: boolean })[];
   byKind: Record<string, { queries: number; score: number }>;
   queries: { text: string; kind: string; score: number; corrected?: string }[];
+  /** With images: text -> images P@10 per finding (dense search, as the API) and its mean. */
+  textToImages?: { p10: number; byFinding: Record<string, { p10: number; positives: number }> };
+  /** With images: share of image queries whose top 5 reports hold one of the 5 most returned ones. */
+  hubShare?: { queries: number; share: number; hubs: string[] };
 }
 
 export async function readJudgedQueries(file: string): Promise<JudgedQuery[]> {
@@ -49,142 +56,131 @@ export async function readJudgedQueries(file: string): Promise<JudgedQuery[]> {
   return queries;
 }
 
-interface Corpus {
-  reports: { id: string; labels: (1 | 0 | -1 | null)[]; labeler: StoredLabels }[];
-  sentences: { report: number; labels: StoredLabels; embedding: Float32Array }[];
-  speller: QuerySpeller;
+export interface SearchEvalOptions {
+  reports: string;
+  reportSplit?: string;
+  queries: JudgedQuery[];
+  weights: RankWeights[];
+  /** Also judge text -> images and image -> report hubs on these images. */
+  images?: { table: string; root?: string; split?: string };
+  /** Relevance coefficients to report with (default: the shipped ones). */
+  relevance?: typeof RELEVANCE;
 }
 
-async function buildCorpus(model: MedClipModel, reportsFile: string, split: string | undefined): Promise<Corpus> {
-  const reports: Corpus['reports'] = [];
-  const texts: string[] = [];
-  const metas: { report: number; labels: StoredLabels }[] = [];
-  const words: string[] = [];
-  for await (const r of readReports(reportsFile, { split })) {
-    if (!r.labels) throw new Error(`${reportsFile}: --task search needs the 14 label columns to judge hits`);
-    const labelled = labelReport(reportText(r));
-    if (!labelled.sentences.length) continue;
-    const labeler: StoredLabels = {};
-    labelled.labels.forEach((v, i) => {
-      if (v !== null) labeler[OBSERVATIONS[i]!] = v;
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
+
+export async function evaluateSearch(model: MedClipModel, o: SearchEvalOptions): Promise<SearchEval[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'medclip-search-eval-'));
+  try {
+    await buildIndex({
+      model: model.dir,
+      reports: o.reports,
+      reportSplit: o.reportSplit,
+      ...(o.images ? { images: o.images.table, root: o.images.root, split: o.images.split } : {}),
+      out: join(dir, 'index'),
     });
-    reports.push({ id: r.id, labels: r.labels, labeler });
-    words.push(...Object.values(r.text));
-    for (const s of labelled.sentences) {
-      texts.push(s.text);
-      const labels: StoredLabels = {};
-      s.labels.forEach((v, i) => {
-        if (v !== null) labels[OBSERVATIONS[i]!] = v;
-      });
-      metas.push({ report: reports.length - 1, labels });
+    const index = await IndexBundle.load(join(dir, 'index'), { model });
+    // the reports' own labels judge the hits (the bundle stores the labeler's)
+    const gold = new Map<string, (1 | 0 | -1 | null)[]>();
+    for await (const r of readReports(o.reports, { split: o.reportSplit })) {
+      if (!r.labels) throw new Error(`${o.reports}: --task search needs the 14 label columns to judge hits`);
+      gold.set(r.id, r.labels);
     }
-  }
-  const embeddings = await model.embedTexts(texts);
-  const speller = QuerySpeller.fromTexts([
-    ...words,
-    ...Object.values(BUILTIN_TEMPLATES).flatMap(expandTemplate),
-    ...Object.values(FINDING_PROMPTS).flatMap((f) => [...f.positive, ...f.negative]),
-    ...OBSERVATIONS,
-  ]);
-  return { reports, sentences: metas.map((m, i) => ({ ...m, embedding: embeddings[i]! })), speller };
-}
-
-/** Top-k reports by their best sentence's fused score, with that sentence's dense score and agreement. */
-function rank(
-  corpus: Corpus,
-  query: Float32Array,
-  findings: ReturnType<typeof queryFindings>,
-  weight: number,
-  reportWeight: number,
-  k: number,
-): { report: number; dense: number; agreement: number; reportAgreement: number }[] {
-  const best = new Map<number, { fused: number; dense: number; agreement: number; reportAgreement: number }>();
-  for (const s of corpus.sentences) {
-    const dense = dot(query, s.embedding);
-    const agreement = findingAgreement(findings, s.labels);
-    const reportAgreement = findingAgreement(findings, corpus.reports[s.report]!.labeler);
-    const fused = fusedScore(dense, agreement, reportAgreement, weight, reportWeight);
-    if (fused > (best.get(s.report)?.fused ?? -Infinity)) best.set(s.report, { fused, dense, agreement, reportAgreement });
-  }
-  return [...best.entries()]
-    .sort((a, b) => b[1].fused - a[1].fused)
-    .slice(0, k)
-    .map(([report, v]) => ({ report, ...v }));
-}
-
-export async function evaluateSearch(
-  model: MedClipModel,
-  o: { reports: string; reportSplit?: string; queries: JudgedQuery[]; weights: [number, number][] },
-): Promise<SearchEval[]> {
-  const corpus = await buildCorpus(model, o.reports, o.reportSplit);
-  const read = o.queries.map((q) => {
-    const corrected = corpus.speller.analyse(q.text).corrected;
-    return { q, corrected, text: corrected ?? q.text };
-  });
-  const vectors = await model.embedTexts(read.map((r) => r.text));
-  return o.weights.map(([weight, reportWeight]) => {
-    const judged: SearchEval['judged'] = [];
-    const scored = read.map((r, i) => {
-      const top = rank(corpus, vectors[i]!, queryFindings(r.text), weight, reportWeight, 10);
-      const fi = OBSERVATIONS.indexOf(r.q.finding);
-      for (const t of top)
-        judged.push({
-          dense: t.dense,
-          agreement: t.agreement,
-          reportAgreement: t.reportAgreement,
-          relevant: (corpus.reports[t.report]!.labels[fi] === 1) === (r.q.polarity === 'positive'),
-        });
-      const positive = top.filter((t) => corpus.reports[t.report]!.labels[fi] === 1).length / Math.max(1, top.length);
+    const speller = QuerySpeller.forIndex(index);
+    const read = o.queries.map((q) => {
+      const corrected = speller.analyse(q.text).corrected;
+      return { q, corrected, text: corrected ?? q.text };
+    });
+    const vectors = await model.embedTexts(read.map((r) => r.text));
+    const images = o.images ? judgeImages(index, read, vectors) : {};
+    return o.weights.map((weights) => {
+      const search = new ReportSearch(index, weights, o.relevance);
+      const judged: SearchEval['judged'] = [];
+      const scored = read.map((r, i) => {
+        const top = search.search(vectors[i]!, { k: 10, findings: queryFindings(r.text), text: r.text });
+        const fi = OBSERVATIONS.indexOf(r.q.finding);
+        const positive = top.map((t) => gold.get(t.report.id)?.[fi] === 1);
+        top.forEach((t, n) => judged.push({ ...t.features, relevant: positive[n] === (r.q.polarity === 'positive') }));
+        const share = positive.filter(Boolean).length / Math.max(1, top.length);
+        return {
+          text: r.q.text,
+          kind: r.q.kind,
+          polarity: r.q.polarity,
+          score: r.q.polarity === 'positive' ? share : 1 - share,
+          ...(r.corrected ? { corrected: r.corrected } : {}),
+        };
+      });
+      const byKind: SearchEval['byKind'] = {};
+      for (const s of scored) {
+        byKind[s.kind] ??= { queries: 0, score: 0 };
+        byKind[s.kind]!.queries++;
+        byKind[s.kind]!.score += s.score;
+      }
+      for (const v of Object.values(byKind)) v.score /= v.queries;
+      const rel = mean(judged.filter((j) => j.relevant).map((j) => reportRelevance(j, o.relevance)));
+      const irr = mean(judged.filter((j) => !j.relevant).map((j) => reportRelevance(j, o.relevance)));
       return {
-        text: r.q.text,
-        kind: r.q.kind,
-        polarity: r.q.polarity,
-        score: r.q.polarity === 'positive' ? positive : 1 - positive,
-        ...(r.corrected ? { corrected: r.corrected } : {}),
+        weights,
+        reports: index.reports.size,
+        sentences: index.count('reports'),
+        p10: mean(scored.filter((s) => s.polarity === 'positive').map((s) => s.score)),
+        negatedPurity: mean(scored.filter((s) => s.polarity === 'negative').map((s) => s.score)),
+        relevance: { relevant: rel, irrelevant: irr, gap: rel - irr },
+        judged,
+        byKind,
+        queries: scored.map(({ polarity: _p, ...rest }) => rest),
+        ...images,
       };
     });
-    const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
-    const byKind: SearchEval['byKind'] = {};
-    for (const s of scored) {
-      byKind[s.kind] ??= { queries: 0, score: 0 };
-      byKind[s.kind]!.queries++;
-      byKind[s.kind]!.score += s.score;
-    }
-    for (const v of Object.values(byKind)) v.score /= v.queries;
-    return {
-      weight,
-      reportWeight,
-      reports: corpus.reports.length,
-      sentences: corpus.sentences.length,
-      p10: mean(scored.filter((s) => s.polarity === 'positive').map((s) => s.score)),
-      negatedPurity: mean(scored.filter((s) => s.polarity === 'negative').map((s) => s.score)),
-      relevance: (() => {
-        const rel = mean(judged.filter((j) => j.relevant).map((j) => reportRelevance(j.dense, j.agreement, j.reportAgreement)));
-        const irr = mean(judged.filter((j) => !j.relevant).map((j) => reportRelevance(j.dense, j.agreement, j.reportAgreement)));
-        return { relevant: rel, irrelevant: irr, gap: rel - irr };
-      })(),
-      judged,
-      byKind,
-      queries: scored.map(({ polarity: _p, ...rest }) => rest),
-    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Text -> images P@10 (first `finding` query of each finding with >= 5 positive images) and image -> report hubs. */
+function judgeImages(
+  index: IndexBundle,
+  read: { q: JudgedQuery; text: string }[],
+  vectors: Float32Array[],
+): Pick<SearchEval, 'textToImages' | 'hubShare'> {
+  const entries = [...index.entries('images')];
+  const byFinding: Record<string, { p10: number; positives: number }> = {};
+  const done = new Set<string>();
+  read.forEach((r, i) => {
+    if (r.q.kind !== 'finding' || r.q.polarity !== 'positive' || done.has(r.q.finding)) return;
+    const positives = entries.filter((e) => e.meta.labels[r.q.finding] === 1).length;
+    if (positives < 5) return;
+    done.add(r.q.finding);
+    const hits = index.search('images', vectors[i]!, { k: 10 });
+    byFinding[r.q.finding] = { p10: hits.filter((h) => h.meta.labels[r.q.finding] === 1).length / 10, positives };
   });
+  const reports = new ReportSearch(index);
+  const tops = entries.map((e) => reports.search(e.vector, { k: 5 }).map((h) => h.report.id));
+  const counts = new Map<string, number>();
+  for (const t of tops) for (const id of t) counts.set(id, (counts.get(id) ?? 0) + 1);
+  const hubs = [...counts.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 5)
+    .map(([id]) => id);
+  return {
+    textToImages: { p10: mean(Object.values(byFinding).map((f) => f.p10)), byFinding },
+    hubShare: {
+      queries: tops.length,
+      share: tops.filter((t) => t.some((id) => hubs.includes(id))).length / Math.max(1, tops.length),
+      hubs,
+    },
+  };
 }
 
 /**
  * Logistic regression of relevance on (dense cosine, agreement), by Newton's method on the judged top-10 hits:
  * the coefficients `reportRelevance` uses. Features are centred on the dense mean so the fit is well conditioned.
  */
-export function fitRelevance(judged: SearchEval['judged']): {
-  bias: number;
-  dense: number;
-  agreement: number;
-  reportAgreement: number;
-  denseCenter: number;
-} {
+export function fitRelevance(judged: SearchEval['judged']): typeof RELEVANCE {
   const denseCenter = judged.reduce((s, j) => s + j.dense, 0) / Math.max(1, judged.length);
-  const X = judged.map((j) => [1, (j.dense - denseCenter) * 100, j.agreement, j.reportAgreement]);
+  const X = judged.map((j) => [1, (j.dense - denseCenter) * 100, j.agreement, j.reportAgreement, j.lexical]);
   const y = judged.map((j) => (j.relevant ? 1 : 0));
-  const n = 4;
+  const n = 5;
   let w = new Array<number>(n).fill(0);
   for (let it = 0; it < 50; it++) {
     const g = new Array<number>(n).fill(0);
@@ -200,10 +196,18 @@ export function fitRelevance(judged: SearchEval['judged']): {
     const step = solve(H, g);
     w = w.map((v, a) => v - step[a]!);
   }
-  return { bias: w[0]!, dense: w[1]! * 100, agreement: w[2]!, reportAgreement: w[3]!, denseCenter };
+  const r = (x: number) => Math.round(x * 10000) / 10000;
+  return {
+    bias: r(w[0]!),
+    dense: r(w[1]! * 100),
+    agreement: r(w[2]!),
+    reportAgreement: r(w[3]!),
+    lexical: r(w[4]!),
+    denseCenter: r(denseCenter),
+  };
 }
 
-/** Gaussian elimination with partial pivoting (the 4x4 Newton step). */
+/** Gaussian elimination with partial pivoting (the Newton step). */
 function solve(A: number[][], b: number[]): number[] {
   const n = b.length;
   const m = A.map((row, i) => [...row, b[i]!]);

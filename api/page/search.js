@@ -300,6 +300,14 @@ function reportCard(hit) {
     ),
     labelChips(hit.labels, hit.matched, true),
     excerpt(hit),
+    hit.sentence.reports > 1
+      ? el(
+          'p',
+          { class: 'why' },
+          `This exact sentence is in ${hit.sentence.reports} reports` +
+            (hit.collapsed.length ? `; ${hit.collapsed.length} more of them matched and are folded into this result.` : '.'),
+        )
+      : undefined,
     el('p', { class: 'why' }, `Why: ${why}.`),
   );
 }

@@ -1,13 +1,13 @@
 /**
  * Query fan-out for image collections larger than one function: each shard is a Lambda serving its own index
- * bundle; the API embeds the query once, invokes every shard in parallel (`@aws-sdk/client-lambda`) and merges
+ * bundle (an `IndexReader` over all of them); the API embeds the query once, invokes every shard in parallel (`@aws-sdk/client-lambda`) and merges
  * their top-k. Shards answer the internal event `{ kind: 'medclip-shard', op, ... }` (see `shardRequest`).
  */
 import type { LambdaClient } from '@aws-sdk/client-lambda';
-import { readFile } from 'node:fs/promises';
-import { mergeFacets, type Hit, type ImageFacets, type ImageMeta, type IndexBundle, type SearchFilter } from '../core/index.ts';
-import { HttpProblem } from './problem.ts';
-import { boundedCache, stringBytes } from '../core/cache.ts';
+import { mergeFacets, type Hit, type ImageFacets, type ImageMeta, type IndexBundle, type SearchFilter } from './index.ts';
+import { boundedCache, stringBytes } from './cache.ts';
+import { MedclipError } from './errors.ts';
+import { localReader, type IndexReader } from './index-reader.ts';
 
 export type ShardRequest =
   | { kind: 'medclip-shard'; op: 'count' }
@@ -15,45 +15,23 @@ export type ShardRequest =
   | { kind: 'medclip-shard'; op: 'thumbnail'; id: string }
   | { kind: 'medclip-shard'; op: 'facets' };
 
-/** Where the API finds image hits: its own bundle, or shards. */
-export interface ImageSearcher {
-  count(): number;
-  search(vector: Float32Array, k: number, filter?: SearchFilter): Promise<Hit<ImageMeta>[]>;
-  image(id: string): Promise<ImageMeta | undefined>;
-  thumbnail(id: string): Promise<Uint8Array | undefined>;
-  /** Views, sources and findings with counts, for filters. */
-  facets(): Promise<ImageFacets>;
-}
-
-export function localSearcher(index: IndexBundle): ImageSearcher {
-  return {
-    count: () => index.count('images'),
-    search: async (vector, k, filter) => index.search('images', vector, { k, filter }),
-    image: async (id) => index.image(id),
-    thumbnail: async (id) => {
-      const file = index.thumbnailFile(id);
-      return file ? readFile(file).catch(() => undefined) : undefined;
-    },
-    facets: async () => index.facets(),
-  };
-}
-
 /** A shard's side: answer an internal request from its local bundle. */
 export async function shardRequest(index: IndexBundle, req: ShardRequest): Promise<unknown> {
-  const local = localSearcher(index);
-  if (req.op === 'count') return { images: local.count() };
+  const local = localReader(index);
+  if (req.op === 'count') return { images: local.count(), version: local.version() };
   if (req.op === 'facets') return local.facets();
   if (req.op === 'thumbnail') {
-    const t = await local.thumbnail(req.id);
-    return { meta: (await local.image(req.id)) ?? null, jpeg: t ? Buffer.from(t).toString('base64') : null };
+    const t = await local.preview(req.id);
+    return { meta: (await local.get(req.id)) ?? null, jpeg: t ? Buffer.from(t).toString('base64') : null };
   }
   const b = Buffer.from(req.vector, 'base64');
   const vector = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
   return { hits: await local.search(vector, req.k, req.filter) };
 }
 
-export class ShardFanout implements ImageSearcher {
+export class ShardFanout implements IndexReader {
   private total = 0;
+  private highest = 0;
   /** Which shard holds an id, learned from search results (for previews). */
   private readonly owner = boundedCache<string, number>('shard-owners', (_, id) => stringBytes(id) + 64);
 
@@ -67,8 +45,11 @@ export class ShardFanout implements ImageSearcher {
   static async connect(functions: string[], client?: LambdaClient): Promise<ShardFanout> {
     const sdk = await import('@aws-sdk/client-lambda');
     const f = new ShardFanout(functions, client ?? new sdk.LambdaClient({}), sdk.InvokeCommand);
-    const counts = await Promise.all(functions.map((_, i) => f.invoke<{ images: number }>(i, { kind: 'medclip-shard', op: 'count' })));
+    const counts = await Promise.all(
+      functions.map((_, i) => f.invoke<{ images: number; version?: number }>(i, { kind: 'medclip-shard', op: 'count' })),
+    );
     f.total = counts.reduce((s, c) => s + c.images, 0);
+    f.highest = Math.max(0, ...counts.map((c) => c.version ?? 0));
     return f;
   }
 
@@ -85,15 +66,15 @@ export class ShardFanout implements ImageSearcher {
         last = (err as Error).name === 'Error' ? (err as Error).message : (err as Error).name;
       }
     }
-    throw new HttpProblem(
-      503,
-      'Shard unavailable',
-      `index shard ${shard + 1} of ${this.functions.length} did not answer (${last}); retry shortly`,
-    );
+    throw new MedclipError(`index shard ${shard + 1} of ${this.functions.length} did not answer (${last}); retry shortly`, 'unavailable');
   }
 
   count(): number {
     return this.total;
+  }
+
+  version(): number {
+    return this.highest;
   }
 
   async search(vector: Float32Array, k: number, filter?: SearchFilter): Promise<Hit<ImageMeta>[]> {
@@ -120,11 +101,11 @@ export class ShardFanout implements ImageSearcher {
     return undefined;
   }
 
-  async image(id: string): Promise<ImageMeta | undefined> {
+  async get(id: string): Promise<ImageMeta | undefined> {
     return (await this.lookup(id))?.meta ?? undefined;
   }
 
-  async thumbnail(id: string): Promise<Uint8Array | undefined> {
+  async preview(id: string): Promise<Uint8Array | undefined> {
     const r = await this.lookup(id);
     return r?.jpeg ? Buffer.from(r.jpeg, 'base64') : undefined;
   }
