@@ -6,7 +6,7 @@ export const EXAMPLES = {
   health: {
     status: 'ok',
     model: { name: 'medclip-tiny', sha256: '2224b7d8eb6be0acf4306b9660f33347fb377d42069cae4197d18ceb28a4e758', embedDim: 128 },
-    index: { version: 1, images: 200, reports: 297, sentences: 1678 },
+    index: { version: 2, images: 200, reports: 297, sentences: 1678 },
   },
   facets: {
     images: 200,

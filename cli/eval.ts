@@ -5,7 +5,6 @@ import { evaluateModel, type EvalResult } from '../train/evaluate.ts';
 import { fitFindingsTemperature } from '../core/findings.ts';
 import { RANK_WEIGHTS, type RankWeights } from '../core/search-rank.ts';
 import { evaluateSearch, fitRelevance, readJudgedQueries } from '../train/evaluate-search.ts';
-import { evaluateHubs } from '../train/evaluate-hubs.ts';
 import { writeFindingsTemperature } from '../train/export.ts';
 import { CliError } from './errors.ts';
 
@@ -76,7 +75,8 @@ export function registerEval(program: Command): void {
     .requiredOption('--model <dir>', 'model bundle folder')
     .option('--images <file>', 'image table (CSV) with the 14 label columns (not needed for --task search)')
     .option('--queries <file>', 'search: the judged query set', 'samples/queries/search-val.json')
-    .option('--tune', 'search: sweep the polarity-agreement weight and report each')
+    .option('--tune', 'search: sweep the fusion weights (agreement, report agreement, lexical) and report each')
+    .option('--tune-hubs', 'search, with --images: sweep the hubness weight of image -> reports and report each')
     .option('--fit-relevance', 'search: fit the relevance calibration (logistic) on the judged hits and print it')
     .option('--root <dir>', "folder the image paths start from (default: the table's folder)")
     .option('--split <name>', 'only image rows of this split (e.g. val)')
@@ -84,37 +84,14 @@ export function registerEval(program: Command): void {
     .option('--report-split <name>', 'only report rows of this split')
     .option(
       '--task <name>',
-      'zeroshot, retrieval, findings, search (text -> reports on judged queries), hubs (image -> reports hubness) or all',
+      'zeroshot, retrieval, findings, search (judged text queries; with --images also text -> images and image -> report hubs) or all',
       'zeroshot',
     )
-    .option('--hub-weight <x>', 'hubs: weight of the query-bank normalisation', '1')
     .option('--fit-temperature', "findings: fit the findings-mode temperature on these images and store it in the model's manifest")
     .option('--group-by <column>', 'report metrics per value of this column (e.g. source)')
     .option('--threads <n>', 'onnxruntime threads', '2')
     .option('--json', 'print one JSON object')
     .action(async (opts) => {
-      if (opts.task === 'hubs') {
-        if (!opts.images || !opts.reports) throw new CliError('--task hubs needs --images (val queries, train bank) and --reports');
-        const model = await MedClipModel.load(opts.model, { threads: Number(opts.threads) || 1 });
-        try {
-          const r = await evaluateHubs(model, {
-            images: opts.images,
-            root: opts.root,
-            split: opts.split ?? 'val',
-            reports: opts.reports,
-            reportSplit: opts.reportSplit,
-            weight: Number(opts.hubWeight),
-          });
-          console.log(
-            opts.json
-              ? JSON.stringify(r)
-              : `hubs: ${r.queries} image queries, ${r.reports} reports, bank of ${r.bank} train images: top-5 holds a top-5 hub ${pct(r.hubShare.dense)} -> ${pct(r.hubShare.normalised)} normalised; finding match@5 ${pct(r.findingMatchAt5.dense)} -> ${pct(r.findingMatchAt5.normalised)}`,
-          );
-        } finally {
-          await model.close();
-        }
-        return;
-      }
       if (!['zeroshot', 'retrieval', 'findings', 'search', 'all'].includes(opts.task))
         throw new CliError(`--task must be zeroshot, retrieval, findings, search or all, got "${opts.task}"`);
       if (opts.task === 'search') {
@@ -128,9 +105,12 @@ export function registerEval(program: Command): void {
           const lexicalGrid = [0, 0.01, 0.025, 0.05, 0.1];
           const weights: RankWeights[] = opts.tune
             ? grid.flatMap((agreement) =>
-                grid.flatMap((reportAgreement) => lexicalGrid.map((lexical) => ({ agreement, reportAgreement, lexical }))),
+                grid.flatMap((reportAgreement) => lexicalGrid.map((lexical) => ({ ...RANK_WEIGHTS, agreement, reportAgreement, lexical }))),
               )
-            : [RANK_WEIGHTS];
+            : opts.tuneHubs
+              ? [0, 0.1, 0.2, 0.3, 0.5, 1].map((hub) => ({ ...RANK_WEIGHTS, hub }))
+              : [RANK_WEIGHTS];
+          if (opts.tuneHubs && !opts.images) throw new CliError('--tune-hubs needs --images (image queries)');
           const results = await evaluateSearch(model, {
             reports: opts.reports,
             reportSplit: opts.reportSplit,
@@ -140,7 +120,7 @@ export function registerEval(program: Command): void {
           });
           if (opts.fitRelevance) console.error(`relevance calibration: ${JSON.stringify(fitRelevance(results[0]!.judged))}`);
           const shown = results.map(({ judged: _j, ...r }) => r);
-          if (opts.json) console.log(JSON.stringify(opts.tune ? shown.map(({ queries: _q, ...r }) => r) : shown[0]));
+          if (opts.json) console.log(JSON.stringify(opts.tune || opts.tuneHubs ? shown.map(({ queries: _q, ...r }) => r) : shown[0]));
           else
             for (const r of results)
               console.log(
@@ -154,7 +134,7 @@ export function registerEval(program: Command): void {
                         .map(([f, v]) => `${f} ${pct(v.p10)}`)
                         .join(', ')})`
                     : ''
-                }${r.hubShare ? `; hub share ${pct(r.hubShare.share)} of ${r.hubShare.queries} image queries` : ''}`,
+                }${r.hubShare ? `; image -> reports (hub weight ${r.weights.hub}): hub share ${pct(r.hubShare.share)} of ${r.hubShare.queries} image queries, finding match@5 ${pct(r.hubShare.findingMatch)}` : ''}`,
               );
         } finally {
           await model.close();

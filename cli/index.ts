@@ -66,7 +66,7 @@ export function registerIndex(program: Command): void {
             ? JSON.stringify(r)
             : r.alreadyCurrent
               ? `${opts.out} is already in the current format (version ${r.version})`
-              : `upgraded ${opts.out}: ${r.sentences} sentences now store their text (version ${r.version})`,
+              : `upgraded ${opts.out} to version ${r.version}: ${r.sentences} sentences with their text, and the lexical index`,
         );
         return;
       }

@@ -10,12 +10,18 @@ import { LRUCache } from 'lru-cache';
 export const CACHE_BUDGETS = {
   /** Class-prompt embeddings (core/model.ts): the built-in classes and recent custom ones; ~0.5 KB each at 128-d. */
   'class-prompts': 4 << 20,
-  /** Report sentences split at serve time (api/app.ts): report text is a few KB; 8 MB holds thousands. */
+  /** Report sentences split at serve time (core/report-search.ts): report text is a few KB; 8 MB holds thousands. */
   'report-sentences': 8 << 20,
-  /** Which shard holds an image id (api/shard-fanout.ts), learned from search results; ~100 B an id. */
+  /** Which shard holds an image id (core/shard-fanout.ts), learned from search results; ~100 B an id. */
   'shard-owners': 4 << 20,
   /** Filter allow-lists of an index shard (core/index.ts): 1 byte per item; 64 MB = 64 filters at 1M items. */
   'filter-allow-lists': 64 << 20,
+  /** Embedding of a distinct sentence text (core/index.ts, lexical candidates): 0.5 KB at 128-d; 16 MB holds ~30k texts. */
+  'sentence-vectors': 16 << 20,
+  /** A report's mean sentence vector (core/index.ts), to choose which report shows a shared sentence: 0.5 KB each. */
+  'report-vectors': 16 << 20,
+  /** The first sentences holding a distinct text, with their reports' labels (core/report-search.ts): ~1.5 KB a text. */
+  'text-members': 16 << 20,
 } as const;
 
 export type CacheName = keyof typeof CACHE_BUDGETS;

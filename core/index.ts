@@ -71,6 +71,21 @@ export interface IndexManifest {
   /** Versions of what labelled and split the sentences, and of the built-in prompts (format v2). */
   labeler?: { version: string };
   prompts?: { version: string };
+  /**
+   * One vector per distinct live sentence text (HNSW + metadata lines), so report search ranks wordings and
+   * collapses identical sentences without fetching thousands of copies; absent in older bundles (`--upgrade`).
+   */
+  texts?: {
+    file: string;
+    meta: string;
+    count: number;
+    dim: number;
+    M: number;
+    efConstruction: number;
+    efSearch: number;
+    /** Whether each text carries its hubness against this bundle's images (`TextMeta.hub`). */
+    hubs?: boolean;
+  };
   /** BM25 over the distinct sentence texts (core/lexical.ts), read on the first text query; absent in older bundles. */
   lexical?: { file: string; version: number };
   sha256: Record<string, string>;
@@ -108,7 +123,18 @@ export interface StoredReport {
   deleted?: boolean;
 }
 
-export type ItemMeta = ImageMeta | SentenceMeta;
+/** A distinct sentence text of the reports (the `texts` index: one vector per wording, for collapsed search). */
+export interface TextMeta {
+  id: string;
+  text: string;
+  /** The labeler's labels of the sentence (a function of its text). */
+  labels: StoredLabels;
+  /** Mean cosine to its 10 nearest images of the bundle (hubness; image -> reports subtracts it), when it has images. */
+  hub?: number;
+  deleted?: boolean;
+}
+
+export type ItemMeta = ImageMeta | SentenceMeta | TextMeta;
 
 /** What an image collection holds, for building filters: values seen with their counts, most frequent first. */
 export interface ImageFacets {
@@ -352,28 +378,57 @@ class StoredVectors {
     return new StoredVectors(level0, perElement / 4, offsetData / 4, dim, labels);
   }
 
-  /** The k best allowed items by inner product, exactly. */
-  topK(query: Float32Array, k: number, allowed: Uint8Array): { labels: number[]; scores: number[] } {
-    const best: { label: number; score: number }[] = [];
-    let worst = -Infinity;
-    const n = this.labels.length;
-    for (let i = 0; i < n; i++) {
+  /** Positions (records in the file) of the allowed labels: an exact scan then touches only those. */
+  positionsOf(allowed: Uint8Array, count: number): Int32Array {
+    const out = new Int32Array(count);
+    let j = 0;
+    for (let i = 0; i < this.labels.length && j < count; i++) if (allowed[this.labels[i]!] === 1) out[j++] = i;
+    return out.subarray(0, j);
+  }
+
+  /** The k best of the records at `positions` by inner product, exactly (a size-k min-heap, the worst at the root). */
+  topK(query: Float32Array, k: number, positions: Int32Array): { labels: number[]; scores: number[] } {
+    const heapScore = new Float64Array(k);
+    const heapLabel = new Int32Array(k);
+    let size = 0;
+    const dim = this.dim;
+    for (let j = 0; j < positions.length; j++) {
+      const i = positions[j]!;
       const label = this.labels[i]!;
-      if (allowed[label] !== 1) continue;
       const base = i * this.stride + this.offset;
       let s = 0;
-      for (let d = 0; d < this.dim; d++) s += this.f32[base + d]! * query[d]!;
-      if (best.length < k || s > worst) {
-        best.push({ label, score: s });
-        if (best.length > k) {
-          best.sort((a, b) => b.score - a.score);
-          best.length = k;
+      for (let d = 0; d < dim; d++) s += this.f32[base + d]! * query[d]!;
+      if (size < k) {
+        // sift up
+        let c = size++;
+        while (c > 0) {
+          const p = (c - 1) >> 1;
+          if (heapScore[p]! <= s) break;
+          heapScore[c] = heapScore[p]!;
+          heapLabel[c] = heapLabel[p]!;
+          c = p;
         }
-        worst = best.length < k ? -Infinity : Math.min(...best.map((b) => b.score));
+        heapScore[c] = s;
+        heapLabel[c] = label;
+      } else if (s > heapScore[0]!) {
+        // replace the root, sift down
+        let c = 0;
+        for (;;) {
+          const l = 2 * c + 1;
+          if (l >= size) break;
+          const r = l + 1;
+          const m = r < size && heapScore[r]! < heapScore[l]! ? r : l;
+          if (heapScore[m]! >= s) break;
+          heapScore[c] = heapScore[m]!;
+          heapLabel[c] = heapLabel[m]!;
+          c = m;
+        }
+        heapScore[c] = s;
+        heapLabel[c] = label;
       }
     }
-    best.sort((a, b) => b.score - a.score);
-    return { labels: best.map((b) => b.label), scores: best.map((b) => b.score) };
+    const order = Array.from({ length: size }, (_, i) => i).sort((a, b) => heapScore[b]! - heapScore[a]! || heapLabel[a]! - heapLabel[b]!);
+    return { labels: order.map((i) => heapLabel[i]!), scores: order.map((i) => heapScore[i]!) };
   }
 }
 
@@ -426,15 +481,19 @@ class Shard<M extends ItemMeta> {
 
   /** Allow-lists of recent filters: a shard's metadata never changes once loaded, and at 100k items building one
    * took ~15 ms per request (a UI repeats the same few filters). Kept within the 'filter-allow-lists' budget. */
-  private readonly allowCache = boundedCache<string, { list: Uint8Array; count: number }>(
+  private readonly allowCache = boundedCache<string, { list: Uint8Array; count: number; positions?: Int32Array }>(
     'filter-allow-lists',
-    (v, k) => v.list.byteLength + stringBytes(k),
+    (v, k) => v.list.byteLength + (v.positions?.byteLength ?? 0) + stringBytes(k),
   );
+
+  private static key(filter: SearchFilter | undefined): string {
+    return JSON.stringify([filter?.must, filter?.mustNot, filter?.view, filter?.source]);
+  }
 
   /** Which labels pass the filter (and how many), computed in JS before the native search. */
   allowed(filter: SearchFilter | undefined): { list: Uint8Array; count: number } | undefined {
     if (!filter && !this.hasDeleted) return undefined;
-    const key = JSON.stringify([filter?.must, filter?.mustNot, filter?.view, filter?.source]);
+    const key = Shard.key(filter);
     let entry = this.allowCache.get(key);
     if (!entry) {
       const list = this.computeAllowed(filter);
@@ -442,6 +501,15 @@ class Shard<M extends ItemMeta> {
       this.allowCache.set(key, entry);
     }
     return entry;
+  }
+
+  /** Where the allowed vectors sit in the stored file (for an exact scan that reads only them), kept with the list. */
+  allowedPositions(filter: SearchFilter | undefined, entry: { list: Uint8Array; count: number; positions?: Int32Array }): Int32Array {
+    if (!entry.positions) {
+      entry.positions = this.vectors().positionsOf(entry.list, entry.count);
+      this.allowCache.set(Shard.key(filter), entry); // again, so the budget counts the positions too
+    }
+    return entry.positions;
   }
 
   private computeAllowed(filter: SearchFilter | undefined): Uint8Array {
@@ -533,6 +601,7 @@ export class IndexBundle {
     const names = [
       ...collections.flatMap(([, c]) => c.shards.flatMap((s) => [s.file, s.meta])),
       ...(manifest.reports ? [manifest.reports] : []),
+      ...(manifest.texts ? [manifest.texts.file, manifest.texts.meta] : []),
     ];
     let totalBytes = 0;
     for (const name of names) {
@@ -566,7 +635,10 @@ export class IndexBundle {
       readFile(bundleFile(dir, name)).catch((err: NodeJS.ErrnoException) => {
         throw new IndexError(`${dir}: ${err.code === 'ENOENT' ? 'missing' : 'cannot read'} ${name}`);
       });
-    const metaBytes = new Map(collections.flatMap(([, c]) => c.shards.map((sh) => [sh.meta, readMeta(sh.meta)] as const)));
+    const metaBytes = new Map([
+      ...collections.flatMap(([, c]) => c.shards.map((sh) => [sh.meta, readMeta(sh.meta)] as const)),
+      ...(manifest.texts ? [[manifest.texts.meta, readMeta(manifest.texts.meta)] as const] : []),
+    ]);
     for (const p of metaBytes.values()) p.catch(() => {}); // awaited below, unless an earlier check throws
     const m = await options.model;
     if (m && manifest.model.sha256 !== m.manifestSha256)
@@ -596,6 +668,21 @@ export class IndexBundle {
         if (name === 'images') bundle.shards.images.push(new Shard(index, meta as LazyLines<ImageMeta>, (c.deleted ?? 0) > 0, file, c.dim));
         else bundle.shards.reports.push(new Shard(index, meta as LazyLines<SentenceMeta>, (c.deleted ?? 0) > 0, file, c.dim));
       }
+    }
+    const t = manifest.texts;
+    if (t) {
+      const meta = new LazyLines<TextMeta>(await metaBytes.get(t.meta)!, t.meta);
+      await verified(t.file);
+      const header = hnswHeader(readHead(bundleFile(dir, t.file), 96));
+      if (header.dim !== t.dim || header.count !== t.count || meta.length !== t.count)
+        throw new IndexError(
+          `${dir}: ${t.file} holds ${header.count} ${header.dim}-d vectors, ${t.meta} ${meta.length} lines, the manifest ${t.count}`,
+        );
+      const index = new hnswlib.HierarchicalNSW('ip', t.dim);
+      index.readIndexSync(bundleFile(dir, t.file));
+      index.setEf(t.efSearch);
+      await verified(t.meta);
+      bundle.textShard = new Shard(index, meta, false, bundleFile(dir, t.file), t.dim);
     }
     if (manifest.reports) {
       await verified(manifest.reports);
@@ -683,50 +770,98 @@ export class IndexBundle {
     return this.lexicalIndex;
   }
 
-  private groups?: Map<string, { shard: number; label: number }[]>;
+  private groups?: Map<string, { members: { shard: number; label: number }[]; reports: number }>;
 
-  /** Live sentences (of live reports) by their exact text, built on first use. */
-  private sentenceGroups(): Map<string, { shard: number; label: number }[]> {
+  /** Live sentences (of live reports) by their exact text, with how many reports hold each; built on first use. */
+  private sentenceGroups(): Map<string, { members: { shard: number; label: number }[]; reports: number }> {
     if (!this.groups) {
-      const groups = new Map<string, { shard: number; label: number }[]>();
+      const groups = new Map<string, { members: { shard: number; label: number }[]; reports: number; last: string }>();
+      const byReport = new Map<string, { shard: number; label: number }[]>();
       this.shards.reports.forEach((shard, s) => {
         let label = -1;
         for (const m of shard.meta) {
           label++;
-          if (m.deleted || m.text === undefined || !this.reports.has(m.reportId)) continue;
+          if (m.deleted || !this.reports.has(m.reportId)) continue;
+          const mine = byReport.get(m.reportId);
+          if (mine) mine.push({ shard: s, label });
+          else byReport.set(m.reportId, [{ shard: s, label }]);
+          if (m.text === undefined) continue;
           const g = groups.get(m.text);
-          if (g) g.push({ shard: s, label });
-          else groups.set(m.text, [{ shard: s, label }]);
+          if (!g) groups.set(m.text, { members: [{ shard: s, label }], reports: 1, last: m.reportId });
+          else {
+            g.members.push({ shard: s, label });
+            // a report's sentences are consecutive: a repeat inside one report is not another report
+            if (g.last !== m.reportId) {
+              g.reports++;
+              g.last = m.reportId;
+            }
+          }
         }
       });
       this.groups = groups;
+      this.sentencesOfReport = byReport;
     }
     return this.groups;
   }
 
+  private sentencesOfReport?: Map<string, { shard: number; label: number }[]>;
+  private readonly reportVectors = boundedCache<string, Float32Array>('report-vectors', (v, k) => v.byteLength + stringBytes(k));
+
+  /** A report's own vector: the normalised mean of its live sentences' vectors (computed on first use, cached). */
+  reportVector(reportId: string): Float32Array | undefined {
+    let v = this.reportVectors.get(reportId);
+    if (v) return v;
+    this.sentenceGroups();
+    const members = this.sentencesOfReport?.get(reportId);
+    if (!members?.length) return undefined;
+    const dim = this.manifest.collections.reports!.dim;
+    v = new Float32Array(dim);
+    for (const m of members) {
+      const p = this.shards.reports[m.shard]!.index.getPoint(m.label);
+      for (let d = 0; d < dim; d++) v[d]! += p[d]!;
+    }
+    let norm = 0;
+    for (let d = 0; d < dim; d++) norm += v[d]! * v[d]!;
+    norm = Math.sqrt(norm) || 1;
+    for (let d = 0; d < dim; d++) v[d]! /= norm;
+    this.reportVectors.set(reportId, v);
+    return v;
+  }
+
+  /** How many live items of a collection pass a filter (the allow-lists are cached per filter). */
+  countMatching(collection: CollectionName, filter: SearchFilter): number {
+    checkFilter(filter);
+    let n = 0;
+    for (const shard of this.shards[collection] as Shard<ItemMeta>[]) n += shard.allowed(filter)?.count ?? shard.meta.length;
+    return n;
+  }
+
+  /** A distinct sentence text's embedding, read from the HNSW index once (a native call per read otherwise). */
+  private readonly textVectors = boundedCache<string, Float32Array>('sentence-vectors', (v, k) => v.byteLength + stringBytes(k));
+
   /** How many live reports hold a sentence with exactly this text. */
   reportsWithSentence(text: string): number {
-    return new Set(
-      this.sentenceGroups()
-        .get(text)
-        ?.map((m) => this.shards.reports[m.shard]!.meta.get(m.label)!.reportId),
-    ).size;
+    return this.sentenceGroups().get(text)?.reports ?? 0;
   }
 
   /**
    * Sentences with these exact texts (lexical candidates) scored against the query: one dot product per text (the
    * same text has the same embedding), at most `perText` sentences of each, those passing the filter.
    */
-  sentencesWithTexts(texts: string[], query: Float32Array, filter?: SearchFilter, perText = 100): Hit<SentenceMeta>[] {
+  sentencesWithTexts(texts: string[], query: Float32Array, filter?: SearchFilter, perText = 5): Hit<SentenceMeta>[] {
     const pass = filterPredicate(filter);
     const out: Hit<SentenceMeta>[] = [];
     for (const text of texts) {
-      const members = this.sentenceGroups().get(text);
+      const members = this.sentenceGroups().get(text)?.members;
       if (!members?.length) continue;
-      const first = members[0]!;
-      const point = this.shards.reports[first.shard]!.index.getPoint(first.label);
+      let vector = this.textVectors.get(text);
+      if (!vector) {
+        const first = members[0]!;
+        vector = Float32Array.from(this.shards.reports[first.shard]!.index.getPoint(first.label));
+        this.textVectors.set(text, vector);
+      }
       let score = 0;
-      for (let d = 0; d < query.length; d++) score += point[d]! * query[d]!;
+      for (let d = 0; d < query.length; d++) score += vector[d]! * query[d]!;
       let taken = 0;
       for (const m of members) {
         const meta = this.shards.reports[m.shard]!.meta.get(m.label)!;
@@ -742,9 +877,8 @@ export class IndexBundle {
    * Report search: the best-matching sentence of each report, k distinct reports whenever the index holds k
    * (matching the filter). Sentences are fetched in widening rounds (k * 5, then 4x more) until k reports are found
    * or every sentence has been considered: a report with many similar sentences cannot crowd the others out.
-   * `rerank` replaces a candidate's dense score for ordering (e.g. core/search-rank's negation-aware fusion); the
-   * pool is then wider (k * 20), since the dense top may be all negations. `extra` candidates (lexical ones) join
-   * the dense ones. With `collapse`, reports whose best sentence has the same text as a better-ranked one are folded
+   * `rerank` replaces a candidate's dense score for ordering (e.g. core/search-rank's negation-aware fusion).
+   * `extra` candidates (lexical ones, affirming ones: core/report-search.ts) join the dense ones. With `collapse`, reports whose best sentence has the same text as a better-ranked one are folded
    * into it (`same`): k hits are then k distinct sentences, not a page of "Lungs are clear.".
    */
   searchReports(
@@ -752,7 +886,7 @@ export class IndexBundle {
     options: SearchOptions & { rerank?: (meta: SentenceMeta, dense: number) => number; extra?: Hit<SentenceMeta>[]; collapse?: boolean },
   ): ReportSentenceHit[] {
     const total = this.count('reports');
-    let want = Math.min(total, Math.max(options.k * (options.rerank ? 20 : 5), options.rerank ? 200 : 50));
+    let want = Math.min(total, Math.max(options.k * 5, 50));
     const score = (h: Hit<SentenceMeta>) => ({
       ...h,
       fused: options.rerank ? options.rerank(h.meta, h.score) : h.score,
@@ -791,35 +925,96 @@ export class IndexBundle {
     if (query.length !== c.dim) throw new IndexError(`query has dimension ${query.length}, the ${collection} collection ${c.dim}`, 'input');
     if (!Number.isInteger(options.k) || options.k < 1) throw new IndexError('k must be a positive integer', 'input');
     checkFilter(options.filter);
-    const q = Array.from(query);
-    const hits: Hit[] = [];
-    for (const shard of this.shards[collection] as Shard<ItemMeta>[]) {
-      const entry = shard.allowed(options.filter);
-      const allowed = entry?.list;
-      const k = Math.min(options.k, shard.meta.length);
-      if (k === 0) continue;
-      const ef = options.efSearch ?? c.efSearch;
-      let result: { neighbors: number[]; distances: number[] };
-      const allowedCount = entry ? entry.count : shard.meta.length;
-      if (allowed && allowedCount === 0) continue;
-      const exactScan = options.plan === 'exact' || (options.plan !== 'hnsw' && allowedCount <= EXACT_SCAN_MAX_ALLOWED);
-      if (allowed && options.filter && exactScan) {
-        // selective filter: exact scan of the allowed vectors
-        const exact = shard.vectors().topK(query, k, allowed);
-        result = { neighbors: exact.labels, distances: exact.scores.map((s) => 1 - s) };
-      } else {
-        // broad filter (or only deletions): HNSW with the filter; a rarer match needs a wider beam to find k
-        const share = allowedCount / Math.max(1, shard.meta.length);
-        shard.index.setEf(Math.max(k, Math.min(4096, Math.ceil(ef / Math.max(share, 1 / 8)))));
-        // The filter only reads a precomputed array: it cannot throw inside the native search.
-        result = allowed ? shard.index.searchKnn(q, k, (label: number) => allowed[label] === 1) : shard.index.searchKnn(q, k);
-      }
-      result.neighbors.forEach((label, i) => {
-        const meta = shard.meta.get(label);
-        if (meta && !meta.deleted) hits.push({ score: 1 - result.distances[i]!, meta });
-      });
-    }
-    hits.sort((a, b) => b.score - a.score);
-    return hits.slice(0, options.k);
+    return searchShards(this.shards[collection] as Shard<ItemMeta>[], c.efSearch, query, options);
   }
+
+  private textShard?: Shard<TextMeta>;
+
+  /** Whether this bundle has the distinct-text index (bundles written before it existed do not; `--upgrade`). */
+  get hasTextIndex(): boolean {
+    return this.textShard !== undefined;
+  }
+
+  /** Distinct sentence texts nearest the query (filter on their labels), from the `texts` index. */
+  searchTexts(query: Float32Array, options: SearchOptions): Hit<TextMeta>[] {
+    const t = this.manifest.texts;
+    if (!this.textShard || !t) throw new IndexError(`${this.dir}: no distinct-text index; run \`medclip index --upgrade\``, 'input');
+    if (query.length !== t.dim) throw new IndexError(`query has dimension ${query.length}, the texts index ${t.dim}`, 'input');
+    checkFilter(options.filter);
+    return searchShards([this.textShard], t.efSearch, query, options);
+  }
+
+  /** A distinct text's metadata and vector (from the texts index), for scoring a lexical candidate. */
+  textEntry(text: string): { meta: TextMeta; vector: Float32Array } | undefined {
+    const label = this.textLabels().get(text);
+    if (label === undefined || !this.textShard) return undefined;
+    let vector = this.textVectors.get(text);
+    if (!vector) {
+      vector = Float32Array.from(this.textShard.index.getPoint(label));
+      this.textVectors.set(text, vector);
+    }
+    return { meta: this.textShard.meta.get(label)!, vector };
+  }
+
+  /** Distinct texts in the texts index. */
+  textCount(): number {
+    return this.textShard?.meta.length ?? 0;
+  }
+
+  /** How many distinct texts pass a filter (on their labels; allow-lists cached). */
+  countMatchingTexts(filter: SearchFilter): number {
+    checkFilter(filter);
+    return this.textShard ? (this.textShard.allowed(filter)?.count ?? this.textShard.meta.length) : 0;
+  }
+
+  private textLabelMap?: Map<string, number>;
+  private textLabels(): Map<string, number> {
+    if (!this.textLabelMap) {
+      this.textLabelMap = new Map();
+      let label = 0;
+      for (const m of this.textShard?.meta ?? []) this.textLabelMap.set(m.text, label++);
+    }
+    return this.textLabelMap;
+  }
+
+  /** Live sentences with exactly this text, in index order (at most `limit`). */
+  sentencesWithText(text: string, limit = Number.POSITIVE_INFINITY): SentenceMeta[] {
+    const members = this.sentenceGroups().get(text)?.members ?? [];
+    return members.slice(0, limit).map((m) => this.shards.reports[m.shard]!.meta.get(m.label)!);
+  }
+}
+
+/** k nearest items over shards of one collection, each searched by the planner: an exact scan of the allowed
+ * vectors for a selective filter, HNSW otherwise. */
+function searchShards<M extends ItemMeta>(shards: Shard<M>[], efSearch: number, query: Float32Array, options: SearchOptions): Hit<M>[] {
+  const q = Array.from(query);
+  const hits: Hit<M>[] = [];
+  for (const shard of shards) {
+    const entry = shard.allowed(options.filter);
+    const allowed = entry?.list;
+    const k = Math.min(options.k, shard.meta.length);
+    if (k === 0) continue;
+    const ef = options.efSearch ?? efSearch;
+    let result: { neighbors: number[]; distances: number[] };
+    const allowedCount = entry ? entry.count : shard.meta.length;
+    if (allowed && allowedCount === 0) continue;
+    const exactScan = options.plan === 'exact' || (options.plan !== 'hnsw' && allowedCount <= EXACT_SCAN_MAX_ALLOWED);
+    if (allowed && options.filter && exactScan) {
+      // selective filter: exact scan of the allowed vectors
+      const exact = shard.vectors().topK(query, k, shard.allowedPositions(options.filter, entry!));
+      result = { neighbors: exact.labels, distances: exact.scores.map((s) => 1 - s) };
+    } else {
+      // broad filter (or only deletions): HNSW with the filter; a rarer match needs a wider beam to find k
+      const share = allowedCount / Math.max(1, shard.meta.length);
+      shard.index.setEf(Math.max(k, Math.min(4096, Math.ceil(ef / Math.max(share, 1 / 8)))));
+      // The filter only reads a precomputed array: it cannot throw inside the native search.
+      result = allowed ? shard.index.searchKnn(q, k, (label: number) => allowed[label] === 1) : shard.index.searchKnn(q, k);
+    }
+    result.neighbors.forEach((label, i) => {
+      const meta = shard.meta.get(label);
+      if (meta && !meta.deleted) hits.push({ score: 1 - result.distances[i]!, meta });
+    });
+  }
+  hits.sort((a, b) => b.score - a.score);
+  return hits.slice(0, options.k);
 }

@@ -28,6 +28,16 @@ function processTerm(term: string): string | null {
 
 const OPTIONS = { fields: ['text'], idField: 'id', processTerm };
 
+/** MiniSearch's default tokenizer (space and punctuation), then `processTerm`. */
+const SPACE_OR_PUNCTUATION = /[\n\r\p{Z}\p{P}]+/u;
+function terms(text: string): string[] {
+  return text.split(SPACE_OR_PUNCTUATION).flatMap((t) => processTerm(t) ?? []);
+}
+
+/** Query words in more than this share of the distinct texts are not searched (but at least MIN_DF_CAP texts is). */
+export const MAX_DF_SHARE = 0.05;
+const MIN_DF_CAP = 20;
+
 interface Stored {
   version: number;
   texts: string[];
@@ -61,12 +71,30 @@ export class LexicalIndex {
     return JSON.stringify({ version: LEXICAL_VERSION, texts: this.texts, index: this.search_.toJSON() } satisfies Stored);
   }
 
+  private df?: Map<string, number>;
+
+  /** In how many texts each term occurs (counted on first use, with the index's own tokenizer). */
+  private documentFrequency(): Map<string, number> {
+    if (!this.df) {
+      const df = new Map<string, number>();
+      for (const text of this.texts) for (const term of new Set(terms(text))) df.set(term, (df.get(term) ?? 0) + 1);
+      this.df = df;
+    }
+    return this.df;
+  }
+
   /**
    * The best `limit` texts for a query by BM25, each with its score divided by the best one's (so 1 for the top
-   * hit, comparable across queries when fused with cosine scores). Every query word is optional (OR).
+   * hit, comparable across queries when fused with cosine scores). Every query word is optional (OR). Words in more
+   * than MAX_DF_SHARE of the texts are left out: they tell little (BM25 gives them a low weight anyway) and cost
+   * the most, since every text holding them is scored ("effusion" is in ~10% of an archive's wordings).
    */
   search(query: string, limit: number): { text: string; score: number }[] {
-    const hits = this.search_.search(query, { combineWith: 'OR' }).slice(0, limit);
+    const df = this.documentFrequency();
+    const max = Math.max(MIN_DF_CAP, MAX_DF_SHARE * this.texts.length);
+    const kept = terms(query).filter((t) => (df.get(t) ?? 0) <= max);
+    if (kept.length === 0) return [];
+    const hits = this.search_.search(kept.join(' '), { combineWith: 'OR' }).slice(0, limit);
     const top = hits[0]?.score ?? 1;
     return hits.map((h) => ({ text: this.texts[h.id as number]!, score: h.score / top }));
   }

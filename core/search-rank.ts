@@ -37,13 +37,15 @@ export interface RankWeights {
   agreement: number;
   reportAgreement: number;
   lexical: number;
+  /** Image queries: weight of a sentence's hubness subtracted from its cosine (CSLS-style; `TextMeta.hub`). */
+  hub: number;
 }
 
 /**
  * Weights of the fused score, tuned on the judged val queries (`medclip eval --task search --tune`, README), not by
  * hand: fused = dense + agreement * a + reportAgreement * r + lexical * l.
  */
-export const RANK_WEIGHTS: RankWeights = { agreement: 0.05, reportAgreement: 0.05, lexical: 0.01 };
+export const RANK_WEIGHTS: RankWeights = { agreement: 0.05, reportAgreement: 0.1, lexical: 0.01, hub: 0.1 };
 
 /** The ranking score of a report's sentence: cosine plus the weighted agreements and lexical match. */
 export function fusedScore(f: RankFeatures, w: RankWeights = RANK_WEIGHTS): number {
@@ -55,7 +57,14 @@ export function fusedScore(f: RankFeatures, w: RankWeights = RANK_WEIGHTS): numb
  * agreement * a + reportAgreement * r + lexical * l), fitted by logistic regression on the judged val queries'
  * top-10 hits (`medclip eval --task search --fit-relevance`; relevant = the report's labels agree with the query).
  */
-export const RELEVANCE = { bias: 1.0143, dense: 75.4812, agreement: 1.243, reportAgreement: 1.2136, lexical: 0.1944, denseCenter: 0.9953 };
+export const RELEVANCE = {
+  bias: 1.1239,
+  dense: 62.4645,
+  agreement: 0.2285,
+  reportAgreement: 2.5753,
+  lexical: -0.4958,
+  denseCenter: 0.9952,
+};
 
 export function reportRelevance(f: RankFeatures, c: typeof RELEVANCE = RELEVANCE): number {
   const z =

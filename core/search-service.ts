@@ -84,6 +84,11 @@ export interface SearchServiceOptions {
   imageLimits?: ImageLimits;
   /** Folder the index's image paths start from, to make previews when the bundle has no thumbnails. */
   imagesRoot?: string;
+  /**
+   * `hybrid` (default): core/report-search. `dense`: the best sentence of each report by cosine alone, no lexical
+   * half, no agreement, no collapsing (report search as it was before; kept as the baseline of bench/report-search).
+   */
+  reportRanking?: 'hybrid' | 'dense';
 }
 
 const elapsed = (t0: number) => Math.round((performance.now() - t0) * 10) / 10;
@@ -168,7 +173,7 @@ export class SearchService {
   async searchImage(bytes: Uint8Array, q: SearchRequest): Promise<SearchResult> {
     const t0 = performance.now();
     const [vector] = await this.model.embedImages([bytes], this.limits);
-    const findings = await this.imageFindings(vector!);
+    const findings = await imageFindings(this.model, vector!);
     const hits = await this.search(vector!, q, findings, undefined);
     return { target: q.target, query: { findings }, hits, tookMs: elapsed(t0) };
   }
@@ -218,20 +223,8 @@ export class SearchService {
     return { id: r.id, text: r.text, labels: r.labels };
   }
 
-  /**
-   * Findings read from an image: findings mode (each observation's own probability), those at 0.5 or above.
-   * Never "No Finding" together with a positive finding: No Finding is reported only when nothing else is.
-   */
-  private async imageFindings(vector: Float32Array): Promise<QueryFinding[]> {
-    const found = await this.model.findings(vector);
-    const positive = found.filter((f) => f.name !== 'No Finding' && f.probability >= 0.5).sort((a, b) => b.probability - a.probability);
-    return (positive.length ? positive.map((f) => f.name) : (['No Finding'] as const)).map((name) => ({
-      name,
-      polarity: 'positive' as const,
-    }));
-  }
-
-  /** `text` (a text query, as searched) turns on agreement re-ranking, the lexical half and relevance. */
+  /** Reports are ranked by agreement with the query's findings (a text's, or an image's from findings mode); `text`
+   * (a text query, as searched) adds the lexical half and the calibrated relevance. */
   private async search(
     vector: Float32Array,
     q: SearchRequest,
@@ -242,7 +235,22 @@ export class SearchService {
     if (count === 0) throw new MedclipError(`this index holds no ${q.target}`, 'input');
     checkFilter(q.filter);
     if (q.target === 'images') return (await this.images.search(vector, q.k, q.filter)).map((h) => imageHit(h, findings));
-    return this.reportSearch.search(vector, { k: q.k, filter: q.filter, ...(text !== undefined ? { findings, text } : {}) }).map((r) => ({
+    if (this.options.reportRanking === 'dense')
+      return this.index.searchReports(vector, { k: q.k, filter: q.filter }).map((h) => {
+        const report = this.index.report(h.meta.reportId)!;
+        const sentence = h.meta.text ?? '';
+        return {
+          id: report.id,
+          score: h.score,
+          labels: report.labels,
+          matched: agreeingFindings(findings, h.meta.labels),
+          sentence: { index: h.meta.index, text: sentence, reports: this.index.reportsWithSentence(sentence) },
+          collapsed: [],
+          report: report.text,
+        };
+      });
+    const options = text !== undefined ? { findings, text, relevance: true } : { findings, byReportSimilarity: true };
+    return this.reportSearch.search(vector, { k: q.k, filter: q.filter, ...options }).map((r) => ({
       id: r.report.id,
       score: r.hit.score,
       ...(r.relevance !== undefined ? { relevance: r.relevance } : {}),
@@ -253,6 +261,19 @@ export class SearchService {
       report: r.report.text,
     }));
   }
+}
+
+/**
+ * Findings read from an image: findings mode (each observation's own probability), those at 0.5 or above.
+ * Never "No Finding" together with a positive finding: No Finding is reported only when nothing else is.
+ */
+export async function imageFindings(model: MedClipModel, vector: Float32Array): Promise<QueryFinding[]> {
+  const found = await model.findings(vector);
+  const positive = found.filter((f) => f.name !== 'No Finding' && f.probability >= 0.5).sort((a, b) => b.probability - a.probability);
+  return (positive.length ? positive.map((f) => f.name) : (['No Finding'] as const)).map((name) => ({
+    name,
+    polarity: 'positive' as const,
+  }));
 }
 
 function imageHit(h: Hit<ImageMeta>, findings: QueryFinding[]): ImageHit {

@@ -19,6 +19,7 @@ import {
 } from '../core/index.ts';
 import { withLock, type LockOptions } from '../core/bundle-lock.ts';
 import { ReportSentences } from '../core/report-sentences.ts';
+import { LEXICAL_VERSION } from '../core/lexical.ts';
 import { VersionedDirError, currentVersion, versionName } from '../core/versioned-dir.ts';
 import { fsErrorReason } from '../core/fs-errors.ts';
 import { MedClipModel } from '../core/model.ts';
@@ -548,7 +549,12 @@ export async function upgradeBundle(
     { allowV1: true },
     async (bundle) => {
       const m = bundle.manifest;
-      if (m.format === INDEX_FORMAT) return { unchanged: { version: m.version, sentences: 0, alreadyCurrent: true } };
+      // current: format 2, and (with reports) the distinct-text index (with hubness when there are images) and a
+      // lexical index of the current version
+      const lexicalCurrent =
+        !m.collections.reports ||
+        (m.lexical?.version === LEXICAL_VERSION && m.texts !== undefined && (!m.collections.images || m.texts.hubs === true));
+      if (m.format === INDEX_FORMAT && lexicalCurrent) return { unchanged: { version: m.version, sentences: 0, alreadyCurrent: true } };
       const split = new ReportSentences();
       const rewrite: Rewrite = { collections: {}, reports: m.reports ? [...bundle.reports.values()] : undefined };
       let sentences = 0;
@@ -560,7 +566,7 @@ export async function upgradeBundle(
           const meta = e.meta as SentenceMeta;
           const report = bundle.report(meta.reportId);
           sentences++;
-          return { ...meta, text: report ? split.text(report, meta.index) : '' };
+          return { ...meta, text: meta.text ?? (report ? split.text(report, meta.index) : '') };
         });
         rewrite.collections[name] = { items, vectors: entries.map((e) => e.vector) };
       }

@@ -16,7 +16,10 @@ import {
   type CollectionName,
   type IndexManifest,
   type ItemMeta,
+  type SentenceMeta,
+  type StoredLabels,
   type StoredReport,
+  type TextMeta,
 } from '../core/index.ts';
 import { sha256 } from '../core/model.ts';
 import { thumbnailName } from '../core/image/index.ts';
@@ -29,6 +32,8 @@ import { PROMPTS_VERSION } from '../core/findings.ts';
 import { LEXICAL_VERSION, LexicalIndex } from '../core/lexical.ts';
 
 const LEXICAL_FILE = 'reports.lexical.json';
+const TEXTS_FILE = 'texts.hnsw';
+const TEXTS_META = 'texts.meta.jsonl';
 
 export interface HnswParams {
   M: number;
@@ -59,6 +64,33 @@ export interface BundleContent {
   thumbsDir?: string;
   /** Copy only the previews of these image ids (default: the whole folder). */
   thumbIds?: string[];
+}
+
+/** Neighbours of a sentence among the images that define its hubness (CSLS uses 10). */
+export const HUB_NEIGHBOURS = 10;
+
+/**
+ * Each distinct sentence's hubness: its mean cosine to its HUB_NEIGHBOURS nearest images of this bundle (the CSLS
+ * / query-bank idea, with the archive's own images as the bank). A sentence near every X-ray scores high; image ->
+ * reports search subtracts it (weighted) so such sentences stop topping every image's list. Undefined without images.
+ */
+function textHubness(vectors: Float32Array, dim: number, n: number, images: hnswlib.HierarchicalNSW[]): number[] | undefined {
+  const live = images.filter((ix) => ix.getCurrentCount() > 0);
+  if (!live.length) return undefined;
+  const out: number[] = [];
+  const row = new Array<number>(dim);
+  for (let i = 0; i < n; i++) {
+    for (let d = 0; d < dim; d++) row[d] = vectors[i * dim + d]!;
+    const sims: number[] = [];
+    for (const ix of live) {
+      const r = ix.searchKnn(row, Math.min(HUB_NEIGHBOURS, ix.getCurrentCount()));
+      for (const dist of r.distances) sims.push(1 - dist);
+    }
+    sims.sort((a, b) => b - a);
+    const top = sims.slice(0, HUB_NEIGHBOURS);
+    out.push(Math.round((top.reduce((a, b) => a + b, 0) / top.length) * 1e6) / 1e6);
+  }
+  return out;
 }
 
 /** Build one HNSW index over rows [from, to) of `vectors` (labels 0..n-1 in that order). */
@@ -107,6 +139,8 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
     hashes[name] = sha256(typeof data === 'string' ? Buffer.from(data) : data);
   };
   const collections: IndexManifest['collections'] = {};
+  /** The image shards' HNSW indexes, kept to measure each distinct sentence's hubness below. */
+  const imageIndexes: hnswlib.HierarchicalNSW[] = [];
   for (const [name, c] of Object.entries(content.collections) as [CollectionName, CollectionData][]) {
     const n = c.items.length;
     if (n === 0) continue;
@@ -117,6 +151,7 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
       const to = Math.min(n, from + content.hnsw.shardSize);
       const base = shardCount === 1 ? name : `${name}.${s}`;
       const index = buildHnsw(c.vectors, c.dim, from, to, content.hnsw, (i) => !!c.items[i]!.deleted);
+      if (name === 'images') imageIndexes.push(index);
       const file = join(tmp, `${base}.hnsw`);
       writing(file);
       index.writeIndexSync(file);
@@ -141,12 +176,41 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
   }
   if (content.reports) await put('reports.jsonl', jsonl(content.reports));
   await put('errors.jsonl', jsonl(content.errors));
-  // BM25 over the live sentences' distinct texts (hybrid report search), so no query has to build it
+  // The live sentences' distinct texts (first occurrence: identical texts have identical embeddings): one HNSW
+  // vector per wording for collapsed report search, and BM25 over them, so no query has to build either.
+  const sentences = content.collections.reports;
   const live = new Set(content.reports?.filter((r) => !r.deleted).map((r) => r.id));
-  const texts = (content.collections.reports?.items ?? []).flatMap((i) =>
-    !i.deleted && 'text' in i && i.text !== undefined && live.has(i.reportId) ? [i.text] : [],
-  );
-  if (texts.length) await put(LEXICAL_FILE, LexicalIndex.build(texts).serialize());
+  const distinct = new Map<string, { row: number; labels: StoredLabels }>();
+  (sentences?.items ?? []).forEach((item, row) => {
+    const i = item as SentenceMeta;
+    if (!i.deleted && i.text !== undefined && live.has(i.reportId) && !distinct.has(i.text))
+      distinct.set(i.text, { row, labels: i.labels });
+  });
+  let texts: IndexManifest['texts'];
+  if (sentences && distinct.size) {
+    const dim = sentences.dim;
+    const vectors = new Float32Array(distinct.size * dim);
+    let r = 0;
+    for (const { row } of distinct.values()) vectors.set(sentences.vectors.subarray(row * dim, (row + 1) * dim), r++ * dim);
+    const index = buildHnsw(vectors, dim, 0, distinct.size, content.hnsw);
+    const file = join(tmp, TEXTS_FILE);
+    writing(file);
+    index.writeIndexSync(file);
+    const bytes = await readFile(file);
+    if (!hnswFileComplete(bytes))
+      throw new IndexBuildError(`cannot write ${file}: the file is incomplete (is the disk full?); the bundle in ${out} is unchanged`);
+    hashes[TEXTS_FILE] = sha256(bytes);
+    const hubs = textHubness(vectors, dim, distinct.size, imageIndexes);
+    await put(
+      TEXTS_META,
+      jsonl(
+        [...distinct].map(([text, { labels }], n) => ({ id: `t${n}`, text, labels, ...(hubs ? { hub: hubs[n] } : {}) }) satisfies TextMeta),
+      ),
+    );
+    const { M, efConstruction, efSearch } = content.hnsw;
+    texts = { file: TEXTS_FILE, meta: TEXTS_META, count: distinct.size, dim, M, efConstruction, efSearch, hubs: hubs !== undefined };
+    await put(LEXICAL_FILE, LexicalIndex.build(distinct.keys()).serialize());
+  }
   const manifest: IndexManifest = {
     format: INDEX_FORMAT,
     version: content.version,
@@ -157,7 +221,7 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
     errors: 'errors.jsonl',
     labeler: { version: LABELER_VERSION },
     prompts: { version: PROMPTS_VERSION },
-    ...(texts.length ? { lexical: { file: LEXICAL_FILE, version: LEXICAL_VERSION } } : {}),
+    ...(texts ? { texts, lexical: { file: LEXICAL_FILE, version: LEXICAL_VERSION } } : {}),
     sha256: hashes,
   };
   if (content.thumbsDir) {

@@ -90,8 +90,8 @@ test('medclip search: shipped model and index by default, a table or JSON lines,
   const hits = json.stdout
     .trim()
     .split('\n')
-    .map((l) => JSON.parse(l) as { reportId: string; sentence: { text: string }; report: Record<string, string> });
-  assert.equal(new Set(hits.map((h) => h.reportId)).size, 3);
+    .map((l) => JSON.parse(l) as { id: string; sentence: { text: string }; report: Record<string, string> });
+  assert.equal(new Set(hits.map((h) => h.id)).size, 3, 'the API hit shape: report id, sentence, report');
   for (const h of hits)
     assert.ok(h.sentence.text && Object.values(h.report).join(' ').includes(h.sentence.text), 'the sentence is in its report');
   const missing = await medclip('search', '--image', 'nope.png');

@@ -32,8 +32,8 @@ test('every error class is a MedclipError with the kind of failure it reports, a
     assert.equal(e.name, name);
     assert.equal(e.kind, kind, name);
   }
-  assert.deepEqual(EXIT_CODE, { input: 1, data: 1, unavailable: 75, internal: 70 });
-  assert.deepEqual(HTTP_STATUS, { input: 400, data: 500, unavailable: 503, internal: 500 });
+  assert.deepEqual(EXIT_CODE, { input: 1, 'not-found': 1, data: 1, unavailable: 75, internal: 70 });
+  assert.deepEqual(HTTP_STATUS, { input: 400, 'not-found': 404, data: 500, unavailable: 503, internal: 500 });
 });
 
 test('environment variables are validated in one schema: a bad value names the variable, never its value', async () => {

@@ -19,6 +19,7 @@ import { QuerySpeller } from '../core/query-terms.ts';
 import { ReportSearch } from '../core/report-search.ts';
 import { readReports } from '../core/reports.ts';
 import { type RELEVANCE, queryFindings, reportRelevance, type RankFeatures, type RankWeights } from '../core/search-rank.ts';
+import { imageFindings } from '../core/search-service.ts';
 import { buildIndex } from '../index-builder/build.ts';
 
 export interface JudgedQuery {
@@ -43,8 +44,9 @@ export interface SearchEval {
   queries: { text: string; kind: string; score: number; corrected?: string }[];
   /** With images: text -> images P@10 per finding (dense search, as the API) and its mean. */
   textToImages?: { p10: number; byFinding: Record<string, { p10: number; positives: number }> };
-  /** With images: share of image queries whose top 5 reports hold one of the 5 most returned ones. */
-  hubShare?: { queries: number; share: number; hubs: string[] };
+  /** With images: share of image queries whose top 5 reports hold one of the 5 most returned ones, and the share of
+   * top-5 reports that share a positive finding with the image (labels). */
+  hubShare?: { queries: number; share: number; findingMatch: number; hubs: string[] };
 }
 
 export async function readJudgedQueries(file: string): Promise<JudgedQuery[]> {
@@ -92,12 +94,13 @@ export async function evaluateSearch(model: MedClipModel, o: SearchEvalOptions):
       return { q, corrected, text: corrected ?? q.text };
     });
     const vectors = await model.embedTexts(read.map((r) => r.text));
-    const images = o.images ? judgeImages(index, read, vectors) : {};
+    const images = new Map<RankWeights, Awaited<ReturnType<typeof judgeImages>>>();
+    if (o.images) for (const w of o.weights) images.set(w, await judgeImages(model, index, read, vectors, w));
     return o.weights.map((weights) => {
       const search = new ReportSearch(index, weights, o.relevance);
       const judged: SearchEval['judged'] = [];
       const scored = read.map((r, i) => {
-        const top = search.search(vectors[i]!, { k: 10, findings: queryFindings(r.text), text: r.text });
+        const top = search.search(vectors[i]!, { k: 10, findings: queryFindings(r.text), text: r.text, relevance: true });
         const fi = OBSERVATIONS.indexOf(r.q.finding);
         const positive = top.map((t) => gold.get(t.report.id)?.[fi] === 1);
         top.forEach((t, n) => judged.push({ ...t.features, relevant: positive[n] === (r.q.polarity === 'positive') }));
@@ -129,7 +132,7 @@ export async function evaluateSearch(model: MedClipModel, o: SearchEvalOptions):
         judged,
         byKind,
         queries: scored.map(({ polarity: _p, ...rest }) => rest),
-        ...images,
+        ...images.get(weights),
       };
     });
   } finally {
@@ -137,12 +140,15 @@ export async function evaluateSearch(model: MedClipModel, o: SearchEvalOptions):
   }
 }
 
-/** Text -> images P@10 (first `finding` query of each finding with >= 5 positive images) and image -> report hubs. */
-function judgeImages(
+/** Text -> images P@10 (first `finding` query of each finding with >= 5 positive images) and image -> report hubs
+ * (each image's reports ranked as the API ranks them: by agreement with the image's findings-mode findings). */
+async function judgeImages(
+  model: MedClipModel,
   index: IndexBundle,
   read: { q: JudgedQuery; text: string }[],
   vectors: Float32Array[],
-): Pick<SearchEval, 'textToImages' | 'hubShare'> {
+  weights: RankWeights,
+): Promise<Pick<SearchEval, 'textToImages' | 'hubShare'>> {
   const entries = [...index.entries('images')];
   const byFinding: Record<string, { p10: number; positives: number }> = {};
   const done = new Set<string>();
@@ -154,8 +160,15 @@ function judgeImages(
     const hits = index.search('images', vectors[i]!, { k: 10 });
     byFinding[r.q.finding] = { p10: hits.filter((h) => h.meta.labels[r.q.finding] === 1).length / 10, positives };
   });
-  const reports = new ReportSearch(index);
-  const tops = entries.map((e) => reports.search(e.vector, { k: 5 }).map((h) => h.report.id));
+  const reports = new ReportSearch(index, weights);
+  const tops: string[][] = [];
+  let match = 0;
+  for (const e of entries) {
+    const top = reports.search(e.vector, { k: 5, findings: await imageFindings(model, e.vector), byReportSimilarity: true });
+    tops.push(top.map((h) => h.report.id));
+    // a hit "matches" when its report (by its labeler labels) shares a positive finding with the image (by its labels)
+    for (const h of top) if (Object.entries(e.meta.labels).some(([f, v]) => v === 1 && h.report.labels[f as Observation] === 1)) match++;
+  }
   const counts = new Map<string, number>();
   for (const t of tops) for (const id of t) counts.set(id, (counts.get(id) ?? 0) + 1);
   const hubs = [...counts.entries()]
@@ -167,6 +180,7 @@ function judgeImages(
     hubShare: {
       queries: tops.length,
       share: tops.filter((t) => t.some((id) => hubs.includes(id))).length / Math.max(1, tops.length),
+      findingMatch: match / Math.max(1, tops.length * 5),
       hubs,
     },
   };
