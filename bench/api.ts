@@ -8,15 +8,14 @@
  *   node --import tsx bench/api.ts [--model models/medclip-tiny] [--index indexes/sample] [--n 100000] [--seconds 5] [--repeats 3]
  */
 import { parseArgs } from 'node:util';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { IndexBundle, type IndexManifest } from '../core/index.ts';
+import { IndexBundle, readLiveManifest } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
 import { buildPerturbedIndex } from './perturbed-index.ts';
 import { spawn } from 'node:child_process';
-import { currentVersionSync } from '../core/versioned-dir.ts';
 
 const here = import.meta.dirname;
 const { values: args } = parseArgs({
@@ -142,8 +141,7 @@ await benchIndex(args.index!, 'sample index');
 // 100k index: perturbed copies of the sample's real image embeddings.
 const n = Number(args.n);
 const bigDir = join(here, '../.bench-output/index-100k');
-const bigLive = currentVersionSync(bigDir, 'manifest.json');
-const existing = bigLive ? (JSON.parse(readFileSync(join(bigLive, 'manifest.json'), 'utf8')) as IndexManifest) : undefined;
+const existing = await readLiveManifest(bigDir);
 if (existing?.model.sha256 === model.manifestSha256 && existing.collections.images?.count === n)
   console.log(`\nreusing the ${n}-vector index in ${bigDir}`);
 else {

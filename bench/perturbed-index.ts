@@ -1,22 +1,15 @@
 /** A large index bundle made of perturbed copies of a real index's image embeddings (for scale benchmarks). */
-import { readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import hnswlib from 'hnswlib-node';
-import type { ImageMeta } from '../core/index.ts';
+import { rm } from 'node:fs/promises';
+import { IndexBundle, type ImageMeta } from '../core/index.ts';
 import type { MedClipModel } from '../core/model.ts';
 import { Rng } from '../core/random.ts';
-import { currentVersionSync } from '../core/versioned-dir.ts';
 import { writeBundle, DEFAULT_HNSW } from '../index-builder/bundle-writer.ts';
 
 export async function buildPerturbedIndex(model: MedClipModel, sampleIndex: string, n: number, out: string, sigma = 0.03): Promise<void> {
-  const live = currentVersionSync(sampleIndex, 'manifest.json') ?? sampleIndex;
-  const metas = (await readFile(join(live, 'images.meta.jsonl'), 'utf8'))
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as ImageMeta);
-  const stored = new hnswlib.HierarchicalNSW('ip', model.embedDim);
-  stored.readIndexSync(join(live, 'images.hnsw'));
-  const real = metas.map((_, label) => stored.getPoint(label));
+  // the sample's images through the bundle reader (verified), not its files
+  const sample = [...(await IndexBundle.load(sampleIndex, { model })).entries('images')];
+  const metas = sample.map((e) => e.meta as ImageMeta);
+  const real = sample.map((e) => e.vector);
   const rng = new Rng(11);
   const gauss = () => Math.sqrt(-2 * Math.log(Math.max(rng.next(), 1e-12))) * Math.cos(2 * Math.PI * rng.next());
   const d = model.embedDim;

@@ -524,6 +524,18 @@ class Shard<M extends ItemMeta> {
   }
 }
 
+/** The live version's manifest of a bundle location, unverified and unloaded (for writers deciding what to do and
+ * tools that only report it); undefined where there is no bundle. */
+export async function readLiveManifest(location: string): Promise<IndexManifest | undefined> {
+  const dir = await currentVersion(location, 'manifest.json').catch(() => undefined);
+  if (!dir) return undefined;
+  try {
+    return JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as IndexManifest;
+  } catch {
+    throw new IndexError(`${dir}: manifest.json is not valid JSON`, 'data');
+  }
+}
+
 export class IndexBundle {
   private readonly shards: { images: Shard<ImageMeta>[]; reports: Shard<SentenceMeta>[] } = { images: [], reports: [] };
   readonly reports = new Map<string, StoredReport>();

@@ -10,6 +10,7 @@ import { readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   INDEX_FORMAT,
+  readLiveManifest,
   IndexBundle,
   type ImageMeta,
   type ItemMeta,
@@ -202,7 +203,7 @@ async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void)
   if (!live && existsSync(out) && (await readdir(out)).some((n) => !n.startsWith('.')))
     throw new IndexBuildError(`${o.out} exists and is not an index bundle; choose another --out`);
   if (o.append && !live) throw new IndexBuildError(`--append: ${o.out} is not an index bundle`);
-  const liveManifest = live ? (JSON.parse(await readFile(join(live, 'manifest.json'), 'utf8')) as { version: number }) : undefined;
+  const liveManifest = live ? await readLiveManifest(o.out) : undefined;
 
   const model = await MedClipModel.load(o.model, { threads: o.threads ?? 2 });
   const hnsw: HnswParams = { ...DEFAULT_HNSW, ...o.hnsw };

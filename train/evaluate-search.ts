@@ -100,10 +100,12 @@ export async function evaluateSearch(model: MedClipModel, o: SearchEvalOptions):
       const search = new ReportSearch(index, weights, o.relevance);
       const judged: SearchEval['judged'] = [];
       const scored = read.map((r, i) => {
-        const top = search.search(vectors[i]!, { k: 10, findings: queryFindings(r.text), text: r.text, relevance: true });
+        const findings = queryFindings(r.text);
+        const top = search.search(vectors[i]!, { k: 10, findings, text: r.text, relevance: true });
         const fi = OBSERVATIONS.indexOf(r.q.finding);
         const positive = top.map((t) => gold.get(t.report.id)?.[fi] === 1);
-        top.forEach((t, n) => judged.push({ ...t.features, relevant: positive[n] === (r.q.polarity === 'positive') }));
+        // relevance is given (and judged) only where the API gives it: queries that name a finding
+        if (findings.length) top.forEach((t, n) => judged.push({ ...t.features, relevant: positive[n] === (r.q.polarity === 'positive') }));
         const share = positive.filter(Boolean).length / Math.max(1, top.length);
         return {
           text: r.q.text,
