@@ -10,6 +10,8 @@
  *
  *   node --import tsx bench/index.ts [--model models/medclip-tiny | --config configs/base.json] [--images samples/corpus/images.csv [--split val]] [--n 100000]
  */
+import pLimit from 'p-limit';
+import { DECODE_CONCURRENCY } from '../core/embed-images.ts';
 import { parseArgs } from 'node:util';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -85,11 +87,8 @@ console.log(`raw encoder:        ${raw.toFixed(1)} images/s (batch ${batch}, pre
 
 // 1b. decode-only throughput (read + decode + resize + normalise, 8 in flight): the other bound on a build
 async function decodeAll(): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < files.length) await imageToTensor(await readFile(files[next++]!), model.imageSpec);
-  };
-  await Promise.all(Array.from({ length: 8 }, worker));
+  const limit = pLimit(DECODE_CONCURRENCY);
+  await Promise.all(files.map((f) => limit(async () => imageToTensor(await readFile(f), model.imageSpec))));
 }
 await decodeAll(); // warm-up
 t = performance.now();

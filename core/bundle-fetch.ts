@@ -9,6 +9,7 @@
  *
  *   const dir = await fetchBundle({ uri: 's3://my-bucket/models/medclip-tiny', cacheDir: '/tmp/medclip' });
  */
+import pLimit from 'p-limit';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -116,21 +117,21 @@ export async function fetchBundle(o: FetchBundleOptions): Promise<string> {
     await removeStaleStaging(slot);
     const tmp = await stageVersion(slot);
     try {
-      let next = 0;
-      const worker = async () => {
-        while (next < names.length) {
-          const name = names[next++]!;
-          const target = resolve(tmp, name);
-          if (!target.startsWith(resolve(tmp) + sep)) throw new BundleFetchError(`${o.uri}: object name leaves the bundle (${name})`);
-          const { bytes } = await getObject(client, bucket, key(name));
-          const want = expected[name];
-          if (want && createHash('sha256').update(bytes).digest('hex') !== want)
-            throw new BundleFetchError(`${o.uri}: ${name} does not match its sha256 (corrupted or replaced mid-upload)`);
-          await mkdir(dirname(target), { recursive: true });
-          await writeFile(target, bytes);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(o.concurrency ?? 8, Math.max(1, names.length)) }, worker));
+      const limit = pLimit(o.concurrency ?? 8);
+      await Promise.all(
+        names.map((name) =>
+          limit(async () => {
+            const target = resolve(tmp, name);
+            if (!target.startsWith(resolve(tmp) + sep)) throw new BundleFetchError(`${o.uri}: object name leaves the bundle (${name})`);
+            const { bytes } = await getObject(client, bucket, key(name));
+            const want = expected[name];
+            if (want && createHash('sha256').update(bytes).digest('hex') !== want)
+              throw new BundleFetchError(`${o.uri}: ${name} does not match its sha256 (corrupted or replaced mid-upload)`);
+            await mkdir(dirname(target), { recursive: true });
+            await writeFile(target, bytes);
+          }),
+        ),
+      );
       await writeFile(join(tmp, 'manifest.json'), manifestBytes);
       await writeFile(join(tmp, ETAG_FILE), `${prefix}\n${etag}`);
       assertHeld();

@@ -11,7 +11,8 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { imageToTensor, parseImageSpec, type ImageSpec, type ImageLimits, DEFAULT_IMAGE_LIMITS } from './image/index.ts';
+import { parseImageSpec, type ImageSpec, type ImageLimits, DEFAULT_IMAGE_LIMITS } from './image/index.ts';
+import { embedImageSources } from './embed-images.ts';
 import { OBSERVATIONS, type Observation } from './labels.ts';
 import { FINDING_PROMPTS, findingProbability, resolveFindingNames } from './findings.ts';
 import type { ClassPrompts } from './prompts.ts';
@@ -181,12 +182,10 @@ export class MedClipModel {
 
   /** Decode and embed encoded images (PNG/JPEG/DICOM); throws `ImageError` for a bad one. */
   async embedImages(images: Uint8Array[], limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Promise<Float32Array[]> {
-    const s = this.manifest.image.size;
-    const tensors = await Promise.all(images.map((b) => imageToTensor(b, this.manifest.image, limits)));
-    const pixels = new Float32Array(images.length * s * s);
-    tensors.forEach((t, i) => pixels.set(t.data, i * s * s));
-    const flat = await this.embedPixels(pixels, images.length);
-    return rows(flat, images.length, this.embedDim);
+    const out = await embedImageSources(this, images, { limits });
+    const failed = out.find((r) => !r.ok);
+    if (failed && !failed.ok) throw failed.error; // one request, one answer: the first unusable image is the error
+    return out.map((r) => (r.ok ? r.vector : new Float32Array(0)));
   }
 
   /** Embed sentences -> one L2-normalised row each. */

@@ -8,6 +8,7 @@ import { mergeFacets, type Hit, type ImageFacets, type ImageMeta, type IndexBund
 import { boundedCache, stringBytes } from './cache.ts';
 import { MedclipError } from './errors.ts';
 import { localReader, type IndexReader } from './index-reader.ts';
+import { withRetry } from './retry.ts';
 
 export type ShardRequest =
   | { kind: 'medclip-shard'; op: 'count' }
@@ -53,20 +54,26 @@ export class ShardFanout implements IndexReader {
     return f;
   }
 
-  private async invoke<T>(shard: number, req: ShardRequest, attempts = 2): Promise<T> {
+  private async invoke<T>(shard: number, req: ShardRequest): Promise<T> {
     let last = '';
-    for (let a = 0; a < attempts; a++) {
-      try {
-        const out = await this.client.send(
-          new this.InvokeCommand({ FunctionName: this.functions[shard], Payload: new TextEncoder().encode(JSON.stringify(req)) }),
-        );
-        if (out.FunctionError) throw new Error(out.FunctionError);
-        return JSON.parse(new TextDecoder().decode(out.Payload)) as T;
-      } catch (err) {
-        last = (err as Error).name === 'Error' ? (err as Error).message : (err as Error).name;
-      }
+    try {
+      return await withRetry(
+        async () => {
+          const out = await this.client.send(
+            new this.InvokeCommand({ FunctionName: this.functions[shard], Payload: new TextEncoder().encode(JSON.stringify(req)) }),
+          );
+          if (out.FunctionError) throw new Error(out.FunctionError);
+          return JSON.parse(new TextDecoder().decode(out.Payload)) as T;
+        },
+        // a query waits for its slowest shard: one quick retry, then a 503 the client can retry
+        { retries: 1, backoffMs: 50 },
+        (_, err) => {
+          last = err.name === 'Error' ? err.message : err.name;
+        },
+      );
+    } catch {
+      throw new MedclipError(`index shard ${shard + 1} of ${this.functions.length} did not answer (${last}); retry shortly`, 'unavailable');
     }
-    throw new MedclipError(`index shard ${shard + 1} of ${this.functions.length} did not answer (${last}); retry shortly`, 'unavailable');
   }
 
   count(): number {

@@ -4,8 +4,7 @@
  * sessions. Bad images never fail a batch: they come back as errors with the item's id and a reason code.
  */
 import { Worker } from 'node:worker_threads';
-import { readFile } from 'node:fs/promises';
-import { ImageError, imageToTensor } from '../core/image/index.ts';
+import { DECODE_CONCURRENCY, embedImageSources } from '../core/embed-images.ts';
 import type { MedClipModel } from '../core/model.ts';
 
 export interface ImageJob {
@@ -24,49 +23,21 @@ export interface Embedder {
   close(): Promise<void>;
 }
 
-/** Why an image could not be used, as a short code + message that names no content. */
-export function skipReason(err: unknown): string {
-  if (err instanceof ImageError) return `${err.code}: ${err.message}`;
-  const code = (err as NodeJS.ErrnoException)?.code;
-  if (code === 'ENOENT') return 'missing: file not found';
-  if (code === 'EACCES') return 'unreadable: permission denied';
-  if (code) return `unreadable: ${code}`;
-  return `failed: ${(err as Error)?.name ?? 'error'}`;
-}
+export { skipReason } from '../core/embed-images.ts';
 
 export class LocalEmbedder implements Embedder {
   constructor(
     readonly model: MedClipModel,
-    private readonly decodeConcurrency = 8,
+    private readonly decodeConcurrency = DECODE_CONCURRENCY,
   ) {}
 
   async embedImageFiles(jobs: ImageJob[]): Promise<ImageBatchResult> {
-    const spec = this.model.imageSpec;
-    const area = spec.size * spec.size;
-    const decoded: (Float32Array | string)[] = new Array(jobs.length);
-    let next = 0;
-    const worker = async () => {
-      while (next < jobs.length) {
-        const i = next++;
-        try {
-          decoded[i] = (await imageToTensor(await readFile(jobs[i]!.file), spec)).data;
-        } catch (err) {
-          decoded[i] = skipReason(err);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.decodeConcurrency, jobs.length) }, worker));
-    const good = decoded.flatMap((d, i) => (typeof d === 'string' ? [] : [i]));
-    const pixels = new Float32Array(good.length * area);
-    good.forEach((i, row) => pixels.set(decoded[i] as Float32Array, row * area));
-    const flat = good.length ? await this.model.embedPixels(pixels, good.length) : new Float32Array(0);
-    const d = this.model.embedDim;
-    const byIndex = new Map(good.map((i, row) => [i, flat.slice(row * d, (row + 1) * d)]));
-    return {
-      results: decoded.map((x, i) =>
-        typeof x === 'string' ? { ok: false as const, reason: x } : { ok: true as const, vector: byIndex.get(i)! },
-      ),
-    };
+    const out = await embedImageSources(
+      this.model,
+      jobs.map((j) => j.file),
+      { concurrency: this.decodeConcurrency },
+    );
+    return { results: out.map((r) => (r.ok ? { ok: true as const, vector: r.vector } : { ok: false as const, reason: r.reason })) };
   }
 
   embedTexts(texts: string[]): Promise<Float32Array[]> {

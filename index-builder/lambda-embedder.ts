@@ -7,7 +7,9 @@
 import { readFile } from 'node:fs/promises';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { Embedder, ImageBatchResult, ImageJob } from './embedder.ts';
-import { skipReason } from './embedder.ts';
+import { skipReason } from '../core/embed-images.ts';
+import { DEFAULT_RETRY, withRetry } from '../core/retry.ts';
+import { IndexBuildError } from './errors.ts';
 import type { WorkerRequest, WorkerResponse } from './lambda-worker.ts';
 
 export const LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024;
@@ -37,35 +39,39 @@ export class LambdaEmbedder implements Embedder {
   }
 
   private async invoke(request: WorkerRequest): Promise<WorkerResponse> {
-    const retries = this.options.retries ?? 3;
+    const policy = { retries: this.options.retries ?? 3, backoffMs: this.options.backoffMs ?? DEFAULT_RETRY.backoffMs };
     let lastError = '';
-    for (let attempt = 0; attempt <= retries; attempt++) {
-      if (attempt > 0) await new Promise((r) => setTimeout(r, (this.options.backoffMs ?? 200) * 2 ** (attempt - 1)));
-      try {
-        const out = await this.client.send(
-          new InvokeCommand({
-            FunctionName: this.functionName,
-            InvocationType: 'RequestResponse',
-            Payload: new TextEncoder().encode(JSON.stringify(request)),
-          }),
-        );
-        const body = out.Payload ? new TextDecoder().decode(out.Payload) : '';
-        if (out.FunctionError) {
-          let message = out.FunctionError;
-          try {
-            message = `${out.FunctionError}: ${(JSON.parse(body) as { errorType?: string }).errorType ?? 'error'}`;
-          } catch {
-            // keep the bare FunctionError
+    try {
+      return await withRetry(
+        async () => {
+          const out = await this.client.send(
+            new InvokeCommand({
+              FunctionName: this.functionName,
+              InvocationType: 'RequestResponse',
+              Payload: new TextEncoder().encode(JSON.stringify(request)),
+            }),
+          );
+          const body = out.Payload ? new TextDecoder().decode(out.Payload) : '';
+          if (out.FunctionError) {
+            let message = out.FunctionError;
+            try {
+              message = `${out.FunctionError}: ${(JSON.parse(body) as { errorType?: string }).errorType ?? 'error'}`;
+            } catch {
+              // keep the bare FunctionError
+            }
+            throw new Error(message);
           }
-          throw new Error(message);
-        }
-        return JSON.parse(body) as WorkerResponse;
-      } catch (err) {
-        lastError = (err as Error).message?.split('\n')[0] ?? String(err);
-        this.options.log?.(`lambda ${this.functionName}: attempt ${attempt + 1} failed (${lastError})`);
-      }
+          return JSON.parse(body) as WorkerResponse;
+        },
+        policy,
+        (tryNumber, err) => {
+          lastError = err.message?.split('\n')[0] ?? String(err);
+          this.options.log?.(`lambda ${this.functionName}: attempt ${tryNumber} failed (${lastError})`);
+        },
+      );
+    } catch {
+      throw new IndexBuildError(`worker-failed: ${lastError} (after ${policy.retries + 1} attempts)`, 'unavailable');
     }
-    throw new Error(`worker-failed: ${lastError} (after ${retries + 1} attempts)`);
   }
 
   async embedImageFiles(jobs: ImageJob[]): Promise<ImageBatchResult> {

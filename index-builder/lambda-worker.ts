@@ -7,10 +7,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { imageToTensor } from '../core/image/index.ts';
 import { fetchBundle } from '../core/bundle-fetch.ts';
 import { MedClipModel } from '../core/model.ts';
-import { skipReason } from './embedder.ts';
+import { embedImageSources } from '../core/embed-images.ts';
 import { readEnv } from '../core/env.ts';
 
 export type WorkerRequest = { kind: 'images'; items: { id: string; data: string }[] } | { kind: 'texts'; texts: string[] };
@@ -40,23 +39,14 @@ export async function handler(event: WorkerRequest): Promise<WorkerResponse> {
   }
   if (event?.kind !== 'images' || !Array.isArray(event.items))
     throw new Error('request must be { kind: "images", items } or { kind: "texts", texts }');
-  const spec = m.imageSpec;
-  const area = spec.size * spec.size;
-  const decoded = await Promise.all(
-    event.items.map(async (item) => {
-      try {
-        return { id: item.id, data: (await imageToTensor(Buffer.from(item.data, 'base64'), spec)).data };
-      } catch (err) {
-        return { id: item.id, error: skipReason(err) };
-      }
-    }),
+  const out = await embedImageSources(
+    m,
+    event.items.map((item) => Buffer.from(item.data, 'base64')),
   );
-  const good = decoded.filter((d): d is { id: string; data: Float32Array } => 'data' in d);
-  const pixels = new Float32Array(good.length * area);
-  good.forEach((g, i) => pixels.set(g.data, i * area));
-  const flat = good.length ? await m.embedPixels(pixels, good.length) : new Float32Array(0);
-  const vectors = new Map(good.map((g, i) => [g.id, flat.subarray(i * m.embedDim, (i + 1) * m.embedDim)]));
   return {
-    results: decoded.map((d) => ('error' in d ? { id: d.id, error: d.error! } : { id: d.id, vector: toBase64(vectors.get(d.id)!) })),
+    results: event.items.map((item, i) => {
+      const r = out[i]!;
+      return r.ok ? { id: item.id, vector: toBase64(r.vector) } : { id: item.id, error: r.reason };
+    }),
   };
 }

@@ -3,12 +3,14 @@
  * built-in prompt sentences, and the decoupled sampler that draws images and sentences independently.
  * Errors name files and ids, never report text.
  */
+import pLimit from 'p-limit';
+import { DECODE_CONCURRENCY, skipReason } from '../core/embed-images.ts';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readImageTable, type ImageRecord } from '../core/image-table.ts';
-import { ImageError, imageToTensor } from '../core/image/index.ts';
+import { imageToTensor } from '../core/image/index.ts';
 import { labelMask, labelVector, NUM_OBSERVATIONS, OBSERVATIONS } from '../core/labels.ts';
 import { labelReport, labelSentence } from '../core/labeler/labeler.ts';
 import { BUILTIN_TEMPLATES, expandTemplate } from '../core/prompts.ts';
@@ -84,25 +86,23 @@ export async function loadImageSet(table: string, options: ImageSetOptions): Pro
   const skipped: ImageSet['skipped'] = [];
   // sharp decodes on its own thread pool: keep a few decodes in flight.
   const spec = { size: options.side, channels: 1 as const, mean: 0, std: 1 / 255, resize: options.resize };
-  let next = 0;
   let done = 0;
-  const worker = async () => {
-    while (next < n) {
-      const i = next++;
-      const r = records[i]!;
-      try {
-        const t = await imageToTensor(await readFile(r.file), spec);
-        const dst = pixels.subarray(i * area, (i + 1) * area);
-        for (let p = 0; p < area; p++) dst[p] = Math.round(t.data[p]!);
-        ok[i] = true;
-      } catch (err) {
-        const reason = err instanceof ImageError ? `${err.code}: ${err.message}` : ((err as NodeJS.ErrnoException).code ?? 'unreadable');
-        skipped.push({ id: r.id, reason });
-      }
-      options.onProgress?.(++done, n);
-    }
-  };
-  await Promise.all(Array.from({ length: options.concurrency ?? 8 }, worker));
+  const limit = pLimit(options.concurrency ?? DECODE_CONCURRENCY);
+  await Promise.all(
+    records.map((r, i) =>
+      limit(async () => {
+        try {
+          const t = await imageToTensor(await readFile(r.file), spec);
+          const dst = pixels.subarray(i * area, (i + 1) * area);
+          for (let p = 0; p < area; p++) dst[p] = Math.round(t.data[p]!);
+          ok[i] = true;
+        } catch (err) {
+          skipped.push({ id: r.id, reason: skipReason(err) });
+        }
+        options.onProgress?.(++done, n);
+      }),
+    ),
+  );
   if (cacheFile) {
     await mkdir(options.cacheDir!, { recursive: true });
     const header = Buffer.from(JSON.stringify({ ok, skipped }));

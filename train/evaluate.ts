@@ -2,9 +2,8 @@
  * `medclip eval`: zero-shot classification and cross-modal retrieval of a model bundle, run with
  * onnxruntime (`core/model`) exactly as the API serves it.
  */
-import { readFile } from 'node:fs/promises';
 import { readImageTable, type ImageRecord } from '../core/image-table.ts';
-import { ImageError, imageToTensor } from '../core/image/index.ts';
+import { embedImageSources } from '../core/embed-images.ts';
 import { COMPETITION_CLASSES, OBSERVATIONS, observationIndex } from '../core/labels.ts';
 import { labelReport } from '../core/labeler/labeler.ts';
 import { dot, type MedClipModel } from '../core/model.ts';
@@ -79,26 +78,16 @@ async function embedTable(model: MedClipModel, o: EvalOptions): Promise<{ items:
   const items: Embedded[] = [];
   const skipped: EvalResult['skipped'] = [];
   const batch = 32;
-  const size = model.imageSpec.size;
   for (let start = 0; start < records.length; start += batch) {
     const part = records.slice(start, start + batch);
-    const decoded: { record: ImageRecord; data: Float32Array }[] = [];
-    for (const record of part) {
-      try {
-        decoded.push({ record, data: (await imageToTensor(await readFile(record.file), model.imageSpec)).data });
-      } catch (err) {
-        skipped.push({
-          id: record.id,
-          reason: err instanceof ImageError ? err.code : ((err as NodeJS.ErrnoException).code ?? (err as Error).name),
-        });
-      }
-    }
-    if (decoded.length) {
-      const pixels = new Float32Array(decoded.length * size * size);
-      decoded.forEach((d, i) => pixels.set(d.data, i * size * size));
-      const flat = await model.embedPixels(pixels, decoded.length);
-      decoded.forEach((d, i) => items.push({ record: d.record, embedding: flat.slice(i * model.embedDim, (i + 1) * model.embedDim) }));
-    }
+    const out = await embedImageSources(
+      model,
+      part.map((r) => r.file),
+    );
+    out.forEach((r, i) => {
+      if (r.ok) items.push({ record: part[i]!, embedding: r.vector });
+      else skipped.push({ id: part[i]!.id, reason: r.reason });
+    });
     o.onProgress?.(Math.min(records.length, start + batch), records.length);
   }
   return { items, skipped };
