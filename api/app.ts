@@ -19,6 +19,7 @@ import type { IndexBundle } from '../core/index.ts';
 import type { IndexReader } from '../core/index-reader.ts';
 import type { MedClipModel } from '../core/model.ts';
 import { SearchService } from '../core/search-service.ts';
+import { LAMBDA_PAYLOAD_LIMIT } from '../core/limits.ts';
 import { HTTP_STATUS, HTTP_TITLE, MedclipError } from '../core/errors.ts';
 import { apiKeyAuth } from './auth.ts';
 import { HttpProblem, problemResponse } from './problem.ts';
@@ -50,8 +51,8 @@ export function createServices(
   return SearchService.create(model, index, images, options);
 }
 
-/** Lambda's request payload limit, and so every entry's default. */
-const MAX_BODY_BYTES = 6 * 1024 * 1024;
+/** Lambda's request payload limit, and so every entry's default (the same constant the index builder's Lambda fan-out keeps under). */
+const MAX_BODY_BYTES = LAMBDA_PAYLOAD_LIMIT;
 
 function fromImageError(err: ImageError): HttpProblem {
   if (err.code === 'too-large') return new HttpProblem(413, 'Image too large', err.message);

@@ -1,6 +1,7 @@
 /**
- * Request and response schemas (zod): they validate requests and generate the OpenAPI 3.1 document, so the
- * two cannot disagree.
+ * Request and response schemas (zod): they validate requests and generate the OpenAPI 3.1 document. JSON bodies
+ * are validated by the route itself (`c.req.valid`); the image routes' other fields, which may arrive as a query
+ * string, form fields or JSON, by the schemas of api/image-fields.ts built from these.
  */
 import { z } from '@hono/zod-openapi';
 import { OBSERVATIONS } from '../core/labels.ts';

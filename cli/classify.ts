@@ -2,10 +2,8 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { MedClipModel } from '../core/model.ts';
-import { BUILTIN_CLASS_NAMES, resolveClasses } from '../core/prompts.ts';
+import { DEFAULT_CLASS_NAMES, resolveClasses } from '../core/prompts.ts';
 import { CliError } from './errors.ts';
-
-const PROMPTS_PER_CLASS = 10;
 
 export function registerClassify(program: Command): void {
   program
@@ -34,12 +32,7 @@ export function registerClassify(program: Command): void {
         const classes =
           opts.mode === 'findings'
             ? (await model.findings(vector!, names)).map((f) => ({ name: f.name as string, probability: f.probability }))
-            : (
-                await model.classify(
-                  vector!,
-                  resolveClasses(names ?? BUILTIN_CLASS_NAMES.filter((c) => c !== 'COVID-19'), PROMPTS_PER_CLASS, 0),
-                )
-              ).sort((a, b) => b.probability - a.probability);
+            : (await model.classify(vector!, resolveClasses(names ?? DEFAULT_CLASS_NAMES))).sort((a, b) => b.probability - a.probability);
         if (opts.json) console.log(JSON.stringify({ mode: opts.mode, classes }));
         else
           for (const c of classes)

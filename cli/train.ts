@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { loadModelConfig } from '../train/config.ts';
 import { selectBackend } from '../train/backend.ts';
-import { train } from '../train/trainer.ts';
+import { DEFAULT_TRAIN as D, train } from '../train/trainer.ts';
 import { CliError } from './errors.ts';
 
 function int(name: string) {
@@ -30,32 +30,42 @@ export function registerTrain(program: Command): void {
     .option('--root <dir>', "folder the image paths start from (default: the table's folder)")
     .option('--reports <file>', 'report table (CSV or JSONL): sentences labelled by the rule labeler')
     .requiredOption('--out <dir>', 'run folder: checkpoints, tokenizer, log')
-    .option('--train-split <name>', 'use rows whose split column equals this', 'train')
-    .option('--val-split <name>', 'validate zero-shot on image rows of this split ("" to skip)', 'val')
-    .option('--steps <n>', 'optimizer steps', int('--steps'), 1000)
-    .option('--batch <n>', 'images (and sentences) per step', int('--batch'), 32)
-    .option('--lr <x>', 'peak learning rate', num('--lr'), 1e-3)
-    .option('--warmup <n>', 'warmup steps', int('--warmup'), 100)
-    .option('--weight-decay <x>', 'AdamW decoupled weight decay', num('--weight-decay'), 0.05)
-    .option('--clip <x>', 'gradient clipping (global L2 norm)', num('--clip'), 1)
-    .option('--loss <name>', 'semantic (MedCLIP) or infonce (CLIP)', 'semantic')
-    .option('--label-temperature <x>', 'temperature of the semantic targets (1 = the paper)', num('--label-temperature', 1e-3), 1)
-    .option('--match-rate <x>', 'share of sentences drawn to share a finding with their image', num('--match-rate'), 0.5)
+    .option('--train-split <name>', 'use rows whose split column equals this', D.trainSplit)
+    .option('--val-split <name>', 'validate zero-shot on image rows of this split ("" to skip)', D.valSplit)
+    .option('--steps <n>', 'optimizer steps', int('--steps'), D.steps)
+    .option('--batch <n>', 'images (and sentences) per step', int('--batch'), D.batch)
+    .option('--lr <x>', 'peak learning rate', num('--lr'), D.lr)
+    .option('--warmup <n>', 'warmup steps', int('--warmup'), D.warmup)
+    .option('--weight-decay <x>', 'AdamW decoupled weight decay', num('--weight-decay'), D.weightDecay)
+    .option('--clip <x>', 'gradient clipping (global L2 norm)', num('--clip'), D.clip)
+    .option('--loss <name>', 'semantic (MedCLIP) or infonce (CLIP)', D.loss)
+    .option(
+      '--label-temperature <x>',
+      'temperature of the semantic targets (1 = the paper)',
+      num('--label-temperature', 1e-3),
+      D.labelTemperature,
+    )
+    .option('--match-rate <x>', 'share of sentences drawn to share a finding with their image', num('--match-rate'), D.matchRate)
     .option('--no-balance-sources', 'sample images uniformly instead of evenly over the source column')
     .option('--balance-findings', 'draw half of the images by finding, so rare findings reach most batches')
     .option(
       '--findings-weight <x>',
       'weight of the auxiliary findings loss (positive vs negative prompt per observation; 0 = off)',
       num('--findings-weight'),
-      0,
+      D.findingsWeight,
     )
     .option('--no-prompts', 'do not add the built-in prompt sentences as text-only data')
     .option('--no-augment', 'no image augmentation')
-    .option('--eval-every <n>', 'validate and checkpoint every n steps', int('--eval-every'), 200)
-    .option('--val-classes <list>', 'zero-shot validation classes (comma-separated observations)', 'No Finding,Pneumonia')
-    .option('--seed <n>', 'random seed', (v) => Number(v), 0)
-    .option('--accumulate <n>', 'average the gradients of n batches per update (a larger effective batch)', int('--accumulate'), 1)
-    .option('--workers <n>', 'data-parallel replicas on worker threads (one per core is fastest)', int('--workers'), 1)
+    .option('--eval-every <n>', 'validate and checkpoint every n steps', int('--eval-every'), D.evalEvery)
+    .option('--val-classes <list>', 'zero-shot validation classes (comma-separated observations)', D.valClasses.join(','))
+    .option('--seed <n>', 'random seed', (v) => Number(v), D.seed)
+    .option(
+      '--accumulate <n>',
+      'average the gradients of n batches per update (a larger effective batch)',
+      int('--accumulate'),
+      D.accumulate,
+    )
+    .option('--workers <n>', 'data-parallel replicas on worker threads (one per core is fastest)', int('--workers'), D.workers)
     .option('--backend <name>', 'tensorflow-gpu, tensorflow, wasm, cpu or auto', 'auto')
     .option('--resume', 'continue the run in --out from its latest checkpoint')
     .option('--cache-dir <dir>', 'decoded-image cache (default: <out>/../.cache)')
@@ -105,7 +115,6 @@ export function registerTrain(program: Command): void {
         valClasses: String(opts.valClasses)
           .split(',')
           .map((s: string) => s.trim()),
-        promptsPerClass: 10,
         workers: opts.workers,
         accumulate: opts.accumulate,
         log: (line) => {

@@ -130,6 +130,10 @@ export const BUILTIN_TEMPLATES: Record<string, PromptTemplate> = {
 
 export const BUILTIN_CLASS_NAMES = Object.keys(BUILTIN_TEMPLATES);
 
+/** The classes exclusive classification uses by default: every built-in one but COVID-19, which no training image
+ * shows (a class the model never saw would take probability from the others at random). */
+export const DEFAULT_CLASS_NAMES = BUILTIN_CLASS_NAMES.filter((c) => c !== 'COVID-19');
+
 /** All sentences of a template, in a fixed order. */
 export function expandTemplate(t: PromptTemplate): string[] {
   const out: string[] = [];
@@ -163,7 +167,15 @@ export const MAX_PROMPT_LENGTH = 300;
  * Resolve a class list: built-in names become sampled prompts, custom `{ name, prompts }` are checked and kept.
  * Class names must be unique.
  */
-export function resolveClasses(classes: (string | ClassPrompts)[], promptsPerClass = 10, seed = 0): ClassPrompts[] {
+/** Prompts sampled per built-in class and the sampling seed: the same prompt set at every start (repeatable answers). */
+export const PROMPTS_PER_CLASS = 10;
+export const PROMPT_SEED = 0;
+
+export function resolveClasses(
+  classes: (string | ClassPrompts)[],
+  promptsPerClass = PROMPTS_PER_CLASS,
+  seed = PROMPT_SEED,
+): ClassPrompts[] {
   if (classes.length < 2) throw new PromptError('zero-shot classification needs at least two classes');
   const seen = new Set<string>();
   return classes.map((c) => {

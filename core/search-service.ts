@@ -27,7 +27,7 @@ import {
 import { localReader, type IndexReader } from './index-reader.ts';
 import { MedclipError } from './errors.ts';
 import type { MedClipModel } from './model.ts';
-import { BUILTIN_CLASS_NAMES, resolveClasses, type ClassPrompts } from './prompts.ts';
+import { DEFAULT_CLASS_NAMES, resolveClasses, type ClassPrompts } from './prompts.ts';
 import { QuerySpeller } from './query-terms.ts';
 import { ReportSearch } from './report-search.ts';
 import { agreeingFindings, queryFindings, type QueryFinding } from './search-rank.ts';
@@ -35,8 +35,6 @@ import { readFile } from 'node:fs/promises';
 
 export type Target = 'images' | 'reports';
 
-/** Prompts per built-in class, sampled with seed 0 (the same set at every start, so answers are repeatable). */
-export const PROMPTS_PER_CLASS = 10;
 /** Long side of a query X-ray's preview (`previewUpload`): enough for window/level on a screen. */
 export const QUERY_PREVIEW_SIZE = 768;
 
@@ -117,12 +115,7 @@ export class SearchService {
     images: IndexReader = localReader(index),
     options: SearchServiceOptions = {},
   ): Promise<SearchService> {
-    // COVID-19 is built in but not a default class: no training image shows it (README, zero-shot)
-    const defaultClasses = resolveClasses(
-      BUILTIN_CLASS_NAMES.filter((c) => c !== 'COVID-19'),
-      PROMPTS_PER_CLASS,
-      0,
-    );
+    const defaultClasses = resolveClasses(DEFAULT_CLASS_NAMES);
     await model.classEmbeddings(defaultClasses);
     return new SearchService(model, index, images, defaultClasses, options);
   }
@@ -193,7 +186,7 @@ export class SearchService {
       const found = await this.model.findings(vector!, names);
       return { mode: 'findings', classes: found.map((f) => ({ name: f.name, probability: f.probability })), tookMs: elapsed(t0) };
     }
-    const classes = o.classes ? resolveClasses(o.classes, PROMPTS_PER_CLASS, 0) : this.defaultClasses;
+    const classes = o.classes ? resolveClasses(o.classes) : this.defaultClasses;
     const [vector] = await this.model.embedImages([bytes], this.limits);
     const probs = await this.model.classify(vector!, classes);
     return { mode: 'exclusive', classes: probs.sort((a, b) => b.probability - a.probability), tookMs: elapsed(t0) };

@@ -223,7 +223,6 @@ export class TextTokenizer {
     return this.tokenizer.encode(text).tokens;
   }
 
-  /** Fixed-length batch for the text encoder. */
   /**
    * Token ids and attention mask, `[n, width]`. With `trim`, width is the longest row's length rather than
    * `maxLength`: the encoder masks padding and pools over real tokens only, so a short query then costs a short

@@ -17,6 +17,7 @@ import {
   type SentenceMeta,
   type StoredReport,
   type CollectionName,
+  type IndexManifest,
 } from '../core/index.ts';
 import { withLock, type LockOptions } from '../core/bundle-lock.ts';
 import { ReportSentences } from '../core/report-sentences.ts';
@@ -181,6 +182,22 @@ async function pipeline<T, R>(
   }
 }
 
+/** The HNSW parameters a bundle was built with (its first collection's; the largest shard as the shard size). */
+function bundleHnsw(m: IndexManifest): HnswParams | undefined {
+  const c0 = Object.values(m.collections)[0];
+  if (!c0) return undefined;
+  return {
+    M: c0.M,
+    efConstruction: c0.efConstruction,
+    efSearch: c0.efSearch,
+    // several shards: they were cut at the largest one's size; one shard: the size was at least its count
+    shardSize: Object.values(m.collections).some((c) => c!.shards.length > 1)
+      ? Math.max(...Object.values(m.collections).flatMap((c) => c!.shards.map((sh) => sh.count)))
+      : DEFAULT_HNSW.shardSize,
+    seed: DEFAULT_HNSW.seed,
+  };
+}
+
 export async function buildIndex(o: BuildOptions): Promise<BuildSummary> {
   if (!o.images && !o.imageDir && !o.reports) throw new IndexBuildError('nothing to index: give --images, --image-dir and/or --reports');
   if (o.images && o.imageDir) throw new IndexBuildError('give --images or --image-dir, not both');
@@ -206,7 +223,8 @@ async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void)
   const liveManifest = live ? await readLiveManifest(o.out) : undefined;
 
   const model = await MedClipModel.load(o.model, { threads: o.threads ?? 2 });
-  const hnsw: HnswParams = { ...DEFAULT_HNSW, ...o.hnsw };
+  // an append keeps the bundle's own HNSW parameters (as --delete and --upgrade do), unless told otherwise
+  const hnsw: HnswParams = { ...DEFAULT_HNSW, ...(o.append && liveManifest ? bundleHnsw(liveManifest) : {}), ...o.hnsw };
   const embedder: Embedder =
     o.embedder ?? ((o.workers ?? 0) > 1 ? await ThreadEmbedder.start(o.model, o.workers!) : new LocalEmbedder(model));
   try {
@@ -466,7 +484,6 @@ async function rewriteBundle<T>(
           c!.vectors.forEach((v, i) => flat.set(v, i * dim));
           collections[name] = { dim, vectors: flat, items: c!.items };
         }
-        const c0 = m.collections.images ?? m.collections.reports!;
         assertHeld();
         const manifest = await writeBundle(dir, {
           model: m.model,
@@ -476,13 +493,7 @@ async function rewriteBundle<T>(
           version: m.version + 1,
           thumbsDir: m.thumbnails ? join(bundle.dir, m.thumbnails) : undefined,
           thumbIds: change.rewrite.thumbIds,
-          hnsw: {
-            M: c0.M,
-            efConstruction: c0.efConstruction,
-            efSearch: c0.efSearch,
-            shardSize: Math.max(...Object.values(m.collections).flatMap((c) => c!.shards.map((sh) => sh.count))),
-            seed: DEFAULT_HNSW.seed,
-          },
+          hnsw: bundleHnsw(m) ?? DEFAULT_HNSW,
         });
         return change.result(manifest.version);
       } finally {

@@ -12,7 +12,8 @@ import { DEFAULT_RETRY, withRetry } from '../core/retry.ts';
 import { IndexBuildError } from './errors.ts';
 import type { WorkerRequest, WorkerResponse } from './lambda-worker.ts';
 
-export const LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024;
+export { LAMBDA_PAYLOAD_LIMIT } from '../core/limits.ts';
+import { LAMBDA_PAYLOAD_LIMIT } from '../core/limits.ts';
 /** Room for JSON framing and the ids. */
 const PAYLOAD_BUDGET = LAMBDA_PAYLOAD_LIMIT - 256 * 1024;
 

@@ -196,6 +196,25 @@ test('POST /v1/preview: an uploaded X-ray (DICOM too) as the JPEG the model read
   await problem(await post('/v1/preview', { image: png.toString('base64'), k: 3 }), 400, /unknown field/);
 });
 
+test('previews: from the bundle when it stores them; otherwise from the archive (imagesRoot), else a 404 that says so', async () => {
+  const bare = join(dir, 'no-thumbs');
+  rmSync(bare, { recursive: true, force: true });
+  await buildIndex({ model: modelDir, images: join(dir, 'images.csv'), root: DATA, out: bare });
+  const index = await IndexBundle.load(bare, { model: services.model });
+  const id = [...index.entries('images')][0]!.meta.id;
+  const path = `/v1/images/${encodeURIComponent(id)}`;
+  const none = createApp(await createServices(services.model, index), { auth: { mode: 'off' } });
+  await problem(await none.request(path), 404, /no preview is stored/);
+  const archive = createApp(await createServices(services.model, index, undefined, { imagesRoot: DATA }), { auth: { mode: 'off' } });
+  const r = await archive.request(path);
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('content-type'), 'image/jpeg');
+  const { default: sharp } = await import('sharp');
+  const meta = await sharp(Buffer.from(await r.arrayBuffer())).metadata();
+  assert.equal(meta.format, 'jpeg');
+  assert.ok(meta.width! > 0 && meta.width! <= 256);
+});
+
 test('bad requests get 4xx problem+json with a useful detail', async () => {
   await problem(await post('/v1/search/text', { query: 'x', k: 1000 }), 400, /k: .*100/);
   await problem(await post('/v1/search/text', { query: 'x', k: -1 }), 400, /k:/);

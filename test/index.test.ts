@@ -13,6 +13,7 @@ import { DATA, IMAGES_CSV, IU_REPORTS, liveDir, outputDir, REPO } from './helper
 import { tinyModelBundle } from './helpers/tiny-model.ts';
 
 const dir = outputDir('index');
+const shared = join(dir, 'shared');
 let modelDir: string;
 let table: string;
 let model: MedClipModel;
@@ -34,6 +35,9 @@ before(async () => {
   const row = (path: string) => [path, ...pickRows('val', 1)[0]!.split(',').slice(1)].join(',');
   table = join(dir, 'images.csv');
   writeFileSync(table, [header(), ...pickRows('val', 30), row(join(dir, 'missing.png')), row(truncated), row(notImage)].join('\n') + '\n');
+  // the bundle the read-only tests share, built here so that each test also runs alone (--test-name-pattern)
+  rmSync(shared, { recursive: true, force: true });
+  await buildIndex({ model: modelDir, images: table, root: DATA, reports: IU_REPORTS, reportSplit: 'val', out: shared, batchSize: 8 });
 });
 
 test('build: bad images are skipped and listed by id; everything else is indexed and searchable', async () => {
@@ -78,7 +82,7 @@ test('build: bad images are skipped and listed by id; everything else is indexed
 });
 
 test('load refuses a wrong format, another model, a dimension mismatch and a corrupted file', async () => {
-  const out = join(dir, 'bundle');
+  const out = shared;
   const bad = join(dir, 'bad');
   // a copy of the live version alone, in the layout bundles had before versions (still loadable)
   const reset = () => {
@@ -133,7 +137,7 @@ test('load refuses a wrong format, another model, a dimension mismatch and a cor
 });
 
 test('a bundle hashed on a worker thread, with the model still loading, answers as one loaded in sequence', async () => {
-  const out = join(dir, 'bundle');
+  const out = shared;
   const sequential = await IndexBundle.load(out, { model, hashInWorker: false });
   const parallel = await IndexBundle.load(out, { model: Promise.resolve(model), hashInWorker: true });
   const [q] = await model.embedTexts(['small left pleural effusion']);
@@ -257,10 +261,7 @@ test('--append adds a new version, keeping old items; --delete hides items from 
 });
 
 test('build refuses to overwrite an existing bundle and reports when nothing could be indexed', async () => {
-  await assert.rejects(
-    buildIndex({ model: modelDir, images: table, root: DATA, out: join(dir, 'bundle') }),
-    /already exists: use --append/,
-  );
+  await assert.rejects(buildIndex({ model: modelDir, images: table, root: DATA, out: shared }), /already exists: use --append/);
   const junk = join(dir, 'junk.csv');
   writeFileSync(junk, [header(), [join(dir, 'notes.png'), ...pickRows('val', 1)[0]!.split(',').slice(1)].join(',')].join('\n') + '\n');
   await assert.rejects(buildIndex({ model: modelDir, images: junk, root: DATA, out: join(dir, 'junk') }), /nothing could be indexed/);
@@ -364,7 +365,7 @@ test('--workers 2: worker threads embed the same vectors as the in-process embed
 });
 
 test('report search returns k distinct reports whenever the index holds k, each with its best sentence', async () => {
-  const index = await IndexBundle.load(join(dir, 'bundle'), { model });
+  const index = await IndexBundle.load(shared, { model });
   const q = (await model.embedTexts(['no acute cardiopulmonary process']))[0]!;
   const all = index.reports.size;
   assert.ok(all > 100);
@@ -380,7 +381,7 @@ test('report search returns k distinct reports whenever the index holds k, each 
 });
 
 test('a selective filter is answered by an exact scan of the allowed vectors: the same hits as brute force', async () => {
-  const index = await IndexBundle.load(join(dir, 'bundle'), { model });
+  const index = await IndexBundle.load(shared, { model });
   const q = (await model.embedTexts(['small left pleural effusion']))[0]!;
   for (const [collection, filter] of [
     ['reports', { must: ['Pleural Effusion'] }],
@@ -409,4 +410,66 @@ test('a selective filter is answered by an exact scan of the allowed vectors: th
     );
     got.forEach((h, i) => assert.ok(Math.abs(h.score - brute[i]!.score) < 1e-5));
   }
+});
+
+test('a bundle in several HNSW shards answers as one: the same hits, filtered or not, and the same entries', async () => {
+  const out = join(dir, 'sharded');
+  rmSync(out, { recursive: true, force: true });
+  await buildIndex({ model: modelDir, images: table, root: DATA, out, hnsw: { shardSize: 7 } });
+  const sharded = await IndexBundle.load(out, { model });
+  const single = await IndexBundle.load(shared, { model });
+  assert.equal(sharded.manifest.collections.images!.shards.length, 5, '30 images in shards of 7');
+  assert.equal(sharded.count('images'), single.count('images'));
+  for (const text of ['right lower lobe pneumonia', 'normal chest']) {
+    const [q] = await model.embedTexts([text]);
+    for (const filter of [undefined, { mustNot: ['Pneumonia'] }, { must: ['No Finding'] }]) {
+      const a = sharded.search('images', q!, { k: 12, filter });
+      const b = single.search('images', q!, { k: 12, filter });
+      assert.ok(a.length > 0, `${text} ${JSON.stringify(filter)}`);
+      assert.deepEqual(
+        a.map((h) => h.meta.id),
+        b.map((h) => h.meta.id),
+        `${text} ${JSON.stringify(filter)}`,
+      );
+    }
+  }
+  assert.deepEqual([...sharded.entries('images')].map((e) => e.meta.id).sort(), [...single.entries('images')].map((e) => e.meta.id).sort());
+});
+
+test('reports: --append adds reports (an id already there is not added twice), --delete removes a report everywhere', async () => {
+  const { readReports } = await import('../core/reports.ts');
+  const val: { id: string; findings: string; impression: string }[] = [];
+  for await (const r of readReports(IU_REPORTS, { split: 'val' }))
+    if (r.text.findings || r.text.impression) val.push({ id: r.id, findings: r.text.findings ?? '', impression: r.text.impression ?? '' });
+  const jsonl = (rows: typeof val) => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
+  const first = join(dir, 'reports-a.jsonl');
+  const second = join(dir, 'reports-b.jsonl');
+  writeFileSync(first, jsonl(val.slice(0, 20)));
+  writeFileSync(second, jsonl(val.slice(15, 40)));
+  const out = join(dir, 'reports-only');
+  rmSync(out, { recursive: true, force: true });
+  await buildIndex({ model: modelDir, reports: first, out, hnsw: { M: 8, efConstruction: 64 } });
+  const v2 = await buildIndex({ model: modelDir, reports: second, out, append: true });
+  assert.equal(v2.version, 2);
+  let index = await IndexBundle.load(out, { model });
+  const c = index.manifest.collections.reports!;
+  assert.deepEqual([c.M, c.efConstruction, c.shards.length], [8, 64, 1], 'an append keeps the HNSW parameters the bundle was built with');
+  assert.equal(index.reports.size, 40, '20 + 25, of which 5 were already there');
+  const victim = val[3]!;
+  assert.ok(index.hasTextIndex, 'the distinct-text index is rewritten with every version');
+  const d = await deleteFromBundle(out, modelDir, [victim.id]);
+  assert.equal(d.deleted, 1);
+  index = await IndexBundle.load(out, { model });
+  assert.equal(index.reports.size, 39);
+  assert.equal(index.report(victim.id), undefined);
+  const [q] = await model.embedTexts([victim.impression || victim.findings]);
+  const { ReportSearch } = await import('../core/report-search.ts');
+  const hits = new ReportSearch(index).search(q!, { k: 39 });
+  assert.ok(hits.length > 0);
+  for (const h of hits) {
+    assert.notEqual(h.report.id, victim.id);
+    assert.ok(!h.same.includes(victim.id), 'nor among the collapsed');
+  }
+  assert.ok(![...index.entries('reports')].some((e) => (e.meta as { reportId: string }).reportId === victim.id));
+  assert.ok(index.hasTextIndex && index.textCount() > 0);
 });

@@ -39,23 +39,13 @@ before(async () => {
     root: DATA,
     reports: IU_REPORTS,
     out: join(dir, 'run'),
-    trainSplit: 'train',
-    valSplit: 'val',
+    // DEFAULT_TRAIN but for a tiny run
     steps: 6,
     batch: 8,
     lr: 2e-3,
     warmup: 2,
-    weightDecay: 0.05,
-    clip: 1,
-    loss: 'semantic',
-    labelTemperature: 1,
-    matchRate: 0.5,
-    balanceSources: true,
-    prompts: true,
-    augment: true,
     evalEvery: 3,
     seed: 1,
-    resume: false,
     cacheDir: join(dir, 'cache'),
     valClasses: ['No Finding', 'Pneumonia'],
     promptsPerClass: 4,
@@ -136,6 +126,20 @@ test('train --workers 2: data-parallel replicas on worker threads train and chec
       .every((s) => Number.isFinite(s.loss)),
   );
   assert.ok(existsSync(join(ckpt(out, 'checkpoint-latest'), 'optimizer', 'tensors.bin')));
+});
+
+test('training lowers the loss, with one replica and with two on worker threads', async () => {
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  for (const workers of [1, 2]) {
+    const out = join(dir, `descent-${workers}`);
+    rmSync(out, { recursive: true, force: true });
+    await train({ ...base, out, steps: 30, evalEvery: 30, augment: false, workers });
+    const losses = logOf(out).flatMap((l) => (l.loss === undefined ? [] : [l.loss]));
+    assert.equal(losses.length, 30);
+    const first = mean(losses.slice(0, 5));
+    const last = mean(losses.slice(-5));
+    assert.ok(last < 0.9 * first, `${workers} worker(s): loss ${first.toFixed(3)} -> ${last.toFixed(3)}`);
+  }
 });
 
 test('train refuses an image table with no rows in the split, naming it', async () => {

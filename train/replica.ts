@@ -146,7 +146,7 @@ export class Replica {
   }
 }
 
-/** Average step results in place into the first; returns [mean loss, gradient norm before clipping]. */
+/** The replicas' step results averaged, each weighted by its share of the batch: new arrays, the inputs untouched. */
 export function averageResults(results: StepResult[], weights: number[]): { loss: number; grads: Float32Array; bnStats: Float32Array } {
   const total = weights.reduce((a, b) => a + b, 0);
   const grads = new Float32Array(results[0]!.grads.length);

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { NUM_OBSERVATIONS, OBSERVATIONS, observationIndex } from '../core/labels.ts';
 import { FINDING_PROMPTS } from '../core/findings.ts';
-import { samplePrompts } from '../core/prompts.ts';
+import { PROMPTS_PER_CLASS, samplePrompts } from '../core/prompts.ts';
 import { Rng } from '../core/random.ts';
 import { readReports, reportText } from '../core/reports.ts';
 import { TextTokenizer, trainWordPiece } from '../core/tokenizer.ts';
@@ -20,7 +20,7 @@ import type { ModelConfig } from './config.ts';
 import { DecoupledSampler, loadImageSet, loadSentences, tokenizeAll, type ImageSet } from './data.ts';
 import type { LossName } from './loss.ts';
 import { DualEncoder, initialValues } from './model.ts';
-import { learningRate } from './optimizer.ts';
+import { DEFAULT_ADAMW, learningRate } from './optimizer.ts';
 import { createReplicas, type OptimizerState } from './parallel.ts';
 import { averageResults, clipGlobalNorm, type BatchArrays, type StepResult } from './replica.ts';
 import { classificationReport, classProbabilities, meanEmbedding, singleClassItems } from './zeroshot.ts';
@@ -32,45 +32,64 @@ export class TrainError extends MedclipError {
   }
 }
 
-export interface TrainOptions {
+/**
+ * Training images are decoded this much larger than the model's input, so random crops (augmentation) still see
+ * the whole chest after cropping back to the input size: 12.5% leaves room for the crop and small shifts.
+ */
+export const TRAIN_DECODE_MARGIN = 1.125;
+
+/** Training hyperparameters and their defaults, in one place: the CLI's defaults are these, callers override a part. */
+export const DEFAULT_TRAIN = {
+  trainSplit: 'train' as string | undefined,
+  valSplit: 'val' as string | undefined,
+  steps: 1000,
+  /** Images (and sentences) per step. */
+  batch: 32,
+  /** Peak learning rate (cosine decay after a linear warmup). */
+  lr: 1e-3,
+  warmup: 100,
+  weightDecay: DEFAULT_ADAMW.weightDecay,
+  /** Gradient clipping: global L2 norm. */
+  clip: 1,
+  loss: 'semantic' as LossName,
+  /** Temperature of the semantic targets' softmax (1 = the paper). */
+  labelTemperature: 1,
+  /** Share of sentences drawn to share a finding with their image. */
+  matchRate: 0.5,
+  balanceSources: true,
+  /** Draw half of each batch's images by finding (rare findings reach most batches). */
+  balanceFindings: false,
+  /** Weight of the auxiliary findings loss (train/loss.ts `findingsLoss`); 0 = off. */
+  findingsWeight: 0,
+  /** Add the built-in prompt sentences as text-only data. */
+  prompts: true,
+  augment: true,
+  /** Validate and checkpoint every n steps. */
+  evalEvery: 200,
+  seed: 0,
+  resume: false,
+  /** Zero-shot validation classes. */
+  valClasses: ['No Finding', 'Pneumonia'],
+  promptsPerClass: PROMPTS_PER_CLASS,
+  /** Data-parallel replicas on worker threads (1 = in-process). */
+  workers: 1,
+  /** Batches whose gradients are averaged into one update. */
+  accumulate: 1,
+};
+
+/** What a run needs (model, data, output) plus any of DEFAULT_TRAIN to override. */
+export type TrainOptions = {
   config: ModelConfig;
   images: string;
   root?: string;
   reports?: string;
   out: string;
-  trainSplit?: string;
-  valSplit?: string;
-  steps: number;
-  batch: number;
-  lr: number;
-  warmup: number;
-  weightDecay: number;
-  clip: number;
-  loss: LossName;
-  /** Temperature of the semantic targets' softmax (1 = the paper). */
-  labelTemperature: number;
-  matchRate: number;
-  balanceSources: boolean;
-  /** Draw half of each batch's images by finding (rare findings reach most batches). */
-  balanceFindings?: boolean;
-  /** Weight of the auxiliary findings loss (train/loss.ts `findingsLoss`); 0 or absent = off. */
-  findingsWeight?: number;
-  prompts: boolean;
-  augment: boolean;
-  evalEvery: number;
-  seed: number;
-  resume: boolean;
   cacheDir?: string;
-  /** Zero-shot validation classes. */
-  valClasses: string[];
-  promptsPerClass: number;
-  /** Data-parallel replicas on worker threads (1 = in-process). */
-  workers?: number;
-  /** Batches whose gradients are averaged into one update (default 1). */
-  accumulate?: number;
   log?: (line: string) => void;
   onStep?: (info: StepInfo) => void;
-}
+} & Partial<typeof DEFAULT_TRAIN>;
+
+type ResolvedTrainOptions = TrainOptions & typeof DEFAULT_TRAIN;
 
 export interface StepInfo {
   step: number;
@@ -99,7 +118,7 @@ const CHECKPOINT_LATEST = 'checkpoint-latest';
 const CHECKPOINT_BEST = 'checkpoint-best';
 
 /** Build the tokenizer vocabulary from the training reports (and prompts), as `core/tokenizer` trains it. */
-async function buildTokenizer(o: TrainOptions): Promise<TextTokenizer> {
+async function buildTokenizer(o: ResolvedTrainOptions): Promise<TextTokenizer> {
   const texts: string[] = [];
   if (o.reports)
     for await (const r of readReports(o.reports, { split: o.trainSplit }))
@@ -115,7 +134,8 @@ export interface TrainResult {
   runDir: string;
 }
 
-export async function train(o: TrainOptions): Promise<TrainResult> {
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const o: ResolvedTrainOptions = { ...DEFAULT_TRAIN, ...options };
   const log = o.log ?? (() => {});
   const runDir = resolve(o.out);
   await mkdir(runDir, { recursive: true });
@@ -133,7 +153,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     throw new TrainError(`tokenizer has ${tokenizer.vocabSize} tokens but the config allows ${config.text.vocabSize}`);
   await writeFile(join(runDir, 'config.json'), JSON.stringify(config, null, 2));
 
-  const side = Math.round((config.image.size * 1.125) / 2) * 2;
+  const side = Math.round((config.image.size * TRAIN_DECODE_MARGIN) / 2) * 2;
   log(`decoding images (${o.trainSplit ?? 'all'} at ${side}px, cached in ${cacheDir})`);
   const trainImages = await loadImageSet(o.images, { root: o.root, split: o.trainSplit, side, resize: config.image.resize, cacheDir });
   const valImages = o.valSplit
@@ -171,7 +191,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const replicas = await createReplicas(workers, tf.getBackend(), {
     config,
     values,
-    optimizer: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: o.weightDecay },
+    optimizer: { ...DEFAULT_ADAMW, weightDecay: o.weightDecay },
     lossOptions: { loss: o.loss, labelTemperature: o.labelTemperature, findingsWeight: o.findingsWeight ?? 0 },
   });
   try {
@@ -329,7 +349,7 @@ function round(x: number): number {
   return Math.round(x * 1e5) / 1e5;
 }
 
-function publicOptions(o: TrainOptions): Record<string, unknown> {
+function publicOptions(o: ResolvedTrainOptions): Record<string, unknown> {
   const { log, onStep, config, ...rest } = o;
   void log;
   void onStep;
@@ -360,7 +380,12 @@ async function saveCheckpoint(
 }
 
 /** Zero-shot validation in tfjs: images labelled exactly one of the classes, per source. */
-function makeValidator(model: DualEncoder, tokenizer: TextTokenizer, images: ImageSet, o: TrainOptions): (step: number) => ValMetrics {
+function makeValidator(
+  model: DualEncoder,
+  tokenizer: TextTokenizer,
+  images: ImageSet,
+  o: ResolvedTrainOptions,
+): (step: number) => ValMetrics {
   const classIdx = o.valClasses.map((c) => observationIndex(c));
   const items = singleClassItems(images.labels, images.ids.length, classIdx, NUM_OBSERVATIONS);
   if (items.length === 0) throw new TrainError(`no validation image is labelled exactly one of ${o.valClasses.join(', ')}`);

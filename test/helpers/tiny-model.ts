@@ -1,5 +1,5 @@
 /** A small randomly initialised model bundle exported to the model contract (for index and API tests). */
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { selectBackend } from '../../train/backend.ts';
 import { exportRun } from '../../train/export.ts';
@@ -7,9 +7,22 @@ import { realImages, writeTinyRun } from './tiny-run.ts';
 import { buildIndex } from '../../index-builder/build.ts';
 import { DATA, IMAGES_CSV, IU_REPORTS } from './paths.ts';
 
-export async function tinyModelBundle(dir: string): Promise<string> {
+/** Bundles exported by this test process: a bundle left by an earlier run (older code) is never reused. */
+const fresh = new Map<string, Promise<string>>();
+
+export function tinyModelBundle(dir: string): Promise<string> {
+  let p = fresh.get(dir);
+  if (!p) {
+    p = exportTinyModel(dir);
+    fresh.set(dir, p);
+  }
+  return p;
+}
+
+async function exportTinyModel(dir: string): Promise<string> {
   const bundle = join(dir, 'model');
-  if (existsSync(join(bundle, 'manifest.json'))) return bundle;
+  rmSync(bundle, { recursive: true, force: true });
+  rmSync(join(dir, 'run'), { recursive: true, force: true });
   await selectBackend('wasm');
   const { sentences } = await writeTinyRun(join(dir, 'run'));
   await exportRun({ run: join(dir, 'run'), out: bundle, parityImages: await realImages(2), paritySentences: sentences.slice(0, 4) });
