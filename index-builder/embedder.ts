@@ -3,7 +3,8 @@
  * sharp's thread pool); `ThreadEmbedder` spreads batches over worker threads, each with its own model
  * sessions. Bad images never fail a batch: they come back as errors with the item's id and a reason code.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../core/worker-thread.ts';
 import { DECODE_CONCURRENCY, embedImageSources } from '../core/embed-images.ts';
 import type { MedClipModel } from '../core/model.ts';
 
@@ -87,10 +88,8 @@ export class ThreadEmbedder implements Embedder {
   private constructor(private readonly workers: EmbedWorker[]) {}
 
   static async start(modelDir: string, count: number): Promise<ThreadEmbedder> {
-    const tsx = import.meta.resolve('tsx/esm/api');
-    const entry = new URL('./embed-worker.ts', import.meta.url).href;
-    const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
-    const workers = Array.from({ length: count }, () => new EmbedWorker(new Worker(code, { eval: true, workerData: { modelDir } })));
+    const entry = { source: './embed-worker.ts', compiled: 'embed-worker.mjs' };
+    const workers = Array.from({ length: count }, () => new EmbedWorker(startWorker(import.meta.url, entry, { workerData: { modelDir } })));
     await Promise.all(workers.map((w) => w.ready()));
     return new ThreadEmbedder(workers);
   }

@@ -1,5 +1,6 @@
 /** Replicas in-process or on worker threads, behind one interface. */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../core/worker-thread.ts';
 import { Replica, type BatchArrays, type ReplicaInit, type StepResult } from './replica.ts';
 
 export interface OptimizerState {
@@ -58,11 +59,7 @@ class WorkerReplica implements ReplicaHandle {
   }
 
   static async start(backend: string, init: ReplicaInit): Promise<WorkerReplica> {
-    // Workers start from plain JS: register the TypeScript loader, then import the worker module.
-    const tsx = import.meta.resolve('tsx/esm/api');
-    const entry = new URL('./worker.ts', import.meta.url).href;
-    const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
-    const worker = new Worker(code, { eval: true, workerData: { backend, init } });
+    const worker = startWorker(import.meta.url, { source: './worker.ts', compiled: 'train-worker.mjs' }, { workerData: { backend, init } });
     const r = new WorkerReplica(worker);
     await r.wait();
     return r;
