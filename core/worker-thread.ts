@@ -14,3 +14,15 @@ export function startWorker(callerUrl: string, entry: { source: string; compiled
   const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(url)}); })`;
   return new Worker(code, { ...options, eval: true });
 }
+
+/**
+ * The file a worker pool (piscina) loads for a task module: `dist/<compiled>` when running compiled, else the tsx
+ * shim (core/ts-worker.mjs) with the TypeScript module to load in `workerData.tsEntry`.
+ */
+export function taskFile(
+  callerUrl: string,
+  entry: { source: string; compiled: string },
+): { filename: string; workerData: Record<string, unknown> } {
+  if (!callerUrl.endsWith('.ts')) return { filename: new URL(`./${entry.compiled}`, callerUrl).href, workerData: {} };
+  return { filename: new URL('./ts-worker.mjs', import.meta.url).href, workerData: { tsEntry: new URL(entry.source, callerUrl).href } };
+}

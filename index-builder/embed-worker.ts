@@ -1,25 +1,16 @@
-/** Worker-thread side of `ThreadEmbedder`: one model (1 onnxruntime thread), answering requests in order. */
-import { parentPort, workerData } from 'node:worker_threads';
+/** Worker-thread task of `ThreadEmbedder` (run by piscina): each worker loads its own model once (1 onnxruntime thread). */
+import { workerData } from 'node:worker_threads';
 import { MedClipModel } from '../core/model.ts';
-import { LocalEmbedder } from './embedder.ts';
+import { LocalEmbedder, type ImageBatchResult, type ImageJob } from './embedder.ts';
 
-const port = parentPort;
-if (port) {
-  const { modelDir } = workerData as { modelDir: string };
-  const model = await MedClipModel.load(modelDir, { threads: 1 });
-  const embedder = new LocalEmbedder(model, 4);
-  // Requests are handled one at a time, so replies keep the request order.
-  let chain = Promise.resolve();
-  port.on('message', (msg: { type: string; jobs?: { id: string; file: string }[]; texts?: string[] }) => {
-    chain = chain.then(async () => {
-      try {
-        if (msg.type === 'ping') port.postMessage({ ok: true });
-        else if (msg.type === 'images') port.postMessage({ ok: true, images: await embedder.embedImageFiles(msg.jobs ?? []) });
-        else if (msg.type === 'texts') port.postMessage({ ok: true, texts: await embedder.embedTexts(msg.texts ?? []) });
-        else port.postMessage({ ok: false, error: `unknown request ${msg.type}` });
-      } catch (err) {
-        port.postMessage({ ok: false, error: (err as Error).message });
-      }
-    });
-  });
+export type EmbedTask = { type: 'ping' } | { type: 'images'; jobs: ImageJob[] } | { type: 'texts'; texts: string[] };
+
+let embedder: Promise<LocalEmbedder> | undefined;
+
+export default async function run(task: EmbedTask): Promise<ImageBatchResult | Float32Array[] | true> {
+  embedder ??= MedClipModel.load((workerData as { modelDir: string }).modelDir, { threads: 1 }).then((m) => new LocalEmbedder(m, 4));
+  const e = await embedder;
+  if (task.type === 'ping') return true;
+  if (task.type === 'images') return e.embedImageFiles(task.jobs);
+  return e.embedTexts(task.texts);
 }

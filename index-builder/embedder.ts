@@ -3,8 +3,9 @@
  * sharp's thread pool); `ThreadEmbedder` spreads batches over worker threads, each with its own model
  * sessions. Bad images never fail a batch: they come back as errors with the item's id and a reason code.
  */
-import type { Worker } from 'node:worker_threads';
-import { startWorker } from '../core/worker-thread.ts';
+import { Piscina } from 'piscina';
+import { taskFile } from '../core/worker-thread.ts';
+import type { EmbedTask } from './embed-worker.ts';
 import { DECODE_CONCURRENCY, embedImageSources } from '../core/embed-images.ts';
 import type { MedClipModel } from '../core/model.ts';
 
@@ -48,71 +49,49 @@ export class LocalEmbedder implements Embedder {
   async close(): Promise<void> {}
 }
 
-type WorkerReply = { ok: true; images?: ImageBatchResult; texts?: Float32Array[] } | { ok: false; error: string };
-
-/** One worker thread with its own model; requests are answered in order. */
-class EmbedWorker {
-  private queue: { resolve: (r: WorkerReply) => void; reject: (e: Error) => void }[] = [];
-  private failure?: Error;
-
-  constructor(private readonly worker: Worker) {
-    worker.on('message', (m: WorkerReply) => this.queue.shift()?.resolve(m));
-    const fail = (err: Error) => {
-      this.failure = err;
-      for (const q of this.queue.splice(0)) q.reject(err);
-    };
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`embedding worker exited (code ${code})`)));
-  }
-
-  request(msg: unknown): Promise<WorkerReply> {
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => {
-      this.queue.push({ resolve, reject });
-      this.worker.postMessage(msg);
-    });
-  }
-
-  async ready(): Promise<void> {
-    const r = await this.request({ type: 'ping' });
-    if (!r.ok) throw new Error(r.error);
-  }
-
-  terminate(): Promise<number> {
-    return this.worker.terminate();
-  }
-}
-
+/**
+ * Batches spread over worker threads by a piscina pool, each worker with its own model (one onnxruntime thread):
+ * piscina queues the batches, hands each to a free worker and reports a worker that dies as the batch's error.
+ */
 export class ThreadEmbedder implements Embedder {
-  private nextWorker = 0;
-  private constructor(private readonly workers: EmbedWorker[]) {}
+  private constructor(private readonly pool: Piscina) {}
 
   static async start(modelDir: string, count: number): Promise<ThreadEmbedder> {
-    const entry = { source: './embed-worker.ts', compiled: 'embed-worker.mjs' };
-    const workers = Array.from({ length: count }, () => new EmbedWorker(startWorker(import.meta.url, entry, { workerData: { modelDir } })));
-    await Promise.all(workers.map((w) => w.ready()));
-    return new ThreadEmbedder(workers);
-  }
-
-  private pick(): EmbedWorker {
-    const w = this.workers[this.nextWorker % this.workers.length]!;
-    this.nextWorker++;
-    return w;
+    const { filename, workerData } = taskFile(import.meta.url, { source: './embed-worker.ts', compiled: 'embed-worker.mjs' });
+    const pool = new Piscina({
+      filename,
+      workerData: { ...workerData, modelDir },
+      minThreads: count,
+      maxThreads: count,
+      idleTimeout: Infinity,
+    });
+    // every worker loads its model before the first batch: a model that cannot load fails the start, not a batch
+    try {
+      await Promise.all(Array.from({ length: count }, () => pool.run({ type: 'ping' } satisfies EmbedTask)));
+    } catch (err) {
+      await pool.destroy();
+      throw new Error(`embedding worker: ${(err as Error).message}`);
+    }
+    return new ThreadEmbedder(pool);
   }
 
   async embedImageFiles(jobs: ImageJob[]): Promise<ImageBatchResult> {
-    const r = await this.pick().request({ type: 'images', jobs });
-    if (!r.ok) throw new Error(`embedding worker: ${r.error}`);
-    return r.images!;
+    return this.run({ type: 'images', jobs }) as Promise<ImageBatchResult>;
   }
 
   async embedTexts(texts: string[]): Promise<Float32Array[]> {
-    const r = await this.pick().request({ type: 'texts', texts });
-    if (!r.ok) throw new Error(`embedding worker: ${r.error}`);
-    return r.texts!;
+    return this.run({ type: 'texts', texts }) as Promise<Float32Array[]>;
+  }
+
+  private async run(task: EmbedTask): Promise<unknown> {
+    try {
+      return await this.pool.run(task);
+    } catch (err) {
+      throw new Error(`embedding worker: ${(err as Error).message}`);
+    }
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    await this.pool.destroy();
   }
 }
