@@ -13,6 +13,9 @@ import { join, resolve, sep } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { parseImageSpec, type ImageSpec, type ImageLimits, DEFAULT_IMAGE_LIMITS } from './image/index.ts';
 import { embedImageSources } from './embed-images.ts';
+import { classSoftmax, dot, meanNormalized } from './vectors.ts';
+
+export { dot, meanNormalized } from './vectors.ts';
 import { OBSERVATIONS, type Observation } from './labels.ts';
 import { FINDING_PROMPTS, findingProbability, resolveFindingNames } from './findings.ts';
 import type { ClassPrompts } from './prompts.ts';
@@ -230,12 +233,8 @@ export class MedClipModel {
 
   /** Zero-shot probabilities: softmax over classes of logitScale * cos(image, class embedding). */
   async classify(imageEmbedding: Float32Array, classes: ClassPrompts[]): Promise<{ name: string; probability: number }[]> {
-    const embeds = await this.classEmbeddings(classes);
-    const logits = embeds.map((e) => dot(e, imageEmbedding) * this.manifest.logitScale);
-    const max = Math.max(...logits);
-    const exps = logits.map((l) => Math.exp(l - max));
-    const z = exps.reduce((a, b) => a + b, 0);
-    return classes.map((c, i) => ({ name: c.name, probability: exps[i]! / z }));
+    const probs = classSoftmax(imageEmbedding, await this.classEmbeddings(classes), this.manifest.logitScale);
+    return classes.map((c, i) => ({ name: c.name, probability: probs[i]! }));
   }
 
   /**
@@ -261,21 +260,6 @@ export class MedClipModel {
   }
 }
 
-export function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
-}
-
 function rows(flat: Float32Array, n: number, d: number): Float32Array[] {
   return Array.from({ length: n }, (_, i) => flat.slice(i * d, (i + 1) * d));
-}
-
-export function meanNormalized(vectors: Float32Array[]): Float32Array {
-  const d = vectors[0]!.length;
-  const out = new Float32Array(d);
-  for (const v of vectors) for (let i = 0; i < d; i++) out[i]! += v[i]!;
-  const norm = Math.sqrt(dot(out, out)) || 1;
-  for (let i = 0; i < d; i++) out[i]! /= norm;
-  return out;
 }

@@ -60,30 +60,8 @@ export function classificationReport(classes: string[], truth: number[], probs: 
   return out;
 }
 
-/** Softmax over classes of `scale * cos(image, class)` for L2-normalised embeddings. */
-export function classProbabilities(image: Float32Array, classEmbeds: Float32Array[], scale: number): number[] {
-  const logits = classEmbeds.map((c) => {
-    let s = 0;
-    for (let i = 0; i < c.length; i++) s += c[i]! * image[i]!;
-    return s * scale;
-  });
-  const max = Math.max(...logits);
-  const e = logits.map((l) => Math.exp(l - max));
-  const z = e.reduce((a, b) => a + b, 0);
-  return e.map((v) => v / z);
-}
-
-/** Mean of prompt embeddings, re-normalised: one embedding per class. */
-export function meanEmbedding(rows: Float32Array[]): Float32Array {
-  const dim = rows[0]!.length;
-  const out = new Float32Array(dim);
-  for (const r of rows) for (let i = 0; i < dim; i++) out[i]! += r[i]!;
-  let norm = 0;
-  for (let i = 0; i < dim; i++) norm += out[i]! * out[i]!;
-  norm = Math.sqrt(norm) || 1;
-  for (let i = 0; i < dim; i++) out[i]! /= norm;
-  return out;
-}
+/** Softmax over classes of `scale * cos(image, class)`, and a class's embedding from its prompts': core/vectors.ts. */
+export { classSoftmax as classProbabilities, meanNormalized as meanEmbedding } from '../core/vectors.ts';
 
 /** Images labelled exactly one of `classes` (by label index): [image index, class index] pairs. */
 export function singleClassItems(labels: Float32Array, count: number, classIndices: number[], width: number): [number, number][] {
