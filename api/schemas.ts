@@ -180,6 +180,6 @@ export const Facets = z
     sources: z.array(FacetValue).openapi({ description: 'Sources stored with the images (filter.source)' }),
     findings: z
       .array(z.object({ name: z.string(), count: z.number().int() }))
-      .openapi({ description: 'Observations positive in at least one image (filter.must / mustNot), with counts' }),
+      .openapi({ description: 'Every observation with its count of positive images (filter.must / mustNot), most frequent first' }),
   })
   .openapi('Facets');

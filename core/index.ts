@@ -141,7 +141,7 @@ export interface ImageFacets {
   images: number;
   views: { value: string; count: number }[];
   sources: { value: string; count: number }[];
-  /** Observations positive (1) in at least one image. */
+  /** Every observation with the number of images positive (1) for it (0 included), most frequent first. */
   findings: { name: string; count: number }[];
 }
 
@@ -160,6 +160,7 @@ export function imageFacets(items: Iterable<ImageMeta>): ImageFacets {
   }
   const sorted = (m: Map<string, number>) =>
     [...m].map(([value, count]) => ({ value, count })).sort((a, b) => b.count - a.count || a.value.localeCompare(b.value));
+  for (const name of OBSERVATIONS) if (!findings.has(name)) findings.set(name, 0);
   return {
     images,
     views: sorted(views),

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { startServer } from '../api/server.ts';
+import { startShippedServer } from './helpers/shipped-server.ts';
 import { DATA, outputDir, REPO } from './helpers/paths.ts';
 
 const CHROMIUM = (process.env.CHROMIUM_PATH ? [process.env.CHROMIUM_PATH] : ['/usr/bin/chromium', '/usr/bin/chromium-browser']).find(
@@ -16,20 +16,14 @@ const CHROMIUM = (process.env.CHROMIUM_PATH ? [process.env.CHROMIUM_PATH] : ['/u
 );
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const dir = outputDir('browser');
-let server: Awaited<ReturnType<typeof startServer>> | undefined;
+let server: Awaited<ReturnType<typeof startShippedServer>> | undefined;
 let browser: BrowserContext | undefined;
 /** An X-ray of the sample index (its own closest image) and a DICOM file. */
 const XRAY = join(REPO, 'samples/corpus/images/nih/00005567_002.png');
 
 before(async () => {
   if (!CHROMIUM) return;
-  server = await startServer({
-    model: join(REPO, 'models/medclip-tiny'),
-    index: join(REPO, 'indexes/sample'),
-    port: 0,
-    host: '127.0.0.1',
-    log: () => {},
-  });
+  server = await startShippedServer();
   // a fresh profile (playwright passes it as --user-data-dir)
   browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'medclip-chromium-')), {
     executablePath: CHROMIUM,
@@ -88,16 +82,22 @@ async function until(page: Page, expression: string): Promise<void> {
   throw new Error(`timed out waiting for ${expression} (page: ${JSON.stringify(seen)})`);
 }
 
+/** A fresh page on the search page, collecting page errors (and console errors with `console`). */
+async function openPage(o: { console?: boolean } = {}): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser!.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  if (o.console) page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  await page.goto(server!.url + '/');
+  return { page, errors };
+}
+
 const skip = CHROMIUM ? false : 'chromium is not installed (.ci/run installs it)';
 
 test('search page, text query: cards with every label, an explanation, more on demand, an image viewer with window/level', {
   skip,
 }, async () => {
-  const page = await browser!.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-  await page.goto(server!.url + '/');
+  const { page, errors } = await openPage({ console: true });
   await page.waitForSelector('#status:has-text("200 X-rays and 297 reports indexed")');
   await axe(page, 'empty page');
 
@@ -177,10 +177,7 @@ test('search page, text query: cards with every label, an explanation, more on d
 test('search page, filters and reports: must/must-not/source filters, an empty state, a report view with the sentence and polarity', {
   skip,
 }, async () => {
-  const page = await browser!.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(server!.url + '/');
+  const { page, errors } = await openPage();
   await page.waitForSelector('#filter-sources input[value=nih]', { state: 'attached' });
   await page.click('#filters summary');
   await page.selectOption('#f-pneumonia', 'mustNot');
@@ -236,10 +233,7 @@ test('search page, filters and reports: must/must-not/source filters, an empty s
 test('search page, X-ray query: the query beside its findings (multi-label), similar X-rays with itself first, reports; errors shown', {
   skip,
 }, async () => {
-  const page = await browser!.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(server!.url + '/');
+  const { page, errors } = await openPage();
   await page.fill('#query', 'stale text');
   await page.setInputFiles('#file', XRAY);
   await page.waitForSelector('#class-bars .bar');

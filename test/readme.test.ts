@@ -6,19 +6,13 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer } from '../api/server.ts';
+import { startShippedServer } from './helpers/shipped-server.ts';
 import { DATA, REPO } from './helpers/paths.ts';
 
-let server: Awaited<ReturnType<typeof startServer>>;
+let server: Awaited<ReturnType<typeof startShippedServer>>;
 
 before(async () => {
-  server = await startServer({
-    model: join(REPO, 'models/medclip-tiny'),
-    index: join(REPO, 'indexes/sample'),
-    port: 0,
-    host: '127.0.0.1',
-    log: () => {},
-  });
+  server = await startShippedServer();
 });
 after(async () => server.close());
 

@@ -21,6 +21,10 @@ before(async () => {
   app = createApp(await createServices(model, await IndexBundle.load(join(REPO, 'indexes/sample'), { model })), { auth: { mode: 'off' } });
 });
 
+/** `medclip eval --task search` over the IU val reports with this model, plus `extra` flags. */
+const evalSearch = (model: string, ...extra: string[]) =>
+  medclip('eval', '--model', model, '--task', 'search', '--reports', IU_REPORTS, '--report-split', 'val', ...extra);
+
 test('query findings carry polarity; agreement orders affirmed > uncertain > negated, and the reverse for a negation', () => {
   assert.deepEqual(queryFindings('pneumothorax'), [{ name: 'Pneumothorax', polarity: 'positive' }]);
   assert.deepEqual(queryFindings('no pneumothorax'), [{ name: 'Pneumothorax', polarity: 'negative' }]);
@@ -68,7 +72,7 @@ test('text -> reports: an affirmative query gets affirming sentences, a negated 
 });
 
 test('medclip eval --task search --json: P@10, negated purity, per kind, per query; --tune sweeps the weight', async () => {
-  const r = await medclip('eval', '--model', modelDir, '--task', 'search', '--reports', IU_REPORTS, '--report-split', 'val', '--json');
+  const r = await evalSearch(modelDir, '--json');
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout) as {
     weights: { agreement: number };
@@ -80,19 +84,7 @@ test('medclip eval --task search --json: P@10, negated purity, per kind, per que
   assert.ok(out.queries.length >= 40);
   for (const x of [out.p10, out.negatedPurity]) assert.ok(x >= 0 && x <= 1);
   assert.ok(['finding', 'paraphrase', 'negation', 'misspelling', 'device'].every((k) => out.byKind[k]!.queries > 0));
-  const tuned = await medclip(
-    'eval',
-    '--model',
-    modelDir,
-    '--task',
-    'search',
-    '--reports',
-    IU_REPORTS,
-    '--report-split',
-    'val',
-    '--tune',
-    '--json',
-  );
+  const tuned = await evalSearch(modelDir, '--tune', '--json');
   const sweep = JSON.parse(tuned.stdout) as { weights: { agreement: number; reportAgreement: number; lexical: number } }[];
   assert.ok(sweep.length >= 25);
   const { agreement, reportAgreement, lexical } = sweep[0]!.weights;
@@ -132,23 +124,7 @@ test('report hits of a finding query carry a calibrated relevance in [0, 1]; agr
 
 test('image -> reports hubness: the shipped hub weight lowers the share of X-rays given a hub report, and keeps finding matches', async () => {
   // the shipped model over the val X-rays and val reports, as `medclip eval --task search --images --tune-hubs`
-  const r = await medclip(
-    'eval',
-    '--model',
-    join(REPO, 'models/medclip-tiny'),
-    '--task',
-    'search',
-    '--reports',
-    IU_REPORTS,
-    '--report-split',
-    'val',
-    '--images',
-    IMAGES_CSV,
-    '--split',
-    'val',
-    '--tune-hubs',
-    '--json',
-  );
+  const r = await evalSearch(join(REPO, 'models/medclip-tiny'), '--images', IMAGES_CSV, '--split', 'val', '--tune-hubs', '--json');
   assert.equal(r.code, 0, r.stderr);
   const runs = JSON.parse(r.stdout) as { weights: { hub: number }; hubShare: { queries: number; share: number; findingMatch: number } }[];
   const at = (hub: number) => runs.find((x) => x.weights.hub === hub)!.hubShare;

@@ -1,23 +1,6 @@
 // The search page's script (served as /page/search.js; no framework, no outside assets, works under a strict CSP).
 // Every value that comes from the API is inserted as text (textContent / createTextNode), never as HTML.
 
-/** The 14 CheXpert observations, in the dataset's order (the filter offers all of them). */
-const OBSERVATIONS = [
-  'No Finding',
-  'Enlarged Cardiomediastinum',
-  'Cardiomegaly',
-  'Lung Lesion',
-  'Lung Opacity',
-  'Edema',
-  'Consolidation',
-  'Pneumonia',
-  'Atelectasis',
-  'Pneumothorax',
-  'Pleural Effusion',
-  'Pleural Other',
-  'Fracture',
-  'Support Devices',
-];
 /** Results asked for per page, and the API's ceiling. */
 const PAGE = 12;
 const MAX_K = 100;
@@ -81,9 +64,14 @@ async function previewUrl(path) {
 let facets;
 const findingSelects = new Map();
 
-function buildFindingFilters() {
+/** One present/absent/any selector per observation, in the order the index's facets list them (most frequent first). */
+function buildFindingFilters(findings) {
   const box = $('filter-findings');
-  for (const name of OBSERVATIONS) {
+  for (const { name, count } of findings) {
+    if (findingSelects.has(name)) {
+      box.querySelector(`[data-count="${CSS.escape(name)}"]`).textContent = ` (${count})`;
+      continue;
+    }
     const id = `f-${name.replace(/\W+/g, '-').toLowerCase()}`;
     const select = el(
       'select',
@@ -95,7 +83,12 @@ function buildFindingFilters() {
     select.addEventListener('change', updateFilterCount);
     findingSelects.set(name, select);
     box.append(
-      el('div', { class: 'finding-filter' }, el('label', { for: id }, name, el('span', { class: 'muted', 'data-count': name })), select),
+      el(
+        'div',
+        { class: 'finding-filter' },
+        el('label', { for: id }, name, el('span', { class: 'muted', 'data-count': name }, ` (${count})`)),
+        select,
+      ),
     );
   }
 }
@@ -116,10 +109,7 @@ async function loadFacets() {
   } catch {
     return; // the status line and a search will say what is wrong (for example a missing API key)
   }
-  for (const span of document.querySelectorAll('[data-count]')) {
-    const f = facets.findings.find((x) => x.name === span.dataset.count);
-    span.textContent = f ? ` (${f.count})` : '';
-  }
+  buildFindingFilters(facets.findings);
   checkboxes($('filter-views'), 'view', facets.views);
   checkboxes($('filter-sources'), 'source', facets.sources);
 }
@@ -249,23 +239,14 @@ function imageCard(hit) {
 }
 
 function showImages(hits, asked) {
-  $('images-title').hidden = false;
-  const list = $('images');
-  let first;
-  for (const h of hits) {
-    if (state.shown.images.has(h.id)) continue;
-    state.shown.images.set(h.id, h);
-    const li = imageCard(h);
-    first ??= li;
-    list.append(li);
-  }
-  const none = state.shown.images.size === 0;
-  $('images-empty').hidden = !none;
-  $('images-empty').textContent = state.filtered
-    ? 'No X-ray matches these filters. Loosen the filters (Filters, above) to see more.'
-    : 'This index holds no X-rays.';
-  $('more-images').hidden = hits.length < asked || asked >= MAX_K;
-  return first;
+  return showHits(
+    'images',
+    hits,
+    asked,
+    imageCard,
+    'No X-ray matches these filters. Loosen the filters (Filters, above) to see more.',
+    'This index holds no X-rays.',
+  );
 }
 
 // ---- report results ---------------------------------------------------------------------------------------
@@ -313,22 +294,31 @@ function reportCard(hit) {
 }
 
 function showReports(hits, asked) {
-  $('reports-title').hidden = false;
-  const list = $('reports');
+  return showHits(
+    'reports',
+    hits,
+    asked,
+    reportCard,
+    'No report matches these filters. Loosen the filters to see more.',
+    'This index holds no reports.',
+  );
+}
+
+/** Append the hits not shown yet (by id), then the empty state and the "More" button; returns the first new item. */
+function showHits(kind, hits, asked, card, emptyFiltered, emptyIndex) {
+  $(`${kind}-title`).hidden = false;
   let first;
   for (const h of hits) {
-    if (state.shown.reports.has(h.id)) continue;
-    state.shown.reports.set(h.id, h);
-    const li = reportCard(h);
-    first ??= li;
-    list.append(li);
+    if (state.shown[kind].has(h.id)) continue;
+    state.shown[kind].set(h.id, h);
+    const item = card(h);
+    first ??= item;
+    $(kind).append(item);
   }
-  const none = state.shown.reports.size === 0;
-  $('reports-empty').hidden = !none;
-  $('reports-empty').textContent = state.filtered
-    ? 'No report matches these filters. Loosen the filters to see more.'
-    : 'This index holds no reports.';
-  $('more-reports').hidden = hits.length < asked || asked >= MAX_K;
+  const empty = $(`${kind}-empty`);
+  empty.hidden = state.shown[kind].size > 0;
+  empty.textContent = state.filtered ? emptyFiltered : emptyIndex;
+  $(`more-${kind}`).hidden = hits.length < asked || asked >= MAX_K;
   return first;
 }
 
@@ -603,7 +593,6 @@ for (const d of document.querySelectorAll('dialog'))
     if (e.target === d) d.close(); // a click on the backdrop
   });
 
-buildFindingFilters();
 status('Loading…');
 call('/v1/health')
   .then((h) => status(`${h.index.images} X-rays and ${h.index.reports} reports indexed. Type a finding, or choose an X-ray.`))
