@@ -20,6 +20,7 @@ import { VersionedDirError, currentVersion } from './versioned-dir.ts';
 import { boundedCache, stringBytes } from './cache.ts';
 import { MedclipError, type ErrorKind } from './errors.ts';
 import { LEXICAL_VERSION, LexicalIndex } from './lexical.ts';
+import { FilterBitsets } from './filter-bitsets.ts';
 
 /**
  * v2 stores each sentence's text at build time and records the labeler and prompt versions, so serving never
@@ -43,6 +44,8 @@ export interface ShardManifest {
   file: string;
   meta: string;
   count: number;
+  /** Filter bitsets (core/filter-bitsets.ts); absent in bundles written before them (filters then read the metadata). */
+  filters?: string;
 }
 
 export interface CollectionManifest {
@@ -463,9 +466,12 @@ class Shard<M extends ItemMeta> {
     /** The verified HNSW file, read again only when a selective filter needs its vectors. */
     private readonly file: string,
     private readonly dim: number,
+    /** The shard's verified filter bitsets, read on the first filtered query (none: filters read the metadata). */
+    private readonly filtersFile?: string,
   ) {}
 
   private stored?: StoredVectors;
+  private bitsets?: FilterBitsets;
 
   /** The shard's vectors for exact scans, read on first use. */
   vectors(): StoredVectors {
@@ -514,6 +520,10 @@ class Shard<M extends ItemMeta> {
   }
 
   private computeAllowed(filter: SearchFilter | undefined): Uint8Array {
+    if (this.filtersFile) {
+      this.bitsets ??= FilterBitsets.parse(readFileSync(this.filtersFile, 'utf8'));
+      return this.bitsets.allowed(filter);
+    }
     const pass = filterPredicate(filter);
     const out = new Uint8Array(this.meta.length);
     let i = -1;
@@ -612,7 +622,7 @@ export class IndexBundle {
     const collections = COLLECTIONS.flatMap((name) => (manifest.collections?.[name] ? [[name, manifest.collections[name]] as const] : []));
     // Every file the load reads, in the order it needs them.
     const names = [
-      ...collections.flatMap(([, c]) => c.shards.flatMap((s) => [s.file, s.meta])),
+      ...collections.flatMap(([, c]) => c.shards.flatMap((s) => [s.file, s.meta, ...(s.filters ? [s.filters] : [])])),
       ...(manifest.reports ? [manifest.reports] : []),
       ...(manifest.texts ? [manifest.texts.file, manifest.texts.meta] : []),
     ];
@@ -677,9 +687,12 @@ export class IndexBundle {
         index.readIndexSync(bundleFile(dir, shard.file));
         index.setEf(c.efSearch);
         await verified(shard.meta);
+        if (shard.filters) await verified(shard.filters);
         const file = bundleFile(dir, shard.file);
-        if (name === 'images') bundle.shards.images.push(new Shard(index, meta as LazyLines<ImageMeta>, (c.deleted ?? 0) > 0, file, c.dim));
-        else bundle.shards.reports.push(new Shard(index, meta as LazyLines<SentenceMeta>, (c.deleted ?? 0) > 0, file, c.dim));
+        const filters = shard.filters ? bundleFile(dir, shard.filters) : undefined;
+        const deleted = (c.deleted ?? 0) > 0;
+        if (name === 'images') bundle.shards.images.push(new Shard(index, meta as LazyLines<ImageMeta>, deleted, file, c.dim, filters));
+        else bundle.shards.reports.push(new Shard(index, meta as LazyLines<SentenceMeta>, deleted, file, c.dim, filters));
       }
     }
     const t = manifest.texts;

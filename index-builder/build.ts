@@ -561,12 +561,14 @@ export async function upgradeBundle(
     { allowV1: true },
     async (bundle) => {
       const m = bundle.manifest;
-      // current: format 2, and (with reports) the distinct-text index (with hubness when there are images) and a
-      // lexical index of the current version
+      // current: format 2, filter bitsets in every shard, and (with reports) the distinct-text index (with hubness
+      // when there are images) and a lexical index of the current version
       const lexicalCurrent =
         !m.collections.reports ||
         (m.lexical?.version === LEXICAL_VERSION && m.texts !== undefined && (!m.collections.images || m.texts.hubs === true));
-      if (m.format === INDEX_FORMAT && lexicalCurrent) return { unchanged: { version: m.version, sentences: 0, alreadyCurrent: true } };
+      const bitsets = Object.values(m.collections).every((c) => c!.shards.every((sh) => sh.filters !== undefined));
+      if (m.format === INDEX_FORMAT && lexicalCurrent && bitsets)
+        return { unchanged: { version: m.version, sentences: 0, alreadyCurrent: true } };
       const split = new ReportSentences();
       const rewrite: Rewrite = { collections: {}, reports: m.reports ? [...bundle.reports.values()] : undefined };
       let sentences = 0;

@@ -30,6 +30,7 @@ import { IndexBuildError } from './errors.ts';
 import { LABELER_VERSION } from '../core/labeler/labeler.ts';
 import { PROMPTS_VERSION } from '../core/findings.ts';
 import { LEXICAL_VERSION, LexicalIndex } from '../core/lexical.ts';
+import { buildBitsets } from '../core/filter-bitsets.ts';
 
 const LEXICAL_FILE = 'reports.lexical.json';
 const TEXTS_FILE = 'texts.hnsw';
@@ -161,7 +162,8 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
         throw new IndexBuildError(`cannot write ${file}: the file is incomplete (is the disk full?); the bundle in ${out} is unchanged`);
       hashes[`${base}.hnsw`] = sha256(bytes);
       await put(`${base}.meta.jsonl`, jsonl(c.items.slice(from, to)));
-      shards.push({ file: `${base}.hnsw`, meta: `${base}.meta.jsonl`, count: to - from });
+      await put(`${base}.filters.json`, JSON.stringify(buildBitsets(c.items.slice(from, to))));
+      shards.push({ file: `${base}.hnsw`, meta: `${base}.meta.jsonl`, count: to - from, filters: `${base}.filters.json` });
     }
     collections[name] = {
       count: n,
