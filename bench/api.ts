@@ -5,7 +5,7 @@
  * event loop. Each route is loaded twice: with 1 connection (latency: what one client sees) and with 4 connections
  * (throughput: the most the server answers on this machine, where latency includes queueing).
  *
- *   node --import tsx bench/api.ts [--model models/medclip-tiny] [--index indexes/sample] [--n 100000] [--seconds 5] [--repeats 3]
+ *   node --import tsx bench/api.ts [--model models/medclip-tiny] [--index indexes/sample] [--n 100000] [--seconds 5] [--repeats 3] [--json]
  */
 import { parseArgs } from 'node:util';
 import { readdirSync } from 'node:fs';
@@ -26,8 +26,14 @@ const { values: args } = parseArgs({
     n: { type: 'string', default: '100000' },
     seconds: { type: 'string', default: '5' },
     repeats: { type: 'string', default: '3' },
+    json: { type: 'boolean', default: false },
   },
 });
+/** With --json, the human-readable lines go to stderr and one JSON line (the 100k index's figures) to stdout. */
+const say = (line: string) => (args.json ? console.error(line) : console.log(line));
+const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** The figures of the last index benchmarked (the 100k one), for --json. */
+const figures: Record<string, number> = {};
 const seconds = Number(args.seconds);
 const repeats = Number(args.repeats);
 const model = await MedClipModel.load(args.model!);
@@ -55,8 +61,19 @@ async function timeIt(n: number, f: () => Promise<unknown> | unknown): Promise<n
 async function benchIndex(indexDir: string, label: string): Promise<void> {
   const index = await IndexBundle.load(indexDir, { model });
   const [q] = await model.embedTexts([textQuery]);
-  console.log(`\n== ${label}: ${index.count('images')} images, ${index.count('reports')} sentences`);
-  console.log(`raw HNSW search (images, k 10): ${stats(await timeIt(500, () => index.search('images', q!, { k: 10 })))}`);
+  say(`\n== ${label}: ${index.count('images')} images, ${index.count('reports')} sentences`);
+  const searchTimes = await timeIt(500, () => index.search('images', q!, { k: 10 }));
+  say(`raw HNSW search (images, k 10): ${stats(searchTimes)}`);
+  // the work of a text request, in process: the encoder and the search (the HTTP figure is compared with it)
+  const encoderTimes = await timeIt(200, () => model.embedTexts([textQuery]));
+  figures.textWorkP50Ms = p50(encoderTimes) + p50(searchTimes);
+  // the floor of an image request: the bare decode of the file (sharp, no resize) plus the image encoder on a tensor
+  const sharp = (await import('sharp')).default;
+  const decodeTimes = await timeIt(30, () => sharp(bigPng).raw().toBuffer());
+  const tensor = new Float32Array(model.imageSpec.size * model.imageSpec.size);
+  const encodeTimes = await timeIt(50, () => model.embedPixels(tensor, 1));
+  figures.imageFloorP50Ms = p50(decodeTimes) + p50(encodeTimes);
+  say(`image floor: bare decode ${p50(decodeTimes).toFixed(2)} ms + encoder ${p50(encodeTimes).toFixed(2)} ms`);
   const server = await spawnServer(indexDir);
   try {
     const cases = [
@@ -98,13 +115,18 @@ async function benchIndex(indexDir: string, label: string): Promise<void> {
             }),
           );
         const rps = runs.map((r) => r.requests.average).sort((a, b) => a - b);
-        const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+        const mid = p50;
+        const key = c.name.startsWith('text -> images') ? 'text' : c.name.startsWith('image') ? 'image' : undefined;
+        if (key) {
+          figures[`${key}Rps${connections}`] = mid(rps);
+          if (connections === 1) figures[`${key}P50Ms`] = mid(runs.map((r) => r.latency.p50));
+        }
         const non2xx = runs.reduce((n, r) => n + r.non2xx, 0);
         row.push(
           `${connections} conn: p50 ${mid(runs.map((r) => r.latency.p50))} ms, p99 ${mid(runs.map((r) => r.latency.p99))} ms, ${mid(rps).toFixed(0)} req/s (${rps[0]!.toFixed(0)}-${rps.at(-1)!.toFixed(0)})${non2xx ? `, non-2xx ${non2xx}` : ''}`,
         );
       }
-      console.log(`HTTP ${c.name}: ${row.join(' | ')}`);
+      say(`HTTP ${c.name}: ${row.join(' | ')}`);
     }
   } finally {
     server.close();
@@ -132,8 +154,8 @@ async function spawnServer(indexDir: string): Promise<{ url: string; close: () =
   return { url, close: () => child.kill() };
 }
 
-console.log(`in-process text encoder: ${stats(await timeIt(200, () => model.embedTexts([textQuery])))}`);
-console.log(
+say(`in-process text encoder: ${stats(await timeIt(200, () => model.embedTexts([textQuery])))}`);
+say(
   `in-process image path (decode + resize + encode, ${fullres.split('/').pop()}, ${bigPng.length} bytes): ${stats(await timeIt(50, () => model.embedImages([bigPng])))}`,
 );
 await benchIndex(args.index!, 'sample index');
@@ -143,11 +165,27 @@ const n = Number(args.n);
 const bigDir = join(here, '../.bench-output/index-100k');
 const existing = await readLiveManifest(bigDir);
 if (existing?.model.sha256 === model.manifestSha256 && existing.collections.images?.count === n)
-  console.log(`\nreusing the ${n}-vector index in ${bigDir}`);
+  say(`\nreusing the ${n}-vector index in ${bigDir}`);
 else {
   const t0 = performance.now();
   await buildPerturbedIndex(model, args.index!, n, bigDir);
-  console.log(`\nbuilt a ${n}-vector index in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  say(`\nbuilt a ${n}-vector index in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 await benchIndex(bigDir, `${n}-vector index`);
+const ratio = (a: string, b: string) => Math.round((figures[a]! / figures[b]!) * 100) / 100;
+say(
+  `\nratios (100k): text HTTP p50 / work ${ratio('textP50Ms', 'textWorkP50Ms')}x, image HTTP p50 / floor ${ratio('imageP50Ms', 'imageFloorP50Ms')}x, image req/s 4 conn / 1 ${ratio('imageRps4', 'imageRps1')}x`,
+);
+if (args.json)
+  console.log(
+    JSON.stringify({
+      textP50Ms: figures.textP50Ms,
+      textWorkP50Ms: figures.textWorkP50Ms,
+      textRps4: figures.textRps4,
+      imageP50Ms: figures.imageP50Ms,
+      imageFloorP50Ms: figures.imageFloorP50Ms,
+      imageRps1: figures.imageRps1,
+      imageRps4: figures.imageRps4,
+    }),
+  );
 await model.close();
