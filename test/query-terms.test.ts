@@ -7,6 +7,7 @@ import { MedClipModel } from '../core/model.ts';
 import { QuerySpeller } from '../core/query-terms.ts';
 import { createApp, createServices } from '../api/app.ts';
 import { outputDir } from './helpers/paths.ts';
+import { textToReports } from './helpers/api.ts';
 import { tinyIndexBundle } from './helpers/tiny-model.ts';
 
 let app: ReturnType<typeof createApp>;
@@ -35,17 +36,11 @@ test('the speller fixes typos and swapped letters, leaves known and short words 
 });
 
 test('POST /v1/search/text: a misspelled query searches as its correction and says so; an unknown language is flagged', async () => {
-  const ask = async (query: string) =>
-    (await (
-      await app.request('/v1/search/text', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ query, target: 'reports', k: 5 }),
-      })
-    ).json()) as {
+  const ask = (query: string) =>
+    textToReports<{
       query: { findings: { name: string; polarity: string }[]; corrected?: string; warnings?: string[] };
       hits: { id: string; score: number }[];
-    };
+    }>(app, query);
   const typo = await ask('pnuemonia');
   const right = await ask('pneumonia');
   assert.equal(typo.query.corrected, 'pneumonia');

@@ -8,6 +8,7 @@ import { agreeingFindings, findingAgreement, queryFindings } from '../core/searc
 import { createApp, createServices } from '../api/app.ts';
 import { join } from 'node:path';
 import { IMAGES_CSV, IU_REPORTS, outputDir, REPO } from './helpers/paths.ts';
+import { textToReports } from './helpers/api.ts';
 import { tinyIndexBundle } from './helpers/tiny-model.ts';
 import { medclip } from './helpers/cli.ts';
 
@@ -51,17 +52,11 @@ test('query findings carry polarity; agreement orders affirmed > uncertain > neg
 });
 
 test('text -> reports: an affirmative query gets affirming sentences, a negated one negations', async () => {
-  const ask = async (query: string) =>
-    (await (
-      await app.request('/v1/search/text', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ query, target: 'reports', k: 5 }),
-      })
-    ).json()) as {
+  const ask = (query: string) =>
+    textToReports<{
       query: { findings: { name: string; polarity: string }[] };
       hits: { sentence: { text: string }; matched: string[] }[];
-    };
+    }>(app, query);
   const pos = await ask('pleural effusion');
   assert.deepEqual(pos.query.findings, [{ name: 'Pleural Effusion', polarity: 'positive' }]);
   for (const h of pos.hits)
