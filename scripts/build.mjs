@@ -4,7 +4,7 @@
  * `dist/train-worker.mjs`), bundled by esbuild with every package left external (they load from node_modules as
  * usual), plus the search page's files (`dist/page/`). Runs on `npm ci` (prepare) and before `npm start`/`npm test`.
  *
- *   node --import tsx scripts/build.ts
+ *   node scripts/build.mjs
  */
 import { build } from 'esbuild';
 import { cpSync, mkdirSync, renameSync, rmSync } from 'node:fs';
