@@ -2,7 +2,7 @@
 // entry with realistic Function URL and API Gateway v2 events.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { createHash } from 'node:crypto';
@@ -10,8 +10,8 @@ import { IndexBundle } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
 import { buildIndex } from '../index-builder/build.ts';
 import { createApp, createServices, type ApiServices } from '../api/app.ts';
-import { DATA, IMAGES_CSV, IU_REPORTS, outputDir } from './helpers/paths.ts';
-import { tinyModelBundle } from './helpers/tiny-model.ts';
+import { DATA, outputDir } from './helpers/paths.ts';
+import { tinyIndexBundle } from './helpers/tiny-model.ts';
 
 const dir = outputDir('api');
 let services: ApiServices;
@@ -22,26 +22,16 @@ let jpg: Buffer;
 const logs: Record<string, unknown>[] = [];
 
 before(async () => {
-  modelDir = await tinyModelBundle(dir);
-  const lines = readFileSync(IMAGES_CSV, 'utf8').trim().split('\n');
-  const rows = lines.filter((l) => l.includes(',val,'));
-  writeFileSync(
-    join(dir, 'images.csv'),
-    [lines[0], ...rows.filter((l) => l.includes(',nih,')).slice(0, 12), ...rows.filter((l) => l.includes(',kermany,')).slice(0, 8)].join(
-      '\n',
-    ) + '\n',
-  );
-  indexDir = join(dir, 'index');
-  rmSync(indexDir, { recursive: true, force: true });
-  await buildIndex({
-    model: modelDir,
-    images: join(dir, 'images.csv'),
-    root: DATA,
-    reports: IU_REPORTS,
-    reportSplit: 'val',
-    out: indexDir,
+  // 12 NIH and 8 Kermany val images (with previews) and the IU val reports
+  let rows: string[] = [];
+  ({ modelDir, indexDir, rows } = await tinyIndexBundle(dir, {
+    images: 20,
     thumbnails: true,
-  });
+    rows: (lines) => {
+      const val = lines.filter((l) => l.includes(',val,'));
+      return [...val.filter((l) => l.includes(',nih,')).slice(0, 12), ...val.filter((l) => l.includes(',kermany,')).slice(0, 8)];
+    },
+  }));
   const model = await MedClipModel.load(modelDir);
   services = await createServices(model, await IndexBundle.load(indexDir, { model }));
   png = readFileSync(join(DATA, rows.find((l) => l.includes(',nih,'))!.split(',')[0]!));
