@@ -103,8 +103,13 @@ export function decodeJpegLossless(data: Uint8Array, bytesPerSample: number, sig
   let out: ArrayBuffer;
   try {
     // A copy into a fresh ArrayBuffer: the decoder reads `buffer` from `offset`, and a Node Buffer's slice() is a view
-    // into a larger (pooled or whole-file) ArrayBuffer, not a copy.
-    const own = new Uint8Array(data);
+    // into a larger (pooled or whole-file) ArrayBuffer, not a copy. Two zero bytes go before the final EOI marker:
+    // the decoder needs bits to look ahead and drops the last sample when the marker follows its code directly
+    // (seen with predictor 6 on a dcmtk file); bits after the last sample are never read as samples.
+    const end = data.length >= 2 && data[data.length - 2] === 0xff && data[data.length - 1] === 0xd9 ? data.length - 2 : data.length;
+    const own = new Uint8Array(data.length + 2 + (end === data.length ? 2 : 0));
+    own.set(data.subarray(0, end));
+    own.set([0xff, 0xd9], end + 2);
     out = new Decoder().decode(own.buffer, 0, own.byteLength, bytesPerSample);
   } catch {
     throw new ImageError('corrupt', 'JPEG lossless pixel data could not be decoded');
