@@ -332,7 +332,7 @@ function assemble(components: Component[], width: number, height: number, precis
       const sy = Math.floor((y * c.v) / vMax);
       for (let x = 0; x < width; x++) {
         const v = c.plane[sy * stride + Math.floor((x * c.h) / hMax)]! + shift;
-        out[(y * width + x) * n + ci] = v < 0 ? 0 : v > max ? max : v;
+        out[(y * width + x) * n + ci] = v < 0 ? 0 : Math.min(v, max);
       }
     }
   });
