@@ -14,11 +14,11 @@ import { cors } from 'hono/cors';
 import { requestId } from 'hono/request-id';
 import { HTTPException } from 'hono/http-exception';
 import { randomUUID } from 'node:crypto';
-import { ImageError, type ImageLimits } from '../core/image/index.ts';
+import { ImageError } from '../core/image/index.ts';
 import type { IndexBundle } from '../core/index.ts';
 import type { IndexReader } from '../core/index-reader.ts';
 import type { MedClipModel } from '../core/model.ts';
-import { SearchService } from '../core/search-service.ts';
+import { SearchService, type SearchServiceOptions } from '../core/search-service.ts';
 import { LAMBDA_PAYLOAD_LIMIT } from '../core/limits.ts';
 import { HTTP_STATUS, HTTP_TITLE, MedclipError } from '../core/errors.ts';
 import { apiKeyAuth } from './auth.ts';
@@ -46,7 +46,7 @@ export function createServices(
   model: MedClipModel,
   index: IndexBundle,
   images?: IndexReader,
-  options: { imageLimits?: ImageLimits; imagesRoot?: string } = {},
+  options: SearchServiceOptions = {},
 ): Promise<SearchService> {
   return SearchService.create(model, index, images, options);
 }

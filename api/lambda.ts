@@ -67,7 +67,9 @@ async function init(): Promise<Ready> {
   const t2 = performance.now();
   // A large collection lives in shard Lambdas (MEDCLIP_SHARD_FUNCTIONS): image queries fan out to them.
   const shardFunctions = env.MEDCLIP_SHARD_FUNCTIONS;
-  const services = await createServices(model, index, shardFunctions.length ? await ShardFanout.connect(shardFunctions) : undefined);
+  const services = await createServices(model, index, shardFunctions.length ? await ShardFanout.connect(shardFunctions) : undefined, {
+    viewerUrl: env.MEDCLIP_VIEWER_URL,
+  });
   const t3 = performance.now();
   const ms = (x: number) => Math.round(x);
   // modelMs is part of loadMs (model and index load in parallel).

@@ -89,6 +89,10 @@ export const Labels = z.record(z.string(), z.union([z.literal(1), z.literal(0), 
   description: 'Observation -> 1 positive, 0 negative, -1 uncertain (unmentioned left out)',
 });
 
+export const DicomUids = z
+  .object({ study: z.string(), series: z.string(), instance: z.string() })
+  .openapi('DicomUids', { description: 'Study, Series and SOP Instance UIDs of an item read from DICOM (a PACS or DICOM files)' });
+
 export const ImageHit = z
   .object({
     id: z.string(),
@@ -98,6 +102,12 @@ export const ImageHit = z
     view: z.string().optional(),
     source: z.string().optional(),
     thumbnail: z.string().optional().openapi({ description: 'URL of a preview image' }),
+    dicom: DicomUids.optional(),
+    viewerUrl: z
+      .string()
+      .optional()
+      .openapi({ description: 'the study in the configured DICOM viewer (MEDCLIP_VIEWER_URL / --viewer-url)' }),
+    studyReport: z.string().optional().openapi({ description: "id of the indexed report of this image's study (from the archive's SR)" }),
   })
   .openapi('ImageHit');
 
@@ -121,6 +131,8 @@ export const ReportHit = z
       description: 'other reports in the results whose best sentence was this same text, folded into this hit (ids)',
     }),
     report: z.record(z.string(), z.string()).openapi({ description: 'The report text fields' }),
+    dicom: DicomUids.optional(),
+    viewerUrl: z.string().optional().openapi({ description: "the report's study in the configured DICOM viewer" }),
   })
   .openapi('ReportHit');
 

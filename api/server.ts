@@ -21,6 +21,8 @@ export interface ServeOptions {
   authMode?: string;
   corsOrigins?: string[];
   imagesRoot?: string;
+  /** Viewer URL template for hits with DICOM UIDs (see SearchServiceOptions.viewerUrl). */
+  viewerUrl?: string;
   threads?: number;
   log?: (line: string) => void;
 }
@@ -41,7 +43,7 @@ export async function startServer(o: ServeOptions): Promise<{ server: ServerType
     corsOrigins: o.corsOrigins,
     log: (e) => log(JSON.stringify(e)),
   };
-  const app = createApp(await createServices(model, index, undefined, { imagesRoot: o.imagesRoot }), config);
+  const app = createApp(await createServices(model, index, undefined, { imagesRoot: o.imagesRoot, viewerUrl: o.viewerUrl }), config);
   const server = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: o.port, hostname: o.host }, () => {
       s.off('error', reject);

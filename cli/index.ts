@@ -7,6 +7,8 @@ import { MedClipModel } from '../core/model.ts';
 import { buildIndex, deleteFromBundle, upgradeBundle } from '../index-builder/build.ts';
 import { LambdaEmbedder } from '../index-builder/lambda-embedder.ts';
 import { CliError } from './errors.ts';
+import { readEnv } from '../core/env.ts';
+import type { DicomwebSource } from '../index-builder/dicomweb-source.ts';
 import { SearchService, type ImageHit, type ReportHit } from '../core/search-service.ts';
 
 const intOpt = (name: string) => (v: string) => {
@@ -20,6 +22,27 @@ const list = (v: string) =>
     .map((s) => s.trim())
     .filter(Boolean);
 
+/** The --dicomweb source from the flags, with credentials from the environment (never from the command line). */
+function dicomwebOptions(opts: Record<string, unknown>): DicomwebSource {
+  const env = readEnv();
+  const user = opts.dicomwebUser as string | undefined;
+  if (user && env.MEDCLIP_DICOMWEB_PASSWORD === undefined)
+    throw new CliError('--dicomweb-user needs the password in MEDCLIP_DICOMWEB_PASSWORD (kept off the command line)');
+  const auth = env.MEDCLIP_DICOMWEB_TOKEN
+    ? { token: env.MEDCLIP_DICOMWEB_TOKEN }
+    : user
+      ? { user, password: env.MEDCLIP_DICOMWEB_PASSWORD! }
+      : undefined;
+  return {
+    url: String(opts.dicomweb),
+    auth,
+    since: opts.since as string | undefined,
+    studies: opts.study as string[] | undefined,
+    allModalities: !!opts.allModalities,
+    concurrency: opts.dicomwebConcurrency as number,
+  };
+}
+
 export function registerIndex(program: Command): void {
   program
     .command('index')
@@ -28,6 +51,15 @@ export function registerIndex(program: Command): void {
     .requiredOption('--out <dir>', 'index bundle folder (written atomically)')
     .option('--images <file>', 'image table (CSV): path + optional labels, view, source')
     .option('--image-dir <dir>', 'index every PNG/JPEG/DICOM under this folder instead')
+    .option('--dicomweb <url>', 'index chest X-rays (CR/DX, body part CHEST) and their text SR reports from a DICOMweb server')
+    .option('--since <date>', "with --dicomweb: studies from this date on (YYYY-MM-DD; default on --append: the last run's cursor)")
+    .option('--study <uids...>', 'with --dicomweb: only these studies (Study Instance UIDs)')
+    .option('--all-modalities', 'with --dicomweb: every modality and body part, not only CR/DX chest')
+    .option(
+      '--dicomweb-user <user>',
+      'with --dicomweb: Basic Auth user (password from MEDCLIP_DICOMWEB_PASSWORD; MEDCLIP_DICOMWEB_TOKEN for a bearer token)',
+    )
+    .option('--dicomweb-concurrency <n>', 'with --dicomweb: instances fetched at once', intOpt('--dicomweb-concurrency'), 4)
     .option('--root <dir>', "folder the table's image paths start from (default: the table's folder)")
     .option('--split <name>', 'only image rows of this split')
     .option('--reports <file>', 'report table (CSV or JSONL)')
@@ -83,7 +115,7 @@ export function registerIndex(program: Command): void {
       // Rate and ETA are our own: shown only once measured (>= 2 s of work since this collection started, items
       // carried over from an --append or --resume not counted), never a first-batch spike or a placeholder.
       const bar = new SingleBar({
-        format: '{collection} [{bar}] {value}/{total} done, {skipped} skipped | {speed} | {etaText}',
+        format: '{collection} [{bar}] {value}{of} done, {skipped} skipped | {speed} | {etaText}',
         stream: process.stderr,
         noTTYOutput: true,
         notTTYSchedule: 10000,
@@ -104,6 +136,7 @@ export function registerIndex(program: Command): void {
         out: opts.out,
         images: opts.images,
         imageDir: opts.imageDir,
+        dicomweb: opts.dicomweb ? dicomwebOptions(opts) : undefined,
         root: opts.root,
         split: opts.split,
         reports: opts.reports,
@@ -137,13 +170,13 @@ export function registerIndex(program: Command): void {
           const { speed, eta } = rateAndEta(n - base, (Date.now() - t0) / 1000, total === undefined ? undefined : total - n);
           if (!started || current !== collection) {
             if (started) bar.stop();
-            bar.start(total ?? 0, n, { collection, skipped, speed, etaText: eta });
+            bar.start(total ?? 0, n, { collection, skipped, speed, etaText: eta, of: total === undefined ? '' : `/${total}` });
             started = true;
             current = collection;
           }
           // the input is counted while the build runs: the total (and ETA) appear once it is known
           if (total !== undefined && bar.getTotal() !== total) bar.setTotal(total);
-          bar.update(n, { collection, skipped, speed, etaText: eta });
+          bar.update(n, { collection, skipped, speed, etaText: eta, of: total === undefined ? '' : `/${total}` });
         },
       }).finally(() => {
         if (started) bar.stop();
@@ -154,6 +187,10 @@ export function registerIndex(program: Command): void {
         console.log(
           `wrote ${summary.out} (version ${summary.version}): ${summary.images.indexed} images (${summary.images.skipped} skipped), ` +
             `${summary.reports.reports} reports / ${summary.reports.sentences} sentences (${summary.reports.skipped} skipped)` +
+            (summary.dicomweb
+              ? `; server: ${summary.dicomweb.listed} instances listed, ${summary.dicomweb.alreadyIndexed} already indexed, ` +
+                `${summary.dicomweb.fetched} fetched, ${summary.dicomweb.filtered} not chest`
+              : '') +
             (summary.images.skipped + summary.reports.skipped ? `; see ${summary.errorsFile}` : ''),
         );
     });

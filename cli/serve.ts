@@ -13,6 +13,10 @@ export function registerServe(program: Command): void {
     .option('--port <n>', 'port (0 = any free port)', '8787')
     .option('--host <addr>', 'address to bind (non-loopback needs API keys)', '127.0.0.1')
     .option('--images-root <dir>', "folder the index's image paths start from (previews when the bundle has none)")
+    .option(
+      '--viewer-url <template>',
+      'link hits with DICOM UIDs to a viewer, e.g. "https://ohif.example/viewer?StudyInstanceUIDs={StudyInstanceUID}" (default: MEDCLIP_VIEWER_URL)',
+    )
     .option('--cors <origins>', 'allowed CORS origins, comma-separated, or *')
     .option(
       '--threads <n>',
@@ -44,6 +48,7 @@ export function registerServe(program: Command): void {
                 .filter(Boolean)
             : env.MEDCLIP_CORS_ORIGINS,
           imagesRoot: opts.imagesRoot,
+          viewerUrl: viewerTemplate(opts.viewerUrl ?? env.MEDCLIP_VIEWER_URL),
           threads: opts.threads,
         });
       } catch (err) {
@@ -62,4 +67,12 @@ export function registerServe(program: Command): void {
       force.unref();
       await running.close();
     });
+}
+
+/** A viewer URL template must be an http(s) URL naming at least one UID placeholder. */
+function viewerTemplate(template: string | undefined): string | undefined {
+  if (template === undefined) return undefined;
+  if (!/^https?:\/\//.test(template) || !/\{(StudyInstanceUID|SeriesInstanceUID|SOPInstanceUID)\}/.test(template))
+    throw new CliError('--viewer-url must be an http(s) URL with {StudyInstanceUID}, {SeriesInstanceUID} or {SOPInstanceUID} in it');
+  return template;
 }

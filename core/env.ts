@@ -34,6 +34,11 @@ export const EnvSchema = z.object({
   MEDCLIP_CORS_ORIGINS: list,
   MEDCLIP_AUTH: z.enum(['api-key', 'iam', 'off']).optional(),
   MEDCLIP_API_KEY_SHA256: z.string().optional(),
+  /** `medclip index --dicomweb`: the server's password (with --dicomweb-user) or bearer token, kept off the command line. */
+  MEDCLIP_DICOMWEB_PASSWORD: z.string().optional(),
+  MEDCLIP_DICOMWEB_TOKEN: z.string().optional(),
+  /** A viewer link per hit with DICOM UIDs, e.g. https://ohif.example/viewer?StudyInstanceUIDs={StudyInstanceUID}. */
+  MEDCLIP_VIEWER_URL: z.string().url().optional(),
 });
 
 export type MedclipEnv = z.infer<typeof EnvSchema>;

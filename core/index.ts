@@ -18,6 +18,7 @@ import { FileHashError, hashFiles } from './file-hash.ts';
 import { thumbnailName } from './image/thumbnail.ts';
 import { VersionedDirError, currentVersion } from './versioned-dir.ts';
 import { boundedCache, stringBytes } from './cache.ts';
+import type { DicomUids } from './dicom-header.ts';
 import { MedclipError, type ErrorKind } from './errors.ts';
 import { LEXICAL_VERSION, LexicalIndex } from './lexical.ts';
 import { FilterBitsets } from './filter-bitsets.ts';
@@ -59,6 +60,15 @@ export interface CollectionManifest {
   shards: ShardManifest[];
 }
 
+/** Where a PACS-built bundle came from and how far it got (no credentials). */
+export interface DicomwebCursor {
+  url: string;
+  /** The latest StudyDate indexed (YYYYMMDD): the next `--append` run asks for studies from this date on. */
+  studyDate?: string;
+  allModalities: boolean;
+  updatedAt: string;
+}
+
 export interface IndexManifest {
   format: string;
   version: number;
@@ -91,6 +101,8 @@ export interface IndexManifest {
   };
   /** BM25 over the distinct sentence texts (core/lexical.ts), read on the first text query; absent in older bundles. */
   lexical?: { file: string; version: number };
+  /** A bundle built from a DICOMweb server: where from, and the cursor an `--append` run continues from. */
+  dicomweb?: DicomwebCursor;
   sha256: Record<string, string>;
 }
 
@@ -105,6 +117,8 @@ export interface ImageMeta {
   view?: string;
   source?: string;
   meta?: Record<string, string>;
+  /** The DICOM UIDs of an image read from DICOM (a PACS or DICOM files): links back to the archive. */
+  dicom?: DicomUids;
   deleted?: boolean;
 }
 
@@ -123,6 +137,8 @@ export interface StoredReport {
   id: string;
   text: Record<string, string>;
   labels: StoredLabels;
+  /** The UIDs of the structured report it was read from (its study links it to that study's images). */
+  dicom?: DicomUids;
   deleted?: boolean;
 }
 

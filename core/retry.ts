@@ -10,6 +10,8 @@ export interface RetryPolicy {
   retries: number;
   /** Wait before the first retry, doubled for each next one. */
   backoffMs: number;
+  /** Whether an error is worth another try (default: every error). */
+  shouldRetry?: (error: Error) => boolean;
 }
 
 /** Two retries, 200 ms then 400 ms: a cold or throttled Lambda usually answers by then; a broken one fails fast. */
@@ -28,5 +30,6 @@ export function withRetry<T>(
     factor: 2,
     randomize: false,
     onFailedAttempt: ({ error, attemptNumber }) => onFailure?.(attemptNumber, error),
+    shouldRetry: p.shouldRetry ? ({ error }) => p.shouldRetry!(error) : undefined,
   });
 }

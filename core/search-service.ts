@@ -13,6 +13,7 @@
  * - Classification: exclusive (softmax over classes) or findings (each observation's own probability).
  * Errors are `MedclipError`s whose kind says who is at fault (input, not-found, unavailable, data).
  */
+import type { DicomUids } from './dicom-header.ts';
 import { resolveFindingNames } from './findings.ts';
 import { DEFAULT_IMAGE_LIMITS, thumbnailJpeg, type ImageLimits } from './image/index.ts';
 import {
@@ -46,6 +47,10 @@ export interface ImageHit {
   view?: string;
   source?: string;
   thumbnail: string;
+  /** For an image read from DICOM: its UIDs, a viewer link (when configured) and its study's report (when indexed). */
+  dicom?: DicomUids;
+  viewerUrl?: string;
+  studyReport?: string;
 }
 
 export interface ReportHit {
@@ -57,6 +62,9 @@ export interface ReportHit {
   sentence: { index: number; text: string; reports: number };
   collapsed: string[];
   report: Record<string, string>;
+  /** For a report read from a DICOM SR: its UIDs and a viewer link to its study (when configured). */
+  dicom?: DicomUids;
+  viewerUrl?: string;
 }
 
 export interface SearchResult {
@@ -87,12 +95,26 @@ export interface SearchServiceOptions {
    * half, no agreement, no collapsing (report search as it was before; kept as the baseline of bench/report-search).
    */
   reportRanking?: 'hybrid' | 'dense';
+  /**
+   * A viewer URL template for hits with DICOM UIDs (e.g. OHIF: `https://viewer/viewer?StudyInstanceUIDs={StudyInstanceUID}`);
+   * {StudyInstanceUID}, {SeriesInstanceUID} and {SOPInstanceUID} are filled in, URL-encoded.
+   */
+  viewerUrl?: string;
+}
+
+/** A viewer link from a template and an item's UIDs. */
+export function viewerLink(template: string, uids: DicomUids): string {
+  return template
+    .replaceAll('{StudyInstanceUID}', encodeURIComponent(uids.study))
+    .replaceAll('{SeriesInstanceUID}', encodeURIComponent(uids.series))
+    .replaceAll('{SOPInstanceUID}', encodeURIComponent(uids.instance));
 }
 
 const elapsed = (t0: number) => Math.round((performance.now() - t0) * 10) / 10;
 
 export class SearchService {
   private spellerCache?: QuerySpeller;
+  private studyReportsCache?: Map<string, string>;
   private readonly reportSearch: ReportSearch;
   private readonly limits: ImageLimits;
 
@@ -210,10 +232,10 @@ export class SearchService {
     return jpeg;
   }
 
-  report(id: string): { id: string; text: Record<string, string>; labels: StoredLabels } {
+  report(id: string): { id: string; text: Record<string, string>; labels: StoredLabels; dicom?: DicomUids; viewerUrl?: string } {
     const r = this.index.report(id);
     if (!r) throw new MedclipError('no report with this id in the index', 'not-found');
-    return { id: r.id, text: r.text, labels: r.labels };
+    return { id: r.id, text: r.text, labels: r.labels, ...(r.dicom ? { dicom: r.dicom, ...this.viewer(r.dicom) } : {}) };
   }
 
   /** Reports are ranked by agreement with the query's findings (a text's, or an image's from findings mode); `text`
@@ -227,7 +249,7 @@ export class SearchService {
     const count = q.target === 'images' ? this.images.count() : this.index.count('reports');
     if (count === 0) throw new MedclipError(`this index holds no ${q.target}`, 'input');
     checkFilter(q.filter);
-    if (q.target === 'images') return (await this.images.search(vector, q.k, q.filter)).map((h) => imageHit(h, findings));
+    if (q.target === 'images') return (await this.images.search(vector, q.k, q.filter)).map((h) => this.linked(imageHit(h, findings)));
     if (this.options.reportRanking === 'dense')
       return this.index.searchReports(vector, { k: q.k, filter: q.filter }).map((h) => {
         const report = this.index.report(h.meta.reportId)!;
@@ -252,7 +274,22 @@ export class SearchService {
       sentence: { index: r.hit.meta.index, text: r.sentence, reports: r.sentenceReports },
       collapsed: r.same,
       report: r.report.text,
+      ...(r.report.dicom ? { dicom: r.report.dicom, ...this.viewer(r.report.dicom) } : {}),
     }));
+  }
+
+  private viewer(uids: DicomUids): { viewerUrl?: string } {
+    return this.options.viewerUrl ? { viewerUrl: viewerLink(this.options.viewerUrl, uids) } : {};
+  }
+
+  /** An image hit with DICOM UIDs gets its viewer link and its study's report (an archive's image <-> report pair). */
+  private linked(hit: ImageHit): ImageHit {
+    if (!hit.dicom) return hit;
+    this.studyReportsCache ??= new Map(
+      [...this.index.reports.values()].flatMap((r) => (r.dicom && !r.deleted ? [[r.dicom.study, r.id] as const] : [])),
+    );
+    const report = this.studyReportsCache.get(hit.dicom.study);
+    return { ...hit, ...this.viewer(hit.dicom), ...(report ? { studyReport: report } : {}) };
   }
 }
 
@@ -278,5 +315,6 @@ function imageHit(h: Hit<ImageMeta>, findings: QueryFinding[]): ImageHit {
     ...(h.meta.view ? { view: h.meta.view } : {}),
     ...(h.meta.source ? { source: h.meta.source } : {}),
     thumbnail: `/v1/images/${encodeURIComponent(h.meta.id)}`,
+    ...(h.meta.dicom ? { dicom: h.meta.dicom } : {}),
   };
 }

@@ -17,8 +17,11 @@ import {
   type SentenceMeta,
   type StoredReport,
   type CollectionName,
+  type DicomwebCursor,
   type IndexManifest,
 } from '../core/index.ts';
+import { DicomwebClient, publicUrl } from '../core/dicomweb.ts';
+import { dicomDate, dicomwebImages, dicomwebReports, type DicomwebSource, type DicomwebStats } from './dicomweb-source.ts';
 import { withLock, type LockOptions } from '../core/bundle-lock.ts';
 import { ReportSentences } from '../core/report-sentences.ts';
 import { LEXICAL_VERSION } from '../core/lexical.ts';
@@ -40,6 +43,8 @@ export interface BuildOptions {
   model: string;
   images?: string;
   imageDir?: string;
+  /** Index a PACS: chest X-rays (and their studies' text SR reports) from a DICOMweb server. */
+  dicomweb?: DicomwebSource;
   root?: string;
   split?: string;
   reports?: string;
@@ -76,6 +81,8 @@ export interface BuildSummary {
   images: { indexed: number; skipped: number };
   reports: { reports: number; sentences: number; skipped: number };
   errorsFile: string;
+  /** With --dicomweb: what the server listed and what this run fetched. */
+  dicomweb?: DicomwebStats;
 }
 
 /** What a partial build was started with; `--resume` continues it only with the same. */
@@ -90,6 +97,8 @@ interface BuildInputs {
   reportSplit: string | null;
   idColumn: string | null;
   textColumns: string[] | null;
+  /** The server and filters of a --dicomweb build (never credentials). */
+  dicomweb: { url: string; since: string | null; studies: string[] | null; allModalities: boolean } | null;
   hnsw: HnswParams;
   thumbnails: boolean;
   /** The version an append builds on: if the bundle moved on since, resuming would undo that change. */
@@ -113,6 +122,7 @@ const flagName: Record<keyof BuildInputs, string> = {
   reportSplit: '--report-split',
   idColumn: '--id-column',
   textColumns: '--text-columns',
+  dicomweb: '--dicomweb (server or filters)',
   hnsw: 'HNSW parameters',
   thumbnails: '--thumbnails',
   baseVersion: 'bundle version',
@@ -199,8 +209,17 @@ function bundleHnsw(m: IndexManifest): HnswParams | undefined {
 }
 
 export async function buildIndex(o: BuildOptions): Promise<BuildSummary> {
-  if (!o.images && !o.imageDir && !o.reports) throw new IndexBuildError('nothing to index: give --images, --image-dir and/or --reports');
-  if (o.images && o.imageDir) throw new IndexBuildError('give --images or --image-dir, not both');
+  if (!o.images && !o.imageDir && !o.reports && !o.dicomweb)
+    throw new IndexBuildError('nothing to index: give --images, --image-dir, --dicomweb and/or --reports');
+  if ([o.images, o.imageDir, o.dicomweb].filter(Boolean).length > 1)
+    throw new IndexBuildError('give one of --images, --image-dir or --dicomweb');
+  if (o.dicomweb?.since) {
+    try {
+      dicomDate(o.dicomweb.since);
+    } catch (err) {
+      throw new IndexBuildError(`--since: ${(err as Error).message}`);
+    }
+  }
   if (o.append && o.force) throw new IndexBuildError('give --append or --force, not both');
   const out = resolve(o.out);
   return withLock(out, o.append ? 'medclip index --append' : 'medclip index', (assertHeld) => buildLocked(o, out, assertHeld), {
@@ -239,6 +258,14 @@ async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void)
       reportSplit: o.reportSplit ?? null,
       idColumn: o.idColumn ?? null,
       textColumns: o.reports ? (o.textColumns ?? null) : null,
+      dicomweb: o.dicomweb
+        ? {
+            url: publicUrl(o.dicomweb.url),
+            since: o.dicomweb.since ?? null,
+            studies: o.dicomweb.studies ?? null,
+            allModalities: !!o.dicomweb.allModalities,
+          }
+        : null,
       hnsw,
       thumbnails: !!o.thumbnails,
       baseVersion: o.append ? liveManifest!.version : null,
@@ -296,26 +323,55 @@ async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void)
       errorsFile: join(out, versionName(version), 'errors.jsonl'),
     };
 
-    if (o.images || o.imageDir) {
+    // A DICOMweb run: its client, the SOP Instance UIDs already indexed or failed (never fetched again), the studies
+    // with images (whose SR reports are indexed) and, on --append, the bundle's cursor as the default --since.
+    const pacs = o.dicomweb
+      ? {
+          client: new DicomwebClient(o.dicomweb.url, { auth: o.dicomweb.auth }),
+          source: {
+            ...o.dicomweb,
+            since:
+              o.dicomweb.since ??
+              (liveManifest?.dicomweb?.url === publicUrl(o.dicomweb.url) && o.append ? liveManifest.dicomweb.studyDate : undefined),
+          },
+          cache: join(partialDir, 'dicomweb'),
+          studies: new Set(images.items.flatMap((i) => ((i as ImageMeta).dicom ? [(i as ImageMeta).dicom!.study] : []))),
+          stats: { listed: 0, alreadyIndexed: 0, filtered: 0, fetched: 0, reports: 0 } as DicomwebStats,
+        }
+      : undefined;
+    if (pacs) {
+      summary.dicomweb = pacs.stats;
+      if (pacs.source.since) log(`asking ${pacs.client.base} for studies from ${pacs.source.since} on`);
+    }
+
+    if (o.images || o.imageDir || pacs) {
       const done = new Set<string>([
         ...images.items.map((i) => i.id),
         ...errors.lines.filter((e) => e.collection === 'images').map((e) => e.id),
       ]);
-      const source = o.images ? tableImages(o.images, { root: o.root, split: o.split }) : scanImageDir(o.imageDir!);
+      const files = () => (o.images ? tableImages(o.images, { root: o.root, split: o.split }) : scanImageDir(o.imageDir!));
+      const source = pacs ? dicomwebImages(pacs.client, pacs.source, pacs.cache, done, pacs.stats, pacs.studies) : files();
       // Counted alongside the work, not before it: a 100k-row table would otherwise delay the first image by seconds.
-      const total = countInBackground(o.images ? tableImages(o.images, { root: o.root, split: o.split }) : scanImageDir(o.imageDir!));
+      // A server's listing is not read twice.
+      const total = pacs ? { count: undefined, done: Promise.resolve() } : countInBackground(files());
       const todo = (async function* () {
         for await (const item of source) if (!done.has(item.id)) yield item;
       })();
       await pipeline(
         batches<ImageItem>(todo, batchSize),
         inFlight,
-        (batch) => embedder.embedImageFiles(batch.map((b) => ({ id: b.id, file: b.file }))),
-        async (batch, r) => {
+        // items the reader could not deliver are not embedded; their failure is recorded in order
+        async (batch) => {
+          const ok = batch.filter((b) => !b.failure);
+          const r = ok.length ? await embedder.embedImageFiles(ok.map((b) => ({ id: b.id, file: b.file }))) : { results: [] };
+          let j = 0;
+          return batch.map((b) => (b.failure ? { ok: false as const, reason: b.failure } : r.results[j++]!));
+        },
+        async (batch, results) => {
           const vectors: Float32Array[] = [];
           const metas: ItemMeta[] = [];
           const bad: BuildError[] = [];
-          r.results.forEach((res, i) => {
+          results.forEach((res, i) => {
             if (res.ok) {
               vectors.push(res.vector);
               metas.push(batch[i]!.meta);
@@ -345,34 +401,50 @@ async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void)
       await total.done.catch(() => {}); // nothing left reading the input after the build
     }
 
-    if (o.reports) {
-      const failed = new Set(errors.lines.filter((e) => e.collection === 'reports').map((e) => e.id));
-      const total = countInBackground(readReports(o.reports, { split: o.reportSplit, idColumn: o.idColumn, textColumns: o.textColumns }));
+    const reportSources: { items: AsyncIterable<ReportItem>; total: { count: number | undefined; done: Promise<void> } }[] = [];
+    const failedReports = new Set(errors.lines.filter((e) => e.collection === 'reports').map((e) => e.id));
+    if (o.reports)
+      reportSources.push({
+        items: reportItems(o.reports, { split: o.reportSplit, idColumn: o.idColumn, textColumns: o.textColumns }),
+        total: countInBackground(readReports(o.reports, { split: o.reportSplit, idColumn: o.idColumn, textColumns: o.textColumns })),
+      });
+    if (pacs)
+      reportSources.push({
+        items: dicomwebReports(pacs.client, pacs.source, pacs.cache, new Set([...doneReports, ...failedReports]), pacs.studies, pacs.stats),
+        total: { count: undefined, done: Promise.resolve() },
+      });
+    for (const { items, total } of reportSources) {
       const source = (async function* () {
-        for await (const item of reportItems(o.reports!, { split: o.reportSplit, idColumn: o.idColumn, textColumns: o.textColumns }))
-          if (!doneReports.has(item.report.id) && !failed.has(item.report.id)) yield item;
+        for await (const item of items) if (!doneReports.has(item.report.id) && !failedReports.has(item.report.id)) yield item;
       })();
       await pipeline(
         batches<ReportItem>(source, Math.max(1, Math.floor(batchSize / 2))),
         inFlight,
         // An embedding failure (e.g. a Lambda worker failing after its retries) is reported per report, not fatal.
-        (batch) => embedder.embedTexts(batch.flatMap((r) => r.sentences.map((s) => s.text))).catch((err: Error) => err),
+        (batch) => embedder.embedTexts(batch.flatMap((r) => (r.failure ? [] : r.sentences.map((s) => s.text)))).catch((err: Error) => err),
         async (batch, vectors) => {
+          // reports the reader could not deliver (a PACS object that is not a text report, a failed fetch)
+          const unread = batch
+            .filter((r) => r.failure)
+            .map((r) => ({ collection: 'reports' as const, id: r.report.id, reason: r.failure! }));
+          const read = batch.filter((r) => !r.failure);
           if (vectors instanceof Error) {
-            const failed = batch.map((r) => ({ collection: 'reports' as const, id: r.report.id, reason: vectors.message }));
+            const failed = [...unread, ...read.map((r) => ({ collection: 'reports' as const, id: r.report.id, reason: vectors.message }))];
             await errors.append(failed);
             for (const f of failed) log(`skipped report ${f.id}: ${f.reason}`);
             return;
           }
           await sentences.append(
             vectors,
-            batch.flatMap((r) => r.sentences.map((s) => s.meta)),
+            read.flatMap((r) => r.sentences.map((s) => s.meta)),
           );
-          const empty = batch.filter((r) => r.sentences.length === 0);
-          await errors.append(
-            empty.map((r) => ({ collection: 'reports', id: r.report.id, reason: 'empty: no findings or impression text' })),
-          );
-          await reports.append(batch.filter((r) => r.sentences.length > 0).map((r) => r.report));
+          const empty = read.filter((r) => r.sentences.length === 0);
+          await errors.append([
+            ...unread,
+            ...empty.map((r) => ({ collection: 'reports' as const, id: r.report.id, reason: 'empty: no findings or impression text' })),
+          ]);
+          for (const f of unread) log(`skipped report ${f.id}: ${f.reason}`);
+          await reports.append(read.filter((r) => r.sentences.length > 0).map((r) => r.report));
           o.onProgress?.('reports', reports.lines.length, errors.lines.filter((e) => e.collection === 'reports').length, total.count);
         },
       );
@@ -405,6 +477,7 @@ async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void)
       version,
       hnsw,
       thumbsDir: existsSync(join(partialDir, 'thumbs')) ? join(partialDir, 'thumbs') : undefined,
+      dicomweb: pacs ? dicomwebCursor(pacs, liveManifest) : liveManifest?.dicomweb,
     });
     await rm(partialDir, { recursive: true, force: true });
     return summary;
@@ -412,6 +485,24 @@ async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void)
     await embedder.close();
     await model.close();
   }
+}
+
+/** The cursor a DICOMweb run leaves in the manifest: the latest StudyDate seen so far on this server. */
+function dicomwebCursor(
+  pacs: { client: DicomwebClient; source: DicomwebSource; stats: DicomwebStats },
+  previous: IndexManifest | undefined,
+): DicomwebCursor {
+  const before = previous?.dicomweb?.url === pacs.client.base ? previous.dicomweb.studyDate : undefined;
+  const latest = [before, pacs.stats.latestStudyDate]
+    .filter((d): d is string => !!d)
+    .sort()
+    .pop();
+  return {
+    url: pacs.client.base,
+    ...(latest ? { studyDate: latest } : {}),
+    allModalities: !!pacs.source.allModalities,
+    updatedAt: new Date().toISOString(),
+  };
 }
 
 /** Copy the latest version's items, vectors, reports, errors and thumbnails into a fresh partial build (for --append). */
@@ -494,6 +585,7 @@ async function rewriteBundle<T>(
           thumbsDir: m.thumbnails ? join(bundle.dir, m.thumbnails) : undefined,
           thumbIds: change.rewrite.thumbIds,
           hnsw: bundleHnsw(m) ?? DEFAULT_HNSW,
+          dicomweb: m.dicomweb,
         });
         return change.result(manifest.version);
       } finally {

@@ -13,6 +13,7 @@ import {
   INDEX_FORMAT,
   hnswFileComplete,
   type CollectionManifest,
+  type DicomwebCursor,
   type CollectionName,
   type IndexManifest,
   type ItemMeta,
@@ -65,6 +66,8 @@ export interface BundleContent {
   thumbsDir?: string;
   /** Copy only the previews of these image ids (default: the whole folder). */
   thumbIds?: string[];
+  /** Recorded in the manifest for a bundle built from a DICOMweb server. */
+  dicomweb?: DicomwebCursor;
 }
 
 /** Neighbours of a sentence among the images that define its hubness (CSLS uses 10). */
@@ -224,6 +227,7 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
     labeler: { version: LABELER_VERSION },
     prompts: { version: PROMPTS_VERSION },
     ...(texts ? { texts, lexical: { file: LEXICAL_FILE, version: LEXICAL_VERSION } } : {}),
+    ...(content.dicomweb ? { dicomweb: content.dicomweb } : {}),
     sha256: hashes,
   };
   if (content.thumbsDir) {

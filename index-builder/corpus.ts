@@ -15,6 +15,8 @@ export interface ImageItem {
   id: string;
   file: string;
   meta: ImageMeta;
+  /** Set when the reader could not deliver the image (recorded as an error, never embedded). */
+  failure?: string;
 }
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.dcm', '.dicom']);
@@ -79,6 +81,20 @@ export async function* tableImages(table: string, options: { root?: string; spli
 export interface ReportItem {
   report: StoredReport;
   sentences: { text: string; meta: SentenceMeta }[];
+  /** Set when the reader could not deliver the report (recorded as an error). */
+  failure?: string;
+}
+
+/** A report with its labelled sentences (the labeler's split; sentence ids are `reportId#index`). */
+export function reportItem(id: string, text: Record<string, string>, extra: Pick<StoredReport, 'dicom'> = {}): ReportItem {
+  const labelled = labelReport(reportText({ id, text, meta: {} }));
+  return {
+    report: { id, text, labels: storedLabels(labelled.labels), ...extra },
+    sentences: labelled.sentences.map((s) => ({
+      text: s.text,
+      meta: { id: `${id}#${s.index}`, reportId: id, index: s.index, text: s.text, labels: storedLabels(s.labels) },
+    })),
+  };
 }
 
 /** Reports with their labelled sentences (the labeler's split; sentence ids are `reportId#index`). */
@@ -86,14 +102,5 @@ export async function* reportItems(
   file: string,
   options: { split?: string; idColumn?: string; textColumns?: string[] } = {},
 ): AsyncGenerator<ReportItem> {
-  for await (const r of readReports(file, options)) {
-    const labelled = labelReport(reportText(r));
-    yield {
-      report: { id: r.id, text: r.text, labels: storedLabels(labelled.labels) },
-      sentences: labelled.sentences.map((s) => ({
-        text: s.text,
-        meta: { id: `${r.id}#${s.index}`, reportId: r.id, index: s.index, text: s.text, labels: storedLabels(s.labels) },
-      })),
-    };
-  }
+  for await (const r of readReports(file, options)) yield reportItem(r.id, r.text);
 }

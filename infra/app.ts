@@ -40,6 +40,7 @@ try {
     apiKeySha256: list(app.node.tryGetContext('apiKeySha256')),
     apiKeySecretName: app.node.tryGetContext('apiKeySecret') as string | undefined,
     shards: Number(app.node.tryGetContext('shards') ?? 0),
+    viewerUrl: app.node.tryGetContext('viewerUrl') as string | undefined,
     env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
   });
 } catch (err) {

@@ -30,6 +30,8 @@ export interface MedclipStackProps extends StackProps {
   /** Query fan-out: one Lambda per index shard (0 = the API searches its own bundle). */
   shards?: number;
   corsOrigins?: string[];
+  /** Viewer link template for hits read from DICOM (MEDCLIP_VIEWER_URL), e.g. an OHIF URL with {StudyInstanceUID}. */
+  viewerUrl?: string;
   logRetention?: logs.RetentionDays;
 }
 
@@ -94,6 +96,7 @@ export class MedclipStack extends Stack {
         // The handler refuses to start with MEDCLIP_AUTH=api-key and no hashes; `iam`: the Function URL checks callers.
         ...(props.auth === 'api-key' ? { MEDCLIP_AUTH: 'api-key', MEDCLIP_API_KEY_SHA256: apiKeys! } : { MEDCLIP_AUTH: 'iam' }),
         ...(props.corsOrigins?.length ? { MEDCLIP_CORS_ORIGINS: props.corsOrigins.join(',') } : {}),
+        ...(props.viewerUrl ? { MEDCLIP_VIEWER_URL: props.viewerUrl } : {}),
       },
     });
     // The API only reads the bundles it serves.

@@ -67,6 +67,14 @@ test('api-key mode: an open Function URL with key digests in the environment', (
   });
 });
 
+test('a viewer URL template (-c viewerUrl=...) reaches the API as MEDCLIP_VIEWER_URL', () => {
+  const viewerUrl = 'https://ohif.example/viewer?StudyInstanceUIDs={StudyInstanceUID}';
+  synth({ viewerUrl }).hasResourceProperties('AWS::Lambda::Function', {
+    Handler: 'api.handler',
+    Environment: { Variables: Match.objectLike({ MEDCLIP_VIEWER_URL: viewerUrl }) },
+  });
+});
+
 test('IAM: no wildcard actions or resources; the API reads its bundles, only the builder policy invokes the worker', () => {
   const t = synth({ shards: 2 });
   const policies = { ...t.findResources('AWS::IAM::Policy'), ...t.findResources('AWS::IAM::ManagedPolicy') };

@@ -236,7 +236,23 @@ function imageCard(hit) {
     ),
   );
   button.addEventListener('click', () => openViewer(hit));
-  return el('li', {}, button);
+  return el('li', {}, button, archiveLinks(hit));
+}
+
+/** Links back to the archive for a hit read from DICOM: the study in the configured viewer, the study's own report. */
+function archiveLinks(hit) {
+  const links = el('p', { class: 'links' });
+  if (hit.viewerUrl) links.append(el('a', { href: hit.viewerUrl, target: '_blank', rel: 'noopener noreferrer' }, 'Open study in viewer'));
+  if (hit.studyReport) {
+    const b = el('button', { type: 'button', class: 'secondary small' }, 'Report of this study');
+    b.addEventListener('click', () =>
+      call(`/v1/reports/${encodeURIComponent(hit.studyReport)}`)
+        .then((r) => openReport({ id: r.id, report: r.text, labels: r.labels, matched: [], sentence: { text: '' } }))
+        .catch((err) => showError(err.message)),
+    );
+    links.append(b);
+  }
+  return links.children.length ? links : undefined;
 }
 
 function showImages(hits, asked) {
@@ -280,6 +296,7 @@ function reportCard(hit) {
       el('span', { class: 'muted small' }, `similarity ${hit.score.toFixed(3)}`),
       open,
     ),
+    archiveLinks(hit),
     labelChips(hit.labels, hit.matched, true),
     excerpt(hit),
     hit.sentence.reports > 1
@@ -576,11 +593,11 @@ function openReport(hit) {
   body.replaceChildren();
   const head = el('p', {});
   if (hit.relevance !== undefined) head.append(relevanceBadge(hit.relevance), ' ');
-  head.append(el('span', { class: 'muted small' }, `similarity ${hit.score.toFixed(3)}`));
+  if (hit.score !== undefined) head.append(el('span', { class: 'muted small' }, `similarity ${hit.score.toFixed(3)}`));
   body.append(head, el('h3', {}, 'Findings (labeler, with polarity)'), labelChips(hit.labels, hit.matched, true));
   for (const [field, text] of Object.entries(hit.report)) {
     const p = el('p');
-    const at = text.indexOf(hit.sentence.text);
+    const at = hit.sentence.text ? text.indexOf(hit.sentence.text) : -1;
     if (at >= 0) p.append(text.slice(0, at), el('mark', {}, hit.sentence.text), text.slice(at + hit.sentence.text.length));
     else p.append(text);
     body.append(el('section', {}, el('h3', {}, field), p));

@@ -58,7 +58,16 @@ export function indexRoutes(service: SearchService) {
       summary: 'An indexed report',
       request: { params: IdParam },
       responses: {
-        200: json(z.object({ id: z.string(), text: z.record(z.string(), z.string()), labels: S.Labels }), 'The report'),
+        200: json(
+          z.object({
+            id: z.string(),
+            text: z.record(z.string(), z.string()),
+            labels: S.Labels,
+            dicom: S.DicomUids.optional(),
+            viewerUrl: z.string().optional(),
+          }),
+          'The report',
+        ),
         400: problem('Malformed id'),
         ...unauthorized,
         404: problem('No such report'),

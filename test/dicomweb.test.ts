@@ -1,0 +1,300 @@
+// PACS ingestion against a real DICOMweb server (Debian's Orthanc + its DICOMweb plugin, on loopback, Basic Auth on):
+// the shared archive samples and text SR reports are stored in test studies; `medclip index --dicomweb` builds a
+// bundle (chest CR/DX only, non-image and broken instances listed in errors.jsonl, SR reports linked to their
+// study), a second run appends only the new study (the cursor), and search answers carry UIDs and viewer links.
+import assert from 'node:assert/strict';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { DicomwebError } from '../core/dicomweb.ts';
+import { IndexBundle, type ImageMeta } from '../core/index.ts';
+import { MedClipModel } from '../core/model.ts';
+import { SearchService, type ImageHit, type ReportHit } from '../core/search-service.ts';
+import { buildIndex, type BuildSummary } from '../index-builder/build.ts';
+import { createApp } from '../api/app.ts';
+import { textToReports } from './helpers/api.ts';
+import { medclipWith } from './helpers/cli.ts';
+import { ORTHANC_USER, orthancMissing, reidentify, startOrthanc, textSr, type Orthanc } from './helpers/orthanc.ts';
+import { DATA, liveDir, outputDir, REPO } from './helpers/paths.ts';
+
+const missing = orthancMissing();
+// In CI a missing PACS is a failure (ingestion would go untested), elsewhere a visible skip.
+if (missing && process.env.CI) throw new Error(`CI=true but ${missing} are not installed: .ci/run must install them`);
+const skip = missing ? `${missing} not installed (.ci/run installs them)` : false;
+
+const MODEL = join(REPO, 'models/medclip-tiny');
+const SAMPLES = join(DATA, 'samples/dicom');
+const ROOT = '1.2.826.0.1.3680043.10.543';
+const uid = (...parts: number[]) => [ROOT, ...parts].join('.');
+const STUDY = { a: uid(1), b: uid(2), c: uid(3), d: uid(4) };
+
+const dir = outputDir('dicomweb');
+const OUT = join(dir, 'bundle');
+let orthanc: Orthanc;
+let first: BuildSummary;
+const stored: Record<string, boolean> = {};
+
+before(async () => {
+  if (skip) return;
+  await rm(dir, { recursive: true, force: true });
+  orthanc = await startOrthanc(join(dir, 'orthanc'));
+  const files = join(dir, 'files');
+  await mkdir(files, { recursive: true });
+  const put = async (name: string, file: Promise<string>) => {
+    stored[name] = await orthanc.store(await file);
+  };
+  // study A (2024-01-05): a real CR chest X-ray (JPEG baseline) and its report
+  await put(
+    'a-cr',
+    reidentify(join(SAMPLES, 'siim-cr-jpeg-baseline.dcm'), join(files, 'a-cr.dcm'), {
+      study: STUDY.a,
+      series: uid(1, 1),
+      instance: uid(1, 1, 1),
+      date: '20240105',
+    }),
+  );
+  await put(
+    'a-sr',
+    textSr(join(files, 'a-sr.dcm'), {
+      study: STUDY.a,
+      series: uid(1, 9),
+      instance: uid(1, 9, 1),
+      date: '20240105',
+      findings: 'There is a large right pleural effusion with adjacent atelectasis. The heart size is normal.',
+      impression: 'Large right pleural effusion.',
+    }),
+  );
+  // study B (2024-01-10): a DX chest, a series of the same study labelled RIBCAGE (not chest: filtered), a CT
+  // (never listed: the search asks for CR and DX), and a normal report
+  await put(
+    'b-dx',
+    reidentify(join(SAMPLES, 'nih-secondary-capture-test1.dcm'), join(files, 'b-dx.dcm'), {
+      study: STUDY.b,
+      series: uid(2, 1),
+      instance: uid(2, 1, 1),
+      date: '20240110',
+    }),
+  );
+  await put(
+    'b-ribcage',
+    reidentify(join(SAMPLES, 'nih-secondary-capture-test4.dcm'), join(files, 'b-rib.dcm'), {
+      study: STUDY.b,
+      series: uid(2, 2),
+      instance: uid(2, 2, 1),
+      date: '20240110',
+    }),
+  );
+  await put(
+    'b-ct',
+    reidentify(join(SAMPLES, 'nih-secondary-capture-test5.dcm'), join(files, 'b-ct.dcm'), {
+      study: STUDY.b,
+      series: uid(2, 3),
+      instance: uid(2, 3, 1),
+      date: '20240110',
+    }),
+  );
+  await put(
+    'b-sr',
+    textSr(join(files, 'b-sr.dcm'), {
+      study: STUDY.b,
+      series: uid(2, 9),
+      instance: uid(2, 9, 1),
+      date: '20240110',
+      findings: 'The lungs are clear. No pleural effusion or pneumothorax.',
+      impression: 'No acute cardiopulmonary abnormality.',
+    }),
+  );
+  // study C (2024-01-12): the 1993 ACR-NEMA CR, a non-image object in a CR series, and a broken X-ray (its header
+  // claims twice the rows its pixel data holds)
+  await put(
+    'c-acr',
+    reidentify(join(SAMPLES, 'cr-mono1-10bit-no-preamble.dcm'), join(files, 'c-acr.dcm'), {
+      study: STUDY.c,
+      series: uid(3, 1),
+      instance: uid(3, 1, 1),
+      date: '20240112',
+    }),
+  );
+  await put(
+    'c-raw',
+    reidentify(join(SAMPLES, 'nih-secondary-capture-test3.dcm'), join(files, 'c-raw.dcm'), {
+      study: STUDY.c,
+      series: uid(3, 2),
+      instance: uid(3, 2, 1),
+      date: '20240112',
+      extra: { '(0008,0016)': '1.2.840.10008.5.1.4.1.1.66', '(0008,0060)': 'CR' },
+    }),
+  );
+  await put(
+    'c-broken',
+    reidentify(join(SAMPLES, 'nih-secondary-capture-test6.dcm'), join(files, 'c-broken.dcm'), {
+      study: STUDY.c,
+      series: uid(3, 3),
+      instance: uid(3, 3, 1),
+      date: '20240112',
+      extra: { '(0028,0010)': '2048' },
+    }),
+  );
+  first = await buildIndex({
+    model: MODEL,
+    out: OUT,
+    dicomweb: { url: orthanc.dicomweb, auth: ORTHANC_USER },
+    thumbnails: true,
+    lock: { waitMs: 1000 },
+  });
+});
+
+after(async () => {
+  await orthanc?.stop();
+});
+
+test('a PACS indexes as chest X-rays with UIDs, non-image and broken instances as errors, SR reports linked to their study', {
+  skip,
+}, async () => {
+  assert.ok(Object.values(stored).every(Boolean), `Orthanc refused ${JSON.stringify(stored)}`);
+  const bundle = await IndexBundle.load(OUT);
+  const images = new Map([...bundle.entries('images')].map((e) => [e.meta.id, e.meta as ImageMeta]));
+  const expected = [uid(1, 1, 1), uid(2, 1, 1), uid(3, 1, 1)]; // the ACR-NEMA CR (no preamble, no meta group) included
+  assert.deepEqual([...images.keys()].sort(), expected.sort());
+  assert.deepEqual(images.get(uid(1, 1, 1))!.dicom, { study: STUDY.a, series: uid(1, 1), instance: uid(1, 1, 1) });
+  assert.equal(images.get(uid(1, 1, 1))!.view, 'PA');
+  assert.equal(images.get(uid(1, 1, 1))!.meta?.studyDate, '20240105');
+  // the RIBCAGE series was filtered, the CT never listed
+  assert.equal(first.dicomweb!.filtered, 1);
+  const errors = (await readFile(join(liveDir(OUT), 'errors.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { id: string; reason: string });
+  const reason = (id: string) => errors.find((e) => e.id === id)?.reason ?? '';
+  assert.match(reason(uid(3, 2, 1)), /not an image: SOP class 1\.2\.840\.10008\.5\.1\.4\.1\.1\.66/);
+  assert.match(reason(uid(3, 3, 1)), /truncated|holds/);
+  assert.equal(reason(uid(2, 3, 1)), '', 'the CT is not listed at all');
+  // reports: the two SRs, linked to their studies, with coded sections as fields
+  assert.equal(bundle.reports.size, 2);
+  const a = bundle.report(uid(1, 9, 1))!;
+  assert.deepEqual(a.dicom, { study: STUDY.a, series: uid(1, 9), instance: uid(1, 9, 1) });
+  assert.match(a.text.findings!, /large right pleural effusion/);
+  assert.equal(a.text.impression, 'Large right pleural effusion.');
+  assert.equal(a.labels['Pleural Effusion'], 1);
+  assert.equal(bundle.report(uid(2, 9, 1))!.labels['Pleural Effusion'], 0);
+  // previews were made from the fetched instances; the cursor is the latest study date; no credential is stored
+  assert.ok(bundle.thumbnailFile(uid(1, 1, 1)));
+  assert.equal(bundle.manifest.dicomweb?.url, orthanc.dicomweb);
+  assert.equal(bundle.manifest.dicomweb?.studyDate, '20240112');
+  for (const f of await readdir(liveDir(OUT)))
+    if (f.endsWith('.json') || f.endsWith('.jsonl'))
+      assert.ok(!(await readFile(join(liveDir(OUT), f), 'utf8')).includes(ORTHANC_USER.password), `${f} holds the password`);
+});
+
+test('search answers carry DICOM UIDs, viewer links and the study’s report', { skip }, async () => {
+  const model = await MedClipModel.load(MODEL);
+  try {
+    const service = await SearchService.create(model, await IndexBundle.load(OUT, { model }), undefined, {
+      viewerUrl: 'https://viewer.example/viewer?StudyInstanceUIDs={StudyInstanceUID}',
+    });
+    const reports = await service.searchText({ query: 'pleural effusion', target: 'reports', k: 2 });
+    const top = reports.hits[0] as ReportHit;
+    assert.equal(top.id, uid(1, 9, 1), 'the report that affirms the effusion comes first');
+    assert.equal(top.viewerUrl, `https://viewer.example/viewer?StudyInstanceUIDs=${encodeURIComponent(STUDY.a)}`);
+    const query = await readFile(join(SAMPLES, 'siim-cr-jpeg-baseline.dcm'));
+    const images = await service.searchImage(query, { target: 'images', k: 3 });
+    const same = images.hits.find((h) => h.id === uid(1, 1, 1)) as ImageHit;
+    assert.ok(same, 'the X-ray itself is found');
+    assert.equal(same.studyReport, uid(1, 9, 1), "the hit links to its study's report");
+    assert.deepEqual(same.dicom, { study: STUDY.a, series: uid(1, 1), instance: uid(1, 1, 1) });
+    assert.match(same.viewerUrl!, /^https:\/\/viewer\.example\/viewer\?StudyInstanceUIDs=1\.2\.826/);
+    // over HTTP: the same fields, and the study's report by its id
+    const app = createApp(service, { auth: { mode: 'off' } });
+    const http = await textToReports<{ hits: ReportHit[] }>(app, 'pleural effusion', 1);
+    assert.deepEqual(http.hits[0]!.dicom, top.dicom);
+    assert.equal(http.hits[0]!.viewerUrl, top.viewerUrl);
+    const report = (await (await app.request(`/v1/reports/${encodeURIComponent(uid(1, 9, 1))}`)).json()) as { dicom: unknown };
+    assert.deepEqual(report.dicom, top.dicom);
+  } finally {
+    await model.close();
+  }
+});
+
+test('a nightly --append run fetches only the new study (the cursor), through the CLI with the password from the environment', {
+  skip,
+}, async () => {
+  assert.ok(
+    await orthanc.store(
+      await reidentify(join(SAMPLES, 'nih-secondary-capture-test2.dcm'), join(dir, 'files', 'd-dx.dcm'), {
+        study: STUDY.d,
+        series: uid(4, 1),
+        instance: uid(4, 1, 1),
+        date: '20240201',
+      }),
+    ),
+  );
+  assert.ok(
+    await orthanc.store(
+      await textSr(join(dir, 'files', 'd-sr.dcm'), {
+        study: STUDY.d,
+        series: uid(4, 9),
+        instance: uid(4, 9, 1),
+        date: '20240201',
+        findings: 'Small left apical pneumothorax.',
+        impression: 'Left pneumothorax.',
+      }),
+    ),
+  );
+  const before = await IndexBundle.load(OUT);
+  const r = await medclipWith(
+    { env: { MEDCLIP_DICOMWEB_PASSWORD: ORTHANC_USER.password }, timeoutMs: 120_000 },
+    'index',
+    '--model',
+    MODEL,
+    '--out',
+    OUT,
+    '--dicomweb',
+    orthanc.dicomweb,
+    '--dicomweb-user',
+    ORTHANC_USER.user,
+    '--append',
+    '--thumbnails',
+    '--json',
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const summary = JSON.parse(r.stdout) as BuildSummary;
+  // only studies from the cursor's date on were listed: study C's instances (already indexed or failed) and D's
+  assert.equal(summary.dicomweb!.fetched, 1);
+  assert.equal(summary.dicomweb!.listed, summary.dicomweb!.alreadyIndexed + 1);
+  assert.equal(summary.images.indexed, before.count('images') + 1);
+  const after = await IndexBundle.load(OUT);
+  assert.equal(after.manifest.version, before.manifest.version + 1);
+  assert.equal(after.reports.size, 3);
+  assert.equal(after.report(uid(4, 9, 1))!.labels.Pneumothorax, 1);
+  assert.equal(after.manifest.dicomweb?.studyDate, '20240201');
+  assert.ok(!r.stderr.includes(ORTHANC_USER.password) && !r.stdout.includes(ORTHANC_USER.password));
+});
+
+test('wrong credentials and an unreachable server are one clear error each, and the bundle stays as it was', { skip }, async () => {
+  const version = (await IndexBundle.load(OUT)).manifest.version;
+  await assert.rejects(
+    buildIndex({ model: MODEL, out: OUT, append: true, dicomweb: { url: orthanc.dicomweb, auth: { user: 'medclip', password: 'wrong' } } }),
+    (err: Error) =>
+      err instanceof DicomwebError && /refused the credentials \(HTTP 401\)/.test(err.message) && !err.message.includes('wrong'),
+  );
+  const r = await medclipWith({}, 'index', '--model', MODEL, '--out', join(dir, 'other'), '--dicomweb', 'http://127.0.0.1:9/dicom-web');
+  assert.equal(r.code, 75, r.stderr);
+  assert.match(r.stderr.trim(), /^medclip: DICOMweb search \/series: http:\/\/127\.0\.0\.1:9\/dicom-web unreachable/);
+  const u = await medclipWith(
+    {},
+    'index',
+    '--model',
+    MODEL,
+    '--out',
+    join(dir, 'other'),
+    '--dicomweb',
+    orthanc.dicomweb,
+    '--dicomweb-user',
+    'x',
+  );
+  assert.equal(u.code, 1);
+  assert.match(u.stderr, /MEDCLIP_DICOMWEB_PASSWORD/);
+  assert.equal((await IndexBundle.load(OUT)).manifest.version, version);
+  // the failed run's partial build is kept for --resume, and says so
+  await rm(`${OUT}.partial`, { recursive: true, force: true });
+});
