@@ -5,6 +5,7 @@
  */
 import { getMultipartBoundary, parseMultipartStream } from '@remix-run/multipart-parser';
 import { MedclipError } from './errors.ts';
+import { DEFAULT_IMAGE_LIMITS } from './image/index.ts';
 import { withRetry, type RetryPolicy } from './retry.ts';
 
 export type DicomwebAuth = { user: string; password: string } | { token: string };
@@ -14,7 +15,7 @@ export interface DicomwebClientOptions {
   retry?: Partial<RetryPolicy>;
   /** Per request (default 60 s). */
   timeoutMs?: number;
-  /** Largest instance accepted (default 256 MB). */
+  /** Largest instance accepted (default: the decoder's input limit, 64 MB). */
   maxInstanceBytes?: number;
 }
 
@@ -134,7 +135,7 @@ export class DicomwebClient {
 
   /** WADO-RS: one instance as stored (any transfer syntax; the decoder reads them all), as Part 10 bytes. */
   async retrieveInstance(study: string, series: string, instance: string): Promise<Uint8Array> {
-    const max = this.options.maxInstanceBytes ?? 256 << 20;
+    const max = this.options.maxInstanceBytes ?? DEFAULT_IMAGE_LIMITS.maxBytes;
     const res = await this.get(
       `/studies/${study}/series/${series}/instances/${instance}`,
       'multipart/related; type="application/dicom"; transfer-syntax=*',

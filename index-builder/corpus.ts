@@ -6,6 +6,7 @@ import { open, readdir } from 'node:fs/promises';
 import { dirname, extname, join, relative, sep } from 'node:path';
 import { readImageTable } from '../core/image-table.ts';
 import { isDicom } from '../core/image/index.ts';
+import { readDicomHeader } from '../core/dicom-header.ts';
 import { labelRowToObject, type LabelRow } from '../core/labels.ts';
 import { labelReport } from '../core/labeler/labeler.ts';
 import { readReports, reportText } from '../core/reports.ts';
@@ -35,19 +36,33 @@ export async function* scanImageDir(dir: string): AsyncGenerator<ImageItem> {
   for await (const file of walk(dir)) {
     const ext = extname(file).toLowerCase();
     if (!IMAGE_EXTENSIONS.has(ext)) {
-      if (ext !== '' || !(await looksLikeDicom(file))) continue;
+      if (ext !== '' || !isDicom(await fileHead(file, 132))) continue;
     }
     const id = relative(dir, file).split(sep).join('/');
-    yield { id, file, meta: { id, path: id, labels: {} } };
+    const meta: ImageMeta = { id, path: id, labels: {} };
+    // a DICOM file links back to its archive: its UIDs (and view) from the header
+    if (ext !== '.png' && ext !== '.jpg' && ext !== '.jpeg') {
+      const header = readDicomHeader(await fileHead(file, DICOM_HEADER_BYTES));
+      if (header) {
+        meta.dicom = { study: header.study, series: header.series, instance: header.instance };
+        if (header.viewPosition) meta.view = header.viewPosition;
+      }
+    }
+    yield { id, file, meta };
   }
 }
 
-async function looksLikeDicom(file: string): Promise<boolean> {
-  const fh = await open(file, 'r');
+/** Enough of a DICOM file to hold its header up to the pixel data (a header that is longer is read without UIDs). */
+const DICOM_HEADER_BYTES = 256 * 1024;
+
+/** The first `n` bytes of a file (fewer when it is shorter; none when it cannot be read: the embedder reports that). */
+async function fileHead(file: string, n: number): Promise<Uint8Array> {
+  const fh = await open(file, 'r').catch(() => undefined);
+  if (!fh) return new Uint8Array(0);
   try {
-    const buf = Buffer.alloc(132);
-    const { bytesRead } = await fh.read(buf, 0, 132, 0);
-    return isDicom(buf.subarray(0, bytesRead));
+    const buf = Buffer.alloc(n);
+    const { bytesRead } = await fh.read(buf, 0, n, 0);
+    return buf.subarray(0, bytesRead);
   } finally {
     await fh.close();
   }

@@ -3,12 +3,14 @@
 // every state; screenshots go to .test-output/browser/ (with MEDCLIP_SCREENSHOTS=docs/screenshots, to the README's).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startShippedServer } from './helpers/shipped-server.ts';
+import { startServer } from '../api/server.ts';
+import { buildIndex } from '../index-builder/build.ts';
 import { DATA, outputDir, REPO } from './helpers/paths.ts';
 
 const CHROMIUM = (process.env.CHROMIUM_PATH ? [process.env.CHROMIUM_PATH] : ['/usr/bin/chromium', '/usr/bin/chromium-browser']).find(
@@ -293,4 +295,36 @@ test('API reference: Swagger UI from local assets renders every operation, with 
   await shot(page, 'docs');
   assert.deepEqual(external, [], 'nothing is fetched from outside the server');
   assert.deepEqual(errors, []);
+});
+
+test('search page over DICOM files: each card links to its study in the configured viewer', { skip }, async () => {
+  // an index of the archive samples (DICOM files keep their UIDs), served with a viewer URL template
+  const out = join(dir, 'dicom-index');
+  rmSync(out, { recursive: true, force: true });
+  await buildIndex({ model: join(REPO, 'models/medclip-tiny'), imageDir: join(DATA, 'samples/dicom'), out, thumbnails: true });
+  const viewer = await startServer({
+    model: join(REPO, 'models/medclip-tiny'),
+    index: out,
+    port: 0,
+    host: '127.0.0.1',
+    viewerUrl: 'https://viewer.example/viewer?StudyInstanceUIDs={StudyInstanceUID}',
+    log: () => {},
+  });
+  const page = await browser!.newPage();
+  try {
+    await page.goto(`${viewer.url}/`);
+    await page.waitForSelector('#status:has-text("X-rays")');
+    await page.fill('#query', 'chest x-ray');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#images .card');
+    const links = page.locator('#images a:has-text("Open study in viewer")');
+    assert.equal(await links.count(), await page.locator('#images .card').count(), 'every DICOM hit links to its study');
+    const href = (await links.first().getAttribute('href')) ?? '';
+    assert.match(href, /^https:\/\/viewer\.example\/viewer\?StudyInstanceUIDs=[0-9.]+$/);
+    assert.equal(await links.first().getAttribute('rel'), 'noopener noreferrer');
+    await axe(page, 'DICOM results with viewer links');
+  } finally {
+    await page.close();
+    await viewer.close();
+  }
 });
