@@ -347,6 +347,11 @@ test('fuzzed DICOM headers are refused, not decoded into a wrong picture', async
   // 16-bit pixels relabelled 8 bits allocated: twice the data the header describes
   const wide = writeDicom({ ...base, pixelData: uint16Bytes(new Uint16Array(32 * 32).fill(300)) });
   await expectImageError(decodeGrey(wide), 'corrupt');
+  // compressed (RLE) fragments under an uncompressed transfer syntax: refused, not read as pixels
+  const rle = writeDicom({ ...base, transferSyntax: TRANSFER_SYNTAX.rle, pixelData: encodeRle(grey.data, 1), encapsulated: true });
+  const relabelled = Buffer.from(rle);
+  relabelled.write(TRANSFER_SYNTAX.explicitLittle, relabelled.indexOf(TRANSFER_SYNTAX.rle));
+  await expectImageError(decodeGrey(relabelled), 'corrupt');
   // a JPEG lossless frame whose own header claims another size is refused before decoding
   const small = await realGrey(16);
   const frame = encodeJpegLossless8(small.data, small.width, small.height);

@@ -27,8 +27,11 @@ export const SUPPORTED_SYNTAXES = new Set<string>(Object.values(TRANSFER_SYNTAX)
 /** Transfer syntaxes whose pixel data is a codec's codestream (JPEG family). */
 export const isCodecSyntax = (ts: string) => ts.startsWith('1.2.840.10008.1.2.4.');
 
-/** A deflated data set may not inflate past this (a deflate bomb is refused, not inflated into memory). */
-const MAX_INFLATED_BYTES = 512 << 20;
+/**
+ * A deflated data set may not inflate past this (a deflate bomb is refused, not inflated into memory): room for the
+ * largest accepted image at 32 bits per sample (DEFAULT_IMAGE_LIMITS.maxPixels x 4 = 100 MB) and its header.
+ */
+const MAX_INFLATED_BYTES = 128 << 20;
 
 /** dicom-parser's own Node path calls Buffer#copy (a Uint8Array has none): inflate here, for both. */
 function inflater(byteArray: Uint8Array, position: number): Uint8Array {
@@ -39,7 +42,7 @@ function inflater(byteArray: Uint8Array, position: number): Uint8Array {
     const tooBig = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
     throw new ImageError(
       tooBig ? 'too-large' : 'corrupt',
-      tooBig ? 'deflated DICOM data set inflates past 512 MB' : 'deflated DICOM data set could not be inflated',
+      tooBig ? 'deflated DICOM data set inflates past 128 MB' : 'deflated DICOM data set could not be inflated',
     );
   }
   const full = new Uint8Array(position + inflated.length);
@@ -88,6 +91,15 @@ function parseImplicitBody(bytes: Uint8Array): dicomParser.DataSet {
   return ds;
 }
 
+/** The transfer syntax the meta group names, if any. */
+function metaTransferSyntax(bytes: Uint8Array): string | undefined {
+  try {
+    return dicomParser.readPart10Header(bytes).string('x00020010')?.replace(/\0/g, '').trim();
+  } catch {
+    return undefined;
+  }
+}
+
 /** Does the first element after the meta group carry a two-letter VR where explicit VR would put it? */
 function bodyLooksImplicit(bytes: Uint8Array): boolean {
   try {
@@ -119,7 +131,15 @@ export function parseDataSet(bytes: Uint8Array): dicomParser.DataSet {
           TransferSyntaxUID: bodyLooksImplicit(bytes) ? TRANSFER_SYNTAX.implicitLittle : TRANSFER_SYNTAX.explicitLittle,
         });
   } catch (err) {
-    if (!isAcrNema(bytes) && bodyLooksImplicit(bytes)) {
+    // only a body labelled explicit VR little endian (native or encapsulated) may turn out implicit: never a deflated
+    // or big endian one, and never after a refusal (a deflate bomb)
+    const ts = metaTransferSyntax(bytes);
+    const explicitLittleBody =
+      ts !== undefined &&
+      ts !== TRANSFER_SYNTAX.implicitLittle &&
+      ts !== TRANSFER_SYNTAX.explicitBig &&
+      ts !== TRANSFER_SYNTAX.deflatedExplicitLittle;
+    if (!(err instanceof ImageError) && explicitLittleBody && bodyLooksImplicit(bytes)) {
       try {
         return parseImplicitBody(bytes);
       } catch {

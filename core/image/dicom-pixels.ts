@@ -21,6 +21,11 @@ export function nativeFrameBytes(pm: PixelModule): number {
 
 export function firstFrameBytes(ds: dicomParser.DataSet, bytes: Uint8Array, pm: PixelModule): Uint8Array {
   const el = ds.elements.x7fe00010!;
+  const compressed = pm.transferSyntax === TRANSFER_SYNTAX.rle || isCodecSyntax(pm.transferSyntax);
+  // compressed fragments under an uncompressed transfer syntax (e.g. RLE relabelled explicit VR little endian) would
+  // be read as pixels: a wrong picture with a black tail, not an image
+  if (el.encapsulatedPixelData && !compressed)
+    throw new ImageError('corrupt', `DICOM pixel data is encapsulated (compressed) but transfer syntax ${pm.transferSyntax} is not`);
   if (el.encapsulatedPixelData) {
     try {
       const table = el.basicOffsetTable?.length ? el.basicOffsetTable : dicomParser.createJPEGBasicOffsetTable(ds, el);
@@ -34,8 +39,7 @@ export function firstFrameBytes(ds: dicomParser.DataSet, bytes: Uint8Array, pm: 
       }
     }
   }
-  if (pm.transferSyntax === TRANSFER_SYNTAX.rle || isCodecSyntax(pm.transferSyntax))
-    throw new ImageError('corrupt', `DICOM pixel data is not encapsulated, as transfer syntax ${pm.transferSyntax} requires`);
+  if (compressed) throw new ImageError('corrupt', `DICOM pixel data is not encapsulated, as transfer syntax ${pm.transferSyntax} requires`);
   const frameBytes = nativeFrameBytes(pm);
   if (el.dataOffset + Math.min(el.length, frameBytes) > bytes.length || el.length < frameBytes)
     throw new ImageError('truncated', `DICOM pixel data holds ${Math.min(el.length, bytes.length - el.dataOffset)} of ${frameBytes} bytes`);
@@ -61,6 +65,13 @@ export function rawSamples(frame: Uint8Array, pm: PixelModule, bigEndian: boolea
     return out;
   }
   if (pm.bitsAllocated === 8) return frame;
+  const bytes = pm.bitsAllocated / 8;
+  // little endian and aligned (as on every little-endian machine Node runs on): a view, not a copy of the frame
+  if (!bigEndian && frame.byteOffset % bytes === 0) {
+    const n = frame.byteLength / bytes;
+    if (bytes === 4) return signed ? new Int32Array(frame.buffer, frame.byteOffset, n) : new Uint32Array(frame.buffer, frame.byteOffset, n);
+    return signed ? new Int16Array(frame.buffer, frame.byteOffset, n) : new Uint16Array(frame.buffer, frame.byteOffset, n);
+  }
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   if (pm.bitsAllocated === 32) {
     const n = frame.length >> 2;

@@ -20,7 +20,8 @@ export interface ImageLimits {
 
 export const DEFAULT_IMAGE_LIMITS: ImageLimits = {
   maxBytes: 64 * 1024 * 1024,
-  maxPixels: 50_000_000,
+  /** 5000 x 5000: above every chest detector (the largest, 4320 x 4320), and a decode stays under 512 MB. */
+  maxPixels: 25_000_000,
 };
 
 export function checkDimensions(width: number, height: number, limits: ImageLimits, what: string): void {
