@@ -189,7 +189,8 @@ export function registerIndex(program: Command): void {
             `${summary.reports.reports} reports / ${summary.reports.sentences} sentences (${summary.reports.skipped} skipped)` +
             (summary.dicomweb
               ? `; server: ${summary.dicomweb.listed} instances listed, ${summary.dicomweb.alreadyIndexed} already indexed, ` +
-                `${summary.dicomweb.fetched} fetched, ${summary.dicomweb.filtered} not chest`
+                `${summary.dicomweb.fetched} fetched${summary.dicomweb.cached ? ` (+${summary.dicomweb.cached} from the interrupted run)` : ''}, ` +
+                `${summary.dicomweb.filtered} not chest`
               : '') +
             (summary.images.skipped + summary.reports.skipped ? `; see ${summary.errorsFile}` : ''),
         );

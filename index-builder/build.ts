@@ -336,7 +336,7 @@ async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void)
           },
           cache: join(partialDir, 'dicomweb'),
           studies: new Set(images.items.flatMap((i) => ((i as ImageMeta).dicom ? [(i as ImageMeta).dicom!.study] : []))),
-          stats: { listed: 0, alreadyIndexed: 0, filtered: 0, fetched: 0, reports: 0 } as DicomwebStats,
+          stats: { listed: 0, alreadyIndexed: 0, filtered: 0, fetched: 0, cached: 0, reports: 0 } as DicomwebStats,
         }
       : undefined;
     if (pacs) {

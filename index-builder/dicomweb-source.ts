@@ -34,7 +34,10 @@ export interface DicomwebStats {
   alreadyIndexed: number;
   /** Left out by the body part filter (known only once fetched, when the server's search does not return it). */
   filtered: number;
+  /** Fetched from the server by this run. */
   fetched: number;
+  /** Read from the partial build's folder, where an interrupted run had fetched them (a --resume). */
+  cached: number;
   reports: number;
   /** Latest StudyDate among the instances listed (YYYYMMDD). */
   latestStudyDate?: string;
@@ -97,10 +100,19 @@ async function* listInstances(client: DicomwebClient, o: DicomwebSource, modalit
 }
 
 /** Fetch an instance into the cache folder (atomically), or read it from there when an earlier run did. */
-async function fetchCached(client: DicomwebClient, cacheDir: string, item: Listed): Promise<{ file: string; bytes: Uint8Array }> {
+async function fetchCached(
+  client: DicomwebClient,
+  cacheDir: string,
+  item: Listed,
+  stats: DicomwebStats,
+): Promise<{ file: string; bytes: Uint8Array }> {
   const file = join(cacheDir, `${item.instance}.dcm`);
-  if (existsSync(file)) return { file, bytes: await readFile(file) };
+  if (existsSync(file)) {
+    stats.cached++;
+    return { file, bytes: await readFile(file) };
+  }
   const bytes = await client.retrieveInstance(item.study, item.series, item.instance);
+  stats.fetched++;
   const tmp = `${file}.${process.pid}.tmp`;
   await writeFile(tmp, bytes);
   await rename(tmp, file);
@@ -155,11 +167,10 @@ export async function* dicomwebImages(
         return failed(`not an image: SOP class ${item.sopClass}`);
       let fetchedItem: { file: string; bytes: Uint8Array };
       try {
-        fetchedItem = await fetchCached(client, cacheDir, item);
+        fetchedItem = await fetchCached(client, cacheDir, item, stats);
       } catch (err) {
         return failed((err as Error).message);
       }
-      stats.fetched++;
       const header = readDicomHeader(fetchedItem.bytes);
       const bodyPart = item.bodyPart ?? header?.bodyPart;
       if (!o.allModalities && bodyPart !== 'CHEST') {
@@ -205,7 +216,7 @@ export async function* dicomwebReports(
     async (item): Promise<ReportItem> => {
       const uids = { study: item.study, series: item.series, instance: item.instance };
       try {
-        const { bytes } = await fetchCached(client, cacheDir, item);
+        const { bytes } = await fetchCached(client, cacheDir, item, stats);
         const sr = readTextReport(bytes);
         stats.reports++;
         return reportItem(item.instance, sr.text, { dicom: uids });

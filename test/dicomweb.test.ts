@@ -258,8 +258,9 @@ test('a nightly --append run fetches only the new study (the cursor), through th
   );
   assert.equal(r.code, 0, r.stderr);
   const summary = JSON.parse(r.stdout) as BuildSummary;
-  // only studies from the cursor's date on were listed: study C's instances (already indexed or failed) and D's
-  assert.equal(summary.dicomweb!.fetched, 1);
+  // only studies from the cursor's date on were listed: study C's instances (already indexed or failed) and D's;
+  // fetched: D's X-ray and D's report
+  assert.equal(summary.dicomweb!.fetched, 2);
   assert.equal(summary.dicomweb!.listed, summary.dicomweb!.alreadyIndexed + 1);
   assert.equal(summary.images.indexed, before.count('images') + 1);
   const after = await IndexBundle.load(OUT);
@@ -268,6 +269,26 @@ test('a nightly --append run fetches only the new study (the cursor), through th
   assert.equal(after.report(uid(4, 9, 1))!.labels.Pneumothorax, 1);
   assert.equal(after.manifest.dicomweb?.studyDate, '20240201');
   assert.ok(!r.stderr.includes(ORTHANC_USER.password) && !r.stdout.includes(ORTHANC_USER.password));
+});
+
+test('a build killed after fetching resumes with --resume from the fetched instances, not the server', { skip }, async () => {
+  const out = join(dir, 'resumed');
+  const source = { url: orthanc.dicomweb, auth: ORTHANC_USER, studies: [STUDY.a, STUDY.b] };
+  const dying = {
+    embedImageFiles: async () => {
+      throw new Error('killed while embedding');
+    },
+    embedTexts: async () => [],
+    close: async () => {},
+  };
+  await assert.rejects(buildIndex({ model: MODEL, out, dicomweb: source, embedder: dying }), /killed while embedding/);
+  // the RIBCAGE series is left out from the server's search answer, before any fetch
+  assert.deepEqual((await readdir(join(`${out}.partial`, 'dicomweb'))).sort(), [`${uid(1, 1, 1)}.dcm`, `${uid(2, 1, 1)}.dcm`].sort());
+  const resumed = await buildIndex({ model: MODEL, out, dicomweb: source, resume: true });
+  assert.equal(resumed.dicomweb!.fetched, 2, 'only the two SR reports come from the server');
+  assert.equal(resumed.dicomweb!.cached, 2, 'the two X-rays come from the partial build');
+  assert.equal(resumed.images.indexed, 2);
+  assert.equal(resumed.reports.reports, 2);
 });
 
 test('wrong credentials and an unreachable server are one clear error each, and the bundle stays as it was', { skip }, async () => {
