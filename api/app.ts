@@ -10,6 +10,7 @@
  */
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
+import type { Context } from 'hono';
 import { cors } from 'hono/cors';
 import { requestId } from 'hono/request-id';
 import { HTTPException } from 'hono/http-exception';
@@ -90,21 +91,20 @@ export function createApp(service: SearchService, config: ApiConfig): OpenAPIHon
         exposeHeaders: ['x-request-id'],
       }),
     );
-  app.use(
-    '/v1/*',
-    bodyLimit({
-      maxSize: config.maxBodyBytes ?? MAX_BODY_BYTES,
-      onError: (c) =>
-        problemResponse(
-          c,
-          new HttpProblem(
-            413,
-            'Body too large',
-            `requests are limited to ${Math.round((config.maxBodyBytes ?? MAX_BODY_BYTES) / 1024)} KiB`,
-          ),
-        ),
-    }),
-  );
+  const maxBody = config.maxBodyBytes ?? MAX_BODY_BYTES;
+  const tooLarge = (c: Context) =>
+    problemResponse(c, new HttpProblem(413, 'Body too large', `requests are limited to ${Math.round(maxBody / 1024)} KiB`));
+  const streamedLimit = bodyLimit({ maxSize: maxBody, onError: tooLarge });
+  // Hono's bodyLimit first asks for the request's body stream, which makes the Node adapter build a whole web
+  // Request (streams, an AbortSignal) for every request: a body without one (GET) or with a declared length is
+  // judged from the headers here, and only a chunked body is counted by the library as it streams.
+  app.use('/v1/*', (c, next) => {
+    if (c.req.method === 'GET' || c.req.method === 'HEAD') return next();
+    const length = c.req.header('content-length');
+    if (length !== undefined && c.req.header('transfer-encoding') === undefined)
+      return Number(length) > maxBody ? Promise.resolve(tooLarge(c)) : next();
+    return streamedLimit(c, next);
+  });
   if (config.auth.mode === 'api-key') app.use('/v1/*', apiKeyAuth(config.auth.hashes));
 
   app.onError((err, c) => {

@@ -3,6 +3,7 @@
  * embeddings, then serves the Hono app with @hono/node-server. Auth is off only when asked (`--no-auth`, or no
  * key configured and bound to loopback), and the start-up message says so.
  */
+import sonicBoom from 'sonic-boom';
 import { serve, type ServerType } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
 import { IndexBundle } from '../core/index.ts';
@@ -29,8 +30,28 @@ export interface ServeOptions {
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
+/**
+ * The access log on stderr without a write per request in the request path: sonic-boom writes asynchronously and
+ * coalesces the lines that arrive while a write is in flight (under load, one write for many requests); flushed on
+ * close and at exit.
+ */
+function stderrLog(): { log: (line: string) => void; flush: () => void } {
+  // a CommonJS package: its class is also a property of the module object, which TypeScript and Node agree on
+  const out = new sonicBoom.SonicBoom({ fd: 2, sync: false });
+  const flush = () => {
+    try {
+      out.flushSync();
+    } catch {
+      // nothing buffered, or stderr gone
+    }
+  };
+  process.once('exit', flush);
+  return { log: (line) => out.write(`${line}\n`), flush };
+}
+
 export async function startServer(o: ServeOptions): Promise<{ server: ServerType; url: string; close: () => Promise<void> }> {
-  const log = o.log ?? ((l: string) => console.error(l));
+  const access = o.log ? { log: o.log, flush: () => {} } : stderrLog();
+  const log = access.log;
   const hashes = parseApiKeyHashes(o.apiKeyHashes);
   if (o.authMode?.trim().toLowerCase() === 'api-key' && hashes.length === 0)
     throw new Error('MEDCLIP_AUTH is api-key but MEDCLIP_API_KEY_SHA256 holds no key hash: refusing to serve an open API');
@@ -79,6 +100,7 @@ export async function startServer(o: ServeOptions): Promise<{ server: ServerType
       (server as import('node:http').Server).closeIdleConnections?.();
       await closed;
       await model.close();
+      access.flush();
     },
   };
 }

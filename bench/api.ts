@@ -16,6 +16,7 @@ import { IndexBundle, readLiveManifest } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
 import { buildPerturbedIndex } from './perturbed-index.ts';
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 
 const here = import.meta.dirname;
 const { values: args } = parseArgs({
@@ -117,21 +118,79 @@ async function benchIndex(indexDir: string, label: string): Promise<void> {
         const rps = runs.map((r) => r.requests.average).sort((a, b) => a - b);
         const mid = p50;
         const key = c.name.startsWith('text -> images') ? 'text' : c.name.startsWith('image') ? 'image' : undefined;
-        if (key) {
-          figures[`${key}Rps${connections}`] = mid(rps);
-          // autocannon's percentiles are whole milliseconds; with one connection the mean is the per-request time
-          if (connections === 1) figures[`${key}P50Ms`] = mid(runs.map((r) => r.latency.average));
-        }
+        if (key) figures[`${key}Rps${connections}`] = mid(rps);
         const non2xx = runs.reduce((n, r) => n + r.non2xx, 0);
+        // closed loop: a connection's mean time per request is connections / (requests per second)
         row.push(
-          `${connections} conn: mean ${mid(runs.map((r) => r.latency.average)).toFixed(2)} ms, p50 ${mid(runs.map((r) => r.latency.p50))} ms, p99 ${mid(runs.map((r) => r.latency.p99))} ms, ${mid(rps).toFixed(0)} req/s (${rps[0]!.toFixed(0)}-${rps.at(-1)!.toFixed(0)})${non2xx ? `, non-2xx ${non2xx}` : ''}`,
+          `${connections} conn: ${((1000 * connections) / mid(rps)).toFixed(2)} ms per request, p99 ${mid(runs.map((r) => r.latency.p99))} ms, ${mid(rps).toFixed(0)} req/s (${rps[0]!.toFixed(0)}-${rps.at(-1)!.toFixed(0)})${non2xx ? `, non-2xx ${non2xx}` : ''}`,
         );
+      }
+      // exact p50 over one keep-alive connection (the figure compared with the in-process work and floor)
+      const exact = await sequentialLatency(server.url + c.path, c.headers, c.body, c.name.startsWith('image') ? 300 : 3000);
+      const key = c.name.startsWith('text -> images') ? 'text' : c.name.startsWith('image') ? 'image' : undefined;
+      if (key) figures[`${key}P50Ms`] = p50(exact);
+      row.unshift(`exact: ${stats(exact)}`);
+      if (key === 'text') {
+        // the transport floor: a bare node:http server answering the same bytes to the same client, same run
+        const answer = Buffer.from(
+          await (await fetch(server.url + c.path, { method: 'POST', headers: c.headers, body: c.body })).arrayBuffer(),
+        );
+        const bare = await spawnBare(answer);
+        try {
+          figures.textTransportP50Ms = p50(await sequentialLatency(bare.url + c.path, c.headers, c.body, 3000));
+        } finally {
+          bare.close();
+        }
+        row.unshift(`transport floor (bare node:http, same answer): p50 ${figures.textTransportP50Ms.toFixed(2)} ms`);
       }
       say(`HTTP ${c.name}: ${row.join(' | ')}`);
     }
   } finally {
     server.close();
   }
+}
+
+/**
+ * Exact per-request latency with one connection: sequential requests on one keep-alive socket, each timed with
+ * performance.now() (autocannon's latency histogram has whole-millisecond buckets, too coarse for sub-ms routes).
+ */
+async function sequentialLatency(url: string, headers: Record<string, string>, body: string | Buffer, n: number): Promise<number[]> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const target = new URL(url);
+  const once = () =>
+    new Promise<void>((resolve, reject) => {
+      const req = http.request(
+        { host: target.hostname, port: target.port, path: target.pathname + target.search, method: 'POST', headers, agent },
+        (res) => {
+          res.on('data', () => {});
+          res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  try {
+    return await timeIt(n, once);
+  } finally {
+    agent.destroy();
+  }
+}
+
+/** A bare node:http server in a child process that reads the request and answers `answer` (the transport floor). */
+async function spawnBare(answer: Buffer): Promise<{ url: string; close: () => void }> {
+  const code = `const http = require('node:http'); const body = Buffer.from(process.argv[1], 'base64');
+    const s = http.createServer((req, res) => { req.on('data', () => {}); req.on('end', () => { res.writeHead(200, { 'content-type': 'application/json' }); res.end(body); }); });
+    s.listen(0, '127.0.0.1', () => console.error('on http://127.0.0.1:' + s.address().port));`;
+  const child = spawn(process.execPath, ['-e', code, answer.toString('base64')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d: string) => {
+      const m = /on (http:\/\/[^ \n]+)/.exec(d);
+      if (m) resolve(m[1]!);
+    });
+    child.on('exit', (c) => reject(new Error(`bare server exited (${c})`)));
+  });
+  return { url, close: () => child.kill() };
 }
 
 /** `medclip serve` on a free loopback port, in a child process; resolves once it prints its URL. */
@@ -175,13 +234,18 @@ else {
 await benchIndex(bigDir, `${n}-vector index`);
 const ratio = (a: string, b: string) => Math.round((figures[a]! / figures[b]!) * 100) / 100;
 say(
-  `\nratios (100k): text HTTP p50 / work ${ratio('textP50Ms', 'textWorkP50Ms')}x, image HTTP p50 / floor ${ratio('imageP50Ms', 'imageFloorP50Ms')}x, image req/s 4 conn / 1 ${ratio('imageRps4', 'imageRps1')}x`,
+  `\nratios (100k): text HTTP p50 / work ${ratio('textP50Ms', 'textWorkP50Ms')}x (the server's own share: (p50 - transport floor) / work ${(
+    (figures.textP50Ms! - figures.textTransportP50Ms!) / figures.textWorkP50Ms!
+  ).toFixed(
+    2,
+  )}x), image HTTP p50 / floor ${ratio('imageP50Ms', 'imageFloorP50Ms')}x, image req/s 4 conn / 1 ${ratio('imageRps4', 'imageRps1')}x`,
 );
 if (args.json)
   console.log(
     JSON.stringify({
       textP50Ms: figures.textP50Ms,
       textWorkP50Ms: figures.textWorkP50Ms,
+      textTransportP50Ms: figures.textTransportP50Ms,
       textRps4: figures.textRps4,
       imageP50Ms: figures.imageP50Ms,
       imageFloorP50Ms: figures.imageFloorP50Ms,

@@ -22,6 +22,8 @@ export const CACHE_BUDGETS = {
   'report-vectors': 16 << 20,
   /** The first sentences holding a distinct text, with their reports' labels (core/report-search.ts): ~1.5 KB a text. */
   'text-members': 16 << 20,
+  /** What a text query says (core/search-service.ts: spelling, findings with polarity, warnings): ~0.5 KB a query. */
+  'query-analysis': 2 << 20,
 } as const;
 
 export type CacheName = keyof typeof CACHE_BUDGETS;

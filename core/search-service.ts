@@ -28,6 +28,7 @@ import {
 import { localReader, type IndexReader } from './index-reader.ts';
 import { MedclipError } from './errors.ts';
 import type { MedClipModel } from './model.ts';
+import { boundedCache, stringBytes } from './cache.ts';
 import { DEFAULT_CLASS_NAMES, resolveClasses, type ClassPrompts } from './prompts.ts';
 import { QuerySpeller } from './query-terms.ts';
 import { ReportSearch } from './report-search.ts';
@@ -110,11 +111,23 @@ export function viewerLink(template: string, uids: DicomUids): string {
     .replaceAll('{SOPInstanceUID}', encodeURIComponent(uids.instance));
 }
 
+interface QueryAnalysis {
+  understood: ReturnType<QuerySpeller['analyse']>;
+  /** The text searched: the correction, or the query as written. */
+  text: string;
+  findings: QueryFinding[];
+}
+
 const elapsed = (t0: number) => Math.round((performance.now() - t0) * 10) / 10;
 
 export class SearchService {
   private spellerCache?: QuerySpeller;
   private studyReportsCache?: Map<string, string>;
+  /**
+   * The understanding of a query text (speller and labeler) by text: a function of the text and this index, asked
+   * again and again for the same few findings; the encoder and the search still run for every request.
+   */
+  private readonly analyses = boundedCache<string, QueryAnalysis>('query-analysis', (a, k) => stringBytes(k) + JSON.stringify(a).length * 2);
   private readonly reportSearch: ReportSearch;
   private readonly limits: ImageLimits;
 
@@ -168,10 +181,8 @@ export class SearchService {
 
   async searchText(q: SearchRequest & { query: string }): Promise<SearchResult> {
     const t0 = performance.now();
-    const understood = this.speller().analyse(q.query);
-    const text = understood.corrected ?? q.query;
+    const { understood, text, findings } = this.analyse(q.query);
     const [vector] = await this.model.embedTexts([text]);
-    const findings = queryFindings(text);
     const hits = await this.search(vector!, q, findings, text);
     return {
       target: q.target,
@@ -183,6 +194,18 @@ export class SearchService {
       hits,
       tookMs: elapsed(t0),
     };
+  }
+
+  /** Spelling correction, then the findings the (corrected) text states, with polarity; cached by query text. */
+  private analyse(query: string): QueryAnalysis {
+    let a = this.analyses.get(query);
+    if (!a) {
+      const understood = this.speller().analyse(query);
+      const text = understood.corrected ?? query;
+      a = { understood, text, findings: queryFindings(text) };
+      this.analyses.set(query, a);
+    }
+    return a;
   }
 
   async searchImage(bytes: Uint8Array, q: SearchRequest): Promise<SearchResult> {
