@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
-import hnswlib from 'hnswlib-node';
+import hnswlib, { type HierarchicalNSW } from './hnswlib.ts';
 import { OBSERVATIONS, isObservation, type Observation } from './labels.ts';
 import { FileHashError, hashFiles } from './file-hash.ts';
 import { thumbnailName } from './image/thumbnail.ts';
@@ -475,7 +475,7 @@ export type ReportSentenceHit = Hit<SentenceMeta> & { fused: number; same: strin
 
 class Shard<M extends ItemMeta> {
   constructor(
-    readonly index: hnswlib.HierarchicalNSW,
+    readonly index: HierarchicalNSW,
     readonly meta: LazyLines<M>,
     /** Whether any item is marked deleted (from the manifest), so unfiltered searches need no allow-list. */
     private readonly hasDeleted: boolean,

@@ -127,7 +127,10 @@ export class SearchService {
    * The understanding of a query text (speller and labeler) by text: a function of the text and this index, asked
    * again and again for the same few findings; the encoder and the search still run for every request.
    */
-  private readonly analyses = boundedCache<string, QueryAnalysis>('query-analysis', (a, k) => stringBytes(k) + JSON.stringify(a).length * 2);
+  private readonly analyses = boundedCache<string, QueryAnalysis>(
+    'query-analysis',
+    (a, k) => stringBytes(k) + JSON.stringify(a).length * 2,
+  );
   private readonly reportSearch: ReportSearch;
   private readonly limits: ImageLimits;
 

@@ -8,7 +8,7 @@
 import { copyFile, cp, mkdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import hnswlib from 'hnswlib-node';
+import hnswlib, { type HierarchicalNSW } from '../core/hnswlib.ts';
 import {
   INDEX_FORMAT,
   hnswFileComplete,
@@ -78,7 +78,7 @@ export const HUB_NEIGHBOURS = 10;
  * / query-bank idea, with the archive's own images as the bank). A sentence near every X-ray scores high; image ->
  * reports search subtracts it (weighted) so such sentences stop topping every image's list. Undefined without images.
  */
-function textHubness(vectors: Float32Array, dim: number, n: number, images: hnswlib.HierarchicalNSW[]): number[] | undefined {
+function textHubness(vectors: Float32Array, dim: number, n: number, images: HierarchicalNSW[]): number[] | undefined {
   const live = images.filter((ix) => ix.getCurrentCount() > 0);
   if (!live.length) return undefined;
   const out: number[] = [];
@@ -105,7 +105,7 @@ export function buildHnsw(
   to: number,
   p: HnswParams,
   deleted?: (i: number) => boolean,
-): hnswlib.HierarchicalNSW {
+): HierarchicalNSW {
   const index = new hnswlib.HierarchicalNSW('ip', dim);
   index.initIndex({ maxElements: Math.max(1, to - from), m: p.M, efConstruction: p.efConstruction, randomSeed: p.seed });
   const row = new Array<number>(dim);
@@ -144,7 +144,7 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
   };
   const collections: IndexManifest['collections'] = {};
   /** The image shards' HNSW indexes, kept to measure each distinct sentence's hubness below. */
-  const imageIndexes: hnswlib.HierarchicalNSW[] = [];
+  const imageIndexes: HierarchicalNSW[] = [];
   for (const [name, c] of Object.entries(content.collections) as [CollectionName, CollectionData][]) {
     const n = c.items.length;
     if (n === 0) continue;

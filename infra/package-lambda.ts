@@ -106,6 +106,9 @@ export async function packageLambda(out: string): Promise<{ bytes: number }> {
     logLevel: 'warning',
   });
   for (const [name, dir] of closure(RUNTIME_MODULES)) cpSync(dir, join(out, 'node_modules', name), { recursive: true, dereference: true });
+  // hnswlib-node's AVX2 build (core/hnswlib.ts loads it only on a CPU with AVX2 and FMA; the portable one otherwise)
+  const avx2 = join(REPO, 'node_modules/.medclip-native/hnswlib-avx2');
+  if (existsSync(avx2)) cpSync(avx2, join(out, 'node_modules/.medclip-native/hnswlib-avx2'), { recursive: true });
   prune(out);
   // the search page's files, read next to api.mjs (api/search-page.ts resolves ./page/ from its own module)
   cpSync(join(REPO, 'api/page'), join(out, 'page'), { recursive: true });
