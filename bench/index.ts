@@ -21,8 +21,10 @@ import { MedClipModel } from '../core/model.ts';
 import { Rng } from '../core/random.ts';
 import { buildIndex } from '../index-builder/build.ts';
 import { buildHnsw, DEFAULT_HNSW } from '../index-builder/bundle-writer.ts';
+import { buildShardFiles } from '../index-builder/hnsw-build.ts';
 import { reportItems } from '../index-builder/corpus.ts';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { parseModelConfig } from '../train/config.ts';
 import { writeRandomRun } from '../train/random-run.ts';
 import { exportRun } from '../train/export.ts';
@@ -191,4 +193,25 @@ recallAt10(
   textQueries.slice(0, 100).map((q) => perturb(q, 0.05)),
   `perturbed set`,
 );
+// 4. a collection larger than the shard size, built on every core: its shards on worker threads side by side
+// against the same shards one after another in process (the same files either way; test/hnswlib.test.ts)
+{
+  const shards = 2;
+  const flat = new Float32Array(big * d);
+  bigBase.forEach((v, i) => flat.set(v, i * d));
+  const size = Math.ceil(big / shards);
+  const params = { ...DEFAULT_HNSW, shardSize: size };
+  const dir = mkdtempSync(join(tmpdir(), 'medclip-bench-shards-'));
+  const jobs = Array.from({ length: shards }, (_, s) => ({ from: s * size, to: Math.min(big, (s + 1) * size), file: join(dir, `${s}.hnsw`) }));
+  const t0 = performance.now();
+  for (const j of jobs) buildHnsw(flat, d, j.from, j.to, params).writeIndexSync(j.file);
+  const sequential = performance.now() - t0;
+  const t1 = performance.now();
+  await buildShardFiles(flat, d, jobs, params, () => false);
+  const parallel = performance.now() - t1;
+  rmSync(dir, { recursive: true, force: true });
+  console.log(
+    `${big} vectors in ${shards} shards: one after another ${(sequential / 1000).toFixed(1)} s, on ${Math.min(shards, availableParallelism())} worker threads ${(parallel / 1000).toFixed(1)} s = ${(sequential / parallel).toFixed(2)}x`,
+  );
+}
 await model.close();

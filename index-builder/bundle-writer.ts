@@ -9,6 +9,9 @@ import { copyFile, cp, mkdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import hnswlib, { type HierarchicalNSW } from '../core/hnswlib.ts';
+import { buildHnsw, buildShardFiles, type HnswParams } from './hnsw-build.ts';
+
+export { buildHnsw, type HnswParams };
 import {
   INDEX_FORMAT,
   hnswFileComplete,
@@ -37,14 +40,6 @@ const LEXICAL_FILE = 'reports.lexical.json';
 const TEXTS_FILE = 'texts.hnsw';
 const TEXTS_META = 'texts.meta.jsonl';
 
-export interface HnswParams {
-  M: number;
-  efConstruction: number;
-  efSearch: number;
-  /** Vectors per HNSW shard; a larger collection is split into several shards searched together. */
-  shardSize: number;
-  seed: number;
-}
 
 /** Chosen with bench/index: recall@10 0.997 against exact search on the sample's real embeddings at efSearch 128. */
 export const DEFAULT_HNSW: HnswParams = { M: 16, efConstruction: 200, efSearch: 128, shardSize: 1_000_000, seed: 100 };
@@ -97,26 +92,6 @@ function textHubness(vectors: Float32Array, dim: number, n: number, images: Hier
   return out;
 }
 
-/** Build one HNSW index over rows [from, to) of `vectors` (labels 0..n-1 in that order). */
-export function buildHnsw(
-  vectors: Float32Array,
-  dim: number,
-  from: number,
-  to: number,
-  p: HnswParams,
-  deleted?: (i: number) => boolean,
-): HierarchicalNSW {
-  const index = new hnswlib.HierarchicalNSW('ip', dim);
-  index.initIndex({ maxElements: Math.max(1, to - from), m: p.M, efConstruction: p.efConstruction, randomSeed: p.seed });
-  const row = new Array<number>(dim);
-  for (let i = from; i < to; i++) {
-    for (let d = 0; d < dim; d++) row[d] = vectors[i * dim + d]!;
-    index.addPoint(row, i - from);
-    if (deleted?.(i)) index.markDelete(i - from);
-  }
-  return index;
-}
-
 const jsonl = (rows: unknown[]) => rows.map((r) => JSON.stringify(r) + '\n').join('');
 
 /** Write `content` as version `content.version` of the bundle at `out` and make it live. */
@@ -150,20 +125,38 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
     if (n === 0) continue;
     const shards: CollectionManifest['shards'] = [];
     const shardCount = Math.ceil(n / content.hnsw.shardSize);
-    for (let s = 0; s < shardCount; s++) {
+    const range = (s: number) => {
       const from = s * content.hnsw.shardSize;
-      const to = Math.min(n, from + content.hnsw.shardSize);
-      const base = shardCount === 1 ? name : `${name}.${s}`;
-      const index = buildHnsw(c.vectors, c.dim, from, to, content.hnsw, (i) => !!c.items[i]!.deleted);
-      if (name === 'images') imageIndexes.push(index);
+      return { from, to: Math.min(n, from + content.hnsw.shardSize), base: shardCount === 1 ? name : `${name}.${s}` };
+    };
+    const deleted = (i: number) => !!c.items[i]!.deleted;
+    // several shards: built side by side on worker threads (one per core), each writing its own file
+    if (shardCount > 1) {
+      const jobs = Array.from({ length: shardCount }, (_, s) => ({ ...range(s), file: join(tmp, `${range(s).base}.hnsw`) }));
+      writing(join(tmp, `${name}.*.hnsw`));
+      await buildShardFiles(c.vectors, c.dim, jobs, content.hnsw, deleted);
+    }
+    for (let s = 0; s < shardCount; s++) {
+      const { from, to, base } = range(s);
       const file = join(tmp, `${base}.hnsw`);
       writing(file);
-      index.writeIndexSync(file);
+      let index: HierarchicalNSW | undefined;
+      if (shardCount === 1) {
+        index = buildHnsw(c.vectors, c.dim, from, to, content.hnsw, deleted);
+        index.writeIndexSync(file);
+      }
       // hnswlib's writer (a C++ ofstream) does not report a failed write: check that the whole file landed.
       const bytes = await readFile(file);
       if (!hnswFileComplete(bytes))
         throw new IndexBuildError(`cannot write ${file}: the file is incomplete (is the disk full?); the bundle in ${out} is unchanged`);
       hashes[`${base}.hnsw`] = sha256(bytes);
+      if (name === 'images') {
+        if (!index) {
+          index = new hnswlib.HierarchicalNSW('ip', c.dim);
+          index.readIndexSync(file);
+        }
+        imageIndexes.push(index);
+      }
       await put(`${base}.meta.jsonl`, jsonl(c.items.slice(from, to)));
       await put(`${base}.filters.json`, JSON.stringify(buildBitsets(c.items.slice(from, to))));
       shards.push({ file: `${base}.hnsw`, meta: `${base}.meta.jsonl`, count: to - from, filters: `${base}.filters.json` });

@@ -19,6 +19,7 @@ await build({
   entryPoints: {
     cli: join(REPO, 'cli/main.ts'),
     'embed-worker': join(REPO, 'index-builder/embed-worker.ts'),
+    'hnsw-worker': join(REPO, 'index-builder/hnsw-worker.ts'),
     'train-worker': join(REPO, 'train/worker.ts'),
   },
   outdir: staging,

@@ -61,3 +61,22 @@ test('both builds read the same index file and return the same neighbours', {
     y.distances.forEach((d, i) => assert.ok(Math.abs(d - x.distances[i]!) < 1e-5));
   }
 });
+
+test('shards built on worker threads are the very files built one after another in process', async () => {
+  const { buildHnsw, buildShardFiles } = await import('../index-builder/hnsw-build.ts');
+  const { readFileSync } = await import('node:fs');
+  const dim = 32;
+  const n = 3000;
+  const rng = new Rng(3);
+  const vectors = new Float32Array(n * dim).map(() => rng.next() - 0.5);
+  const params = { M: 8, efConstruction: 50, efSearch: 50, shardSize: 1000, seed: 100 };
+  const deleted = (i: number) => i % 97 === 0;
+  const dir = mkdtempSync(join(tmpdir(), 'medclip-shards-'));
+  const jobs = [0, 1, 2].map((s) => ({ from: s * 1000, to: (s + 1) * 1000, file: join(dir, `images.${s}.hnsw`) }));
+  await buildShardFiles(vectors, dim, jobs, params, deleted, 2);
+  for (const job of jobs) {
+    const sequential = join(dir, `seq-${job.from}.hnsw`);
+    buildHnsw(vectors, dim, job.from, job.to, params, deleted).writeIndexSync(sequential);
+    assert.ok(readFileSync(job.file).equals(readFileSync(sequential)), `${job.file} differs`);
+  }
+});

@@ -1,0 +1,79 @@
+/**
+ * Building HNSW shards: one in process, or several at once on worker threads (one shard per thread, piscina), so a
+ * collection larger than the shard size is built on every core. hnswlib inserts on one thread per index; shards are
+ * independent indexes that search merges by top-k, so building them side by side changes nothing they contain.
+ */
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import hnswlib, { type HierarchicalNSW } from '../core/hnswlib.ts';
+import { taskFile } from '../core/worker-thread.ts';
+
+export interface HnswParams {
+  M: number;
+  efConstruction: number;
+  efSearch: number;
+  /** Vectors per HNSW shard: larger collections are split into several files (searched and merged). */
+  shardSize: number;
+  seed: number;
+}
+
+/** Build one HNSW index over rows [from, to) of `vectors` (labels 0..n-1 in that order). */
+export function buildHnsw(
+  vectors: Float32Array,
+  dim: number,
+  from: number,
+  to: number,
+  p: HnswParams,
+  deleted?: (i: number) => boolean,
+): HierarchicalNSW {
+  const index = new hnswlib.HierarchicalNSW('ip', dim);
+  index.initIndex({ maxElements: Math.max(1, to - from), m: p.M, efConstruction: p.efConstruction, randomSeed: p.seed });
+  const row = new Array<number>(dim);
+  for (let i = from; i < to; i++) {
+    for (let d = 0; d < dim; d++) row[d] = vectors[i * dim + d]!;
+    index.addPoint(row, i - from);
+    if (deleted?.(i)) index.markDelete(i - from);
+  }
+  return index;
+}
+
+/** One shard for a worker: its own rows (moved, not copied), which of them are deleted, and the file to write. */
+export interface ShardTask {
+  vectors: Float32Array;
+  dim: number;
+  deleted: Uint8Array;
+  params: HnswParams;
+  file: string;
+}
+
+export interface ShardJob {
+  from: number;
+  to: number;
+  file: string;
+}
+
+/** Build shards [from, to) of `vectors` into their files, `threads` at a time (default: one per core, at most one per shard). */
+export async function buildShardFiles(
+  vectors: Float32Array,
+  dim: number,
+  jobs: ShardJob[],
+  params: HnswParams,
+  deleted: (i: number) => boolean,
+  threads = Math.min(jobs.length, availableParallelism()),
+): Promise<void> {
+  const { filename, workerData } = taskFile(import.meta.url, { source: './hnsw-worker.ts', compiled: 'hnsw-worker.mjs' });
+  const pool = new Piscina({ filename, workerData, minThreads: 1, maxThreads: Math.max(1, threads), idleTimeout: 1000 });
+  try {
+    await Promise.all(
+      jobs.map((job) => {
+        const rows = vectors.slice(job.from * dim, job.to * dim);
+        const mask = new Uint8Array(job.to - job.from);
+        for (let i = job.from; i < job.to; i++) mask[i - job.from] = deleted(i) ? 1 : 0;
+        const task: ShardTask = { vectors: rows, dim, deleted: mask, params, file: job.file };
+        return pool.run(task, { transferList: [rows.buffer, mask.buffer] });
+      }),
+    );
+  } finally {
+    await pool.destroy();
+  }
+}
