@@ -202,7 +202,11 @@ recallAt10(
   const size = Math.ceil(big / shards);
   const params = { ...DEFAULT_HNSW, shardSize: size };
   const dir = mkdtempSync(join(tmpdir(), 'medclip-bench-shards-'));
-  const jobs = Array.from({ length: shards }, (_, s) => ({ from: s * size, to: Math.min(big, (s + 1) * size), file: join(dir, `${s}.hnsw`) }));
+  const jobs = Array.from({ length: shards }, (_, s) => ({
+    from: s * size,
+    to: Math.min(big, (s + 1) * size),
+    file: join(dir, `${s}.hnsw`),
+  }));
   const t0 = performance.now();
   for (const j of jobs) buildHnsw(flat, d, j.from, j.to, params).writeIndexSync(j.file);
   const sequential = performance.now() - t0;

@@ -5,12 +5,20 @@ import type { MedClipModel } from '../core/model.ts';
 import { Rng } from '../core/random.ts';
 import { writeBundle, DEFAULT_HNSW } from '../index-builder/bundle-writer.ts';
 
-export async function buildPerturbedIndex(model: MedClipModel, sampleIndex: string, n: number, out: string, sigma = 0.03): Promise<void> {
+export async function buildPerturbedIndex(
+  model: MedClipModel,
+  sampleIndex: string,
+  n: number,
+  out: string,
+  sigma = 0.03,
+  /** Another seed and id prefix make another set (e.g. the shards of bench/scale). */
+  o: { seed?: number; idPrefix?: string } = {},
+): Promise<void> {
   // the sample's images through the bundle reader (verified), not its files
   const sample = [...(await IndexBundle.load(sampleIndex, { model })).entries('images')];
   const metas = sample.map((e) => e.meta as ImageMeta);
   const real = sample.map((e) => e.vector);
-  const rng = new Rng(11);
+  const rng = new Rng(o.seed ?? 11);
   const gauss = () => Math.sqrt(-2 * Math.log(Math.max(rng.next(), 1e-12))) * Math.cos(2 * Math.PI * rng.next());
   const d = model.embedDim;
   const flat = new Float32Array(n * d);
@@ -26,7 +34,7 @@ export async function buildPerturbedIndex(model: MedClipModel, sampleIndex: stri
     norm = Math.sqrt(norm);
     for (let k = 0; k < d; k++) flat[i * d + k]! /= norm;
     const m = metas[i % metas.length]!;
-    items.push({ ...m, id: `${m.id}#${i}` });
+    items.push({ ...m, id: `${o.idPrefix ?? ''}${m.id}#${i}` });
   }
   await rm(out, { recursive: true, force: true });
   await writeBundle(out, {

@@ -40,7 +40,6 @@ const LEXICAL_FILE = 'reports.lexical.json';
 const TEXTS_FILE = 'texts.hnsw';
 const TEXTS_META = 'texts.meta.jsonl';
 
-
 /** Chosen with bench/index: recall@10 0.997 against exact search on the sample's real embeddings at efSearch 128. */
 export const DEFAULT_HNSW: HnswParams = { M: 16, efConstruction: 200, efSearch: 128, shardSize: 1_000_000, seed: 100 };
 

@@ -3,6 +3,7 @@
  * adversarial inputs) one after another and prints { outcomes, maxRssMb }: each outcome is 'ok', an ImageError code,
  * or 'untyped: ...'; maxRssMb is the process's peak resident memory.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { decodeGrey, ImageError } from '../../core/image/index.ts';
@@ -16,4 +17,6 @@ for (const file of process.argv.slice(2)) {
     outcomes[basename(file)] = err instanceof ImageError ? err.code : `untyped: ${String(err)}`;
   }
 }
-console.log(JSON.stringify({ outcomes, maxRssMb: Math.round(process.resourceUsage().maxRSS / 1024) }));
+// VmHWM, not getrusage's maxRSS: that one starts a child at its parent's size at the fork
+const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+console.log(JSON.stringify({ outcomes, maxRssMb: Math.round((hwm ? Number(hwm) : process.resourceUsage().maxRSS) / 1024) }));
