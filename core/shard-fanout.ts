@@ -12,7 +12,7 @@ import { withRetry } from './retry.ts';
 
 export type ShardRequest =
   | { kind: 'medclip-shard'; op: 'count' }
-  | { kind: 'medclip-shard'; op: 'search'; vector: string; k: number; filter?: SearchFilter }
+  | { kind: 'medclip-shard'; op: 'search'; vector: string; k: number; filter?: SearchFilter; efScale?: number }
   | { kind: 'medclip-shard'; op: 'thumbnail'; id: string }
   | { kind: 'medclip-shard'; op: 'facets' };
 
@@ -27,7 +27,7 @@ export async function shardRequest(index: IndexBundle, req: ShardRequest): Promi
   }
   const b = Buffer.from(req.vector, 'base64');
   const vector = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-  return { hits: await local.search(vector, req.k, req.filter) };
+  return { hits: await local.search(vector, req.k, req.filter, req.efScale) };
 }
 
 export class ShardFanout implements IndexReader {
@@ -84,11 +84,18 @@ export class ShardFanout implements IndexReader {
     return this.highest;
   }
 
-  async search(vector: Float32Array, k: number, filter?: SearchFilter): Promise<Hit<ImageMeta>[]> {
+  async search(vector: Float32Array, k: number, filter?: SearchFilter, efScale?: number): Promise<Hit<ImageMeta>[]> {
     const payload = Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64');
     const parts = await Promise.all(
       this.functions.map((_, i) =>
-        this.invoke<{ hits: Hit<ImageMeta>[] }>(i, { kind: 'medclip-shard', op: 'search', vector: payload, k, filter }),
+        this.invoke<{ hits: Hit<ImageMeta>[] }>(i, {
+          kind: 'medclip-shard',
+          op: 'search',
+          vector: payload,
+          k,
+          filter,
+          ...(efScale ? { efScale } : {}),
+        }),
       ),
     );
     parts.forEach((p, i) => p.hits.forEach((h) => this.owner.set(h.meta.id, i)));
