@@ -60,7 +60,7 @@ const ShardEvent = z.discriminatedUnion('op', [
       vector: z.string().regex(BASE64).min(4).max(65536),
       k: z.number().int().min(1).max(1000),
       filter: Filter.optional(),
-      efScale: z.number().min(1).max(32).optional(),
+      crossModal: z.boolean().optional(),
     })
     .strict(),
   z.object({ kind: z.literal('medclip-shard'), op: z.literal('thumbnail'), id: z.string().min(1).max(1000) }).strict(),

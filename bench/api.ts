@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { IndexBundle, readLiveManifest } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
-import { TEXT_QUERY_EF_SCALE } from '../core/search-service.ts';
+
 import { buildPerturbedIndex } from './perturbed-index.ts';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
@@ -64,10 +64,11 @@ async function benchIndex(indexDir: string, label: string): Promise<void> {
   const index = await IndexBundle.load(indexDir, { model });
   const [q] = await model.embedTexts([textQuery]);
   say(`\n== ${label}: ${index.count('images')} images, ${index.count('reports')} sentences`);
-  // as a text query searches: the bundle's ef widened by TEXT_QUERY_EF_SCALE (the modality gap)
-  const efSearch = Math.round((index.manifest.collections.images?.efSearch ?? 128) * TEXT_QUERY_EF_SCALE);
-  const searchTimes = await timeIt(500, () => index.search('images', q!, { k: 10, efSearch }));
-  say(`raw HNSW search (images, k 10, ef ${efSearch}): ${stats(searchTimes)}`);
+  // as a text query searches: with the shards' text anchors (or a wider beam without them)
+  const searchTimes = await timeIt(500, () => index.search('images', q!, { k: 10, crossModal: true }));
+  say(
+    `text query search (images, k 10, with text anchors: ${index.manifest.collections.images?.shards.every((s) => s.anchors) ?? false}): ${stats(searchTimes)}`,
+  );
   // the work of a text request, in process: the encoder and the search (the HTTP figure is compared with it)
   const encoderTimes = await timeIt(200, () => model.embedTexts([textQuery]));
   figures.textWorkP50Ms = p50(encoderTimes) + p50(searchTimes);

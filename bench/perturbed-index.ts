@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises';
 import { IndexBundle, type ImageMeta } from '../core/index.ts';
 import type { MedClipModel } from '../core/model.ts';
 import { Rng } from '../core/random.ts';
-import { writeBundle, DEFAULT_HNSW } from '../index-builder/bundle-writer.ts';
+import { writeBundle, textAnchors, DEFAULT_HNSW } from '../index-builder/bundle-writer.ts';
 
 export async function buildPerturbedIndex(
   model: MedClipModel,
@@ -43,5 +43,6 @@ export async function buildPerturbedIndex(
     errors: [],
     version: 1,
     hnsw: DEFAULT_HNSW,
+    anchors: await textAnchors(model),
   });
 }

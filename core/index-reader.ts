@@ -11,8 +11,8 @@ export interface IndexReader {
   count(): number;
   /** The bundle version (with shards: the highest of theirs). */
   version(): number;
-  /** `efScale` widens the HNSW beam (the bundle's efSearch times it), for queries from the other modality (text). */
-  search(vector: Float32Array, k: number, filter?: SearchFilter, efScale?: number): Promise<Hit<ImageMeta>[]>;
+  /** `crossModal`: a text query (core/anchors.ts: candidates from the shards' text anchors). */
+  search(vector: Float32Array, k: number, filter?: SearchFilter, crossModal?: boolean): Promise<Hit<ImageMeta>[]>;
   get(id: string): Promise<ImageMeta | undefined>;
   /** A stored JPEG preview of an image, if the bundle has one. */
   preview(id: string): Promise<Uint8Array | undefined>;
@@ -24,12 +24,7 @@ export function localReader(index: IndexBundle): IndexReader {
   return {
     count: () => index.count('images'),
     version: () => index.manifest.version,
-    search: async (vector, k, filter, efScale) =>
-      index.search('images', vector, {
-        k,
-        filter,
-        ...(efScale && efScale !== 1 ? { efSearch: Math.round((index.manifest.collections.images?.efSearch ?? 128) * efScale) } : {}),
-      }),
+    search: async (vector, k, filter, crossModal) => index.search('images', vector, { k, filter, ...(crossModal ? { crossModal } : {}) }),
     get: async (id) => index.image(id),
     preview: async (id) => {
       const file = index.thumbnailFile(id);

@@ -37,13 +37,6 @@ import { readFile } from 'node:fs/promises';
 
 export type Target = 'images' | 'reports';
 
-/**
- * A text query searches image vectors from the other side of the modality gap, where HNSW's greedy descent stops
- * early: its beam is widened 3x (measured at 100k: recall@10 against an exact scan 0.38 -> 0.71 for +0.3 ms; image
- * queries, in the images' own distribution, reach 0.99 at the bundle's ef; docs/performance.md).
- */
-export const TEXT_QUERY_EF_SCALE = 3;
-
 /** Long side of a query X-ray's preview (`previewUpload`): enough for window/level on a screen. */
 export const QUERY_PREVIEW_SIZE = 768;
 
@@ -283,9 +276,7 @@ export class SearchService {
     if (count === 0) throw new MedclipError(`this index holds no ${q.target}`, 'input');
     checkFilter(q.filter);
     if (q.target === 'images')
-      return (await this.images.search(vector, q.k, q.filter, text !== undefined ? TEXT_QUERY_EF_SCALE : undefined)).map((h) =>
-        this.linked(imageHit(h, findings)),
-      );
+      return (await this.images.search(vector, q.k, q.filter, text !== undefined)).map((h) => this.linked(imageHit(h, findings)));
     if (this.options.reportRanking === 'dense')
       return this.index.searchReports(vector, { k: q.k, filter: q.filter }).map((h) => {
         const report = this.index.report(h.meta.reportId)!;

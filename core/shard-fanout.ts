@@ -12,7 +12,7 @@ import { withRetry } from './retry.ts';
 
 export type ShardRequest =
   | { kind: 'medclip-shard'; op: 'count' }
-  | { kind: 'medclip-shard'; op: 'search'; vector: string; k: number; filter?: SearchFilter; efScale?: number }
+  | { kind: 'medclip-shard'; op: 'search'; vector: string; k: number; filter?: SearchFilter; crossModal?: boolean }
   | { kind: 'medclip-shard'; op: 'thumbnail'; id: string }
   | { kind: 'medclip-shard'; op: 'facets' };
 
@@ -27,7 +27,7 @@ export async function shardRequest(index: IndexBundle, req: ShardRequest): Promi
   }
   const b = Buffer.from(req.vector, 'base64');
   const vector = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-  return { hits: await local.search(vector, req.k, req.filter, req.efScale) };
+  return { hits: await local.search(vector, req.k, req.filter, req.crossModal) };
 }
 
 export class ShardFanout implements IndexReader {
@@ -84,7 +84,7 @@ export class ShardFanout implements IndexReader {
     return this.highest;
   }
 
-  async search(vector: Float32Array, k: number, filter?: SearchFilter, efScale?: number): Promise<Hit<ImageMeta>[]> {
+  async search(vector: Float32Array, k: number, filter?: SearchFilter, crossModal?: boolean): Promise<Hit<ImageMeta>[]> {
     const payload = Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64');
     const parts = await Promise.all(
       this.functions.map((_, i) =>
@@ -94,7 +94,7 @@ export class ShardFanout implements IndexReader {
           vector: payload,
           k,
           filter,
-          ...(efScale ? { efScale } : {}),
+          ...(crossModal ? { crossModal } : {}),
         }),
       ),
     );

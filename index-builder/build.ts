@@ -29,7 +29,7 @@ import { VersionedDirError, currentVersion, versionName } from '../core/versione
 import { fsErrorReason } from '../core/fs-errors.ts';
 import { MedClipModel } from '../core/model.ts';
 import { thumbnailJpeg, thumbnailName } from '../core/image/index.ts';
-import { writeBundle, DEFAULT_HNSW, type HnswParams, type CollectionData } from './bundle-writer.ts';
+import { writeBundle, textAnchors, DEFAULT_HNSW, type HnswParams, type CollectionData } from './bundle-writer.ts';
 import { reportItems, scanImageDir, tableImages, type ImageItem, type ReportItem } from './corpus.ts';
 import { readReports } from '../core/reports.ts';
 import { LocalEmbedder, ThreadEmbedder, type Embedder } from './embedder.ts';
@@ -478,6 +478,7 @@ async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void)
       hnsw,
       thumbsDir: existsSync(join(partialDir, 'thumbs')) ? join(partialDir, 'thumbs') : undefined,
       dicomweb: pacs ? dicomwebCursor(pacs, liveManifest) : liveManifest?.dicomweb,
+      anchors: collections.images ? await textAnchors(model) : undefined,
     });
     await rm(partialDir, { recursive: true, force: true });
     return summary;
@@ -586,6 +587,7 @@ async function rewriteBundle<T>(
           thumbIds: change.rewrite.thumbIds,
           hnsw: bundleHnsw(m) ?? DEFAULT_HNSW,
           dicomweb: m.dicomweb,
+          anchors: collections.images ? await textAnchors(model) : undefined,
         });
         return change.result(manifest.version);
       } finally {
@@ -659,7 +661,8 @@ export async function upgradeBundle(
         !m.collections.reports ||
         (m.lexical?.version === LEXICAL_VERSION && m.texts !== undefined && (!m.collections.images || m.texts.hubs === true));
       const bitsets = Object.values(m.collections).every((c) => c!.shards.every((sh) => sh.filters !== undefined));
-      if (m.format === INDEX_FORMAT && lexicalCurrent && bitsets)
+      const anchors = !m.collections.images || m.collections.images.shards.every((sh) => sh.anchors !== undefined);
+      if (m.format === INDEX_FORMAT && lexicalCurrent && bitsets && anchors)
         return { unchanged: { version: m.version, sentences: 0, alreadyCurrent: true } };
       const split = new ReportSentences();
       const rewrite: Rewrite = { collections: {}, reports: m.reports ? [...bundle.reports.values()] : undefined };

@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import hnswlib, { type HierarchicalNSW } from '../core/hnswlib.ts';
 import { buildHnsw, buildShardFiles, type HnswParams } from './hnsw-build.ts';
+import { ANCHOR_LIST, anchorLists, anchorTexts, serializeAnchors } from '../core/anchors.ts';
 
 export { buildHnsw, type HnswParams };
 import {
@@ -62,6 +63,8 @@ export interface BundleContent {
   thumbIds?: string[];
   /** Recorded in the manifest for a bundle built from a DICOMweb server. */
   dicomweb?: DicomwebCursor;
+  /** Text anchors for image shards (core/anchors.ts: `anchorTexts()` embedded by the bundle's model). */
+  anchors?: Float32Array;
 }
 
 /** Neighbours of a sentence among the images that define its hubness (CSLS uses 10). */
@@ -92,6 +95,18 @@ function textHubness(vectors: Float32Array, dim: number, n: number, images: Hier
 }
 
 const jsonl = (rows: unknown[]) => rows.map((r) => JSON.stringify(r) + '\n').join('');
+
+/** The text anchors of a bundle (core/anchors.ts), embedded by its model: a flat [count x dim] array. */
+export async function textAnchors(model: {
+  embedTexts(texts: string[]): Promise<Float32Array[]>;
+  embedDim: number;
+}): Promise<Float32Array> {
+  const texts = anchorTexts();
+  const out = new Float32Array(texts.length * model.embedDim);
+  for (let i = 0; i < texts.length; i += 64)
+    (await model.embedTexts(texts.slice(i, i + 64))).forEach((v, j) => out.set(v, (i + j) * model.embedDim));
+  return out;
+}
 
 /** Write `content` as version `content.version` of the bundle at `out` and make it live. */
 export async function writeBundle(out: string, content: BundleContent): Promise<IndexManifest> {
@@ -130,10 +145,12 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
     };
     const deleted = (i: number) => !!c.items[i]!.deleted;
     // several shards: built side by side on worker threads (one per core), each writing its own file
+    const anchors = name === 'images' ? content.anchors : undefined;
+    let lists: (Int32Array | undefined)[] = [];
     if (shardCount > 1) {
       const jobs = Array.from({ length: shardCount }, (_, s) => ({ ...range(s), file: join(tmp, `${range(s).base}.hnsw`) }));
       writing(join(tmp, `${name}.*.hnsw`));
-      await buildShardFiles(c.vectors, c.dim, jobs, content.hnsw, deleted);
+      lists = await buildShardFiles(c.vectors, c.dim, jobs, content.hnsw, deleted, undefined, anchors);
     }
     for (let s = 0; s < shardCount; s++) {
       const { from, to, base } = range(s);
@@ -158,7 +175,19 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
       }
       await put(`${base}.meta.jsonl`, jsonl(c.items.slice(from, to)));
       await put(`${base}.filters.json`, JSON.stringify(buildBitsets(c.items.slice(from, to))));
-      shards.push({ file: `${base}.hnsw`, meta: `${base}.meta.jsonl`, count: to - from, filters: `${base}.filters.json` });
+      let anchorsFile: string | undefined;
+      if (anchors) {
+        const shardLists = lists[s] ?? anchorLists(c.vectors, c.dim, from, to, anchors, ANCHOR_LIST, deleted);
+        anchorsFile = `${base}.anchors.bin`;
+        await put(anchorsFile, serializeAnchors(anchors, c.dim, shardLists, ANCHOR_LIST));
+      }
+      shards.push({
+        file: `${base}.hnsw`,
+        meta: `${base}.meta.jsonl`,
+        count: to - from,
+        filters: `${base}.filters.json`,
+        ...(anchorsFile ? { anchors: anchorsFile } : {}),
+      });
     }
     collections[name] = {
       count: n,

@@ -44,6 +44,8 @@ export interface ShardTask {
   deleted: Uint8Array;
   params: HnswParams;
   file: string;
+  /** Text anchors (core/anchors.ts): the worker also returns each one's exact top list over this shard. */
+  anchors?: Float32Array;
 }
 
 export interface ShardJob {
@@ -60,17 +62,18 @@ export async function buildShardFiles(
   params: HnswParams,
   deleted: (i: number) => boolean,
   threads = Math.min(jobs.length, availableParallelism()),
-): Promise<void> {
+  anchors?: Float32Array,
+): Promise<(Int32Array | undefined)[]> {
   const { filename, workerData } = taskFile(import.meta.url, { source: './hnsw-worker.ts', compiled: 'hnsw-worker.mjs' });
   const pool = new Piscina({ filename, workerData, minThreads: 1, maxThreads: Math.max(1, threads), idleTimeout: 1000 });
   try {
-    await Promise.all(
+    return await Promise.all(
       jobs.map((job) => {
         const rows = vectors.slice(job.from * dim, job.to * dim);
         const mask = new Uint8Array(job.to - job.from);
         for (let i = job.from; i < job.to; i++) mask[i - job.from] = deleted(i) ? 1 : 0;
-        const task: ShardTask = { vectors: rows, dim, deleted: mask, params, file: job.file };
-        return pool.run(task, { transferList: [rows.buffer, mask.buffer] });
+        const task: ShardTask = { vectors: rows, dim, deleted: mask, params, file: job.file, ...(anchors ? { anchors } : {}) };
+        return pool.run(task, { transferList: [rows.buffer, mask.buffer] }) as Promise<Int32Array | undefined>;
       }),
     );
   } finally {
