@@ -13,10 +13,14 @@ import { FINDING_PROMPTS } from './findings.ts';
 import { BUILTIN_CLASS_NAMES, BUILTIN_TEMPLATES, expandTemplate } from './prompts.ts';
 import { Rng } from './random.ts';
 
-/** Anchors per bundle, images kept per anchor, anchors a query takes its candidates from. */
+/**
+ * Anchors per bundle, images kept per anchor (best first), anchors an unfiltered query takes and how deep: a filtered
+ * one takes more anchors and whole lists, since the filter leaves fewer of each (measured: docs/performance.md).
+ */
 export const ANCHOR_COUNT = 256;
-export const ANCHOR_LIST = 64;
+export const ANCHOR_LIST = 128;
 export const ANCHORS_PER_QUERY = 4;
+export const ANCHOR_DEPTH = 64;
 
 /** The anchor texts: every findings-mode prompt, then built-in template prompts drawn with a fixed seed. */
 export function anchorTexts(count = ANCHOR_COUNT): string[] {
@@ -64,6 +68,13 @@ export function anchorLists(
       worst[a] = best[base + w]!;
     }
   }
+  // each list best first, so a query can take a prefix
+  for (let a = 0; a < count; a++) {
+    const base = a * m;
+    const order = Array.from({ length: m }, (_, t) => t).sort((x, y) => best[base + y]! - best[base + x]!);
+    const sorted = order.map((t) => labels[base + t]!);
+    labels.set(sorted, base);
+  }
   return labels;
 }
 
@@ -107,8 +118,8 @@ export class AnchorLists {
     );
   }
 
-  /** Candidate labels for a query: the lists of its `a` nearest anchors (by inner product). */
-  candidates(query: Float32Array, a = ANCHORS_PER_QUERY): number[] {
+  /** Candidate labels for a query: the first `depth` of the lists of its `a` nearest anchors (by inner product). */
+  candidates(query: Float32Array, a = ANCHORS_PER_QUERY, depth = this.m): number[] {
     const top: { i: number; s: number }[] = [];
     for (let i = 0; i < this.count; i++) {
       let s = 0;
@@ -122,7 +133,7 @@ export class AnchorLists {
     }
     const out = new Set<number>();
     for (const { i } of top)
-      for (let j = 0; j < this.m; j++) {
+      for (let j = 0; j < Math.min(depth, this.m); j++) {
         const label = this.lists[i * this.m + j]!;
         if (label >= 0) out.add(label);
       }

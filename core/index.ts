@@ -18,7 +18,7 @@ import { FileHashError, hashFiles } from './file-hash.ts';
 import { thumbnailName } from './image/thumbnail.ts';
 import { VersionedDirError, currentVersion } from './versioned-dir.ts';
 import { boundedCache, stringBytes } from './cache.ts';
-import { AnchorLists } from './anchors.ts';
+import { ANCHOR_DEPTH, AnchorLists, ANCHORS_PER_QUERY } from './anchors.ts';
 import type { DicomUids } from './dicom-header.ts';
 import { MedclipError, type ErrorKind } from './errors.ts';
 import { LEXICAL_VERSION, LexicalIndex } from './lexical.ts';
@@ -1107,7 +1107,10 @@ function searchShards<M extends ItemMeta>(shards: Shard<M>[], efSearch: number, 
       result = allowed ? shard.index.searchKnn(q, k, (label: number) => allowed[label] === 1) : shard.index.searchKnn(q, k);
       if (anchors) {
         const candidates = new Set(result.neighbors);
-        for (const label of anchors.candidates(query)) if (!allowed || allowed[label] === 1) candidates.add(label);
+        // a filter leaves fewer of each list: more anchors and whole lists as the allowed share falls
+        const take = Math.min(4 * ANCHORS_PER_QUERY, Math.ceil(ANCHORS_PER_QUERY / Math.max(share, 1 / 4)));
+        const depth = allowed ? anchors.m : ANCHOR_DEPTH;
+        for (const label of anchors.candidates(query, take, depth)) if (!allowed || allowed[label] === 1) candidates.add(label);
         const stored = shard.vectors();
         const exact = stored.topK(query, k, stored.positionsOfLabels([...candidates]));
         result = { neighbors: exact.labels, distances: exact.scores.map((s) => 1 - s) };
