@@ -29,6 +29,67 @@ const uid = (...parts: number[]) => [ROOT, ...parts].join('.');
 const STUDY = { a: uid(1), b: uid(2), c: uid(3), d: uid(4) };
 
 const dir = outputDir('dicomweb');
+
+/**
+ * One test object: an archive sample re-identified into study `study` (1-4 = A-D), series `series`, or a text SR
+ * there; its SOP Instance UID is uid(study, series, 1).
+ */
+interface TestObject {
+  name: string;
+  study: number;
+  series: number;
+  date: string;
+  sample?: string;
+  extra?: Record<string, string>;
+  report?: { findings: string; impression: string };
+}
+
+const FIRST_RUN: TestObject[] = [
+  // study A (2024-01-05): a real CR chest X-ray (JPEG baseline) and its report
+  { name: 'a-cr', study: 1, series: 1, date: '20240105', sample: 'siim-cr-jpeg-baseline.dcm' },
+  {
+    name: 'a-sr',
+    study: 1,
+    series: 9,
+    date: '20240105',
+    report: {
+      findings: 'There is a large right pleural effusion with adjacent atelectasis. The heart size is normal.',
+      impression: 'Large right pleural effusion.',
+    },
+  },
+  // study B (2024-01-10): a DX chest, a series of the same study labelled RIBCAGE (not chest: filtered), a CT
+  // (never listed: the search asks for CR and DX), and a normal report
+  { name: 'b-dx', study: 2, series: 1, date: '20240110', sample: 'nih-secondary-capture-test1.dcm' },
+  { name: 'b-ribcage', study: 2, series: 2, date: '20240110', sample: 'nih-secondary-capture-test4.dcm' },
+  { name: 'b-ct', study: 2, series: 3, date: '20240110', sample: 'nih-secondary-capture-test5.dcm' },
+  {
+    name: 'b-sr',
+    study: 2,
+    series: 9,
+    date: '20240110',
+    report: { findings: 'The lungs are clear. No pleural effusion or pneumothorax.', impression: 'No acute cardiopulmonary abnormality.' },
+  },
+  // study C (2024-01-12): the 1993 ACR-NEMA CR, a non-image object in a CR series, and a broken X-ray (its header
+  // claims twice the rows its pixel data holds)
+  { name: 'c-acr', study: 3, series: 1, date: '20240112', sample: 'cr-mono1-10bit-no-preamble.dcm' },
+  {
+    name: 'c-raw',
+    study: 3,
+    series: 2,
+    date: '20240112',
+    sample: 'nih-secondary-capture-test3.dcm',
+    extra: { '(0008,0016)': '1.2.840.10008.5.1.4.1.1.66', '(0008,0060)': 'CR' },
+  },
+  { name: 'c-broken', study: 3, series: 3, date: '20240112', sample: 'nih-secondary-capture-test6.dcm', extra: { '(0028,0010)': '2048' } },
+];
+
+/** Write a test object's file (dcmodify or dump2dcm) into the test's folder. */
+function testObject(o: TestObject): Promise<string> {
+  const uids = { study: uid(o.study), series: uid(o.study, o.series), instance: uid(o.study, o.series, 1), date: o.date };
+  const file = join(dir, 'files', `${o.name}.dcm`);
+  return o.report ? textSr(file, { ...uids, ...o.report }) : reidentify(join(SAMPLES, o.sample!), file, { ...uids, extra: o.extra });
+}
+
 const OUT = join(dir, 'bundle');
 let orthanc: Orthanc;
 let first: BuildSummary;
@@ -40,101 +101,7 @@ before(async () => {
   orthanc = await startOrthanc(join(dir, 'orthanc'));
   const files = join(dir, 'files');
   await mkdir(files, { recursive: true });
-  const put = async (name: string, file: Promise<string>) => {
-    stored[name] = await orthanc.store(await file);
-  };
-  // study A (2024-01-05): a real CR chest X-ray (JPEG baseline) and its report
-  await put(
-    'a-cr',
-    reidentify(join(SAMPLES, 'siim-cr-jpeg-baseline.dcm'), join(files, 'a-cr.dcm'), {
-      study: STUDY.a,
-      series: uid(1, 1),
-      instance: uid(1, 1, 1),
-      date: '20240105',
-    }),
-  );
-  await put(
-    'a-sr',
-    textSr(join(files, 'a-sr.dcm'), {
-      study: STUDY.a,
-      series: uid(1, 9),
-      instance: uid(1, 9, 1),
-      date: '20240105',
-      findings: 'There is a large right pleural effusion with adjacent atelectasis. The heart size is normal.',
-      impression: 'Large right pleural effusion.',
-    }),
-  );
-  // study B (2024-01-10): a DX chest, a series of the same study labelled RIBCAGE (not chest: filtered), a CT
-  // (never listed: the search asks for CR and DX), and a normal report
-  await put(
-    'b-dx',
-    reidentify(join(SAMPLES, 'nih-secondary-capture-test1.dcm'), join(files, 'b-dx.dcm'), {
-      study: STUDY.b,
-      series: uid(2, 1),
-      instance: uid(2, 1, 1),
-      date: '20240110',
-    }),
-  );
-  await put(
-    'b-ribcage',
-    reidentify(join(SAMPLES, 'nih-secondary-capture-test4.dcm'), join(files, 'b-rib.dcm'), {
-      study: STUDY.b,
-      series: uid(2, 2),
-      instance: uid(2, 2, 1),
-      date: '20240110',
-    }),
-  );
-  await put(
-    'b-ct',
-    reidentify(join(SAMPLES, 'nih-secondary-capture-test5.dcm'), join(files, 'b-ct.dcm'), {
-      study: STUDY.b,
-      series: uid(2, 3),
-      instance: uid(2, 3, 1),
-      date: '20240110',
-    }),
-  );
-  await put(
-    'b-sr',
-    textSr(join(files, 'b-sr.dcm'), {
-      study: STUDY.b,
-      series: uid(2, 9),
-      instance: uid(2, 9, 1),
-      date: '20240110',
-      findings: 'The lungs are clear. No pleural effusion or pneumothorax.',
-      impression: 'No acute cardiopulmonary abnormality.',
-    }),
-  );
-  // study C (2024-01-12): the 1993 ACR-NEMA CR, a non-image object in a CR series, and a broken X-ray (its header
-  // claims twice the rows its pixel data holds)
-  await put(
-    'c-acr',
-    reidentify(join(SAMPLES, 'cr-mono1-10bit-no-preamble.dcm'), join(files, 'c-acr.dcm'), {
-      study: STUDY.c,
-      series: uid(3, 1),
-      instance: uid(3, 1, 1),
-      date: '20240112',
-    }),
-  );
-  await put(
-    'c-raw',
-    reidentify(join(SAMPLES, 'nih-secondary-capture-test3.dcm'), join(files, 'c-raw.dcm'), {
-      study: STUDY.c,
-      series: uid(3, 2),
-      instance: uid(3, 2, 1),
-      date: '20240112',
-      extra: { '(0008,0016)': '1.2.840.10008.5.1.4.1.1.66', '(0008,0060)': 'CR' },
-    }),
-  );
-  await put(
-    'c-broken',
-    reidentify(join(SAMPLES, 'nih-secondary-capture-test6.dcm'), join(files, 'c-broken.dcm'), {
-      study: STUDY.c,
-      series: uid(3, 3),
-      instance: uid(3, 3, 1),
-      date: '20240112',
-      extra: { '(0028,0010)': '2048' },
-    }),
-  );
+  for (const item of FIRST_RUN) stored[item.name] = await orthanc.store(await testObject(item));
   first = await buildIndex({
     model: MODEL,
     out: OUT,
@@ -218,28 +185,18 @@ test('search answers carry DICOM UIDs, viewer links and the study’s report', {
 test('a nightly --append run fetches only the new study (the cursor), through the CLI with the password from the environment', {
   skip,
 }, async () => {
-  assert.ok(
-    await orthanc.store(
-      await reidentify(join(SAMPLES, 'nih-secondary-capture-test2.dcm'), join(dir, 'files', 'd-dx.dcm'), {
-        study: STUDY.d,
-        series: uid(4, 1),
-        instance: uid(4, 1, 1),
-        date: '20240201',
-      }),
-    ),
-  );
-  assert.ok(
-    await orthanc.store(
-      await textSr(join(dir, 'files', 'd-sr.dcm'), {
-        study: STUDY.d,
-        series: uid(4, 9),
-        instance: uid(4, 9, 1),
-        date: '20240201',
-        findings: 'Small left apical pneumothorax.',
-        impression: 'Left pneumothorax.',
-      }),
-    ),
-  );
+  // study D (2024-02-01), stored after the first run: a DX and its report
+  const later: TestObject[] = [
+    { name: 'd-dx', study: 4, series: 1, date: '20240201', sample: 'nih-secondary-capture-test2.dcm' },
+    {
+      name: 'd-sr',
+      study: 4,
+      series: 9,
+      date: '20240201',
+      report: { findings: 'Small left apical pneumothorax.', impression: 'Left pneumothorax.' },
+    },
+  ];
+  for (const item of later) assert.ok(await orthanc.store(await testObject(item)), item.name);
   const before = await IndexBundle.load(OUT);
   const r = await medclipWith(
     { env: { MEDCLIP_DICOMWEB_PASSWORD: ORTHANC_USER.password }, timeoutMs: 120_000 },
