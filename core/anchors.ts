@@ -118,25 +118,35 @@ export class AnchorLists {
     );
   }
 
-  /** Candidate labels for a query: the first `depth` of the lists of its `a` nearest anchors (by inner product). */
-  candidates(query: Float32Array, a = ANCHORS_PER_QUERY, depth = this.m): number[] {
-    const top: { i: number; s: number }[] = [];
+  /**
+   * Candidate labels for a query: the first `depth` of the lists of its `a` nearest anchors (by inner product). With
+   * `allow` (a filter), only allowed labels, and further anchors (nearest first, up to `maxAnchors`) until `enough`
+   * allowed candidates are found: a filter against the query's sense ("normal chest" with must Pneumonia) empties
+   * the nearest lists.
+   */
+  candidates(
+    query: Float32Array,
+    o: { a?: number; depth?: number; allow?: (label: number) => boolean; enough?: number; maxAnchors?: number } = {},
+  ): number[] {
+    const scores = new Float32Array(this.count);
     for (let i = 0; i < this.count; i++) {
       let s = 0;
-      const o = i * this.dim;
-      for (let d = 0; d < this.dim; d++) s += this.anchors[o + d]! * query[d]!;
-      if (top.length < a || s > top[top.length - 1]!.s) {
-        top.push({ i, s });
-        top.sort((x, y) => y.s - x.s);
-        if (top.length > a) top.pop();
+      const off = i * this.dim;
+      for (let d = 0; d < this.dim; d++) s += this.anchors[off + d]! * query[d]!;
+      scores[i] = s;
+    }
+    const order = Array.from({ length: this.count }, (_, i) => i).sort((x, y) => scores[y]! - scores[x]!);
+    const depth = Math.min(o.depth ?? this.m, this.m);
+    const a = o.a ?? ANCHORS_PER_QUERY;
+    const out = new Set<number>();
+    for (let r = 0; r < order.length; r++) {
+      if (r >= a && (!o.allow || out.size >= (o.enough ?? 0) || r >= (o.maxAnchors ?? a))) break;
+      const i = order[r]!;
+      for (let j = 0; j < depth; j++) {
+        const label = this.lists[i * this.m + j]!;
+        if (label >= 0 && (!o.allow || o.allow(label))) out.add(label);
       }
     }
-    const out = new Set<number>();
-    for (const { i } of top)
-      for (let j = 0; j < Math.min(depth, this.m); j++) {
-        const label = this.lists[i * this.m + j]!;
-        if (label >= 0) out.add(label);
-      }
     return [...out];
   }
 }

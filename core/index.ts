@@ -1103,14 +1103,23 @@ function searchShards<M extends ItemMeta>(shards: Shard<M>[], efSearch: number, 
       const anchors = options.crossModal ? shard.anchors() : undefined;
       const widen = options.crossModal && !anchors ? TEXT_QUERY_EF_SCALE : 1;
       shard.index.setEf(Math.max(k, Math.min(4096, Math.ceil((ef * widen) / Math.max(share, 1 / 8)))));
-      // The filter only reads a precomputed array: it cannot throw inside the native search.
-      result = allowed ? shard.index.searchKnn(q, k, (label: number) => allowed[label] === 1) : shard.index.searchKnn(q, k);
+      // The filter only reads a precomputed array: it cannot throw inside the native search. With anchors, the HNSW
+      // hits are candidates too: a few more of them cost little and catch what the lists miss.
+      const wanted = anchors ? Math.min(allowedCount, 4 * k) : k;
+      result = allowed ? shard.index.searchKnn(q, wanted, (label: number) => allowed[label] === 1) : shard.index.searchKnn(q, wanted);
       if (anchors) {
         const candidates = new Set(result.neighbors);
-        // a filter leaves fewer of each list: more anchors and whole lists as the allowed share falls
-        const take = Math.min(4 * ANCHORS_PER_QUERY, Math.ceil(ANCHORS_PER_QUERY / Math.max(share, 1 / 4)));
-        const depth = allowed ? anchors.m : ANCHOR_DEPTH;
-        for (const label of anchors.candidates(query, take, depth)) if (!allowed || allowed[label] === 1) candidates.add(label);
+        // a filter leaves fewer of each list: whole lists, more anchors as the allowed share falls, and further ones
+        // until enough allowed candidates are found
+        const found = allowed
+          ? anchors.candidates(query, {
+              a: Math.min(4 * ANCHORS_PER_QUERY, Math.ceil((2 * ANCHORS_PER_QUERY) / Math.max(share, 1 / 4))),
+              allow: (label) => allowed[label] === 1,
+              enough: 8 * anchors.m,
+              maxAnchors: 8 * ANCHORS_PER_QUERY,
+            })
+          : anchors.candidates(query, { depth: ANCHOR_DEPTH });
+        for (const label of found) candidates.add(label);
         const stored = shard.vectors();
         const exact = stored.topK(query, k, stored.positionsOfLabels([...candidates]));
         result = { neighbors: exact.labels, distances: exact.scores.map((s) => 1 - s) };
