@@ -128,16 +128,26 @@ export class AnchorLists {
     query: Float32Array,
     o: { a?: number; depth?: number; allow?: (label: number) => boolean; enough?: number; maxAnchors?: number } = {},
   ): number[] {
-    const scores = new Float32Array(this.count);
+    const depth = Math.min(o.depth ?? this.m, this.m);
+    const a = o.a ?? ANCHORS_PER_QUERY;
+    // the nearest `limit` anchors, best first (a small insertion-sorted selection: no sort of all of them)
+    const limit = Math.min(this.count, o.allow ? Math.max(a, o.maxAnchors ?? a) : a);
+    const order: number[] = [];
+    const best: number[] = [];
     for (let i = 0; i < this.count; i++) {
       let s = 0;
       const off = i * this.dim;
       for (let d = 0; d < this.dim; d++) s += this.anchors[off + d]! * query[d]!;
-      scores[i] = s;
+      if (order.length === limit && s <= best[limit - 1]!) continue;
+      let at = order.length === limit ? limit - 1 : order.length;
+      while (at > 0 && best[at - 1]! < s) {
+        best[at] = best[at - 1]!;
+        order[at] = order[at - 1]!;
+        at--;
+      }
+      best[at] = s;
+      order[at] = i;
     }
-    const order = Array.from({ length: this.count }, (_, i) => i).sort((x, y) => scores[y]! - scores[x]!);
-    const depth = Math.min(o.depth ?? this.m, this.m);
-    const a = o.a ?? ANCHORS_PER_QUERY;
     const out = new Set<number>();
     for (let r = 0; r < order.length; r++) {
       if (r >= a && (!o.allow || out.size >= (o.enough ?? 0) || r >= (o.maxAnchors ?? a))) break;

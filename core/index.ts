@@ -1103,10 +1103,8 @@ function searchShards<M extends ItemMeta>(shards: Shard<M>[], efSearch: number, 
       const anchors = options.crossModal ? shard.anchors() : undefined;
       const widen = options.crossModal && !anchors ? TEXT_QUERY_EF_SCALE : 1;
       shard.index.setEf(Math.max(k, Math.min(4096, Math.ceil((ef * widen) / Math.max(share, 1 / 8)))));
-      // The filter only reads a precomputed array: it cannot throw inside the native search. With anchors, the HNSW
-      // hits are candidates too: a few more of them cost little and catch what the lists miss.
-      const wanted = anchors ? Math.min(allowedCount, 4 * k) : k;
-      result = allowed ? shard.index.searchKnn(q, wanted, (label: number) => allowed[label] === 1) : shard.index.searchKnn(q, wanted);
+      // The filter only reads a precomputed array: it cannot throw inside the native search.
+      result = allowed ? shard.index.searchKnn(q, k, (label: number) => allowed[label] === 1) : shard.index.searchKnn(q, k);
       if (anchors) {
         const candidates = new Set(result.neighbors);
         // a filter leaves fewer of each list: whole lists, more anchors as the allowed share falls, and further ones
