@@ -522,7 +522,13 @@ class Shard<M extends ItemMeta> {
 
   /** The shard's text anchors, read on first use; undefined for shards written without them. */
   anchors(): AnchorLists | undefined {
-    if (this.anchorsFile) this.anchorLists ??= AnchorLists.parse(readFileSync(this.anchorsFile));
+    if (this.anchorsFile && !this.anchorLists) {
+      try {
+        this.anchorLists = AnchorLists.parse(readFileSync(this.anchorsFile));
+      } catch (err) {
+        throw new IndexError(`${this.anchorsFile}: text anchors unreadable (${(err as Error).message})`);
+      }
+    }
     return this.anchorLists;
   }
 
