@@ -46,7 +46,14 @@ function stderrLog(): { log: (line: string) => void; flush: () => void } {
     }
   };
   process.once('exit', flush);
-  return { log: (line) => out.write(`${line}\n`), flush };
+  return {
+    log: (line) => out.write(`${line}\n`),
+    // on close: what is buffered goes out, and the exit hook goes with the server
+    flush: () => {
+      flush();
+      process.off('exit', flush);
+    },
+  };
 }
 
 export async function startServer(o: ServeOptions): Promise<{ server: ServerType; url: string; close: () => Promise<void> }> {
