@@ -114,6 +114,7 @@ export class DicomwebClient {
 
   /** A QIDO-RS search, all pages (limit/offset); `params` values are matched as given. */
   async *search(path: string, params: Record<string, string | string[] | undefined>, pageSize = 500): AsyncGenerator<DicomJson> {
+    let previousFirst: string | undefined;
     for (let offset = 0; ; offset += pageSize) {
       const q = new URLSearchParams();
       for (const [k, v] of Object.entries(params)) if (v !== undefined) for (const one of Array.isArray(v) ? v : [v]) q.append(k, one);
@@ -128,8 +129,13 @@ export class DicomwebClient {
         throw new DicomwebError(`DICOMweb search ${path}: the server's answer is not DICOM JSON`);
       }
       if (!Array.isArray(page)) throw new DicomwebError(`DICOMweb search ${path}: the server's answer is not a list`);
+      // A server that ignores offset would answer the same page forever: a page that starts like the previous one,
+      // or one longer than asked for (limit ignored: everything at once), ends the search.
+      const first = JSON.stringify(page[0] ?? null);
+      if (offset > 0 && first === previousFirst) return;
+      previousFirst = first;
       yield* page;
-      if (page.length < pageSize) return;
+      if (page.length !== pageSize) return;
     }
   }
 

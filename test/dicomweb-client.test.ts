@@ -44,6 +44,27 @@ test('a bearer token is sent; QIDO pages through limit/offset until a short page
   assert.equal(new URL(seen[0]!.url, 'http://x').searchParams.get('Modality'), 'CR');
 });
 
+test('a server that ignores limit or offset ends the search instead of looping', async () => {
+  const all = Array.from({ length: 3 }, (_, i) => ({ '0020000E': { vr: 'UI', Value: [`1.9.${i}`] } }));
+  const client = new DicomwebClient(base, { retry: fast });
+  // offset ignored: every page is the first one
+  handler = (_req, res) => {
+    res.setHeader('content-type', 'application/dicom+json');
+    res.end(JSON.stringify(all.slice(0, 2)));
+  };
+  const pages: unknown[] = [];
+  for await (const s of client.search('/series', {}, 2)) pages.push(s);
+  assert.equal(pages.length, 2, 'the repeated page is not read again');
+  // limit ignored: everything at once
+  handler = (_req, res) => {
+    res.setHeader('content-type', 'application/dicom+json');
+    res.end(JSON.stringify(all));
+  };
+  const once: unknown[] = [];
+  for await (const s of client.search('/series', {}, 2)) once.push(s);
+  assert.equal(once.length, 3);
+});
+
 test('503 is retried with backoff; 404 is not; a message names the request, never the credentials', async () => {
   seen.length = 0;
   let calls = 0;
