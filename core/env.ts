@@ -37,6 +37,8 @@ export const EnvSchema = z.object({
   /** `medclip index --dicomweb`: the server's password (with --dicomweb-user) or bearer token, kept off the command line. */
   MEDCLIP_DICOMWEB_PASSWORD: z.string().optional(),
   MEDCLIP_DICOMWEB_TOKEN: z.string().optional(),
+  /** `sse` forces hnswlib's portable build; `auto` (default) uses the AVX2 one where the CPU has it (core/hnswlib.ts). */
+  MEDCLIP_HNSW_SIMD: z.enum(['sse', 'auto']).optional(),
   /** A viewer link per hit with DICOM UIDs, e.g. https://ohif.example/viewer?StudyInstanceUIDs={StudyInstanceUID}. */
   MEDCLIP_VIEWER_URL: z.string().url().optional(),
 });

@@ -31,11 +31,14 @@ export function cpuHasAvx2(cpuinfo?: string): boolean {
 
 export type HnswlibVariant = 'avx2' | 'sse';
 
-/** The build to load: AVX2 only when the CPU has it, the addon was built, and nobody asked for the portable one. */
+/**
+ * The build to load: AVX2 only when the CPU has it, the addon was built, and MEDCLIP_HNSW_SIMD is unset or `auto`.
+ * Any other value loads the portable build (this runs at import, where nothing can report an error cleanly; the
+ * server's environment check, core/env.ts, names a wrong value).
+ */
 export function chooseVariant(o: { env?: string; cpu: boolean; built: boolean }): HnswlibVariant {
-  if (o.env !== undefined && o.env !== '' && o.env !== 'sse' && o.env !== 'auto')
-    throw new Error(`MEDCLIP_HNSW_SIMD must be sse or auto, got "${o.env}"`);
-  return o.env !== 'sse' && o.cpu && o.built ? 'avx2' : 'sse';
+  const auto = o.env === undefined || o.env === '' || o.env === 'auto';
+  return auto && o.cpu && o.built ? 'avx2' : 'sse';
 }
 
 export const HNSWLIB_VARIANT: HnswlibVariant = chooseVariant({
