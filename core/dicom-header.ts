@@ -3,7 +3,7 @@
  * body part, view and study date. Parsed up to the pixel data, so a 50 MB X-ray is not walked twice.
  */
 import dicomParser from 'dicom-parser';
-import { isAcrNema, isDicom } from './image/index.ts';
+import { isDicom, parseDataSet } from './image/index.ts';
 
 export interface DicomUids {
   study: string;
@@ -45,15 +45,15 @@ const text = (ds: dicomParser.DataSet, tag: string) => ds.string(tag)?.replace(/
 /** The header of a DICOM file, or undefined when the bytes are not DICOM or lack the UIDs. */
 export function readDicomHeader(bytes: Uint8Array): DicomHeader | undefined {
   if (!isDicom(bytes)) return undefined;
-  let ds: dicomParser.DataSet;
   try {
-    ds = dicomParser.parseDicom(
-      bytes,
-      isAcrNema(bytes) ? { untilTag: 'x7fe00010', TransferSyntaxUID: '1.2.840.10008.1.2' } : { untilTag: 'x7fe00010' },
-    );
+    return headerOf(parseDataSet(bytes, 'x7fe00010'));
   } catch {
     return undefined;
   }
+}
+
+/** The header fields of a parsed data set, or undefined without its UIDs. */
+export function headerOf(ds: dicomParser.DataSet): DicomHeader | undefined {
   const study = text(ds, 'x0020000d');
   const series = text(ds, 'x0020000e');
   const instance = text(ds, 'x00080018');

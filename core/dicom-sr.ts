@@ -5,8 +5,8 @@
  * 19005-8 Impression; the code meaning as a fallback), else every text item as `text`.
  */
 import dicomParser from 'dicom-parser';
-import { readDicomHeader, TEXT_SR_CLASSES, type DicomUids } from './dicom-header.ts';
-import { isAcrNema } from './image/index.ts';
+import { headerOf, TEXT_SR_CLASSES, type DicomUids } from './dicom-header.ts';
+import { isDicom, parseDataSet } from './image/index.ts';
 import { MedclipError } from './errors.ts';
 
 export interface SrReport {
@@ -56,15 +56,16 @@ export class SrError extends MedclipError {
 
 /** Extract the report text of a text SR; throws SrError for other objects or an SR without text. */
 export function readTextReport(bytes: Uint8Array): SrReport {
-  const header = readDicomHeader(bytes);
-  if (!header) throw new SrError('not a DICOM object with study, series and instance UIDs');
-  if (!TEXT_SR_CLASSES.has(header.sopClass)) throw new SrError(`SOP class ${header.sopClass} is not a text structured report`);
+  if (!isDicom(bytes)) throw new SrError('not a DICOM object');
   let ds: dicomParser.DataSet;
   try {
-    ds = isAcrNema(bytes) ? dicomParser.parseDicom(bytes, { TransferSyntaxUID: '1.2.840.10008.1.2' }) : dicomParser.parseDicom(bytes);
+    ds = parseDataSet(bytes);
   } catch {
     throw new SrError('structured report could not be parsed');
   }
+  const header = headerOf(ds);
+  if (!header) throw new SrError('not a DICOM object with study, series and instance UIDs');
+  if (!TEXT_SR_CLASSES.has(header.sopClass)) throw new SrError(`SOP class ${header.sopClass} is not a text structured report`);
   const charset = ds.string('x00080005') ?? '';
   const parts: Record<Section | 'text', string[]> = { findings: [], impression: [], text: [] };
   const walk = (items: dicomParser.Element['items'], section: Section | undefined, depth: number) => {

@@ -120,15 +120,18 @@ function parseError(err: unknown): ImageError {
   return new ImageError('corrupt', 'DICOM file could not be parsed');
 }
 
-export function parseDataSet(bytes: Uint8Array): dicomParser.DataSet {
+/** Parse a DICOM data set (every layout above); `untilTag` stops before that element (e.g. the pixel data). */
+export function parseDataSet(bytes: Uint8Array, untilTag?: string): dicomParser.DataSet {
+  const until = untilTag ? { untilTag } : {};
   try {
     // ACR-NEMA files have no meta group to name their transfer syntax: implicit VR little endian, as the standard says.
     return isAcrNema(bytes)
-      ? dicomParser.parseDicom(bytes, { TransferSyntaxUID: TRANSFER_SYNTAX.implicitLittle })
+      ? dicomParser.parseDicom(bytes, { TransferSyntaxUID: TRANSFER_SYNTAX.implicitLittle, ...until })
       : // a meta group without a transfer syntax: the body says which VR it uses (little endian assumed)
         dicomParser.parseDicom(bytes, {
           inflater,
           TransferSyntaxUID: bodyLooksImplicit(bytes) ? TRANSFER_SYNTAX.implicitLittle : TRANSFER_SYNTAX.explicitLittle,
+          ...until,
         });
   } catch (err) {
     // only a body labelled explicit VR little endian (native or encapsulated) may turn out implicit: never a deflated

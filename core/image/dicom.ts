@@ -9,7 +9,7 @@ import { displayPixels } from './dicom-display.ts';
 import { decodeFrame, firstFrameBytes } from './dicom-pixels.ts';
 import { ImageError, type ImageLimits } from './errors.ts';
 
-export { isAcrNema, isDicom, TRANSFER_SYNTAX } from './dicom-dataset.ts';
+export { isAcrNema, isDicom, parseDataSet, TRANSFER_SYNTAX } from './dicom-dataset.ts';
 export { codestreamSize } from './dicom-pixels.ts';
 
 export interface GreyImage {
