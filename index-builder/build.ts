@@ -213,6 +213,9 @@ export async function buildIndex(o: BuildOptions): Promise<BuildSummary> {
     throw new IndexBuildError('nothing to index: give --images, --image-dir, --dicomweb and/or --reports');
   if ([o.images, o.imageDir, o.dicomweb].filter(Boolean).length > 1)
     throw new IndexBuildError('give one of --images, --image-dir or --dicomweb');
+  const badStudy = o.dicomweb?.studies?.find((u) => !/^[0-9]+(\.[0-9]+)*$/.test(u) || u.length > 64);
+  if (badStudy !== undefined)
+    throw new IndexBuildError(`--study: "${badStudy.slice(0, 70)}" is not a Study Instance UID (digits and dots)`);
   if (o.dicomweb?.since) {
     try {
       dicomDate(o.dicomweb.since);

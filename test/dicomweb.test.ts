@@ -272,6 +272,20 @@ test('wrong credentials and an unreachable server are one clear error each, and 
   );
   assert.equal(u.code, 1);
   assert.match(u.stderr, /MEDCLIP_DICOMWEB_PASSWORD/);
+  const bad = await medclipWith(
+    {},
+    'index',
+    '--model',
+    MODEL,
+    '--out',
+    join(dir, 'other'),
+    '--dicomweb',
+    orthanc.dicomweb,
+    '--study',
+    '1.2/../x',
+  );
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr.trim(), /^medclip: --study: "1\.2\/\.\.\/x" is not a Study Instance UID/);
   assert.equal((await IndexBundle.load(OUT)).manifest.version, version);
   // the failed run's partial build is kept for --resume, and says so
   await rm(`${OUT}.partial`, { recursive: true, force: true });
