@@ -2,7 +2,7 @@
  * What an index needs from a DICOM instance's header: its UIDs (study, series, SOP instance and class), modality,
  * body part, view and study date. Parsed up to the pixel data, so a 50 MB X-ray is not walked twice.
  */
-import dicomParser from 'dicom-parser';
+import type dicomParser from 'dicom-parser';
 import { isDicom, parseDataSet } from './image/index.ts';
 
 export interface DicomUids {

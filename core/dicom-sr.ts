@@ -4,7 +4,7 @@
  * such (DCM 121070/121071 Findings/Finding, DCM 121072/121073 Impressions/Impression, LOINC 59776-5 Findings,
  * 19005-8 Impression; the code meaning as a fallback), else every text item as `text`.
  */
-import dicomParser from 'dicom-parser';
+import type dicomParser from 'dicom-parser';
 import { headerOf, TEXT_SR_CLASSES, type DicomUids } from './dicom-header.ts';
 import { isDicom, parseDataSet } from './image/index.ts';
 import { MedclipError } from './errors.ts';
