@@ -18,7 +18,7 @@ import { FileHashError, hashFiles } from './file-hash.ts';
 import { thumbnailName } from './image/thumbnail.ts';
 import { VersionedDirError, currentVersion } from './versioned-dir.ts';
 import { boundedCache, stringBytes } from './cache.ts';
-import { ANCHOR_DEPTH, AnchorLists, ANCHORS_PER_QUERY } from './anchors.ts';
+import { ANCHOR_DEPTH, AnchorLists, ANCHORS_PER_QUERY, GROUP_ANCHORS_PER_QUERY, groupKey } from './anchors.ts';
 import type { DicomUids } from './dicom-header.ts';
 import { MedclipError, type ErrorKind } from './errors.ts';
 import { LEXICAL_VERSION, LexicalIndex } from './lexical.ts';
@@ -816,6 +816,11 @@ export class IndexBundle {
     return parseJsonl<E>(bytes.toString('utf8'), name);
   }
 
+  /** Whether every image shard has text anchors with per-group lists (anchors format 2; `--upgrade` adds them). */
+  textAnchorsCurrent(): boolean {
+    return this.shards.images.every((shard) => shard.anchors()?.grouped ?? false);
+  }
+
   count(collection: CollectionName): number {
     const c = this.manifest.collections[collection];
     return c ? c.count - (c.deleted ?? 0) : 0;
@@ -1083,6 +1088,39 @@ export class IndexBundle {
   }
 }
 
+/**
+ * The filter clause that allows the fewest of a shard's items and that the anchors have group lists for: one `must`
+ * finding, or the values of `source` or of `view` (any of them). Its groups' anchor lists then hold the query's best
+ * allowed images even where the filter cuts against the query's sense. Undefined: no such clause.
+ */
+function selectiveClause<M extends ItemMeta>(shard: Shard<M>, filter: SearchFilter, anchors: AnchorLists): string[] | undefined {
+  const clauses: { keys: string[]; filter: SearchFilter; values: SearchFilter[] }[] = (filter.must ?? []).map((f) => ({
+    keys: [groupKey('finding', f)],
+    filter: { must: [f] },
+    values: [{ must: [f] }],
+  }));
+  for (const kind of ['source', 'view'] as const) {
+    const values = filter[kind];
+    if (values?.length)
+      clauses.push({
+        keys: values.map((v) => groupKey(kind, v)),
+        filter: { [kind]: values },
+        values: values.map((v) => ({ [kind]: [v] })),
+      });
+  }
+  // usable: every value has lists, or (a value of an OR clause) no item of this shard has it
+  const usable = clauses.filter((c) =>
+    c.keys.every((key, i) => anchors.hasGroup(key) || (c.keys.length > 1 && shard.allowed(c.values[i])?.count === 0)),
+  );
+  if (usable.length <= 1) return usable[0]?.keys;
+  let best: { keys: string[]; count: number } | undefined;
+  for (const c of usable) {
+    const count = shard.allowed(c.filter)?.count ?? Number.POSITIVE_INFINITY;
+    if (!best || count < best.count) best = { keys: c.keys, count };
+  }
+  return best?.keys;
+}
+
 /** k nearest items over shards of one collection, each searched by the planner: an exact scan of the allowed
  * vectors for a selective filter, HNSW otherwise. */
 function searchShards<M extends ItemMeta>(shards: Shard<M>[], efSearch: number, query: Float32Array, options: SearchOptions): Hit<M>[] {
@@ -1124,6 +1162,12 @@ function searchShards<M extends ItemMeta>(shards: Shard<M>[], efSearch: number, 
             })
           : anchors.candidates(query, { depth: ANCHOR_DEPTH });
         for (const label of found) candidates.add(label);
+        // a filter: the group lists (exact top images of each anchor among the group's items) of its most selective
+        // clause, which a filter against the query's sense leaves whole
+        const clause = allowed && options.filter ? selectiveClause(shard, options.filter, anchors) : undefined;
+        if (clause)
+          for (const label of anchors.groupCandidates(query, clause, GROUP_ANCHORS_PER_QUERY, (l) => allowed![l] === 1))
+            candidates.add(label);
         const stored = shard.vectors();
         const exact = stored.topK(query, k, stored.positionsOfLabels([...candidates]));
         result = { neighbors: exact.labels, distances: exact.scores.map((s) => 1 - s) };

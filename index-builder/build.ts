@@ -664,7 +664,7 @@ export async function upgradeBundle(
         !m.collections.reports ||
         (m.lexical?.version === LEXICAL_VERSION && m.texts !== undefined && (!m.collections.images || m.texts.hubs === true));
       const bitsets = Object.values(m.collections).every((c) => c!.shards.every((sh) => sh.filters !== undefined));
-      const anchors = !m.collections.images || m.collections.images.shards.every((sh) => sh.anchors !== undefined);
+      const anchors = !m.collections.images || bundle.textAnchorsCurrent();
       if (m.format === INDEX_FORMAT && lexicalCurrent && bitsets && anchors)
         return { unchanged: { version: m.version, sentences: 0, alreadyCurrent: true } };
       const split = new ReportSentences();

@@ -10,7 +10,15 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import hnswlib, { type HierarchicalNSW } from '../core/hnswlib.ts';
 import { buildHnsw, buildShardFiles, type HnswParams } from './hnsw-build.ts';
-import { ANCHOR_LIST, anchorLists, anchorTexts, serializeAnchors } from '../core/anchors.ts';
+import {
+  ANCHOR_LIST,
+  anchorGroups,
+  anchorLists,
+  anchorTexts,
+  type ShardAnchorLists,
+  serializeAnchors,
+  shardGroups,
+} from '../core/anchors.ts';
 
 export { buildHnsw, type HnswParams };
 import {
@@ -146,11 +154,12 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
     const deleted = (i: number) => !!c.items[i]!.deleted;
     // several shards: built side by side on worker threads (one per core), each writing its own file
     const anchors = name === 'images' ? content.anchors : undefined;
-    let lists: (Int32Array | undefined)[] = [];
+    const groups = anchors ? anchorGroups(c.items as (ItemMeta & { source?: string; view?: string })[]) : undefined;
+    let lists: (ShardAnchorLists | undefined)[] = [];
     if (shardCount > 1) {
       const jobs = Array.from({ length: shardCount }, (_, s) => ({ ...range(s), file: join(tmp, `${range(s).base}.hnsw`) }));
       writing(join(tmp, `${name}.*.hnsw`));
-      lists = await buildShardFiles(c.vectors, c.dim, jobs, content.hnsw, deleted, undefined, anchors);
+      lists = await buildShardFiles(c.vectors, c.dim, jobs, content.hnsw, deleted, undefined, anchors, groups);
     }
     for (let s = 0; s < shardCount; s++) {
       const { from, to, base } = range(s);
@@ -177,9 +186,10 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
       await put(`${base}.filters.json`, JSON.stringify(buildBitsets(c.items.slice(from, to))));
       let anchorsFile: string | undefined;
       if (anchors) {
-        const shardLists = lists[s] ?? anchorLists(c.vectors, c.dim, from, to, anchors, ANCHOR_LIST, deleted);
+        const shardLists =
+          lists[s] ?? anchorLists(c.vectors, c.dim, from, to, anchors, ANCHOR_LIST, deleted, shardGroups(groups!, from, to));
         anchorsFile = `${base}.anchors.bin`;
-        await put(anchorsFile, serializeAnchors(anchors, c.dim, shardLists, ANCHOR_LIST));
+        await put(anchorsFile, serializeAnchors(anchors, c.dim, shardLists));
       }
       shards.push({
         file: `${base}.hnsw`,

@@ -5,6 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
+import { type AnchorGroups, type ShardAnchorLists, shardGroups } from '../core/anchors.ts';
 import hnswlib, { type HierarchicalNSW } from '../core/hnswlib.ts';
 import { taskFile } from '../core/worker-thread.ts';
 
@@ -46,6 +47,8 @@ export interface ShardTask {
   file: string;
   /** Text anchors (core/anchors.ts): the worker also returns each one's exact top list over this shard. */
   anchors?: Float32Array;
+  /** With anchors: the shard's rows' filter groups (core/anchors.ts `anchorGroups`), for per-group lists. */
+  groups?: AnchorGroups;
 }
 
 export interface ShardJob {
@@ -63,7 +66,9 @@ export async function buildShardFiles(
   deleted: (i: number) => boolean,
   threads = Math.min(jobs.length, availableParallelism()),
   anchors?: Float32Array,
-): Promise<(Int32Array | undefined)[]> {
+  /** With anchors: the rows' filter groups, over the whole collection (sliced per shard). */
+  groups?: AnchorGroups,
+): Promise<(ShardAnchorLists | undefined)[]> {
   const { filename, workerData } = taskFile(import.meta.url, { source: './hnsw-worker.ts', compiled: 'hnsw-worker.mjs' });
   const pool = new Piscina({ filename, workerData, minThreads: 1, maxThreads: Math.max(1, threads), idleTimeout: 1000 });
   try {
@@ -72,8 +77,16 @@ export async function buildShardFiles(
         const rows = vectors.slice(job.from * dim, job.to * dim);
         const mask = new Uint8Array(job.to - job.from);
         for (let i = job.from; i < job.to; i++) mask[i - job.from] = deleted(i) ? 1 : 0;
-        const task: ShardTask = { vectors: rows, dim, deleted: mask, params, file: job.file, ...(anchors ? { anchors } : {}) };
-        return pool.run(task, { transferList: [rows.buffer, mask.buffer] }) as Promise<Int32Array | undefined>;
+        const task: ShardTask = {
+          vectors: rows,
+          dim,
+          deleted: mask,
+          params,
+          file: job.file,
+          ...(anchors ? { anchors } : {}),
+          ...(anchors && groups ? { groups: shardGroups(groups, job.from, job.to) } : {}),
+        };
+        return pool.run(task, { transferList: [rows.buffer, mask.buffer] }) as Promise<ShardAnchorLists | undefined>;
       }),
     );
   } finally {
