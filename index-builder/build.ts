@@ -30,8 +30,9 @@ import { fsErrorReason } from '../core/fs-errors.ts';
 import { MedClipModel } from '../core/model.ts';
 import { thumbnailJpeg, thumbnailName } from '../core/image/index.ts';
 import { writeBundle, textAnchors, DEFAULT_HNSW, type HnswParams, type CollectionData } from './bundle-writer.ts';
-import { reportItems, scanImageDir, tableImages, type ImageItem, type ReportItem } from './corpus.ts';
-import { readReports } from '../core/reports.ts';
+import { reportItems, scanImageDir, storedLabels, tableImages, type ImageItem, type ReportItem } from './corpus.ts';
+import { LABELER_VERSION, labelReport, labelSentence } from '../core/labeler/labeler.ts';
+import { readReports, reportText } from '../core/reports.ts';
 import { LocalEmbedder, ThreadEmbedder, type Embedder } from './embedder.ts';
 import { PartialCollection, PartialLines, type BuildError } from './partial.ts';
 
@@ -642,8 +643,10 @@ export async function deleteFromBundle(
 export type { ImageMeta };
 
 /**
- * Rewrite a format-1 bundle as format 2 (a new version): each sentence gets its text, split from its stored report
- * by the current labeler (the split v1 left implicit), and the labeler and prompt versions are recorded.
+ * Rewrite a bundle in the current format (a new version): a format-1 bundle's sentences get their text, split from
+ * their stored reports by the current labeler (the split v1 left implicit); labels from another labeler version are
+ * relabelled from the stored texts; filter bitsets, text anchors and the lexical index are added or brought up to
+ * date; the labeler and prompt versions are recorded.
  */
 export async function upgradeBundle(
   dir: string,
@@ -665,10 +668,19 @@ export async function upgradeBundle(
         (m.lexical?.version === LEXICAL_VERSION && m.texts !== undefined && (!m.collections.images || m.texts.hubs === true));
       const bitsets = Object.values(m.collections).every((c) => c!.shards.every((sh) => sh.filters !== undefined));
       const anchors = !m.collections.images || bundle.textAnchorsCurrent();
-      if (m.format === INDEX_FORMAT && lexicalCurrent && bitsets && anchors)
+      // labels written by another labeler version are relabelled (a sentence's labels are a function of its stored
+      // text, a report's of its text): the manifest then records the current version truthfully
+      const labelerCurrent = !m.collections.reports || m.labeler?.version === LABELER_VERSION;
+      if (m.format === INDEX_FORMAT && lexicalCurrent && bitsets && anchors && labelerCurrent)
         return { unchanged: { version: m.version, sentences: 0, alreadyCurrent: true } };
       const split = new ReportSentences();
-      const rewrite: Rewrite = { collections: {}, reports: m.reports ? [...bundle.reports.values()] : undefined };
+      const reports = m.reports ? [...bundle.reports.values()] : undefined;
+      const rewrite: Rewrite = {
+        collections: {},
+        reports: labelerCurrent
+          ? reports
+          : reports?.map((r) => ({ ...r, labels: storedLabels(labelReport(reportText({ id: r.id, text: r.text, meta: {} })).labels) })),
+      };
       let sentences = 0;
       for (const name of ['images', 'reports'] as const) {
         if (!m.collections[name]) continue;
@@ -678,7 +690,8 @@ export async function upgradeBundle(
           const meta = e.meta as SentenceMeta;
           const report = bundle.report(meta.reportId);
           sentences++;
-          return { ...meta, text: meta.text ?? (report ? split.text(report, meta.index) : '') };
+          const text = meta.text ?? (report ? split.text(report, meta.index) : '');
+          return { ...meta, text, ...(labelerCurrent ? {} : { labels: storedLabels(labelSentence(text)) }) };
         });
         rewrite.collections[name] = { items, vectors: entries.map((e) => e.vector) };
       }

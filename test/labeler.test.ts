@@ -27,6 +27,8 @@ test('mentions, negation and uncertainty within a clause', () => {
     ['No focal consolidation, suspicious pulmonary opacity, large pleural effusion, or pneumothorax is identified.', 'Pneumothorax', 0],
     ['Pneumothorax is not seen.', 'Pneumothorax', 0],
     ['Previously seen effusion has resolved.', 'Pleural Effusion', 0],
+    ['Heart size and pulmonary vascular engorgement appear within limits of normal.', 'Edema', 0],
+    ['Pulmonary vascular engorgement.', 'Edema', 1],
     ['Cannot exclude a small left pleural effusion.', 'Pleural Effusion', -1],
     ['Opacity may represent pneumonia.', 'Pneumonia', -1],
     ['Opacity may represent pneumonia.', 'Lung Opacity', 1],
@@ -121,7 +123,11 @@ test('the labeler version pins its output: a change to the split or the labels m
   const { LABELER_VERSION, labelReport: label } = await import('../core/labeler/labeler.ts');
   const { readReports, reportText } = await import('../core/reports.ts');
   // sha256 of the labeler's output (sentences and labels) on every IU val report, per version
-  const FINGERPRINTS: Record<string, string> = { '1': '11024f0c059afa6f40a44b1d44077ddcabb76737244c6a3751107dfb36f60766' };
+  const FINGERPRINTS: Record<string, string> = {
+    '1': '11024f0c059afa6f40a44b1d44077ddcabb76737244c6a3751107dfb36f60766',
+    // 2: "within limits of normal" / "within normal range" negate what precedes them
+    '2': '1250a0e75519a6493731c8f30fb32f38968e8bbd98d1655fefaacdf3fc01597c',
+  };
   const h = createHash('sha256');
   for await (const r of readReports(IU_REPORTS, { split: 'val' })) h.update(JSON.stringify(label(reportText(r))));
   assert.equal(

@@ -318,3 +318,48 @@ test('a format-1 bundle is refused with how to upgrade it; --upgrade stores each
   const again = await medclipWith({ timeoutMs: 120_000 }, 'index', '--model', modelDir, '--out', out, '--upgrade');
   assert.match(again.stdout, /already in the current format/);
 });
+
+test('--upgrade relabels a bundle written by another labeler version from its stored texts, and records the current one', async () => {
+  const { createHash } = await import('node:crypto');
+  const { LABELER_VERSION } = await import('../core/labeler/labeler.ts');
+  const out = join(dir, 'old-labeler');
+  rmSync(out, { recursive: true, force: true });
+  await buildIndex({ model: modelDir, reports: join(DATA, 'reports/iu_reports.csv'), reportSplit: 'val', out });
+  const live = liveDir(out);
+  const fresh = ['reports.meta.jsonl', 'reports.jsonl', 'texts.meta.jsonl'].map((f) => readFileSync(join(live, f), 'utf8'));
+  // what an older labeler wrote: every sentence and report labelled Fracture, and its version in the manifest
+  const rewriteLines = (file: string, f: (row: Record<string, unknown> & { labels: Record<string, number> }) => void) => {
+    const text = `${readFileSync(join(live, file), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => {
+        const row = JSON.parse(l);
+        f(row);
+        return JSON.stringify(row);
+      })
+      .join('\n')}\n`;
+    writeFileSync(join(live, file), text);
+    return createHash('sha256').update(text).digest('hex');
+  };
+  const manifest = JSON.parse(readFileSync(join(live, 'manifest.json'), 'utf8')) as Record<string, unknown> & {
+    sha256: Record<string, string>;
+    labeler: { version: string };
+  };
+  const markFracture = (r: { labels: Record<string, number> }) => {
+    r.labels.Fracture = 1;
+  };
+  manifest.sha256['reports.meta.jsonl'] = rewriteLines('reports.meta.jsonl', markFracture);
+  manifest.sha256['reports.jsonl'] = rewriteLines('reports.jsonl', markFracture);
+  manifest.labeler.version = 'older';
+  writeFileSync(join(live, 'manifest.json'), JSON.stringify(manifest));
+  const r = await medclipWith({ timeoutMs: 120_000 }, 'index', '--model', modelDir, '--out', out, '--upgrade', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).alreadyCurrent, false);
+  const upgraded = await IndexBundle.load(out, { model });
+  assert.equal(upgraded.manifest.labeler?.version, LABELER_VERSION);
+  assert.deepEqual(
+    ['reports.meta.jsonl', 'reports.jsonl', 'texts.meta.jsonl'].map((f) => readFileSync(join(liveDir(out), f), 'utf8')),
+    fresh,
+    'sentence, report and distinct-text labels as a fresh build writes them',
+  );
+});

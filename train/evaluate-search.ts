@@ -159,7 +159,7 @@ async function judgeImages(
     const positives = entries.filter((e) => e.meta.labels[r.q.finding] === 1).length;
     if (positives < 5) return;
     done.add(r.q.finding);
-    const hits = index.search('images', vectors[i]!, { k: 10 });
+    const hits = index.search('images', vectors[i]!, { k: 10, crossModal: true });
     byFinding[r.q.finding] = { p10: hits.filter((h) => h.meta.labels[r.q.finding] === 1).length / 10, positives };
   });
   const reports = new ReportSearch(index, weights);

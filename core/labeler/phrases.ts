@@ -397,7 +397,7 @@ export const NEGATED_UNCERTAINTY = /\b(?:cannot|can not|can't|could not|not)\s+(
 
 /** Cues after a mention (within the clause) that negate it. */
 export const POST_NEGATION =
-  /\b(?:(?:is|are|was|were|has been|have been)\s+(?:not\s+|no longer\s+)(?:seen|identified|present|visualized|demonstrated|evident|appreciated|noted|detected|apparent)|not (?:seen|identified|present|visualized|demonstrated|evident|appreciated|noted|detected|apparent)|(?:has|have)?\s*resolved|resolution|absent|(?:has|have) been removed|removed|no longer (?:seen|present|visualized|identified|evident|apparent)|(?:is|are|appears?|remains?|appear) (?:\w+ )?(?:normal|unremarkable|clear|negative|within normal limits|stable and normal)|within normal limits|(?:is|are) free|ruled out|excluded|not significantly|not enlarged|normal in size|of normal size|normal size|not increased|negative)\b/;
+  /\b(?:(?:is|are|was|were|has been|have been)\s+(?:not\s+|no longer\s+)(?:seen|identified|present|visualized|demonstrated|evident|appreciated|noted|detected|apparent)|not (?:seen|identified|present|visualized|demonstrated|evident|appreciated|noted|detected|apparent)|(?:has|have)?\s*resolved|resolution|absent|(?:has|have) been removed|removed|no longer (?:seen|present|visualized|identified|evident|apparent)|(?:is|are|appears?|remains?|appear) (?:\w+ )?(?:normal|unremarkable|clear|negative|within normal limits|stable and normal)|within normal limits|within (?:the )?limits of normal|within (?:the )?normal range|(?:is|are) free|ruled out|excluded|not significantly|not enlarged|normal in size|of normal size|normal size|not increased|negative)\b/;
 
 /** Cues before a mention that make it uncertain (checked before negation: "cannot exclude X" is uncertain). */
 export const PRE_UNCERTAINTY =
