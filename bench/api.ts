@@ -4,8 +4,12 @@
  * real embeddings. The server runs in its own process (`medclip serve`), so the load generator does not share its
  * event loop. Each route is loaded twice: with 1 connection (latency: what one client sees) and with 4 connections
  * (throughput: the most the server answers on this machine, where latency includes queueing). The exact HTTP p50s
- * and the in-process figures they are divided by (text: encoder + search; image: bare decode + encoder) are measured
- * in alternating rounds, so drift on this shared machine falls on both sides of each ratio.
+ * and what they are divided by are measured in the same rounds, so drift on this shared machine falls on both sides
+ * of each ratio. Text: each request's work is its own, timed inside the server (its Server-Timing header: encoder +
+ * search); the same work timed in process, the encoder and the search each in its own warm loop, is printed beside
+ * it (`textWorkInProcessP50Ms`, a floor a server answering one request at a time does not reach), and so is a bare
+ * node:http server's answer of the same bytes (the transport floor). Image: the floor is the bare decode of the file
+ * plus the encoder, in process.
  *
  *   node --import tsx bench/api.ts [--model models/medclip-tiny] [--index indexes/sample] [--n 100000] [--seconds 5] [--repeats 3] [--json]
  */
@@ -73,7 +77,7 @@ async function benchIndex(indexDir: string, label: string): Promise<void> {
   );
   // the work of a text request, in process: the encoder and the search (the HTTP figure is compared with it)
   const encoderTimes = await timeIt(200, () => model.embedTexts([textQuery]));
-  figures.textWorkP50Ms = p50(encoderTimes) + p50(searchTimes);
+  say(`text work: encoder ${stats(encoderTimes)}; encode + search ${stats(await timeIt(200, () => textWork(model, index)))}`);
   // the floor of an image request: the bare decode of the file (sharp, no resize) plus the image encoder on a tensor
   const sharp = (await import('sharp')).default;
   const decodeTimes = await timeIt(30, () => sharp(bigPng).raw().toBuffer());
@@ -108,6 +112,7 @@ async function benchIndex(indexDir: string, label: string): Promise<void> {
       // run, so each figure is the median run's, with the range of requests/s beside it
       await autocannon({ url: server.url + c.path, method: 'POST', headers: c.headers, body: c.body, connections: 4, duration: 2 });
       const row: string[] = [];
+      const key = c.name.startsWith('text -> images') ? 'text' : c.name.startsWith('image') ? 'image' : undefined;
       for (const connections of [1, 4]) {
         const runs: autocannon.Result[] = [];
         for (let i = 0; i < repeats; i++)
@@ -123,7 +128,6 @@ async function benchIndex(indexDir: string, label: string): Promise<void> {
           );
         const rps = runs.map((r) => r.requests.average).sort((a, b) => a - b);
         const mid = p50;
-        const key = c.name.startsWith('text -> images') ? 'text' : c.name.startsWith('image') ? 'image' : undefined;
         if (key) figures[`${key}Rps${connections}`] = mid(rps);
         const non2xx = runs.reduce((n, r) => n + r.non2xx, 0);
         // closed loop: a connection's mean time per request is connections / (requests per second)
@@ -131,42 +135,66 @@ async function benchIndex(indexDir: string, label: string): Promise<void> {
           `${connections} conn: ${((1000 * connections) / mid(rps)).toFixed(2)} ms per request, p99 ${mid(runs.map((r) => r.latency.p99))} ms, ${mid(rps).toFixed(0)} req/s (${rps[0]!.toFixed(0)}-${rps.at(-1)!.toFixed(0)})${non2xx ? `, non-2xx ${non2xx}` : ''}`,
         );
       }
-      // exact p50 over one keep-alive connection, in rounds alternating with blocks of the in-process work (text:
-      // encoder + search) or floor (image: bare decode + encoder) it is compared with, so that this shared machine's
-      // drift falls on both sides of the ratio alike
-      const key = c.name.startsWith('text -> images') ? 'text' : c.name.startsWith('image') ? 'image' : undefined;
-      const rounds = 5;
       const exact: number[] = [];
-      const parts: [number[], number[]] = [[], []];
-      for (let round = 0; round < rounds; round++) {
-        if (key === 'text') {
-          parts[0].push(...(await timeIt(40, () => model.embedTexts([textQuery]))));
-          parts[1].push(...(await timeIt(100, () => index.search('images', q!, { k: 10, crossModal: true }))));
-        } else if (key === 'image') {
-          parts[0].push(...(await timeIt(6, () => sharp(bigPng).raw().toBuffer())));
-          parts[1].push(...(await timeIt(10, () => model.embedPixels(tensor, 1))));
-        }
-        exact.push(...(await sequentialLatency(server.url + c.path, c.headers, c.body, (key === 'image' ? 300 : 3000) / rounds)));
-      }
-      if (key) {
-        figures[`${key}P50Ms`] = p50(exact);
-        figures[key === 'text' ? 'textWorkP50Ms' : 'imageFloorP50Ms'] = p50(parts[0]) + p50(parts[1]);
-        row.unshift(`${key === 'text' ? 'work' : 'floor'} in the same rounds: p50 ${(p50(parts[0]) + p50(parts[1])).toFixed(2)} ms`);
-      }
-      row.unshift(`exact: ${stats(exact)}`);
       if (key === 'text') {
-        // the transport floor: a bare node:http server answering the same bytes to the same client, same run
+        // exact p50 over one keep-alive connection, requests back to back, in 5 rounds alternating with blocks of a
+        // bare node:http server answering the same bytes to the same client (the transport floor) and of the
+        // in-process encoder and search, so drift falls on all alike. The work a request is divided by is that
+        // request's own: its Server-Timing (encoder + search, timed inside the server).
         const answer = Buffer.from(
           await (await fetch(server.url + c.path, { method: 'POST', headers: c.headers, body: c.body })).arrayBuffer(),
         );
         const bare = await spawnBare(answer);
+        const api = keepAliveClient(server.url + c.path, c.headers, c.body);
+        const floor = keepAliveClient(bare.url + c.path, c.headers, c.body);
+        const transport: number[] = [];
+        const work: number[] = [];
+        const parts: [number[], number[]] = [[], []];
         try {
-          figures.textTransportP50Ms = p50(await sequentialLatency(bare.url + c.path, c.headers, c.body, 3000));
+          await timeIt(50, api.once);
+          for (let round = 0; round < 5; round++) {
+            parts[0].push(...(await timeIt(40, () => model.embedTexts([textQuery]))));
+            parts[1].push(...(await timeIt(100, () => index.search('images', q!, { k: 10, crossModal: true }))));
+            exact.push(...(await timeIt(600, api.once)));
+            work.push(...api.serverWork.splice(0).slice(-600)); // the timed requests' own (timeIt warms up first)
+            transport.push(...(await timeIt(600, floor.once)));
+          }
         } finally {
+          api.close();
+          floor.close();
           bare.close();
         }
-        row.unshift(`transport floor (bare node:http, same answer): p50 ${figures.textTransportP50Ms.toFixed(2)} ms`);
+        if (work.length !== exact.length) throw new Error('the server sent no Server-Timing with some answers');
+        figures.textP50Ms = p50(exact);
+        figures.textWorkP50Ms = p50(work);
+        figures.textTransportP50Ms = p50(transport);
+        figures.textWorkInProcessP50Ms = p50(parts[0]) + p50(parts[1]);
+        row.unshift(
+          `transport floor (bare node:http, same answer): p50 ${figures.textTransportP50Ms.toFixed(2)} ms`,
+          `work inside these requests (Server-Timing, encoder + search): p50 ${figures.textWorkP50Ms.toFixed(2)} ms; in process, the encoder and the search each in its own loop: ${figures.textWorkInProcessP50Ms.toFixed(2)} ms`,
+        );
+      } else if (key === 'image') {
+        // exact p50 over one keep-alive connection, in rounds alternating with blocks of the floor it is compared
+        // with (bare decode + encoder), so that drift falls on both sides of the ratio alike
+        const parts: [number[], number[]] = [[], []];
+        const api = keepAliveClient(server.url + c.path, c.headers, c.body);
+        try {
+          for (let round = 0; round < 5; round++) {
+            parts[0].push(...(await timeIt(6, () => sharp(bigPng).raw().toBuffer())));
+            parts[1].push(...(await timeIt(10, () => model.embedPixels(tensor, 1))));
+            exact.push(...(await timeIt(60, api.once)));
+          }
+        } finally {
+          api.close();
+        }
+        figures.imageP50Ms = p50(exact);
+        figures.imageFloorP50Ms = p50(parts[0]) + p50(parts[1]);
+        row.unshift(`floor in the same rounds: p50 ${figures.imageFloorP50Ms.toFixed(2)} ms`);
+      } else {
+        const api = keepAliveClient(server.url + c.path, c.headers, c.body);
+        exact.push(...(await timeIt(1000, api.once).finally(api.close)));
       }
+      row.unshift(`exact: ${stats(exact)}`);
       say(`HTTP ${c.name}: ${row.join(' | ')}`);
     }
   } finally {
@@ -174,18 +202,33 @@ async function benchIndex(indexDir: string, label: string): Promise<void> {
   }
 }
 
+/** A text request's work in process: the query encoded, then its vector searched as the API searches images. */
+async function textWork(m: MedClipModel, index: IndexBundle): Promise<void> {
+  const [v] = await m.embedTexts([textQuery]);
+  index.search('images', v!, { k: 10, crossModal: true });
+}
+
 /**
- * Exact per-request latency with one connection: sequential requests on one keep-alive socket, each timed with
- * performance.now() (autocannon's latency histogram has whole-millisecond buckets, too coarse for sub-ms routes).
+ * One keep-alive connection for exact per-request latency: `once` sends the request and resolves when the whole
+ * answer is in (timed by the caller with performance.now(); autocannon's latency histogram has whole-millisecond
+ * buckets, too coarse for sub-ms routes).
  */
-async function sequentialLatency(url: string, headers: Record<string, string>, body: string | Buffer, n: number): Promise<number[]> {
+function keepAliveClient(
+  url: string,
+  headers: Record<string, string>,
+  body: string | Buffer,
+): { once: () => Promise<void>; close: () => void; serverWork: number[] } {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const target = new URL(url);
+  // each answer's Server-Timing (embed + search inside the server, for that very request), when it has one
+  const serverWork: number[] = [];
   const once = () =>
     new Promise<void>((resolve, reject) => {
       const req = http.request(
         { host: target.hostname, port: target.port, path: target.pathname + target.search, method: 'POST', headers, agent },
         (res) => {
+          const timing = res.headers['server-timing'];
+          if (timing) serverWork.push([...String(timing).matchAll(/dur=([\d.]+)/g)].reduce((sum, m) => sum + Number(m[1]), 0));
           res.on('data', () => {});
           res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
         },
@@ -193,11 +236,7 @@ async function sequentialLatency(url: string, headers: Record<string, string>, b
       req.on('error', reject);
       req.end(body);
     });
-  try {
-    return await timeIt(n, once);
-  } finally {
-    agent.destroy();
-  }
+  return { once, close: () => agent.destroy(), serverWork };
 }
 
 /** A bare node:http server in a child process that reads the request and answers `answer` (the transport floor). */
@@ -258,11 +297,12 @@ else {
 await benchIndex(bigDir, `${n}-vector index`);
 const ratio = (a: string, b: string) => Math.round((figures[a]! / figures[b]!) * 100) / 100;
 say(
-  `\nratios (100k): text HTTP p50 / work ${ratio('textP50Ms', 'textWorkP50Ms')}x (the server's own share: (p50 - transport floor) / work ${(
+  `\nratios (100k): text HTTP p50 / its work ${ratio('textP50Ms', 'textWorkP50Ms')}x (less the transport floor ${(
     (figures.textP50Ms! - figures.textTransportP50Ms!) / figures.textWorkP50Ms!
-  ).toFixed(
-    2,
-  )}x), image HTTP p50 / floor ${ratio('imageP50Ms', 'imageFloorP50Ms')}x, image req/s 4 conn / 1 ${ratio('imageRps4', 'imageRps1')}x`,
+  ).toFixed(2)}x; against the in-process work ${ratio('textP50Ms', 'textWorkInProcessP50Ms')}x), image HTTP p50 / floor ${ratio(
+    'imageP50Ms',
+    'imageFloorP50Ms',
+  )}x, image req/s 4 conn / 1 ${ratio('imageRps4', 'imageRps1')}x`,
 );
 if (args.json)
   console.log(
@@ -270,6 +310,7 @@ if (args.json)
       textP50Ms: figures.textP50Ms,
       textWorkP50Ms: figures.textWorkP50Ms,
       textTransportP50Ms: figures.textTransportP50Ms,
+      textWorkInProcessP50Ms: figures.textWorkInProcessP50Ms,
       textRps4: figures.textRps4,
       imageP50Ms: figures.imageP50Ms,
       imageFloorP50Ms: figures.imageFloorP50Ms,

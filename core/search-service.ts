@@ -75,6 +75,16 @@ export interface SearchResult {
   tookMs: number;
 }
 
+/**
+ * Where a request's time went, in milliseconds, filled in by the service when the caller passes one (the API sends
+ * it as a Server-Timing header): `embed` the encoder (an image's decode included), `search` the image's findings
+ * and the search with its hits.
+ */
+export interface StageTimings {
+  embed?: number;
+  search?: number;
+}
+
 export interface SearchRequest {
   target: Target;
   k: number;
@@ -182,11 +192,14 @@ export class SearchService {
     return this.images.facets();
   }
 
-  async searchText(q: SearchRequest & { query: string }): Promise<SearchResult> {
+  async searchText(q: SearchRequest & { query: string }, timings?: StageTimings): Promise<SearchResult> {
     const t0 = performance.now();
     const { understood, text, findings } = this.analyse(q.query);
+    const t1 = performance.now();
     const [vector] = await this.model.embedTexts([text]);
+    const t2 = performance.now();
     const hits = await this.search(vector!, q, findings, text);
+    if (timings) Object.assign(timings, { embed: t2 - t1, search: performance.now() - t2 });
     return {
       target: q.target,
       query: {
@@ -211,11 +224,13 @@ export class SearchService {
     return a;
   }
 
-  async searchImage(bytes: Uint8Array, q: SearchRequest): Promise<SearchResult> {
+  async searchImage(bytes: Uint8Array, q: SearchRequest, timings?: StageTimings): Promise<SearchResult> {
     const t0 = performance.now();
     const [vector] = await this.model.embedImages([bytes], this.limits);
+    const t1 = performance.now();
     const findings = await imageFindings(this.model, vector!);
     const hits = await this.search(vector!, q, findings, undefined);
+    if (timings) Object.assign(timings, { embed: t1 - t0, search: performance.now() - t1 });
     return { target: q.target, query: { findings }, hits, tookMs: elapsed(t0) };
   }
 

@@ -135,6 +135,32 @@ test('POST /v1/search/text: image hits with labels, matched findings and thumbna
   assert.equal(one.status, 200);
 });
 
+test('searches say where their time went (Server-Timing: embed and search), within the tookMs of the body', async () => {
+  const cases = [
+    await post('/v1/search/text', { query: 'no pneumothorax', target: 'reports', k: 3 }),
+    await post('/v1/search/image?target=images&k=3', new Uint8Array(png), { 'content-type': 'image/png' }),
+  ];
+  for (const r of cases) {
+    assert.equal(r.status, 200);
+    const header = r.headers.get('server-timing') ?? '';
+    const stages = Object.fromEntries(
+      header.split(', ').map((part) => {
+        const m = /^(\w+);dur=(\d+\.\d{3})$/.exec(part);
+        assert.ok(m, `a Server-Timing metric: ${part}`);
+        return [m[1]!, Number(m[2])];
+      }),
+    );
+    assert.deepEqual(Object.keys(stages), ['embed', 'search']);
+    const { tookMs } = (await r.json()) as { tookMs: number };
+    assert.ok(stages.embed! > 0 && stages.search! > 0);
+    assert.ok(stages.embed! + stages.search! <= tookMs + 0.1, `${header} within tookMs ${tookMs}`);
+  }
+  const spec = (await (await app().request('/openapi.json')).json()) as {
+    paths: Record<string, { post: { responses: Record<string, { headers?: Record<string, unknown> }> } }>;
+  };
+  assert.ok(spec.paths['/v1/search/text']!.post.responses['200']!.headers?.['Server-Timing'], 'declared in the OpenAPI document');
+});
+
 test('POST /v1/search/image and /v1/classify accept raw, multipart and base64 JSON bodies alike', async () => {
   const raw = (await (await post('/v1/search/image?target=images&k=3', new Uint8Array(png), { 'content-type': 'image/png' })).json()) as {
     hits: { id: string; score: number }[];

@@ -2,14 +2,21 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { BUILTIN_CLASS_NAMES } from '../../core/prompts.ts';
-import { QUERY_PREVIEW_SIZE, type SearchService } from '../../core/search-service.ts';
+import { QUERY_PREVIEW_SIZE, type SearchService, type StageTimings } from '../../core/search-service.ts';
 import { EXAMPLES } from '../examples.ts';
 import { ClassifyFields, PreviewFields, SearchImageFields, imageFields } from '../image-fields.ts';
 import { readImageInput } from '../image-input.ts';
-import { imageBody, imageQuery, jpeg, json, problems } from '../openapi-parts.ts';
+import { imageBody, imageQuery, jpeg, json, problems, searchJson } from '../openapi-parts.ts';
 import { HttpProblem } from '../problem.ts';
 import { router } from '../router.ts';
 import * as S from '../schemas.ts';
+
+/** A Server-Timing header value (`embed;dur=0.253, search;dur=0.301`): where a search's time went, no content. */
+export function serverTiming(timings: StageTimings): string {
+  return Object.entries(timings)
+    .map(([stage, ms]) => `${stage};dur=${ms.toFixed(3)}`)
+    .join(', ');
+}
 
 export function searchRoutes(service: SearchService) {
   const app = router();
@@ -31,9 +38,14 @@ export function searchRoutes(service: SearchService) {
           required: true,
         },
       },
-      responses: { 200: json(S.SearchResponse, 'Ranked hits', EXAMPLES.textSearch), ...problems },
+      responses: { 200: searchJson(S.SearchResponse, 'Ranked hits', EXAMPLES.textSearch), ...problems },
     }),
-    async (c) => c.json((await service.searchText(c.req.valid('json'))) as never, 200),
+    async (c) => {
+      const timings: StageTimings = {};
+      const result = await service.searchText(c.req.valid('json'), timings);
+      c.header('server-timing', serverTiming(timings));
+      return c.json(result as never, 200);
+    },
   );
 
   // Image routes take three body forms (raw, multipart, base64 JSON), read by `readImageInput` and validated by one
@@ -44,7 +56,7 @@ export function searchRoutes(service: SearchService) {
     operationId: 'searchByImage',
     summary: 'Search with an X-ray: similar images, or reports',
     description: 'With a raw body, `target`, `k` and `filter` (JSON) go in the query string; in a form, as fields.',
-    responses: { 200: json(S.SearchResponse, 'Ranked hits', EXAMPLES.imageSearch), ...problems },
+    responses: { 200: searchJson(S.SearchResponse, 'Ranked hits', EXAMPLES.imageSearch), ...problems },
     request: {
       body: imageBody(S.ImageJson),
       query: imageQuery({
@@ -56,7 +68,10 @@ export function searchRoutes(service: SearchService) {
   });
   app.post('/v1/search/image', async (c: Context) => {
     const input = await readImageInput(c);
-    return c.json(await service.searchImage(input.bytes, imageFields(input.fields, SearchImageFields)));
+    const timings: StageTimings = {};
+    const result = await service.searchImage(input.bytes, imageFields(input.fields, SearchImageFields), timings);
+    c.header('server-timing', serverTiming(timings));
+    return c.json(result);
   });
 
   app.openAPIRegistry.registerPath({
