@@ -11,6 +11,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import type { Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { cors } from 'hono/cors';
 import { requestId } from 'hono/request-id';
 import { HTTPException } from 'hono/http-exception';
@@ -19,6 +20,7 @@ import { ImageError } from '../core/image/index.ts';
 import type { IndexBundle } from '../core/index.ts';
 import type { IndexReader } from '../core/index-reader.ts';
 import type { MedClipModel } from '../core/model.ts';
+import { fixedSource, type ServiceSource } from '../core/live-search.ts';
 import { SearchService, type SearchServiceOptions } from '../core/search-service.ts';
 import { LAMBDA_PAYLOAD_LIMIT } from '../core/limits.ts';
 import { HTTP_STATUS, HTTP_TITLE, MedclipError } from '../core/errors.ts';
@@ -64,8 +66,16 @@ function fromImageError(err: ImageError): HttpProblem {
 /** Kinds whose message is written for the caller; the others (data, internal) are logged and answered generically. */
 const CALLER_FACING = new Set(['input', 'not-found', 'unavailable']);
 
-export function createApp(service: SearchService, config: ApiConfig): OpenAPIHono<Env> {
+/** Set on a request whose client went away before its body arrived (nginx's "client closed request"). */
+export const CLIENT_CLOSED = 499 as ContentfulStatusCode;
+
+/**
+ * `services`: one fixed service, or a source that follows the bundle's versions (core/live-search.ts). Each request
+ * takes the service of the version live when it starts and keeps it to its end.
+ */
+export function createApp(services: SearchService | ServiceSource, config: ApiConfig): OpenAPIHono<Env> {
   const app = new OpenAPIHono<Env>();
+  const source = 'acquire' in services ? services : fixedSource(services);
 
   // The server makes the request id. A client's own is taken only when it is a UUID (a correlation id), never
   // as free text: ids are logged, and free text could carry a patient's name or record number.
@@ -87,6 +97,8 @@ export function createApp(service: SearchService, config: ApiConfig): OpenAPIHon
       '*',
       cors({
         origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
+        // only what a route serves (the library's default also lists PUT, DELETE, PATCH)
+        allowMethods: ['GET', 'HEAD', 'POST'],
         allowHeaders: ['content-type', 'x-api-key', 'authorization'],
         exposeHeaders: ['x-request-id'],
       }),
@@ -106,8 +118,20 @@ export function createApp(service: SearchService, config: ApiConfig): OpenAPIHon
     return streamedLimit(c, next);
   });
   if (config.auth.mode === 'api-key') app.use('/v1/*', apiKeyAuth(config.auth.hashes));
+  app.use('*', async (c, next) => {
+    const handle = source.acquire();
+    c.set('service', handle.service);
+    try {
+      await next();
+    } finally {
+      handle.release();
+    }
+  });
 
   app.onError((err, c) => {
+    // the client closed the connection mid-upload: nobody reads this answer, and it is not the server's fault
+    if (c.req.raw.signal?.aborted)
+      return problemResponse(c, new HttpProblem(CLIENT_CLOSED, 'Client closed request', 'the request body was not received in full'));
     if (err instanceof HttpProblem) return problemResponse(c, err);
     if (err instanceof HTTPException && err.status < 500) {
       const status = err.status as 400 | 415;
@@ -147,8 +171,8 @@ export function createApp(service: SearchService, config: ApiConfig): OpenAPIHon
     return problemResponse(c, new HttpProblem(404, 'Not found', `no route ${c.req.method} ${c.req.path}`));
   });
 
-  app.route('/', indexRoutes(service));
-  app.route('/', searchRoutes(service));
+  app.route('/', indexRoutes());
+  app.route('/', searchRoutes());
   app.route('/', pageRoutes());
 
   app.doc31('/openapi.json', {

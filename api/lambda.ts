@@ -5,13 +5,17 @@
  * ETag-cached) or MEDCLIP_MODEL_DIR / MEDCLIP_INDEX_DIR (default: the bundles shipped in the package),
  * MEDCLIP_AUTH (api-key | iam | off) with MEDCLIP_API_KEY_SHA256 (comma-separated sha256 of accepted keys): api-key
  * without hashes, or nothing configured at all, refuses to start (fail closed; `iam` = the Function URL checks callers),
- * MEDCLIP_CORS_ORIGINS, MEDCLIP_SHARD_FUNCTIONS (query fan-out: comma-separated shard function names).
+ * MEDCLIP_CORS_ORIGINS, MEDCLIP_SHARD_FUNCTIONS (query fan-out: comma-separated shard function names),
+ * MEDCLIP_INDEX_RELOAD_SECONDS (default 30): a warm function checks for a new index version (S3: the manifest's ETag;
+ * a folder: its CURRENT) on a request at most this often, and answers later requests from it (core/live-search.ts).
  */
 import { handle } from 'hono/aws-lambda';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { IndexBundle } from '../core/index.ts';
+import { IndexBundle, IndexError } from '../core/index.ts';
+import { LiveSearch } from '../core/live-search.ts';
+import { currentVersion } from '../core/versioned-dir.ts';
 import { MedClipModel } from '../core/model.ts';
 import { createApp, createServices } from './app.ts';
 import { ShardFanout, shardRequest } from '../core/shard-fanout.ts';
@@ -25,7 +29,9 @@ const root = existsSync(join(here, 'models')) ? here : join(here, '..');
 type LambdaHandler = ReturnType<typeof handle>;
 interface Ready {
   http: LambdaHandler;
-  index: IndexBundle;
+  live: LiveSearch;
+  fanout?: ShardFanout;
+  reloadMs: number;
 }
 let ready: Promise<Ready> | undefined;
 
@@ -36,6 +42,18 @@ async function bundleDir(uri: string | undefined, dir: string | undefined, fallb
     return fetchBundle({ uri, cacheDir });
   }
   return dir ?? join(root, fallback);
+}
+
+/** The index version to serve now: S3's (fetched into the cache when its manifest changed), or a folder's CURRENT. */
+function indexLocator(env: MedclipEnv): () => Promise<string> {
+  const location = env.MEDCLIP_INDEX_DIR ?? join(root, 'indexes/sample');
+  return env.MEDCLIP_INDEX_URI
+    ? () => bundleDir(env.MEDCLIP_INDEX_URI, undefined, '', env.MEDCLIP_CACHE_DIR)
+    : async () => {
+        const dir = await currentVersion(location, 'manifest.json');
+        if (!dir) throw new IndexError(`${location}: no manifest.json (not an index bundle)`);
+        return dir;
+      };
 }
 
 async function init(): Promise<Ready> {
@@ -52,9 +70,10 @@ async function init(): Promise<Ready> {
   // Cold-start breakdown, logged once per container: runtime + module load (time since the process started),
   // bundle fetch, model sessions and index load, class prompt embeddings.
   const t0 = performance.now();
+  const locate = indexLocator(env);
   const [modelDir, indexDir] = await Promise.all([
     bundleDir(env.MEDCLIP_MODEL_URI, env.MEDCLIP_MODEL_DIR, 'models/medclip-tiny', env.MEDCLIP_CACHE_DIR),
-    bundleDir(env.MEDCLIP_INDEX_URI, env.MEDCLIP_INDEX_DIR, 'indexes/sample', env.MEDCLIP_CACHE_DIR),
+    locate(),
   ]);
   const t1 = performance.now();
   // Model sessions and index load at once (a large index is hashed on a worker thread meanwhile).
@@ -63,13 +82,28 @@ async function init(): Promise<Ready> {
     modelMs = performance.now() - t1;
     return m;
   });
-  const [model, index] = await Promise.all([modelLoad, IndexBundle.load(indexDir, { model: modelLoad })]);
-  const t2 = performance.now();
   // A large collection lives in shard Lambdas (MEDCLIP_SHARD_FUNCTIONS): image queries fan out to them.
   const shardFunctions = env.MEDCLIP_SHARD_FUNCTIONS;
-  const services = await createServices(model, index, shardFunctions.length ? await ShardFanout.connect(shardFunctions) : undefined, {
-    viewerUrl: env.MEDCLIP_VIEWER_URL,
+  const fanout = shardFunctions.length ? await ShardFanout.connect(shardFunctions) : undefined;
+  let loadedMs = 0;
+  let first = true;
+  const live = await LiveSearch.open({
+    location: indexDir,
+    // the first call is the folder just located; later ones look again
+    locate: async () => {
+      if (!first) return locate();
+      first = false;
+      return indexDir;
+    },
+    open: async (dir) => {
+      const [model, index] = await Promise.all([modelLoad, IndexBundle.load(dir, { model: modelLoad })]);
+      loadedMs ||= performance.now() - t1;
+      return createServices(model, index, fanout, { viewerUrl: env.MEDCLIP_VIEWER_URL });
+    },
+    log: (e) => console.log(JSON.stringify(e)),
   });
+  const index = live.current().index;
+  const t2 = t1 + loadedMs;
   const t3 = performance.now();
   const ms = (x: number) => Math.round(x);
   // modelMs is part of loadMs (model and index load in parallel).
@@ -84,12 +118,18 @@ async function init(): Promise<Ready> {
       vectors: index.count('images') + index.count('reports'),
     }),
   );
-  const app = createApp(services, {
+  const app = createApp(live, {
     auth,
     corsOrigins: env.MEDCLIP_CORS_ORIGINS,
     log: (e) => console.log(JSON.stringify(e)),
   });
-  return { http: handle(app), index };
+  return { http: handle(app), live, fanout, reloadMs: env.MEDCLIP_INDEX_RELOAD_SECONDS * 1000 };
+}
+
+/** A warm function looks for a new index version (and its shards' counts) at most every MEDCLIP_INDEX_RELOAD_SECONDS. */
+async function followIndex(r: Ready): Promise<void> {
+  await r.live.refreshIfDue(r.reloadMs);
+  if (r.fanout?.stale(r.reloadMs)) await r.fanout.refresh().catch(() => {});
 }
 
 /**
@@ -104,7 +144,15 @@ export const handler = async (event: unknown, context: Parameters<LambdaHandler>
     throw err;
   });
   const r = await ready;
-  if (checked.kind === 'shard') return shardRequest(r.index, checked.request);
+  await followIndex(r);
+  if (checked.kind === 'shard') {
+    const h = r.live.acquire();
+    try {
+      return await shardRequest(h.service.index, checked.request);
+    } finally {
+      h.release();
+    }
+  }
   try {
     return await r.http(checked.event as Parameters<LambdaHandler>[0], context);
   } catch (err) {

@@ -24,6 +24,8 @@ const TYPES: Record<number, string> = {
   413: 'payload-too-large',
   415: 'unsupported-media-type',
   422: 'unprocessable-content',
+  431: 'request-header-fields-too-large',
+  499: 'client-closed-request',
   500: 'internal-error',
   503: 'unavailable',
 };

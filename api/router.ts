@@ -1,8 +1,10 @@
 /** The Hono app type of every route module, and a factory that gives each the same validation hook (400 problem+json). */
 import { OpenAPIHono } from '@hono/zod-openapi';
+import type { SearchService } from '../core/search-service.ts';
 import { HttpProblem, problemResponse } from './problem.ts';
 
-export type Env = { Variables: { requestId: string } };
+/** Per request: its id, and the search service (one index version) it is answered from from start to end. */
+export type Env = { Variables: { requestId: string; service: SearchService } };
 
 export function router(): OpenAPIHono<Env> {
   return new OpenAPIHono<Env>({

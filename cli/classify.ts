@@ -1,9 +1,8 @@
 /** `medclip classify`: zero-shot classification of one X-ray, exclusive (softmax over classes) or findings mode. */
 import type { Command } from 'commander';
-import { readFile } from 'node:fs/promises';
 import { MedClipModel } from '../core/model.ts';
 import { DEFAULT_CLASS_NAMES, resolveClasses } from '../core/prompts.ts';
-import { CliError } from './errors.ts';
+import { CliError, namingFile, readInputFile } from './errors.ts';
 
 export function registerClassify(program: Command): void {
   program
@@ -17,9 +16,7 @@ export function registerClassify(program: Command): void {
     .action(async (opts) => {
       if (opts.mode !== 'exclusive' && opts.mode !== 'findings')
         throw new CliError(`--mode must be exclusive or findings, got "${opts.mode}"`);
-      const bytes = await readFile(opts.image).catch((err: NodeJS.ErrnoException) => {
-        throw new CliError(`${opts.image}: ${err.code === 'ENOENT' ? 'file not found' : `cannot read (${err.code})`}`);
-      });
+      const bytes = await readInputFile(opts.image);
       const names = opts.classes
         ? String(opts.classes)
             .split(',')
@@ -28,7 +25,7 @@ export function registerClassify(program: Command): void {
         : undefined;
       const model = await MedClipModel.load(opts.model);
       try {
-        const [vector] = await model.embedImages([bytes]);
+        const [vector] = await namingFile(opts.image, model.embedImages([bytes]));
         const classes =
           opts.mode === 'findings'
             ? (await model.findings(vector!, names)).map((f) => ({ name: f.name as string, probability: f.probability }))

@@ -1,12 +1,11 @@
 /** `medclip index` (build, append, resume, delete) and `medclip search` (query a bundle from the shell). */
 import type { Command } from 'commander';
-import { readFile } from 'node:fs/promises';
 import { SingleBar } from 'cli-progress';
 import { IndexBundle, type SearchFilter } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
 import { buildIndex, deleteFromBundle, upgradeBundle } from '../index-builder/build.ts';
 import { LambdaEmbedder } from '../index-builder/lambda-embedder.ts';
-import { CliError } from './errors.ts';
+import { CliError, namingFile, readInputFile } from './errors.ts';
 import { readEnv } from '../core/env.ts';
 import type { DicomwebSource } from '../index-builder/dicomweb-source.ts';
 import { SearchService, type ImageHit, type ReportHit } from '../core/search-service.ts';
@@ -66,7 +65,7 @@ export function registerIndex(program: Command): void {
     .option('--report-split <name>', 'only report rows of this split')
     .option('--id-column <name>', 'report id column')
     .option('--text-columns <list>', 'report text columns (comma-separated)', 'findings,impression')
-    .option('--resume', 'continue an interrupted build of --out (only with the inputs it was started with)')
+    .option('--resume', 'insist on continuing an interrupted build (the same command continues one anyway; other inputs start over)')
     .option('--append', 'add the given items to the latest version of the bundle in --out (a new version)')
     .option('--force', 'replace the content of an existing bundle in --out (a new version; the previous one is kept until the next)')
     .option('--delete <ids...>', 'remove these image or report ids (a new version)')
@@ -203,7 +202,7 @@ export function registerIndex(program: Command): void {
     .option('--index <dir>', 'index bundle folder', 'indexes/sample')
     .option('--text <query>', 'a finding, e.g. "right lower lobe pneumonia"')
     .option('--image <file>', 'an X-ray (PNG, JPEG or DICOM)')
-    .option('--target <what>', 'images or reports', 'images')
+    .option('--target <what>', 'images or reports (default, as the API: images for --text, reports for --image)')
     .option('--k <n>', 'number of hits', intOpt('--k'), 10)
     .option('--must <list>', 'findings that must be positive (comma-separated)')
     .option('--must-not <list>', 'findings that must not be positive')
@@ -212,12 +211,9 @@ export function registerIndex(program: Command): void {
     .option('--json', 'one JSON line per hit')
     .action(async (opts) => {
       if (!opts.text === !opts.image) throw new CliError('give exactly one of --text or --image');
+      opts.target ??= opts.image ? 'reports' : 'images';
       if (opts.target !== 'images' && opts.target !== 'reports') throw new CliError('--target must be images or reports');
-      const image = opts.image
-        ? await readFile(opts.image).catch((err: NodeJS.ErrnoException) => {
-            throw new CliError(`${opts.image}: ${err.code === 'ENOENT' ? 'file not found' : `cannot read (${err.code})`}`);
-          })
-        : undefined;
+      const image = opts.image ? await readInputFile(opts.image) : undefined;
       const model = await MedClipModel.load(opts.model);
       try {
         // the API's own service: spelling correction, findings with polarity, hybrid report ranking, collapsing
@@ -229,7 +225,7 @@ export function registerIndex(program: Command): void {
         if (opts.source) filter.source = list(opts.source);
         const request = { target: opts.target as 'images' | 'reports', k: opts.k as number, filter };
         const result = image
-          ? await service.searchImage(image, request)
+          ? await namingFile(opts.image, service.searchImage(image, request))
           : await service.searchText({ ...request, query: String(opts.text) });
         for (const w of result.query.warnings ?? []) console.error(`note: ${w}`);
         if (result.query.corrected) console.error(`searched for: ${result.query.corrected}`);

@@ -21,7 +21,8 @@ export function buildProgram(): Command {
     .name('medclip')
     .description('MedCLIP retrieval engine for chest X-rays and radiology reports')
     .version(packageVersion(), '-V, --version', 'print the version')
-    .showHelpAfterError()
+    // every usage error is one line naming the command's --help (the usage itself is one --help away)
+    .configureOutput({ outputError: (text, write) => write(`medclip: ${oneLine(text)}\n`) })
     .exitOverride();
   registerLabel(program);
   registerTrain(program);
@@ -33,9 +34,35 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** Commander's `error: …` message as one line, with where to find the usage. */
+function oneLine(text: string): string {
+  const message = text
+    .replace(/^error: /, '')
+    .trim()
+    .split('\n')[0]!;
+  return `${message} (see medclip --help)`;
+}
+
+/**
+ * An unknown option is named before anything else (commander would first complain about a missing required
+ * option, then print the whole usage): `medclip index --bogus` says `unknown option '--bogus'`.
+ */
+function unknownOption(argv: string[]): CliError | undefined {
+  const program = buildProgram();
+  const [name, ...rest] = argv.slice(2);
+  const command = program.commands.find((c) => c.name() === name || c.aliases().includes(name ?? ''));
+  if (!command) return undefined;
+  const cut = rest.indexOf('--');
+  const { unknown } = command.parseOptions(cut < 0 ? rest : rest.slice(0, cut));
+  const flag = unknown.find((u) => u.startsWith('-') && u !== '-' && u !== '-h' && u !== '--help');
+  return flag === undefined ? undefined : new CliError(`unknown option '${flag.split('=')[0]}' (see medclip ${command.name()} --help)`);
+}
+
 /** Run the CLI; returns the exit code instead of exiting, so tests can call it in-process. */
 export async function main(argv: string[]): Promise<number> {
   try {
+    const unknown = unknownOption(argv);
+    if (unknown) throw unknown;
     await buildProgram().parseAsync(argv);
     return 0;
   } catch (err) {

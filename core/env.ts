@@ -31,6 +31,8 @@ export const EnvSchema = z.object({
   /** onnxruntime threads per session: 1 suits a Lambda vCPU. */
   MEDCLIP_THREADS: z.coerce.number().int().min(1).max(64).default(1),
   MEDCLIP_SHARD_FUNCTIONS: list,
+  /** Lambda: how often (seconds, at most) a warm function checks for a new index version; 0 never. */
+  MEDCLIP_INDEX_RELOAD_SECONDS: z.coerce.number().int().min(0).max(86_400).default(30),
   MEDCLIP_CORS_ORIGINS: list,
   MEDCLIP_AUTH: z.enum(['api-key', 'iam', 'off']).optional(),
   MEDCLIP_API_KEY_SHA256: z.string().optional(),

@@ -23,6 +23,7 @@ import type { DicomUids } from './dicom-header.ts';
 import { MedclipError, type ErrorKind } from './errors.ts';
 import { LEXICAL_VERSION, LexicalIndex } from './lexical.ts';
 import { FilterBitsets } from './filter-bitsets.ts';
+import { MAX_HITS } from './limits.ts';
 
 /**
  * v2 stores each sentence's text at build time and records the labeler and prompt versions, so serving never
@@ -446,27 +447,28 @@ class StoredVectors {
       const base = i * this.stride + this.offset;
       let s = 0;
       for (let d = 0; d < dim; d++) s += this.f32[base + d]! * query[d]!;
+      // a total order: score, then the smaller label first (ties resolve the same whatever k is)
       if (size < k) {
         // sift up
         let c = size++;
         while (c > 0) {
           const p = (c - 1) >> 1;
-          if (heapScore[p]! <= s) break;
+          if (heapScore[p]! < s || (heapScore[p] === s && heapLabel[p]! > label)) break;
           heapScore[c] = heapScore[p]!;
           heapLabel[c] = heapLabel[p]!;
           c = p;
         }
         heapScore[c] = s;
         heapLabel[c] = label;
-      } else if (s > heapScore[0]!) {
-        // replace the root, sift down
+      } else if (s > heapScore[0]! || (s === heapScore[0] && label < heapLabel[0]!)) {
+        // replace the root (the worst kept), sift down
         let c = 0;
         for (;;) {
           const l = 2 * c + 1;
           if (l >= size) break;
           const r = l + 1;
-          const m = r < size && heapScore[r]! < heapScore[l]! ? r : l;
-          if (heapScore[m]! >= s) break;
+          const m = r < size && (heapScore[r]! < heapScore[l]! || (heapScore[r] === heapScore[l] && heapLabel[r]! > heapLabel[l]!)) ? r : l;
+          if (heapScore[m]! > s || (heapScore[m] === s && heapLabel[m]! < label)) break;
           heapScore[c] = heapScore[m]!;
           heapLabel[c] = heapLabel[m]!;
           c = m;
@@ -990,7 +992,9 @@ export class IndexBundle {
     options: SearchOptions & { rerank?: (meta: SentenceMeta, dense: number) => number; extra?: Hit<SentenceMeta>[]; collapse?: boolean },
   ): ReportSentenceHit[] {
     const total = this.count('reports');
-    let want = Math.min(total, Math.max(options.k * 5, 50));
+    // ranked to the deepest request's depth whatever k asks (the first k hits are those of any larger k)
+    const depth = Math.max(options.k, MAX_HITS);
+    let want = Math.min(total, depth * 5);
     const score = (h: Hit<SentenceMeta>) => ({
       ...h,
       fused: options.rerank ? options.rerank(h.meta, h.score) : h.score,
@@ -1016,7 +1020,7 @@ export class IndexBundle {
         }
         hits = [...byText.values()];
       }
-      if (hits.length >= options.k || want >= total) return hits.slice(0, options.k);
+      if (hits.length >= depth || want >= total) return hits.slice(0, options.k);
       want = Math.min(total, want * 4);
     }
   }

@@ -7,6 +7,7 @@
  *   const [image] = await model.embedImages([await readFile('xray.png')]);
  *   model.classify(image, resolveClasses(['No Finding', 'Pneumonia']));
  */
+import { fsErrorReason } from './fs-errors.ts';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
@@ -106,8 +107,13 @@ export class MedClipModel {
     let manifestBytes: Buffer;
     try {
       manifestBytes = await readFile(join(dir, 'manifest.json'));
-    } catch {
-      throw new ModelError(`${dir}: no manifest.json (not a model bundle)`);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new ModelError(
+        code === 'ENOENT' || code === 'ENOTDIR'
+          ? `${dir}: no manifest.json (not a model bundle)`
+          : `${join(dir, 'manifest.json')}: cannot read (${fsErrorReason(err)})`,
+      );
     }
     let raw: unknown;
     try {

@@ -28,6 +28,7 @@ import {
   type RankFeatures,
   type RankWeights,
 } from './search-rank.ts';
+import { MAX_HITS } from './limits.ts';
 
 /** Distinct sentence texts taken from BM25 per query (each brings up to 5 of its sentences). */
 export const LEXICAL_CANDIDATES = 50;
@@ -53,6 +54,22 @@ export interface ReportHit {
   /** How many reports in the index hold this exact sentence. */
   sentenceReports: number;
 }
+
+/** A pooled text in rank order with the report it gave its hit. */
+interface Ranked {
+  text: string;
+  cosine: number;
+  meta: SentenceMeta;
+  features: RankFeatures;
+  /** Report id -> rank of the hit that took it (shared by one ranking). */
+  taken: Map<string, number>;
+}
+
+/**
+ * Distinct texts taken from the dense search first: enough for MAX_HITS hits in nearly every query (each text gives
+ * one hit); a query whose pool gives fewer looks 4x deeper, and so on.
+ */
+const DENSE_TEXT_POOL = 2 * MAX_HITS;
 
 /** A candidate wording: its cosine to the query, the cosine it is ranked by (less hubness for image queries), its
  * labels and its lexical score. */
@@ -123,11 +140,17 @@ export class ReportSearch {
       if (this.index.countMatchingTexts(filter) <= AFFIRMED_POOL_MAX_SHARE * texts)
         for (const h of this.index.searchTexts(vector, { k: AFFIRMED_CANDIDATES, filter })) add(h);
     }
-    let want = Math.min(texts, Math.max(o.k * 5, 50));
+    // The pool, and the order in it, are those of the deepest request (MAX_HITS), whatever k asks: the first k hits
+    // are then the first k of any larger k.
+    const depth = Math.max(o.k, MAX_HITS);
+    let want = Math.min(texts, DENSE_TEXT_POOL);
     for (;;) {
-      for (const h of this.index.searchTexts(vector, { k: want, filter: o.filter })) add(h);
-      const hits = this.pick(pool, findings, o.k, findings.length > 0 && o.relevance === true, o.byReportSimilarity ? vector : undefined);
-      if (hits.length >= o.k || want >= texts) return hits;
+      const found = this.index.searchTexts(vector, { k: want, filter: o.filter });
+      for (const h of found) add(h);
+      const order = this.order(pool, findings, depth, o.byReportSimilarity ? vector : undefined);
+      // fewer than `depth` hits while the search may hold more: look deeper
+      if (order.length >= depth || found.length < want || want >= texts)
+        return this.materialise(order.slice(0, o.k), findings.length > 0 && o.relevance === true);
       want = Math.min(texts, want * 4);
     }
   }
@@ -148,15 +171,17 @@ export class ReportSearch {
     return m;
   }
 
-  /** Rank the pooled texts and give each the best report not already taken. */
-  private pick(
+  /**
+   * Rank the pooled texts and give each the best report not already taken (greedy in rank order, so the first n of a
+   * longer order are the order for n).
+   */
+  private order(
     pool: Map<string, Candidate>,
     findings: QueryFinding[],
-    k: number,
-    relevant: boolean,
+    depth: number,
     /** The query vector, to order a text's reports by their similarity to it. */
     byReport: Float32Array | undefined,
-  ): ReportHit[] {
+  ): Ranked[] {
     const scored = [...pool].map(([text, c]) => {
       const members = this.members(text, byReport ? MAX_MEMBERS_BY_SIMILARITY : MAX_MEMBERS_SCORED).map((m) => {
         const rv = byReport ? this.index.reportVector(m.meta.reportId) : undefined;
@@ -177,30 +202,45 @@ export class ReportSearch {
       return { text, cosine: c.cosine, members, features, fused: fusedScore(features, this.weights) };
     });
     scored.sort((a, b) => b.fused - a.fused);
-    const used = new Set<string>();
-    const hits: ReportHit[] = [];
+    // report id -> the rank of the hit that took it
+    const taken = new Map<string, number>();
+    const out: Ranked[] = [];
     for (const s of scored) {
-      if (hits.length >= k) break;
-      const chosen = s.members.find((m) => !used.has(m.meta.reportId));
+      if (out.length >= depth) break;
+      const chosen = s.members.find((m) => !taken.has(m.meta.reportId));
       if (!chosen) continue;
-      used.add(chosen.meta.reportId);
-      const features = { ...s.features, reportAgreement: chosen.reportAgreement };
-      const same: string[] = [];
-      for (const m of this.index.sentencesWithText(s.text, MAX_COLLAPSED_IDS + k + 1)) {
-        if (same.length >= MAX_COLLAPSED_IDS) break;
-        if (m !== chosen.meta && !used.has(m.reportId) && !same.includes(m.reportId)) same.push(m.reportId);
-      }
-      hits.push({
-        hit: { score: s.cosine, meta: chosen.meta },
-        report: this.index.report(chosen.meta.reportId)!,
-        sentence: s.text,
-        features,
-        ...(relevant ? { relevance: Math.round(reportRelevance(features, this.relevance) * 1000) / 1000 } : {}),
-        same,
-        sentenceReports: this.index.reportsWithSentence(s.text),
+      taken.set(chosen.meta.reportId, out.length);
+      out.push({
+        text: s.text,
+        cosine: s.cosine,
+        meta: chosen.meta,
+        features: { ...s.features, reportAgreement: chosen.reportAgreement },
+        taken,
       });
     }
-    return hits;
+    return out;
+  }
+
+  /** The hits of the first ranked texts: their reports, the other reports holding the same sentence, relevance. */
+  private materialise(ranked: Ranked[], relevant: boolean): ReportHit[] {
+    return ranked.map((r, rank) => {
+      // the other reports with this sentence, but those this hit or a better one took
+      const same: string[] = [];
+      for (const m of this.index.sentencesWithText(r.text, MAX_COLLAPSED_IDS + MAX_HITS + 1)) {
+        if (same.length >= MAX_COLLAPSED_IDS) break;
+        const by = r.taken.get(m.reportId);
+        if (m !== r.meta && (by === undefined || by > rank) && !same.includes(m.reportId)) same.push(m.reportId);
+      }
+      return {
+        hit: { score: r.cosine, meta: r.meta },
+        report: this.index.report(r.meta.reportId)!,
+        sentence: r.text,
+        features: r.features,
+        ...(relevant ? { relevance: Math.round(reportRelevance(r.features, this.relevance) * 1000) / 1000 } : {}),
+        same,
+        sentenceReports: this.index.reportsWithSentence(r.text),
+      };
+    });
   }
 
   /** Bundles without the distinct-text index: sentence candidates, best sentence per report, then collapsed. */

@@ -49,10 +49,35 @@ export class ShardFanout implements IndexReader {
     const counts = await Promise.all(
       functions.map((_, i) => f.invoke<{ images: number; version?: number }>(i, { kind: 'medclip-shard', op: 'count' })),
     );
-    f.total = counts.reduce((s, c) => s + c.images, 0);
-    f.highest = Math.max(0, ...counts.map((c) => c.version ?? 0));
+    f.setCounts(counts);
     return f;
   }
+
+  private checkedAt = Date.now();
+
+  private setCounts(counts: { images: number; version?: number }[]): void {
+    this.total = counts.reduce((s, c) => s + c.images, 0);
+    this.highest = Math.max(0, ...counts.map((c) => c.version ?? 0));
+    this.versions = counts.map((c) => c.version);
+    this.checkedAt = Date.now();
+  }
+
+  /** Whether the shards' counts are older than `ms` (0: never stale). */
+  stale(ms: number): boolean {
+    return ms > 0 && Date.now() - this.checkedAt >= ms;
+  }
+
+  /** Ask every shard its count and version again (each follows its own bundle); merged facets are asked anew. */
+  async refresh(): Promise<void> {
+    this.checkedAt = Date.now();
+    const counts = await Promise.all(
+      this.functions.map((_, i) => this.invoke<{ images: number; version?: number }>(i, { kind: 'medclip-shard', op: 'count' })),
+    );
+    if (counts.some((c, i) => c.version !== this.versions[i])) this.merged = undefined;
+    this.setCounts(counts);
+  }
+
+  private versions: (number | undefined)[] = [];
 
   private async invoke<T>(shard: number, req: ShardRequest): Promise<T> {
     let last = '';
@@ -126,7 +151,7 @@ export class ShardFanout implements IndexReader {
 
   private merged?: Promise<ImageFacets>;
 
-  /** Every shard's facets, merged; asked once (shards never change under a running API), again after a failure. */
+  /** Every shard's facets, merged; asked once per set of shard versions (`refresh`), again after a failure. */
   facets(): Promise<ImageFacets> {
     if (!this.merged) {
       this.merged = Promise.all(this.functions.map((_, i) => this.invoke<ImageFacets>(i, { kind: 'medclip-shard', op: 'facets' }))).then(

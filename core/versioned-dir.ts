@@ -7,6 +7,8 @@
  *     v000003/       the previous version, kept until the next publish (a reader that read CURRENT just before
  *                    the switch still finds its files)
  *     .staging-*     a version being written; a killed writer's leftovers are removed by the next writer
+ *     .readers/      leases of serving processes on the versions they still read (core/reader-leases.ts): a
+ *                    leased version outlives the next publishes until its reader lets go
  *
  * Writers must hold the folder's lock (`core/bundle-lock.ts`); readers need none. A folder written before versions
  * existed (its files directly inside) still reads as one version, and is tidied away two publishes later.
@@ -16,14 +18,18 @@
  *   const live = await currentVersion(dir, 'manifest.json');
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MedclipError } from './errors.ts';
+import { fsErrorReason } from './fs-errors.ts';
+import { leasedVersions, ROOT_VERSION } from './reader-leases.ts';
 
 export const CURRENT_FILE = 'CURRENT';
 const STAGING_PREFIX = '.staging-';
 const VERSION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
+/** The version folders this project's writers name (index versions, training checkpoints, S3 cache copies). */
+const WRITTEN_VERSION = /^(v\d{6,}|step-\d+-[a-z0-9]+|fetch-[a-z0-9]+-\d+)$/;
 
 export class VersionedDirError extends MedclipError {
   constructor(message: string) {
@@ -51,7 +57,7 @@ export async function currentName(dir: string): Promise<string | undefined> {
     text = await readFile(join(dir, CURRENT_FILE), 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
-    throw new VersionedDirError(`${dir}: cannot read ${CURRENT_FILE} (${(err as NodeJS.ErrnoException).code})`);
+    throw new VersionedDirError(`${join(dir, CURRENT_FILE)}: cannot read (${fsErrorReason(err)})`);
   }
   const name = text.trim();
   if (!VERSION_NAME.test(name)) throw new VersionedDirError(`${dir}: ${CURRENT_FILE} does not name a version folder`);
@@ -65,7 +71,19 @@ export async function currentName(dir: string): Promise<string | undefined> {
 export async function currentVersion(dir: string, marker: string): Promise<string | undefined> {
   const name = await currentName(dir);
   if (name) return join(dir, name);
-  return existsSync(join(dir, marker)) ? dir : undefined;
+  return hasMarker(dir, marker) ? dir : undefined;
+}
+
+/** Whether `dir` holds `marker`; a folder that cannot be read says so (a permission error is not "no bundle"). */
+function hasMarker(dir: string, marker: string): boolean {
+  try {
+    accessSync(join(dir, marker), constants.R_OK);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw new VersionedDirError(`${join(dir, marker)}: cannot read (${fsErrorReason(err)})`);
+  }
 }
 
 /** `currentVersion` for synchronous callers. */
@@ -81,7 +99,7 @@ export function currentVersionSync(dir: string, marker: string): string | undefi
     if (!VERSION_NAME.test(name)) throw new VersionedDirError(`${dir}: ${CURRENT_FILE} does not name a version folder`);
     return join(dir, name);
   }
-  return existsSync(join(dir, marker)) ? dir : undefined;
+  return hasMarker(dir, marker) ? dir : undefined;
 }
 
 /** Remove what killed writers left (staging folders). Call with the folder's lock held. */
@@ -135,13 +153,26 @@ export async function publishVersion(dir: string, staged: string, name: string):
   await rename(pointer, join(dir, CURRENT_FILE));
   await fsyncPath(dir);
   faultPoint('switched');
-  // Keep the new version and the one before it. A folder from before versions (files at the top) is the
-  // previous version on its first versioned publish, and is removed on the next.
-  const keep = new Set([CURRENT_FILE, name, ...(previous ? [previous] : [])]);
+  await pruneVersions(dir, name, previous);
+  return target;
+}
+
+/**
+ * Remove every version but the live one, the one before it (a reader that read CURRENT just before the switch still
+ * finds its files) and those a live reader holds a lease on (core/reader-leases.ts): a serving process that follows
+ * the folder keeps its version until its last request on it has finished. A folder from before versions (files at
+ * the top) is the previous version on its first versioned publish, and is removed on a later one unless leased.
+ */
+export async function pruneVersions(dir: string, live: string, previous: string | undefined): Promise<string[]> {
+  const leased = await leasedVersions(dir);
+  const keep = new Set([CURRENT_FILE, live, ...(previous ? [previous] : []), ...leased]);
+  const removed: string[] = [];
   for (const entry of await readdir(dir)) {
     if (keep.has(entry) || entry.startsWith('.')) continue;
     if (!previous) continue; // the legacy files are the previous version: keep them this time
+    if (leased.has(ROOT_VERSION) && !WRITTEN_VERSION.test(entry)) continue; // a reader still reads the legacy files
     await rm(join(dir, entry), { recursive: true, force: true });
+    removed.push(entry);
   }
-  return target;
+  return removed;
 }

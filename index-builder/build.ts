@@ -1,7 +1,8 @@
 /**
  * `medclip index`: embed an image corpus and a report corpus into a versioned index bundle.
  * Streams the corpus in batches (several in flight), keeps what is done in `<out>.partial/` so a killed build
- * resumes with `--resume` (same inputs only), skips and records bad items, and publishes a new version at the end.
+ * resumes when the same command runs again (any other write discards it, with a notice), skips and records bad items,
+ * and publishes a new version at the end.
  * `--append` adds to the latest version, `deleteFromBundle` removes items; every writer holds the bundle's lock
  * for its whole run, so concurrent writers queue and each applies its change on top of the latest version.
  */
@@ -86,7 +87,7 @@ export interface BuildSummary {
   dicomweb?: DicomwebStats;
 }
 
-/** What a partial build was started with; `--resume` continues it only with the same. */
+/** What a partial build was started with; a run with the same inputs continues it, any other starts over. */
 interface BuildInputs {
   mode: 'build' | 'append';
   modelSha256: string;
@@ -134,6 +135,16 @@ function differingInputs(a: BuildInputs, b: BuildInputs): string[] {
   return (Object.keys(flagName) as (keyof BuildInputs)[])
     .filter((k) => JSON.stringify(a[k] ?? null) !== JSON.stringify(b[k] ?? null))
     .map((k) => flagName[k]);
+}
+
+/** What an interrupted build recorded; undefined when its state file cannot be read (it is then discarded). */
+async function readBuildState(file: string): Promise<BuildState | undefined> {
+  try {
+    const state = JSON.parse(await readFile(file, 'utf8')) as BuildState;
+    return state && typeof state === 'object' && state.inputs ? state : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The live version folder of a bundle location, as a build error. */
@@ -236,7 +247,9 @@ async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void)
   const log = o.log ?? (() => {});
   const partialDir = `${out}.partial`;
   const live = await liveVersion(out);
-  if (live && !o.append && !o.force && !(o.resume && existsSync(partialDir)))
+  if (live && !o.append && !o.force && o.resume && !existsSync(join(partialDir, 'build.json')))
+    throw new IndexBuildError(`--resume: nothing to resume, ${o.out} is complete`);
+  if (live && !o.append && !o.force && !existsSync(join(partialDir, 'build.json')))
     throw new IndexBuildError(
       `${o.out} already exists: use --append to add to it, --force to replace its content, or choose another --out`,
     );
@@ -275,31 +288,30 @@ async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void)
       baseVersion: o.append ? liveManifest!.version : null,
     };
     const stateFile = join(partialDir, 'build.json');
-    const fresh = !existsSync(stateFile);
+    // An interrupted write never blocks the next: the same command again finishes it; any other discards it.
+    let fresh = !existsSync(stateFile);
     if (!fresh) {
-      let previous: BuildState;
-      try {
-        previous = JSON.parse(await readFile(stateFile, 'utf8')) as BuildState;
-      } catch {
-        throw new IndexBuildError(`${stateFile} is unreadable; delete ${partialDir} to start over`);
-      }
-      const what = previous.inputs?.mode === 'append' ? 'an interrupted --append' : 'an interrupted build';
-      if (!o.resume)
-        throw new IndexBuildError(
-          `${what} of ${o.out} (started ${previous.startedAt ?? 'earlier'}) is kept in ${partialDir}: rerun it with --resume and the same inputs to finish it, or delete that folder`,
-        );
-      const differs = previous.inputs ? differingInputs(previous.inputs, inputs) : ['(no recorded inputs)'];
-      if (differs.length)
-        throw new IndexBuildError(
-          `--resume: ${what} in ${partialDir} was started with a different ${differs.join(', ')}` +
+      const previous = await readBuildState(stateFile);
+      const what = previous?.inputs?.mode === 'append' ? 'an interrupted --append' : 'an interrupted build';
+      const differs = previous?.inputs ? differingInputs(previous.inputs, inputs) : ['(unreadable build.json)'];
+      if (differs.length === 0) log(`resuming ${what} of ${o.out} (started ${previous!.startedAt ?? 'earlier'}) from ${partialDir}`);
+      else {
+        log(
+          `discarding ${what} of ${o.out} (started ${previous?.startedAt ?? 'earlier'}): it had a different ${differs.join(', ')}` +
             (differs.includes('bundle version')
-              ? ` (the bundle moved from version ${previous.inputs.baseVersion} to ${inputs.baseVersion} since)`
+              ? ` (the bundle moved from version ${previous!.inputs.baseVersion} to ${inputs.baseVersion} since)`
               : '') +
-            '; rerun with the same inputs, or delete that folder to start over',
+            '; starting over',
         );
-      log(`resuming the build in ${partialDir}`);
-    } else {
-      if (o.resume && live && !o.append && !o.force) throw new IndexBuildError(`--resume: nothing to resume, ${o.out} is complete`);
+        await rm(partialDir, { recursive: true, force: true });
+        fresh = true;
+      }
+    }
+    if (fresh) {
+      if (live && !o.append && !o.force)
+        throw new IndexBuildError(
+          `${o.out} already exists: use --append to add to it, --force to replace its content, or choose another --out`,
+        );
       await mkdir(partialDir, { recursive: true });
       await writeFile(stateFile, JSON.stringify({ startedAt: new Date().toISOString(), inputs } satisfies BuildState));
     }

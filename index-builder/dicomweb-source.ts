@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { pMapIterable } from 'p-map';
 import { isNonImageSopClass, readDicomHeader, TEXT_SR_CLASSES, type DicomUids } from '../core/dicom-header.ts';
 import { readTextReport } from '../core/dicom-sr.ts';
-import { type DicomwebClient, jsonValue, type DicomJson, type DicomwebAuth } from '../core/dicomweb.ts';
+import { type DicomwebClient, DicomwebError, jsonValue, type DicomJson, type DicomwebAuth } from '../core/dicomweb.ts';
 import type { ImageMeta } from '../core/index.ts';
 import { reportItem, type ImageItem, type ReportItem } from './corpus.ts';
 
@@ -99,6 +99,14 @@ async function* listInstances(client: DicomwebClient, o: DicomwebSource, modalit
   }
 }
 
+/**
+ * A server out of reach, busy or failing (after the client's retries): not the instance's fault. It ends the run with
+ * exit 75 instead of being recorded as a skipped item, which a later run would never fetch again.
+ */
+function isOutage(err: unknown): boolean {
+  return err instanceof DicomwebError && err.kind === 'unavailable';
+}
+
 /** Fetch an instance into the cache folder (atomically), or read it from there when an earlier run did. */
 async function fetchCached(
   client: DicomwebClient,
@@ -169,6 +177,7 @@ export async function* dicomwebImages(
       try {
         fetchedItem = await fetchCached(client, cacheDir, item, stats);
       } catch (err) {
+        if (isOutage(err)) throw err; // the run ends (exit 75); the same command again fetches it
         return failed((err as Error).message);
       }
       const header = readDicomHeader(fetchedItem.bytes);
@@ -221,6 +230,7 @@ export async function* dicomwebReports(
         stats.reports++;
         return reportItem(item.instance, sr.text, { dicom: uids });
       } catch (err) {
+        if (isOutage(err)) throw err;
         return { report: { id: item.instance, text: {}, labels: {}, dicom: uids }, sentences: [], failure: (err as Error).message };
       }
     },

@@ -3,7 +3,10 @@
 // bundle (chest CR/DX only, non-image and broken instances listed in errors.jsonl, SR reports linked to their
 // study), a second run appends only the new study (the cursor), and search answers carry UIDs and viewer links.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { DicomwebError } from '../core/dicomweb.ts';
@@ -246,6 +249,78 @@ test('a build killed after fetching resumes with --resume from the fetched insta
   assert.equal(resumed.dicomweb!.cached, 2, 'the two X-rays come from the partial build');
   assert.equal(resumed.images.indexed, 2);
   assert.equal(resumed.reports.reports, 2);
+});
+
+/**
+ * A stand-in for the PACS's network path: forwards to Orthanc, and after `stopAfter` instance retrievals have been
+ * answered it goes away (listener closed, connections cut), as a PACS restarted mid-ingestion does; `start` brings it
+ * back on the same port.
+ */
+async function flakyProxy(target: string, stopAfter: number) {
+  const upstream = new URL(target);
+  const sockets = new Set<Socket>();
+  let served = 0;
+  let server: Server | undefined;
+  let port = 0;
+  const start = () =>
+    new Promise<void>((resolve) => {
+      served = 0;
+      server = createHttpServer((req, res) => {
+        const forward = httpRequest(
+          { host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers },
+          (up) => {
+            res.writeHead(up.statusCode ?? 502, up.headers);
+            up.pipe(res);
+            up.on('end', () => {
+              if (/\/instances\/[0-9.]+$/.test(req.url ?? '') && ++served === stopAfter && stopAfter > 0) stop();
+            });
+          },
+        );
+        forward.on('error', () => res.destroy());
+        req.pipe(forward);
+      });
+      server.on('connection', (s) => {
+        sockets.add(s);
+        s.on('close', () => sockets.delete(s));
+      });
+      server.listen(port, '127.0.0.1', () => {
+        port = (server!.address() as AddressInfo).port;
+        resolve();
+      });
+    });
+  const stop = () => {
+    server?.close();
+    for (const s of sockets) s.destroy();
+  };
+  await start();
+  return { url: () => `http://127.0.0.1:${port}${upstream.pathname}`, start, stop, disarm: () => (stopAfter = 0) };
+}
+
+test('a PACS that goes away mid-ingestion: exit 75, and the same command again finishes the work', { skip }, async () => {
+  const out = join(dir, 'outage');
+  const proxy = await flakyProxy(orthanc.dicomweb, 1);
+  const env = { MEDCLIP_DICOMWEB_PASSWORD: ORTHANC_USER.password };
+  const args = ['index', '--model', MODEL, '--out', out, '--dicomweb', proxy.url(), '--dicomweb-user', ORTHANC_USER.user];
+  args.push('--study', STUDY.a, STUDY.b, STUDY.c);
+  try {
+    const down = await medclipWith({ env, timeoutMs: 120_000 }, ...args);
+    assert.equal(down.code, 75, down.stderr);
+    assert.match(down.stderr.trim().split('\n').pop()!, /^medclip: DICOMweb .* unreachable/);
+    assert.ok(!existsSync(join(out, 'CURRENT')), 'nothing is published by the failed run');
+    proxy.disarm();
+    await proxy.start(); // the PACS is back
+    const again = await medclipWith({ env, timeoutMs: 120_000 }, ...args);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /resuming an interrupted build/);
+  } finally {
+    proxy.stop();
+  }
+  // the same as a run that never saw the outage: every chest X-ray and report, and no outage recorded as a bad item
+  const bundle = await IndexBundle.load(out);
+  assert.deepEqual([...bundle.entries('images')].map((e) => e.meta.id).sort(), [uid(1, 1, 1), uid(2, 1, 1), uid(3, 1, 1)].sort());
+  assert.equal(bundle.reports.size, 2);
+  const errors = await readFile(join(liveDir(out), 'errors.jsonl'), 'utf8');
+  assert.ok(!/unreachable|HTTP 5/.test(errors), errors);
 });
 
 test('wrong credentials and an unreachable server are one clear error each, and the bundle stays as it was', { skip }, async () => {

@@ -7,7 +7,7 @@ import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -260,19 +260,55 @@ test('medclip serve: SIGTERM lets an in-flight request finish, then exits 0; npm
   assert.equal(code, 0);
   assert.match(err, /SIGTERM: finishing in-flight requests/);
 
-  // npm start (the README's command): SIGTERM to npm reaches the server, nothing is left running
+  // npm start (the README's command): SIGTERM to npm reaches the server, and nothing of its own process tree is
+  // left running (only this test's processes are looked at: a user's own `npm start` beside the tests is not ours)
   const npm = spawn('npm', ['start', '--', '--port', '0'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   let npmErr = '';
   npm.stderr.on('data', (d: Buffer) => (npmErr += d));
   while (!/on http:\/\//.test(npmErr)) await once(npm.stderr, 'data');
+  const tree = descendants(npm.pid!);
+  assert.ok(tree.length >= 1, 'npm start runs the server as its child');
   npm.kill('SIGTERM');
   await once(npm, 'exit');
   await new Promise((r) => setTimeout(r, 500));
-  const left = await new Promise<string>((resolve) =>
-    execFile('pgrep', ['-f', `medclip.js serve --model models/medclip-tiny`], (_e, out) => resolve(out.trim())),
-  );
-  assert.equal(left, '', 'no server process outlives npm start');
+  const left = tree.filter(alive);
+  assert.deepEqual(left, [], 'no process of npm start outlives it');
 });
+
+/** The pids below `root` in the process tree (Linux /proc), children before grandchildren. */
+function descendants(root: number): number[] {
+  const parent = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  const queue = [root];
+  while (queue.length) {
+    const p = queue.shift()!;
+    for (const [pid, ppid] of parent)
+      if (ppid === p) {
+        out.push(pid);
+        queue.push(pid);
+      }
+  }
+  return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '); // a zombie is already gone
+  } catch {
+    return false;
+  }
+}
 
 test('medclip serve on a busy port: one line, exit 1', async () => {
   const blocker = createServer().listen(0, '127.0.0.1');

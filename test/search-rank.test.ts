@@ -6,6 +6,7 @@ import { IndexBundle } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
 import { agreeingFindings, findingAgreement, queryFindings } from '../core/search-rank.ts';
 import { createApp, createServices } from '../api/app.ts';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IMAGES_CSV, IU_REPORTS, outputDir, REPO } from './helpers/paths.ts';
 import { textToReports } from './helpers/api.ts';
@@ -129,4 +130,42 @@ test('image -> reports hubness: the shipped hub weight lowers the share of X-ray
   assert.ok(before.queries > 500);
   assert.ok(after.share < before.share - 0.2, `hub share ${before.share} -> ${after.share}`);
   assert.ok(after.findingMatch > before.findingMatch - 0.02, `finding match ${before.findingMatch} -> ${after.findingMatch}`);
+});
+
+test('ranking does not depend on k: for every search kind, the first k hits are the first k of a request for 100', async () => {
+  const images = ['samples/corpus/images/nih/00005567_002.png', 'samples/corpus/images/kermany/x/IM-0193-0001.jpg'].map((f) =>
+    readFileSync(join(REPO, f)),
+  );
+  const filters = [undefined, { must: ['Pneumonia'] }, { source: ['nih'] }, { mustNot: ['No Finding'] }];
+  const hits = async (request: { text?: string; image?: Buffer; target: string; k: number; filter?: object }) => {
+    const r = request.text
+      ? await app.request('/v1/search/text', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ query: request.text, target: request.target, k: request.k, filter: request.filter }),
+        })
+      : await app.request(
+          `/v1/search/image?target=${request.target}&k=${request.k}${request.filter ? `&filter=${encodeURIComponent(JSON.stringify(request.filter))}` : ''}`,
+          { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(request.image!) },
+        );
+    assert.equal(r.status, 200);
+    return ((await r.json()) as { hits: unknown[] }).hits;
+  };
+  let compared = 0;
+  for (const target of ['images', 'reports'])
+    for (const filter of filters)
+      for (const query of [
+        ...['right lower lobe pneumonia', 'no pneumothorax', 'normal chest', 'pnuemonia'].map(
+          (text) => ({ text }) as { text?: string; image?: Buffer },
+        ),
+        ...images.map((image) => ({ image }) as { text?: string; image?: Buffer }),
+      ]) {
+        const deepest = await hits({ ...query, target, k: 100, filter });
+        for (const k of [1, 3, 10, 37]) {
+          const first = await hits({ ...query, target, k, filter });
+          assert.deepEqual(first, deepest.slice(0, k), `${target} ${JSON.stringify(filter)} ${query.text ?? 'image'} k=${k}`);
+          compared++;
+        }
+      }
+  assert.equal(compared, 2 * 4 * 6 * 4);
 });

@@ -1,6 +1,6 @@
 // Writers of one bundle, as separate processes (as users and cron jobs run them): concurrent appends and deletes
 // all land with no id pointing at another image's vector; a writer killed -9 at any point of its publish leaves a
-// bundle that loads and verifies; --resume refuses other inputs; a full disk names the file and changes nothing.
+// bundle that loads and verifies; an interrupted write never blocks the next; a full disk names the file and changes nothing.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { IndexBundle } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
 import { withLock, LockTimeoutError } from '../core/bundle-lock.ts';
-import { buildIndex, IndexBuildError } from '../index-builder/build.ts';
+import { buildIndex } from '../index-builder/build.ts';
 import { DATA, IMAGES_CSV, liveDir, outputDir } from './helpers/paths.ts';
 import { tinyModelBundle } from './helpers/tiny-model.ts';
 import { medclipWith } from './helpers/cli.ts';
@@ -144,36 +144,56 @@ test('a writer gives up after --lock-timeout naming the holder', async () => {
   assert.equal((await IndexBundle.load(out, { model })).count('images'), 3, 'nothing changed');
 });
 
-test('--resume refuses different inputs, naming what differs; an interrupted append is named as such', async () => {
+test('an interrupted --append never blocks the next: the same command finishes it, other writes discard it with a notice', async () => {
   const out = join(dir, 'resume');
   rmSync(out, { recursive: true, force: true });
   rmSync(`${out}.partial`, { recursive: true, force: true });
-  const a = table('resume-a', valRows.slice(0, 4));
-  const b = table('resume-b', valRows.slice(4, 8));
+  const rows = (from: number, n: number) => valRows.slice(from, from + n);
+  const a = table('resume-a', rows(0, 4));
+  const b = table('resume-b', rows(4, 4));
+  const c = table('resume-c', rows(8, 3));
+  const d = table('resume-d', rows(11, 3));
   await buildIndex({ model: modelDir, images: a, root: DATA, out });
-  // an append killed after its first batch leaves its partial state behind
-  const killed = await appendCli(b, out, { env: { MEDCLIP_FAULT_KILL_AT: 'staged' }, timeoutMs: 120_000 });
-  assert.equal(killed.signal, 'SIGKILL');
-  rmSync(`${out}.lock`, { recursive: true, force: true });
-  await assert.rejects(
-    buildIndex({ model: modelDir, images: a, root: DATA, out, append: true }),
-    (e: unknown) =>
-      e instanceof IndexBuildError && /an interrupted --append of .* is kept in .*resume\.partial: rerun it with --resume/.test(e.message),
-  );
-  await assert.rejects(
-    buildIndex({ model: modelDir, images: a, root: DATA, out, append: true, resume: true }),
-    (e: unknown) => e instanceof IndexBuildError && /started with a different --images/.test(e.message),
-  );
-  await assert.rejects(
-    buildIndex({ model: modelDir, images: b, root: DATA, out, append: true, resume: true, split: 'val' }),
-    /started with a different --split/,
-  );
-  await assert.rejects(
-    buildIndex({ model: modelDir, images: b, root: DATA, out, append: true, resume: true, hnsw: { M: 8 } }),
-    /started with a different HNSW parameters/,
-  );
-  const s = await buildIndex({ model: modelDir, images: b, root: DATA, out, append: true, resume: true });
-  assert.equal(s.images.indexed, 8);
+  const kill = { env: { MEDCLIP_FAULT_KILL_AT: 'staged' }, timeoutMs: 120_000 };
+  const dropLock = () => rmSync(`${out}.lock`, { recursive: true, force: true }); // a killed writer's lock (stale after 10 s)
+
+  // killed after embedding everything: the same command again finishes it from the partial state
+  assert.equal((await appendCli(b, out, kill)).signal, 'SIGKILL');
+  dropLock();
+  const again = await appendCli(b, out, { timeoutMs: 120_000 });
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /resuming an interrupted --append of .* from .*resume\.partial/);
+
+  // killed again; an ordinary --append of other images discards the stale partial in one line and lands
+  assert.equal((await appendCli(c, out, kill)).signal, 'SIGKILL');
+  dropLock();
+  const other = await appendCli(d, out, { timeoutMs: 120_000 });
+  assert.equal(other.code, 0, other.stderr);
+  assert.match(other.stderr, /discarding an interrupted --append of .*: it had a different --images; starting over/);
+
+  // killed again; a --delete in between moves the bundle on; the next --append discards (the bundle moved) and lands
+  assert.equal((await appendCli(c, out, kill)).signal, 'SIGKILL');
+  dropLock();
+  const victim = pathOf(rows(0, 1)[0]!);
+  const del = await medclipWith({ timeoutMs: 120_000 }, 'index', '--model', modelDir, '--out', out, '--delete', victim);
+  assert.equal(del.code, 0, del.stderr);
+  const last = await appendCli(c, out, { timeoutMs: 120_000 });
+  assert.equal(last.code, 0, last.stderr);
+  assert.match(last.stderr, /discarding an interrupted --append .*the bundle moved from version \d+ to \d+ since/);
+  assert.ok(!existsSync(`${out}.partial`));
+
+  // nothing lost, nothing doubled: every row once but the deleted one, each with its own vector
+  const index = await IndexBundle.load(out, { model });
+  const ids = [...index.entries('images')].map((e) => e.meta.id).sort();
+  const want = rows(0, 14)
+    .map(pathOf)
+    .filter((id) => id !== victim)
+    .sort();
+  assert.deepEqual(ids, want);
+  assert.equal(await assertVectorsMatchIds(index), 13);
+
+  // --resume still refuses to start anything new on a complete bundle
+  await assert.rejects(buildIndex({ model: modelDir, images: a, root: DATA, out, resume: true }), /nothing to resume/);
 });
 
 test('a full disk: the error names the file being written, the CLI exits 1 in one line, the bundle is unchanged', async (t) => {

@@ -1,16 +1,15 @@
 /** What the index holds: health and counts, facets for filters, an image's preview, a report. */
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import type { SearchService } from '../../core/search-service.ts';
 import { EXAMPLES } from '../examples.ts';
 import { jpeg, json, problem, unauthorized } from '../openapi-parts.ts';
 import { HttpProblem } from '../problem.ts';
-import { router } from '../router.ts';
+import { router, type Env } from '../router.ts';
 import * as S from '../schemas.ts';
 
 const IdParam = z.object({ id: z.string().min(1).max(1000).openapi({ description: 'URL-encoded id' }) });
 
-export function indexRoutes(service: SearchService) {
+export function indexRoutes() {
   const app = router();
 
   app.openapi(
@@ -21,7 +20,7 @@ export function indexRoutes(service: SearchService) {
       summary: 'Model and index identity and counts',
       responses: { 200: json(S.Health, 'Service is up', EXAMPLES.health), ...unauthorized },
     }),
-    (c) => c.json(service.health(), 200),
+    (c) => c.json(c.var.service.health(), 200),
   );
 
   app.openapi(
@@ -32,7 +31,7 @@ export function indexRoutes(service: SearchService) {
       summary: 'Views, sources and findings of the indexed images, with counts (to build filters)',
       responses: { 200: json(S.Facets, 'What the image collection holds', EXAMPLES.facets), ...unauthorized },
     }),
-    async (c) => c.json(await service.facets(), 200),
+    async (c) => c.json(await c.var.service.facets(), 200),
   );
 
   app.openapi(
@@ -44,8 +43,8 @@ export function indexRoutes(service: SearchService) {
       request: { params: IdParam },
       responses: { 200: jpeg('JPEG preview'), 400: problem('Malformed id'), ...unauthorized, 404: problem('No such image') },
     }),
-    async (c: Context) => {
-      const bytes = await service.imagePreview(pathId(c));
+    async (c: Context<Env>) => {
+      const bytes = await c.var.service.imagePreview(pathId(c));
       return c.body(new Uint8Array(bytes), 200, { 'content-type': 'image/jpeg', 'cache-control': 'private, max-age=3600' });
     },
   );
@@ -73,7 +72,7 @@ export function indexRoutes(service: SearchService) {
         404: problem('No such report'),
       },
     }),
-    (c: Context) => c.json(service.report(pathId(c)), 200),
+    (c: Context<Env>) => c.json(c.var.service.report(pathId(c)), 200),
   );
 
   return app;

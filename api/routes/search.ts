@@ -2,13 +2,13 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { BUILTIN_CLASS_NAMES } from '../../core/prompts.ts';
-import { QUERY_PREVIEW_SIZE, type SearchService, type StageTimings } from '../../core/search-service.ts';
+import { QUERY_PREVIEW_SIZE, type StageTimings } from '../../core/search-service.ts';
 import { EXAMPLES } from '../examples.ts';
 import { ClassifyFields, PreviewFields, SearchImageFields, imageFields } from '../image-fields.ts';
 import { readImageInput } from '../image-input.ts';
 import { imageBody, imageQuery, jpeg, json, problems, searchJson } from '../openapi-parts.ts';
 import { HttpProblem } from '../problem.ts';
-import { router } from '../router.ts';
+import { router, type Env } from '../router.ts';
 import * as S from '../schemas.ts';
 
 /** A Server-Timing header value (`embed;dur=0.253, search;dur=0.301`): where a search's time went, no content. */
@@ -18,7 +18,7 @@ export function serverTiming(timings: StageTimings): string {
     .join(', ');
 }
 
-export function searchRoutes(service: SearchService) {
+export function searchRoutes() {
   const app = router();
 
   app.openapi(
@@ -42,7 +42,7 @@ export function searchRoutes(service: SearchService) {
     }),
     async (c) => {
       const timings: StageTimings = {};
-      const result = await service.searchText(c.req.valid('json'), timings);
+      const result = await c.var.service.searchText(c.req.valid('json'), timings);
       c.header('server-timing', serverTiming(timings));
       return c.json(result as never, 200);
     },
@@ -66,10 +66,10 @@ export function searchRoutes(service: SearchService) {
       }),
     },
   });
-  app.post('/v1/search/image', async (c: Context) => {
+  app.post('/v1/search/image', async (c: Context<Env>) => {
     const input = await readImageInput(c);
     const timings: StageTimings = {};
-    const result = await service.searchImage(input.bytes, imageFields(input.fields, SearchImageFields), timings);
+    const result = await c.var.service.searchImage(input.bytes, imageFields(input.fields, SearchImageFields), timings);
     c.header('server-timing', serverTiming(timings));
     return c.json(result);
   });
@@ -89,18 +89,18 @@ export function searchRoutes(service: SearchService) {
     },
     responses: { 200: json(S.ClassifyResponse, 'Class probabilities', EXAMPLES.classify), ...problems },
   });
-  app.post('/v1/classify', async (c: Context) => {
+  app.post('/v1/classify', async (c: Context<Env>) => {
     const input = await readImageInput(c);
     const { mode, classes } = imageFields(input.fields, ClassifyFields);
     if (mode === 'findings') {
       if (classes && !(classes.length <= 14 && classes.every((x) => typeof x === 'string')))
         throw new HttpProblem(400, 'Invalid request', 'in findings mode, classes is a list of observation names (at most 14)');
-      return c.json(await service.classify(input.bytes, { mode, classes: classes as string[] | undefined }));
+      return c.json(await c.var.service.classify(input.bytes, { mode, classes: classes as string[] | undefined }));
     }
     const parsed = classes === undefined ? undefined : S.ClassList.safeParse(classes);
     if (parsed && !parsed.success)
       throw new HttpProblem(400, 'Invalid request', parsed.error.issues.map((i) => `classes.${i.path.join('.')}: ${i.message}`).join('; '));
-    return c.json(await service.classify(input.bytes, { mode, classes: parsed?.data }));
+    return c.json(await c.var.service.classify(input.bytes, { mode, classes: parsed?.data }));
   });
 
   app.openAPIRegistry.registerPath({
@@ -112,10 +112,10 @@ export function searchRoutes(service: SearchService) {
     request: { body: imageBody(S.PreviewJson) },
     responses: { 200: jpeg('JPEG'), ...problems },
   });
-  app.post('/v1/preview', async (c: Context) => {
+  app.post('/v1/preview', async (c: Context<Env>) => {
     const input = await readImageInput(c);
     imageFields(input.fields, PreviewFields);
-    const bytes = await service.previewUpload(input.bytes);
+    const bytes = await c.var.service.previewUpload(input.bytes);
     return c.body(new Uint8Array(bytes), 200, { 'content-type': 'image/jpeg', 'cache-control': 'no-store' });
   });
 
