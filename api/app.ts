@@ -135,7 +135,12 @@ export function createApp(services: SearchService | ServiceSource, config: ApiCo
     if (err instanceof HttpProblem) return problemResponse(c, err);
     if (err instanceof HTTPException && err.status < 500) {
       const status = err.status as 400 | 415;
-      const detail = /json/i.test(err.message) ? 'the request body is not valid JSON' : err.message || 'the request could not be read';
+      const detail =
+        status === 415
+          ? 'this route takes a JSON body: send it with content-type: application/json'
+          : /json/i.test(err.message)
+            ? 'the request body is not valid JSON'
+            : err.message || 'the request could not be read';
       return problemResponse(c, new HttpProblem(status, status === 415 ? 'Unsupported media type' : 'Invalid request', detail));
     }
     if (err instanceof ImageError) return problemResponse(c, fromImageError(err));

@@ -155,7 +155,8 @@ const CLIENT_ERROR_STATUS: Record<string, [number, string, string]> = {
  * headers) answered as problem+json like every other error, with a request id; the log names the parser's code only.
  */
 function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, log: (e: Record<string, unknown>) => void): void {
-  if (err.code === 'ECONNRESET' || !socket.writable) {
+  // the client went away (reset, or closed mid-request): nobody to answer, nothing to page anyone about
+  if (err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE' || !socket.writable) {
     socket.destroy();
     return;
   }

@@ -353,7 +353,7 @@ test('end to end over HTTP: medclip serve answers on loopback, refuses to run ke
   );
 });
 
-test('CORS: configured origins get the headers (preflight included); none configured, none sent', async () => {
+test('CORS: configured origins get the headers (preflight included, served methods only); none configured, none sent', async () => {
   const withCors = createApp(services, { auth: { mode: 'off' }, corsOrigins: ['https://radiology.example.org'] });
   const pre = await withCors.request('/v1/search/text', {
     method: 'OPTIONS',
@@ -365,6 +365,8 @@ test('CORS: configured origins get the headers (preflight included); none config
   });
   assert.equal(pre.headers.get('access-control-allow-origin'), 'https://radiology.example.org');
   assert.match(pre.headers.get('access-control-allow-headers') ?? '', /x-api-key/);
+  // only the methods some route serves
+  assert.deepEqual((pre.headers.get('access-control-allow-methods') ?? '').split(',').sort(), ['GET', 'HEAD', 'POST']);
   const other = await withCors.request('/v1/health', { headers: { origin: 'https://evil.example.com' } });
   assert.notEqual(other.headers.get('access-control-allow-origin'), 'https://evil.example.com');
   const none = await app().request('/v1/health', { headers: { origin: 'https://radiology.example.org' } });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, cp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IU_REPORTS, outputDir, REPO } from './helpers/paths.ts';
 import { medclip } from './helpers/cli.ts';
@@ -108,3 +109,85 @@ test('index progress: no rate before 2 s of work, no ETA before the input is cou
   assert.deepEqual(rateAndEta(200, 4, 4000), { speed: '50.0 items/s', eta: 'ETA 1m20s' });
   assert.equal(rateAndEta(10, 10, 100_000).eta, 'ETA 27h46m');
 });
+
+test('usage errors are one line: an unknown option is named before anything else; a bad image file is named', async () => {
+  const bogus = await medclip('index', '--bogus');
+  assert.equal(bogus.code, 1);
+  assert.equal(bogus.stderr.trim(), "medclip: unknown option '--bogus' (see medclip index --help)");
+  const missing = await medclip('index', '--model', 'models/medclip-tiny');
+  assert.equal(missing.code, 1);
+  assert.equal(missing.stderr.trim().split('\n').length, 1, missing.stderr);
+  assert.match(missing.stderr, /required option '--out <dir>' not specified/);
+  const dir = outputDir('cli');
+  const text = join(dir, 'not-an-image.txt');
+  await writeFile(text, 'hello');
+  for (const args of [
+    ['classify', '--image', text],
+    ['search', '--image', text],
+  ]) {
+    const r = await medclip(...args);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr.trim(), `medclip: ${text}: not a PNG, JPEG or DICOM file`);
+  }
+});
+
+test('search --image defaults to reports, as the API does; --text to images', async () => {
+  const image = await medclip('search', '--image', join(REPO, 'samples/corpus/images/nih/00001303_001.png'), '--k', '1', '--json');
+  assert.equal(image.code, 0, image.stderr);
+  assert.ok('sentence' in JSON.parse(image.stdout), 'a report hit');
+  const text = await medclip('search', '--text', 'pneumonia', '--k', '1', '--json');
+  assert.equal(text.code, 0, text.stderr);
+  assert.ok('thumbnail' in JSON.parse(text.stdout), 'an image hit');
+});
+
+test('a bundle folder that cannot be read says so and names the path (not "no manifest.json")', async () => {
+  const dir = outputDir('cli');
+  const locked = join(dir, 'locked');
+  await rm(locked, { recursive: true, force: true });
+  await cp(join(REPO, 'models/medclip-tiny'), join(locked, 'model'), { recursive: true });
+  await cp(join(REPO, 'indexes/sample'), join(locked, 'index'), { recursive: true });
+  await chmod(join(locked, 'model'), 0o000);
+  await chmod(join(locked, 'index'), 0o000);
+  // root reads everything: run as nobody there (setpriv, util-linux); anyone else is refused as they are (onnxruntime
+  // may warn first that nobody's home cannot hold its telemetry id: the error is the last line)
+  const asUser = (args: string[]) =>
+    process.getuid?.() === 0
+      ? runAs(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, join(REPO, 'bin/medclip.js'), ...args])
+      : medclip(...args);
+  try {
+    const model = await asUser([
+      'classify',
+      '--model',
+      join(locked, 'model'),
+      '--image',
+      join(REPO, 'samples/corpus/images/nih/00001303_001.png'),
+    ]);
+    assert.equal(model.code, 1, model.stderr);
+    assert.equal(
+      model.stderr.trim().split('\n').pop(),
+      `medclip: ${join(locked, 'model', 'manifest.json')}: cannot read (permission denied)`,
+    );
+    const index = await asUser([
+      'search',
+      '--model',
+      join(REPO, 'models/medclip-tiny'),
+      '--index',
+      join(locked, 'index'),
+      '--text',
+      'pneumonia',
+    ]);
+    assert.equal(index.code, 1, index.stderr);
+    assert.equal(index.stderr.trim().split('\n').pop(), `medclip: ${join(locked, 'index', 'CURRENT')}: cannot read (permission denied)`);
+  } finally {
+    await chmod(join(locked, 'model'), 0o755);
+    await chmod(join(locked, 'index'), 0o755);
+  }
+});
+
+function runAs(argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile(argv[0]!, argv.slice(1), { cwd: '/' }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
+    ),
+  );
+}

@@ -5,7 +5,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import { runInNewContext } from 'node:vm';
 import { IndexBundle } from '../core/index.ts';
 import { MedClipModel } from '../core/model.ts';
 import { createApp, createServices } from '../api/app.ts';
+import { startServer } from '../api/server.ts';
 import { hashApiKey, resolveAuth } from '../api/auth.ts';
 import { DATA, outputDir, REPO } from './helpers/paths.ts';
 import { tinyIndexBundle } from './helpers/tiny-model.ts';
@@ -309,6 +310,68 @@ function alive(pid: number): boolean {
     return false;
   }
 }
+
+test('HTTP edge cases: an aborted upload is logged 499 (never 500); Node parse errors and form data to a JSON route are problem+json', async () => {
+  const logged: string[] = [];
+  const server = await startServer({
+    model: modelDir,
+    index: indexDir,
+    port: 0,
+    host: '127.0.0.1',
+    log: (l) => logged.push(l),
+    follow: false,
+  });
+  const port = Number(new URL(server.url).port);
+  /** Raw bytes to the server; what came back before it closed. */
+  const raw = (bytes: string, closeAfterMs?: number) =>
+    new Promise<string>((resolve) => {
+      const sock = connect(port, '127.0.0.1');
+      let out = '';
+      sock.on('data', (d) => (out += d));
+      sock.on('close', () => resolve(out));
+      sock.on('error', () => {});
+      sock.write(bytes);
+      if (closeAfterMs !== undefined) setTimeout(() => sock.destroy(), closeAfterMs);
+    });
+  try {
+    // a client that closes while its upload is under way
+    for (const [path, type] of [
+      ['/v1/classify', 'image/png'],
+      ['/v1/search/text', 'application/json'],
+    ]) {
+      await raw(`POST ${path} HTTP/1.1\r\nhost: x\r\ncontent-type: ${type}\r\ncontent-length: 100000\r\n\r\n${'x'.repeat(1000)}`, 200);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const access = logged.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { route?: string; status?: number; event?: string });
+    for (const route of ['/v1/classify', '/v1/search/text'])
+      assert.deepEqual(
+        access.filter((e) => e.route === route).map((e) => e.status),
+        [499],
+        `${route}: ${JSON.stringify(access)}`,
+      );
+    assert.ok(!access.some((e) => (e.status ?? 0) >= 500), JSON.stringify(access));
+    // what Node's parser refuses: a malformed request line, oversized headers
+    for (const [bytes, status] of [
+      ['GARBAGE\r\n\r\n', 400],
+      [`GET /v1/health HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+    ] as const) {
+      const answer = await raw(bytes);
+      assert.match(answer, new RegExp(`^HTTP/1.1 ${status} `));
+      assert.match(answer, /content-type: application\/problem\+json/);
+      const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { status: number; requestId: string };
+      assert.equal(body.status, status);
+      assert.match(body.requestId, /^[0-9a-f-]{36}$/);
+    }
+    // a form sent to a JSON route is told to send JSON
+    const form = new FormData();
+    form.append('query', 'pneumonia');
+    const r = await fetch(`${server.url}/v1/search/text`, { method: 'POST', body: form });
+    assert.equal(r.status, 415);
+    assert.match(((await r.json()) as { detail: string }).detail, /JSON body: send it with content-type: application\/json/);
+  } finally {
+    await server.close();
+  }
+});
 
 test('medclip serve on a busy port: one line, exit 1', async () => {
   const blocker = createServer().listen(0, '127.0.0.1');

@@ -4,6 +4,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { deleteFromBundle } from '../index-builder/build.ts';
 import { DATA, outputDir } from './helpers/paths.ts';
 import { tinyIndexBundle } from './helpers/tiny-model.ts';
 
@@ -14,12 +15,15 @@ let handler: (
 ) => Promise<{ statusCode: number; headers: Record<string, string>; body: string; isBase64Encoded: boolean }>;
 let png: Buffer;
 let firstImageId: string;
+let bundle: { modelDir: string; indexDir: string };
 
 before(async () => {
   const { modelDir, indexDir, rows } = await tinyIndexBundle(dir, { images: 6, thumbnails: true });
   process.env.MEDCLIP_MODEL_DIR = modelDir;
   process.env.MEDCLIP_INDEX_DIR = indexDir;
   process.env.MEDCLIP_AUTH = 'iam'; // the Function URL authenticates callers (fail closed: nothing set = refused)
+  process.env.MEDCLIP_INDEX_RELOAD_SECONDS = '1';
+  bundle = { modelDir, indexDir };
   firstImageId = rows[0]!.split(',')[0]!;
   png = readFileSync(join(DATA, firstImageId));
   handler = (await import('../api/lambda.ts')).handler as unknown as typeof handler;
@@ -139,4 +143,14 @@ test('binary responses come back base64-encoded; errors are problem+json', async
     context,
   );
   assert.equal(truncated.statusCode, 400);
+});
+
+test('a warm function serves a newly published index version once MEDCLIP_INDEX_RELOAD_SECONDS have passed', async () => {
+  const images = async () => JSON.parse((await handler(event('GET', '/v1/health'), context)).body).index.images as number;
+  const before = await images();
+  await deleteFromBundle(bundle.indexDir, bundle.modelDir, [firstImageId]);
+  await new Promise((r) => setTimeout(r, 1100));
+  assert.equal(await images(), before - 1);
+  const preview = await handler(event('GET', `/v1/images/${encodeURIComponent(firstImageId)}`), context);
+  assert.equal(preview.statusCode, 404, 'the deleted image is gone');
 });
