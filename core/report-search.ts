@@ -66,10 +66,12 @@ interface Ranked {
 }
 
 /**
- * Distinct texts taken from the dense search first: enough for MAX_HITS hits in nearly every query (each text gives
- * one hit); a query whose pool gives fewer looks 4x deeper, and so on.
+ * Distinct texts taken from the dense search first, with the lexical and affirmed candidates beside them: enough for
+ * MAX_HITS hits in nearly every query (each text gives one hit); a query whose pool gives fewer looks 4x deeper.
+ * Measured on the judged val queries (`medclip eval --task search`): pools of 100, 120, 150, 200 and 300 texts all
+ * give P@10 0.948; 100 keeps negated purity highest (0.986 vs 0.979).
  */
-const DENSE_TEXT_POOL = 2 * MAX_HITS;
+const DENSE_TEXT_POOL = MAX_HITS;
 
 /** A candidate wording: its cosine to the query, the cosine it is ranked by (less hubness for image queries), its
  * labels and its lexical score. */

@@ -4,7 +4,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IndexBundle } from '../core/index.ts';
@@ -119,6 +119,7 @@ test('a version that cannot be loaded is logged once and skipped; the server kee
   const model = await MedClipModel.load(modelDir);
   const events: Record<string, unknown>[] = [];
   const location = join(dir, 'broken');
+  rmSync(location, { recursive: true, force: true });
   await buildIndex({ model: modelDir, images: table('broken', spare.slice(0, 2)), root: DATA, out: location });
   const live = await LiveSearch.open({
     location,
