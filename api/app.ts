@@ -1,6 +1,6 @@
 /**
  * The medclip-search HTTP API as a Hono app (runtime-neutral: `server.ts` serves it on Node, `lambda.ts` on
- * AWS Lambda). Routing, validation and HTTP only: what is answered is decided by core/search-service.ts. The routes
+ * AWS Lambda). Routing, validation and HTTP only: what is answered is decided by core/search/search-service.ts. The routes
  * live in sub-apps (api/routes/) mounted with `app.route()`; middleware, the error model and the OpenAPI document
  * are here.
  *
@@ -17,12 +17,12 @@ import { requestId } from 'hono/request-id';
 import { HTTPException } from 'hono/http-exception';
 import { randomUUID } from 'node:crypto';
 import { ImageError } from '../core/image/index.ts';
-import type { IndexBundle } from '../core/index.ts';
-import type { IndexReader } from '../core/index-reader.ts';
-import type { MedClipModel } from '../core/model.ts';
-import { fixedSource, type ServiceSource } from '../core/live-search.ts';
-import { SearchService, type SearchServiceOptions } from '../core/search-service.ts';
-import { LAMBDA_PAYLOAD_LIMIT } from '../core/limits.ts';
+import type { IndexBundle } from '../core/bundle/index-bundle.ts';
+import type { IndexReader } from '../core/bundle/index-reader.ts';
+import type { MedClipModel } from '../core/model/medclip-model.ts';
+import { fixedSource, type ServiceSource } from '../core/search/live-search.ts';
+import { SearchService, type SearchServiceOptions } from '../core/search/search-service.ts';
+import { LAMBDA_PAYLOAD_LIMIT } from '../core/util/limits.ts';
 import { HTTP_STATUS, HTTP_TITLE, MedclipError } from '../core/errors.ts';
 import { apiKeyAuth } from './auth.ts';
 import { HttpProblem, problemResponse } from './problem.ts';
@@ -70,7 +70,7 @@ const CALLER_FACING = new Set(['input', 'not-found', 'unavailable']);
 export const CLIENT_CLOSED = 499 as ContentfulStatusCode;
 
 /**
- * `services`: one fixed service, or a source that follows the bundle's versions (core/live-search.ts). Each request
+ * `services`: one fixed service, or a source that follows the bundle's versions (core/search/live-search.ts). Each request
  * takes the service of the version live when it starts and keeps it to its end.
  */
 export function createApp(services: SearchService | ServiceSource, config: ApiConfig): OpenAPIHono<Env> {

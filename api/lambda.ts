@@ -7,20 +7,20 @@
  * without hashes, or nothing configured at all, refuses to start (fail closed; `iam` = the Function URL checks callers),
  * MEDCLIP_CORS_ORIGINS, MEDCLIP_SHARD_FUNCTIONS (query fan-out: comma-separated shard function names),
  * MEDCLIP_INDEX_RELOAD_SECONDS (default 30): a warm function checks for a new index version (S3: the manifest's ETag;
- * a folder: its CURRENT) on a request at most this often, and answers later requests from it (core/live-search.ts).
+ * a folder: its CURRENT) on a request at most this often, and answers later requests from it (core/search/live-search.ts).
  */
 import { handle } from 'hono/aws-lambda';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { IndexBundle, IndexError } from '../core/index.ts';
-import { LiveSearch } from '../core/live-search.ts';
-import { currentVersion } from '../core/versioned-dir.ts';
-import { MedClipModel } from '../core/model.ts';
+import { IndexBundle, IndexError } from '../core/bundle/index-bundle.ts';
+import { LiveSearch } from '../core/search/live-search.ts';
+import { currentVersion } from '../core/bundle/versioned-dir.ts';
+import { MedClipModel } from '../core/model/medclip-model.ts';
 import { createApp, createServices } from './app.ts';
-import { ShardFanout, shardRequest } from '../core/shard-fanout.ts';
+import { ShardFanout, shardRequest } from '../core/search/shard-fanout.ts';
 import { resolveAuth } from './auth.ts';
-import { readEnv, type MedclipEnv } from '../core/env.ts';
+import { readEnv, type MedclipEnv } from '../core/util/env.ts';
 import { checkEvent, problemResult } from './lambda-events.ts';
 
 // Source checkout: api/lambda.ts -> repository root; packaged Lambda: api.mjs sits beside models/ and indexes/.
@@ -38,7 +38,7 @@ let ready: Promise<Ready> | undefined;
 async function bundleDir(uri: string | undefined, dir: string | undefined, fallback: string, cacheDir: string): Promise<string> {
   if (uri) {
     // The S3 SDK loads only when a bundle comes from S3.
-    const { fetchBundle } = await import('../core/bundle-fetch.ts');
+    const { fetchBundle } = await import('../core/bundle/s3-fetch.ts');
     return fetchBundle({ uri, cacheDir });
   }
   return dir ?? join(root, fallback);

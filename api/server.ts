@@ -6,11 +6,11 @@
 import sonicBoom from 'sonic-boom';
 import { serve, type ServerType } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
-import { IndexBundle } from '../core/index.ts';
-import { MedClipModel } from '../core/model.ts';
+import { IndexBundle } from '../core/bundle/index-bundle.ts';
+import { MedClipModel } from '../core/model/medclip-model.ts';
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import { LiveSearch } from '../core/live-search.ts';
+import { LiveSearch } from '../core/search/live-search.ts';
 import { createApp, createServices, type ApiConfig } from './app.ts';
 import { parseApiKeyHashes } from './auth.ts';
 
@@ -73,7 +73,7 @@ export async function startServer(o: ServeOptions): Promise<{ server: ServerType
     throw new Error(`refusing to serve without API keys on ${o.host}: set MEDCLIP_API_KEY_SHA256, or bind to 127.0.0.1`);
   const modelLoad = MedClipModel.load(o.model, { threads: o.threads ?? 1 });
   const logEvent = (e: Record<string, unknown>) => log(JSON.stringify(e));
-  // the index follows its bundle's versions: each publish is served within a second or two (core/live-search.ts)
+  // the index follows its bundle's versions: each publish is served within a second or two (core/search/live-search.ts)
   let live: LiveSearch;
   let model: MedClipModel;
   try {

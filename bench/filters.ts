@@ -1,17 +1,17 @@
 /**
  * Filtered search at 100k vectors: for filters of decreasing selectivity, p50 of an exact scan of the allowed
  * vectors and of HNSW with the filter, HNSW's recall@10 against the exact answer, and what the planner picks.
- * Sets `EXACT_SCAN_MAX_ALLOWED` (core/index.ts). Ratios are measured in one run.
+ * Sets `EXACT_SCAN_MAX_ALLOWED` (core/bundle/index-bundle.ts). Ratios are measured in one run.
  *
  *   npm run bench:filters [-- --n 100000 --queries 200 --json]
  */
 import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { EXACT_SCAN_MAX_ALLOWED, IndexBundle, type IndexManifest, type SearchFilter } from '../core/index.ts';
-import hnswlib from '../core/hnswlib.ts';
-import { MedClipModel } from '../core/model.ts';
-import { currentVersionSync } from '../core/versioned-dir.ts';
+import { EXACT_SCAN_MAX_ALLOWED, IndexBundle, type IndexManifest, type SearchFilter } from '../core/bundle/index-bundle.ts';
+import hnswlib from '../core/bundle/hnswlib.ts';
+import { MedClipModel } from '../core/model/medclip-model.ts';
+import { currentVersionSync } from '../core/bundle/versioned-dir.ts';
 import { buildPerturbedIndex } from './perturbed-index.ts';
 
 const here = import.meta.dirname;

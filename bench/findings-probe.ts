@@ -9,9 +9,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readImageTable } from '../core/image-table.ts';
-import { OBSERVATIONS } from '../core/labels.ts';
-import { MedClipModel } from '../core/model.ts';
+import { readImageTable } from '../core/tables/image-table.ts';
+import { OBSERVATIONS } from '../core/labeler/labels.ts';
+import { MedClipModel } from '../core/model/medclip-model.ts';
 import { rocAuc } from '../train/zeroshot.ts';
 
 const here = import.meta.dirname;

@@ -4,8 +4,8 @@ import { once } from 'node:events';
 import type { Command } from 'commander';
 import { labelReport } from '../core/labeler/labeler.ts';
 import { evaluateLabels, formatEvaluation, type UncertainAs } from '../core/labeler/evaluate.ts';
-import { labelRowToObject, type LabelRow } from '../core/labels.ts';
-import { readReports, reportText, DEFAULT_TEXT_COLUMNS } from '../core/reports.ts';
+import { labelRowToObject, type LabelRow } from '../core/labeler/labels.ts';
+import { readReports, reportText, DEFAULT_TEXT_COLUMNS } from '../core/tables/reports.ts';
 import { CliError } from './errors.ts';
 
 interface LabelOptions {

@@ -39,3 +39,15 @@ export const HTTP_TITLE: Record<ErrorKind, string> = {
   unavailable: 'Unavailable',
   internal: 'Internal error',
 };
+
+/** Typed image errors (decoding an upload, a DICOM, a file): the code says what went wrong, the message names no pixel content. */
+export type ImageErrorCode = 'empty' | 'unsupported' | 'corrupt' | 'truncated' | 'too-large';
+
+export class ImageError extends MedclipError {
+  constructor(
+    readonly code: ImageErrorCode,
+    message: string,
+  ) {
+    super(message, 'input');
+  }
+}

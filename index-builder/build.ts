@@ -20,20 +20,20 @@ import {
   type CollectionName,
   type DicomwebCursor,
   type IndexManifest,
-} from '../core/index.ts';
-import { DicomwebClient, publicUrl } from '../core/dicomweb.ts';
+} from '../core/bundle/index-bundle.ts';
+import { DicomwebClient, publicUrl } from '../core/dicom/dicomweb.ts';
 import { dicomDate, dicomwebImages, dicomwebReports, type DicomwebSource, type DicomwebStats } from './dicomweb-source.ts';
-import { withLock, type LockOptions } from '../core/bundle-lock.ts';
-import { ReportSentences } from '../core/report-sentences.ts';
-import { LEXICAL_VERSION } from '../core/lexical.ts';
-import { VersionedDirError, currentVersion, versionName } from '../core/versioned-dir.ts';
-import { fsErrorReason } from '../core/fs-errors.ts';
-import { MedClipModel } from '../core/model.ts';
+import { withLock, type LockOptions } from '../core/bundle/lock.ts';
+import { ReportSentences } from '../core/search/report-sentences.ts';
+import { LEXICAL_VERSION } from '../core/bundle/lexical.ts';
+import { VersionedDirError, currentVersion, versionName } from '../core/bundle/versioned-dir.ts';
+import { fsErrorReason } from '../core/util/fs-errors.ts';
+import { MedClipModel } from '../core/model/medclip-model.ts';
 import { thumbnailJpeg, thumbnailName } from '../core/image/index.ts';
 import { writeBundle, textAnchors, DEFAULT_HNSW, type HnswParams, type CollectionData } from './bundle-writer.ts';
 import { reportItems, scanImageDir, storedLabels, tableImages, type ImageItem, type ReportItem } from './corpus.ts';
 import { LABELER_VERSION, labelReport, labelSentence } from '../core/labeler/labeler.ts';
-import { readReports, reportText } from '../core/reports.ts';
+import { readReports, reportText } from '../core/tables/reports.ts';
 import { LocalEmbedder, ThreadEmbedder, type Embedder } from './embedder.ts';
 import { PartialCollection, PartialLines, type BuildError } from './partial.ts';
 

@@ -2,13 +2,13 @@
  * Writes an index bundle from collected vectors and metadata: HNSW shards built on unit vectors (inner
  * product), metadata lines, reports and errors, and a manifest with every file's sha256. Each write is a new
  * version folder inside the bundle location, staged under a temporary name and switched live by replacing
- * `CURRENT` (core/versioned-dir.ts): readers see the old version or the new one, never a mix or a gap.
- * Callers hold the bundle's lock (core/bundle-lock.ts).
+ * `CURRENT` (core/bundle/versioned-dir.ts): readers see the old version or the new one, never a mix or a gap.
+ * Callers hold the bundle's lock (core/bundle/lock.ts).
  */
 import { copyFile, cp, mkdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import hnswlib, { type HierarchicalNSW } from '../core/hnswlib.ts';
+import hnswlib, { type HierarchicalNSW } from '../core/bundle/hnswlib.ts';
 import { buildHnsw, buildShardFiles, type HnswParams } from './hnsw-build.ts';
 import {
   ANCHOR_LIST,
@@ -18,7 +18,7 @@ import {
   type ShardAnchorLists,
   serializeAnchors,
   shardGroups,
-} from '../core/anchors.ts';
+} from '../core/bundle/anchors.ts';
 
 export { buildHnsw, type HnswParams };
 import {
@@ -33,17 +33,17 @@ import {
   type StoredLabels,
   type StoredReport,
   type TextMeta,
-} from '../core/index.ts';
-import { sha256 } from '../core/model.ts';
+} from '../core/bundle/index-bundle.ts';
+import { sha256 } from '../core/model/medclip-model.ts';
 import { thumbnailName } from '../core/image/index.ts';
 import type { BuildError } from './partial.ts';
-import { publishVersion, removeStaleStaging, stageVersion, versionName } from '../core/versioned-dir.ts';
-import { fsErrorReason, isFsError } from '../core/fs-errors.ts';
+import { publishVersion, removeStaleStaging, stageVersion, versionName } from '../core/bundle/versioned-dir.ts';
+import { fsErrorReason, isFsError } from '../core/util/fs-errors.ts';
 import { IndexBuildError } from './errors.ts';
 import { LABELER_VERSION } from '../core/labeler/labeler.ts';
-import { PROMPTS_VERSION } from '../core/findings.ts';
-import { LEXICAL_VERSION, LexicalIndex } from '../core/lexical.ts';
-import { buildBitsets } from '../core/filter-bitsets.ts';
+import { PROMPTS_VERSION } from '../core/model/findings.ts';
+import { LEXICAL_VERSION, LexicalIndex } from '../core/bundle/lexical.ts';
+import { buildBitsets } from '../core/bundle/filter-bitsets.ts';
 
 const LEXICAL_FILE = 'reports.lexical.json';
 const TEXTS_FILE = 'texts.hnsw';
@@ -71,7 +71,7 @@ export interface BundleContent {
   thumbIds?: string[];
   /** Recorded in the manifest for a bundle built from a DICOMweb server. */
   dicomweb?: DicomwebCursor;
-  /** Text anchors for image shards (core/anchors.ts: `anchorTexts()` embedded by the bundle's model). */
+  /** Text anchors for image shards (core/bundle/anchors.ts: `anchorTexts()` embedded by the bundle's model). */
   anchors?: Float32Array;
 }
 
@@ -104,7 +104,7 @@ function textHubness(vectors: Float32Array, dim: number, n: number, images: Hier
 
 const jsonl = (rows: unknown[]) => rows.map((r) => JSON.stringify(r) + '\n').join('');
 
-/** The text anchors of a bundle (core/anchors.ts), embedded by its model: a flat [count x dim] array. */
+/** The text anchors of a bundle (core/bundle/anchors.ts), embedded by its model: a flat [count x dim] array. */
 export async function textAnchors(model: {
   embedTexts(texts: string[]): Promise<Float32Array[]>;
   embedDim: number;

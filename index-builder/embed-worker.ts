@@ -1,9 +1,7 @@
 /** Worker-thread task of `ThreadEmbedder` (run by piscina): each worker loads its own model once (1 onnxruntime thread). */
 import { workerData } from 'node:worker_threads';
-import { MedClipModel } from '../core/model.ts';
-import { LocalEmbedder, type ImageBatchResult, type ImageJob } from './embedder.ts';
-
-export type EmbedTask = { type: 'ping' } | { type: 'images'; jobs: ImageJob[] } | { type: 'texts'; texts: string[] };
+import { MedClipModel } from '../core/model/medclip-model.ts';
+import { LocalEmbedder, type EmbedTask, type ImageBatchResult } from './embedder.ts';
 
 let embedder: Promise<LocalEmbedder> | undefined;
 

@@ -4,15 +4,17 @@
  * sessions. Bad images never fail a batch: they come back as errors with the item's id and a reason code.
  */
 import { Piscina } from 'piscina';
-import { taskFile } from '../core/worker-thread.ts';
-import type { EmbedTask } from './embed-worker.ts';
-import { DECODE_CONCURRENCY, embedImageSources } from '../core/embed-images.ts';
-import type { MedClipModel } from '../core/model.ts';
+import { taskFile } from '../core/util/worker-thread.ts';
+import { DECODE_CONCURRENCY, embedImageSources } from '../core/model/embed-images.ts';
+import type { MedClipModel } from '../core/model/medclip-model.ts';
 
 export interface ImageJob {
   id: string;
   file: string;
 }
+
+/** What `ThreadEmbedder` sends its worker threads (index-builder/embed-worker.ts). */
+export type EmbedTask = { type: 'ping' } | { type: 'images'; jobs: ImageJob[] } | { type: 'texts'; texts: string[] };
 
 export interface ImageBatchResult {
   /** One per job, in order: the embedding, or why the image was skipped. */
@@ -25,7 +27,7 @@ export interface Embedder {
   close(): Promise<void>;
 }
 
-export { skipReason } from '../core/embed-images.ts';
+export { skipReason } from '../core/model/embed-images.ts';
 
 export class LocalEmbedder implements Embedder {
   constructor(

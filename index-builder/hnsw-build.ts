@@ -5,9 +5,9 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { type AnchorGroups, type ShardAnchorLists, shardGroups } from '../core/anchors.ts';
-import hnswlib, { type HierarchicalNSW } from '../core/hnswlib.ts';
-import { taskFile } from '../core/worker-thread.ts';
+import { type AnchorGroups, type ShardAnchorLists, shardGroups } from '../core/bundle/anchors.ts';
+import hnswlib, { type HierarchicalNSW } from '../core/bundle/hnswlib.ts';
+import { taskFile } from '../core/util/worker-thread.ts';
 
 export interface HnswParams {
   M: number;
@@ -45,9 +45,9 @@ export interface ShardTask {
   deleted: Uint8Array;
   params: HnswParams;
   file: string;
-  /** Text anchors (core/anchors.ts): the worker also returns each one's exact top list over this shard. */
+  /** Text anchors (core/bundle/anchors.ts): the worker also returns each one's exact top list over this shard. */
   anchors?: Float32Array;
-  /** With anchors: the shard's rows' filter groups (core/anchors.ts `anchorGroups`), for per-group lists. */
+  /** With anchors: the shard's rows' filter groups (core/bundle/anchors.ts `anchorGroups`), for per-group lists. */
   groups?: AnchorGroups;
 }
 

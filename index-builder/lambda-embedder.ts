@@ -7,13 +7,13 @@
 import { readFile } from 'node:fs/promises';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { Embedder, ImageBatchResult, ImageJob } from './embedder.ts';
-import { skipReason } from '../core/embed-images.ts';
-import { DEFAULT_RETRY, withRetry } from '../core/retry.ts';
+import { skipReason } from '../core/model/embed-images.ts';
+import { DEFAULT_RETRY, withRetry } from '../core/util/retry.ts';
 import { IndexBuildError } from './errors.ts';
 import type { WorkerRequest, WorkerResponse } from './lambda-worker.ts';
 
-export { LAMBDA_PAYLOAD_LIMIT } from '../core/limits.ts';
-import { LAMBDA_PAYLOAD_LIMIT } from '../core/limits.ts';
+export { LAMBDA_PAYLOAD_LIMIT } from '../core/util/limits.ts';
+import { LAMBDA_PAYLOAD_LIMIT } from '../core/util/limits.ts';
 /** Room for JSON framing and the ids. */
 const PAYLOAD_BUDGET = LAMBDA_PAYLOAD_LIMIT - 256 * 1024;
 

@@ -106,7 +106,7 @@ export async function packageLambda(out: string): Promise<{ bytes: number }> {
     logLevel: 'warning',
   });
   for (const [name, dir] of closure(RUNTIME_MODULES)) cpSync(dir, join(out, 'node_modules', name), { recursive: true, dereference: true });
-  // hnswlib-node's AVX2 build (core/hnswlib.ts loads it only on a CPU with AVX2 and FMA; the portable one otherwise)
+  // hnswlib-node's AVX2 build (core/bundle/hnswlib.ts loads it only on a CPU with AVX2 and FMA; the portable one otherwise)
   const avx2 = join(REPO, 'node_modules/.medclip-native/hnswlib-avx2');
   if (existsSync(avx2)) cpSync(avx2, join(out, 'node_modules/.medclip-native/hnswlib-avx2'), { recursive: true });
   prune(out);

@@ -1,6 +1,6 @@
 /**
  * Builds a second hnswlib-node addon with AVX2 + FMA (hnswlib's inner-product kernels then use 256-bit registers)
- * into node_modules/.medclip-native/hnswlib-avx2/addon.node, beside the portable SSE one npm builds. `core/hnswlib.ts`
+ * into node_modules/.medclip-native/hnswlib-avx2/addon.node, beside the portable SSE one npm builds. `core/bundle/hnswlib.ts`
  * loads it only where the CPU has AVX2 and FMA. Run by `npm ci` (prepare) with npm's own node-gyp; never fatal: without
  * a compiler or Node headers it says so in one line and the SSE addon is used.
  *

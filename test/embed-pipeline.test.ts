@@ -1,11 +1,11 @@
-// The one image embedding pipeline (core/embed-images.ts) and the one retry policy (core/retry.ts).
+// The one image embedding pipeline (core/model/embed-images.ts) and the one retry policy (core/util/retry.ts).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { embedImageSources } from '../core/embed-images.ts';
-import { MedClipModel } from '../core/model.ts';
-import { withRetry } from '../core/retry.ts';
+import { embedImageSources } from '../core/model/embed-images.ts';
+import { MedClipModel } from '../core/model/medclip-model.ts';
+import { withRetry } from '../core/util/retry.ts';
 import { NIH_PNG, outputDir, REPO } from './helpers/paths.ts';
 
 const dir = outputDir('embed-pipeline');

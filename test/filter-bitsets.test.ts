@@ -1,12 +1,12 @@
-// Filter bitsets (core/filter-bitsets.ts) answer every filter exactly as reading the metadata does, deleted items
+// Filter bitsets (core/bundle/filter-bitsets.ts) answer every filter exactly as reading the metadata does, deleted items
 // excluded; bundles store them per shard and the planner uses them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { FilterBitsets, buildBitsets } from '../core/filter-bitsets.ts';
-import { IndexBundle, filterPredicate, type ImageMeta, type SearchFilter } from '../core/index.ts';
-import { MedClipModel } from '../core/model.ts';
+import { FilterBitsets, buildBitsets } from '../core/bundle/filter-bitsets.ts';
+import { IndexBundle, filterPredicate, type ImageMeta, type SearchFilter } from '../core/bundle/index-bundle.ts';
+import { MedClipModel } from '../core/model/medclip-model.ts';
 import { liveDir, REPO } from './helpers/paths.ts';
 
 test('bitsets give the same allow-lists as the metadata for findings, views (any case), sources and their mixes', async () => {

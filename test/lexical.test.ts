@@ -1,14 +1,14 @@
-// Hybrid report search: BM25 over distinct sentence texts (core/lexical.ts), stored in the bundle and verified;
+// Hybrid report search: BM25 over distinct sentence texts (core/bundle/lexical.ts), stored in the bundle and verified;
 // identical sentences collapse into one hit with a count; the lexical half lifts words the labeler does not know.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LEXICAL_VERSION, LexicalIndex } from '../core/lexical.ts';
-import { IndexBundle, IndexError } from '../core/index.ts';
-import { MedClipModel } from '../core/model.ts';
-import { ReportSearch } from '../core/report-search.ts';
-import { RANK_WEIGHTS, queryFindings } from '../core/search-rank.ts';
+import { LEXICAL_VERSION, LexicalIndex } from '../core/bundle/lexical.ts';
+import { IndexBundle, IndexError } from '../core/bundle/index-bundle.ts';
+import { MedClipModel } from '../core/model/medclip-model.ts';
+import { ReportSearch } from '../core/search/report-search.ts';
+import { RANK_WEIGHTS, queryFindings } from '../core/search/rank.ts';
 import { liveDir, outputDir, REPO } from './helpers/paths.ts';
 
 const dir = outputDir('lexical');

@@ -38,7 +38,7 @@ test('the API/worker Lambda asset: size, glibc requirements, and a cold start in
   );
   assert.ok(!natives.some((f) => /darwin|win32|arm64|providers_cuda/.test(f)), 'only linux-x64 CPU binaries');
   // the hnswlib addon loaded by default runs on every x86-64 Lambda host: no AVX instruction (no ymm register) in it;
-  // the AVX2 build, when packaged, is loaded only where the CPU has AVX2 (core/hnswlib.ts, test/hnswlib.test.ts)
+  // the AVX2 build, when packaged, is loaded only where the CPU has AVX2 (core/bundle/hnswlib.ts, test/hnswlib.test.ts)
   const portable = join(out, 'node_modules/hnswlib-node/build/Release/addon.node');
   assert.ok(
     !/%ymm|%zmm/.test(execFileSync('objdump', ['-d', portable], { encoding: 'utf8', maxBuffer: 256 << 20 })),

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BUILTIN_CLASS_NAMES, BUILTIN_TEMPLATES, expandTemplate, PromptError, resolveClasses, samplePrompts } from '../core/prompts.ts';
-import { COMPETITION_CLASSES, OBSERVATIONS, type Observation } from '../core/labels.ts';
+import { BUILTIN_CLASS_NAMES, BUILTIN_TEMPLATES, expandTemplate, PromptError, resolveClasses, samplePrompts } from '../core/model/prompts.ts';
+import { COMPETITION_CLASSES, OBSERVATIONS, type Observation } from '../core/labeler/labels.ts';
 import { labelSentence } from '../core/labeler/labeler.ts';
 
 test('built-in classes: the five CheXpert competition classes, Pneumonia, COVID-19 and No Finding', () => {

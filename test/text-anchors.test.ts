@@ -1,5 +1,5 @@
 // Text -> image queries find their exact nearest images: HNSW's greedy descent stops early for a query from the other
-// modality (the text embedding lies outside the images' cone), so image shards carry text anchors (core/anchors.ts)
+// modality (the text embedding lies outside the images' cone), so image shards carry text anchors (core/bundle/anchors.ts)
 // whose exact lists join the query's HNSW hits. Checked against an exact scan on 20k vectors made from the sample's
 // real image embeddings (convex mixtures of three, plus noise), with report-like queries the anchors were not made of.
 import assert from 'node:assert/strict';
@@ -15,10 +15,10 @@ import {
   groupKey,
   serializeAnchors,
   shardGroups,
-} from '../core/anchors.ts';
-import { IndexBundle, type ImageMeta } from '../core/index.ts';
-import { MedClipModel } from '../core/model.ts';
-import { Rng } from '../core/random.ts';
+} from '../core/bundle/anchors.ts';
+import { IndexBundle, type ImageMeta } from '../core/bundle/index-bundle.ts';
+import { MedClipModel } from '../core/model/medclip-model.ts';
+import { Rng } from '../core/util/random.ts';
 import { DEFAULT_HNSW, textAnchors, writeBundle } from '../index-builder/bundle-writer.ts';
 import { buildPerturbedIndex } from '../bench/perturbed-index.ts';
 import { outputDir, REPO } from './helpers/paths.ts';

@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
-import { bertTokenizerJson, TextTokenizer, TokenizerError, trainWordPiece, type TokenizerJson } from '../core/tokenizer.ts';
-import { readReports, reportText } from '../core/reports.ts';
+import { bertTokenizerJson, TextTokenizer, TokenizerError, trainWordPiece, type TokenizerJson } from '../core/model/tokenizer.ts';
+import { readReports, reportText } from '../core/tables/reports.ts';
 import { splitSentences } from '../core/labeler/sentences.ts';
 import { IU_REPORTS, outputDir } from './helpers/paths.ts';
 

@@ -1,11 +1,11 @@
-// Versioned folders (core/versioned-dir.ts) as training checkpoints use them: a save killed -9 at each point of its
+// Versioned folders (core/bundle/versioned-dir.ts) as training checkpoints use them: a save killed -9 at each point of its
 // publish leaves the previous checkpoint readable; a folder from before versions is read, then tidied away.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { currentVersion, publishVersion, stageVersion, VersionedDirError } from '../core/versioned-dir.ts';
+import { currentVersion, publishVersion, stageVersion, VersionedDirError } from '../core/bundle/versioned-dir.ts';
 import { checkpointFolder, publishCheckpoint, readTensors, writeTensors } from '../train/checkpoint.ts';
 import { outputDir, REPO } from './helpers/paths.ts';
 

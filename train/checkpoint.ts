@@ -1,14 +1,14 @@
 /**
  * Checkpoints: one folder with `tensors.bin` (float32, concatenated) + `tensors.json` (name -> offset, shape)
  * for weights and optimizer moments, and `state.json` (step, RNG, config, metrics). `checkpoint-latest/` and
- * `checkpoint-best/` are versioned folders (core/versioned-dir.ts): each save is staged, then switched live by
+ * `checkpoint-best/` are versioned folders (core/bundle/versioned-dir.ts): each save is staged, then switched live by
  * replacing `CURRENT`, so a crash or a reader never finds a half-written or missing checkpoint, and the previous
  * checkpoint stays until the next save.
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { currentVersionSync, publishVersion, removeStaleStaging, stageVersion } from '../core/versioned-dir.ts';
+import { currentVersionSync, publishVersion, removeStaleStaging, stageVersion } from '../core/bundle/versioned-dir.ts';
 
 /** The live checkpoint folder inside `dir` (`checkpoint-latest`, `checkpoint-best`), or undefined if none was saved. */
 export function checkpointFolder(dir: string): string | undefined {

@@ -12,14 +12,14 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { IndexBundle } from '../core/index.ts';
-import { OBSERVATIONS, type Observation } from '../core/labels.ts';
-import type { MedClipModel } from '../core/model.ts';
-import { QuerySpeller } from '../core/query-terms.ts';
-import { ReportSearch } from '../core/report-search.ts';
-import { readReports } from '../core/reports.ts';
-import { type RELEVANCE, queryFindings, reportRelevance, type RankFeatures, type RankWeights } from '../core/search-rank.ts';
-import { imageFindings } from '../core/search-service.ts';
+import { IndexBundle } from '../core/bundle/index-bundle.ts';
+import { OBSERVATIONS, type Observation } from '../core/labeler/labels.ts';
+import type { MedClipModel } from '../core/model/medclip-model.ts';
+import { QuerySpeller } from '../core/search/query-terms.ts';
+import { ReportSearch } from '../core/search/report-search.ts';
+import { readReports } from '../core/tables/reports.ts';
+import { type RELEVANCE, queryFindings, reportRelevance, type RankFeatures, type RankWeights } from '../core/search/rank.ts';
+import { imageFindings } from '../core/search/search-service.ts';
 import { buildIndex } from '../index-builder/build.ts';
 
 export interface JudgedQuery {
@@ -36,7 +36,7 @@ export interface SearchEval {
   /** Mean P@10 over positive queries; mean purity over negated ones. */
   p10: number;
   negatedPurity: number;
-  /** Mean calibrated `relevance` of relevant and of irrelevant hits in the top 10 (core/search-rank.ts). */
+  /** Mean calibrated `relevance` of relevant and of irrelevant hits in the top 10 (core/search/rank.ts). */
   relevance: { relevant: number; irrelevant: number; gap: number };
   /** Every top-10 hit's features and whether it is relevant: what `fitRelevance` learns from. */
   judged: (RankFeatures & { relevant: boolean })[];

@@ -2,13 +2,13 @@
  * `medclip eval`: zero-shot classification and cross-modal retrieval of a model bundle, run with
  * onnxruntime (`core/model`) exactly as the API serves it.
  */
-import { readImageTable, type ImageRecord } from '../core/image-table.ts';
-import { embedImageSources } from '../core/embed-images.ts';
-import { COMPETITION_CLASSES, OBSERVATIONS, observationIndex } from '../core/labels.ts';
+import { readImageTable, type ImageRecord } from '../core/tables/image-table.ts';
+import { embedImageSources } from '../core/model/embed-images.ts';
+import { COMPETITION_CLASSES, OBSERVATIONS, observationIndex } from '../core/labeler/labels.ts';
 import { labelReport } from '../core/labeler/labeler.ts';
-import { dot, type MedClipModel } from '../core/model.ts';
-import { resolveClasses } from '../core/prompts.ts';
-import { readReports, reportText } from '../core/reports.ts';
+import { dot, type MedClipModel } from '../core/model/medclip-model.ts';
+import { resolveClasses } from '../core/model/prompts.ts';
+import { readReports, reportText } from '../core/tables/reports.ts';
 import { classificationReport, rocAuc, type ClassificationReport } from './zeroshot.ts';
 
 export interface EvalOptions {

@@ -4,7 +4,7 @@
 /** Results asked for per page, and the API's ceiling. */
 const PAGE = 12;
 const MAX_K = 100;
-/** The API refuses bodies over 6 MB (Lambda's payload limit, core/limits.ts): say so before uploading. */
+/** The API refuses bodies over 6 MB (Lambda's payload limit, core/util/limits.ts): say so before uploading. */
 const MAX_UPLOAD = 6 * 1024 * 1024;
 
 const $ = (id) => document.getElementById(id);

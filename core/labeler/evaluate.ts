@@ -2,7 +2,7 @@
  * Compare predicted report-level labels with reference labels: per-class precision / recall / F1 / support over
  * positives, and micro-F1 pooled over all classes. Rows where the reference value is unknown are skipped.
  */
-import { OBSERVATIONS, type LabelRow, type LabelValue, type Observation } from '../labels.ts';
+import { OBSERVATIONS, type LabelRow, type LabelValue, type Observation } from './labels.ts';
 
 export interface ClassScores {
   precision: number;

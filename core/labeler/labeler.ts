@@ -9,7 +9,7 @@
  * when nothing abnormal, including findings outside the 14 observations (granuloma, spondylosis, emphysema...),
  * is positive or uncertain.
  */
-import { NUM_OBSERVATIONS, OBSERVATIONS, type LabelRow, type LabelValue, type Observation } from '../labels.ts';
+import { NUM_OBSERVATIONS, OBSERVATIONS, type LabelRow, type LabelValue, type Observation } from './labels.ts';
 import {
   MENTIONS,
   NEAR_PRE_NEGATION,

@@ -6,7 +6,7 @@
  * expressions and extended for how IU reports are written. CheXpert's negation and uncertainty rules are
  * Semgrex patterns over a dependency parse; here they are clause-scoped cue lists instead.
  */
-import type { Observation } from '../labels.ts';
+import type { Observation } from './labels.ts';
 
 export interface MentionRule {
   /** Phrases that mention the observation. */

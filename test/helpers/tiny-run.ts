@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
-import { readReports, reportText } from '../../core/reports.ts';
+import { readReports, reportText } from '../../core/tables/reports.ts';
 import { labelReport } from '../../core/labeler/labeler.ts';
 import { parseModelConfig, type ModelConfig } from '../../train/config.ts';
 import { writeRandomRun } from '../../train/random-run.ts';
