@@ -4,7 +4,7 @@
  * 400 problem+json response, never a throw, a 500 or text/plain.
  */
 import { z } from 'zod';
-import type { ShardRequest } from '../core/search/shard-fanout.ts';
+import type { ShardRequest } from '../core/search/index.ts';
 
 export interface LambdaHttpResult {
   statusCode: number;

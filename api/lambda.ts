@@ -13,14 +13,14 @@ import { handle } from 'hono/aws-lambda';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { IndexBundle, IndexError } from '../core/bundle/index-bundle.ts';
-import { LiveSearch } from '../core/search/live-search.ts';
-import { currentVersion } from '../core/bundle/versioned-dir.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
+import { IndexBundle, IndexError } from '../core/bundle/index.ts';
+import { LiveSearch } from '../core/search/index.ts';
+import { currentVersion } from '../core/bundle/index.ts';
+import { MedClipModel } from '../core/model/index.ts';
 import { createApp, createServices } from './app.ts';
-import { ShardFanout, shardRequest } from '../core/search/shard-fanout.ts';
+import { ShardFanout, shardRequest } from '../core/search/index.ts';
 import { resolveAuth } from './auth.ts';
-import { readEnv, type MedclipEnv } from '../core/util/env.ts';
+import { readEnv, type MedclipEnv } from '../core/util/index.ts';
 import { checkEvent, problemResult } from './lambda-events.ts';
 
 // Source checkout: api/lambda.ts -> repository root; packaged Lambda: api.mjs sits beside models/ and indexes/.
@@ -38,7 +38,7 @@ let ready: Promise<Ready> | undefined;
 async function bundleDir(uri: string | undefined, dir: string | undefined, fallback: string, cacheDir: string): Promise<string> {
   if (uri) {
     // The S3 SDK loads only when a bundle comes from S3.
-    const { fetchBundle } = await import('../core/bundle/s3-fetch.ts');
+    const { fetchBundle } = await import('../core/bundle/index.ts');
     return fetchBundle({ uri, cacheDir });
   }
   return dir ?? join(root, fallback);

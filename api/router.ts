@@ -1,6 +1,6 @@
 /** The Hono app type of every route module, and a factory that gives each the same validation hook (400 problem+json). */
 import { OpenAPIHono } from '@hono/zod-openapi';
-import type { SearchService } from '../core/search/search-service.ts';
+import type { SearchService } from '../core/search/index.ts';
 import { HttpProblem, problemResponse } from './problem.ts';
 
 /** Per request: its id, and the search service (one index version) it is answered from from start to end. */

@@ -3,10 +3,10 @@
  * are validated by the route itself (`c.req.valid`); the image routes' other fields, which may arrive as a query
  * string, form fields or JSON, by the schemas of api/image-fields.ts built from these.
  */
-import { MAX_HITS } from '../core/util/limits.ts';
+import { MAX_HITS } from '../core/util/index.ts';
 import { z } from '@hono/zod-openapi';
-import { OBSERVATIONS } from '../core/labeler/labels.ts';
-import { MAX_PROMPTS_PER_CLASS, MAX_PROMPT_LENGTH } from '../core/model/prompts.ts';
+import { OBSERVATIONS } from '../core/labeler/index.ts';
+import { MAX_PROMPTS_PER_CLASS, MAX_PROMPT_LENGTH } from '../core/model/index.ts';
 
 export const MAX_K = MAX_HITS;
 export const MAX_QUERY_LENGTH = 1000;

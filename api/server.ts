@@ -6,11 +6,11 @@
 import sonicBoom from 'sonic-boom';
 import { serve, type ServerType } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
-import { IndexBundle } from '../core/bundle/index-bundle.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
+import { IndexBundle } from '../core/bundle/index.ts';
+import { MedClipModel } from '../core/model/index.ts';
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import { LiveSearch } from '../core/search/live-search.ts';
+import { LiveSearch } from '../core/search/index.ts';
 import { createApp, createServices, type ApiConfig } from './app.ts';
 import { parseApiKeyHashes } from './auth.ts';
 

@@ -18,8 +18,8 @@ import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { IndexBundle, readLiveManifest } from '../core/bundle/index-bundle.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
+import { IndexBundle, readLiveManifest } from '../core/bundle/index.ts';
+import { MedClipModel } from '../core/model/index.ts';
 
 import { buildPerturbedIndex } from './perturbed-index.ts';
 import { spawn } from 'node:child_process';

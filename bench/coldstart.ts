@@ -9,10 +9,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { MedClipModel } from '../core/model/medclip-model.ts';
+import { MedClipModel } from '../core/model/index.ts';
 import { packageLambda } from '../infra/package-lambda.ts';
 import { buildPerturbedIndex } from './perturbed-index.ts';
-import { currentVersionSync } from '../core/bundle/versioned-dir.ts';
+import { currentVersionSync } from '../core/bundle/index.ts';
 
 const here = import.meta.dirname;
 const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' }, n: { type: 'string', default: '100000' } } });

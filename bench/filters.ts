@@ -8,10 +8,10 @@
 import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { EXACT_SCAN_MAX_ALLOWED, IndexBundle, type IndexManifest, type SearchFilter } from '../core/bundle/index-bundle.ts';
-import hnswlib from '../core/bundle/hnswlib.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
-import { currentVersionSync } from '../core/bundle/versioned-dir.ts';
+import { EXACT_SCAN_MAX_ALLOWED, IndexBundle, type IndexManifest, type SearchFilter } from '../core/bundle/index.ts';
+import { hnswlib } from '../core/bundle/index.ts';
+import { MedClipModel } from '../core/model/index.ts';
+import { currentVersionSync } from '../core/bundle/index.ts';
 import { buildPerturbedIndex } from './perturbed-index.ts';
 
 const here = import.meta.dirname;

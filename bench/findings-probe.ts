@@ -9,10 +9,10 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readImageTable } from '../core/tables/image-table.ts';
-import { OBSERVATIONS } from '../core/labeler/labels.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
-import { rocAuc } from '../train/zeroshot.ts';
+import { readImageTable } from '../core/tables/index.ts';
+import { OBSERVATIONS } from '../core/labeler/index.ts';
+import { MedClipModel } from '../core/model/index.ts';
+import { rocAuc } from '../core/metrics/index.ts';
 
 const here = import.meta.dirname;
 const { values: args } = parseArgs({

@@ -9,10 +9,10 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { avx2AddonPath, cpuHasAvx2 } from '../core/bundle/hnswlib.ts';
-import { readLiveManifest } from '../core/bundle/index-bundle.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
-import { Rng } from '../core/util/random.ts';
+import { avx2AddonPath, cpuHasAvx2 } from '../core/bundle/index.ts';
+import { readLiveManifest } from '../core/bundle/index.ts';
+import { MedClipModel } from '../core/model/index.ts';
+import { Rng } from '../core/util/index.ts';
 import { buildPerturbedIndex } from './perturbed-index.ts';
 
 type Lib = typeof import('hnswlib-node');

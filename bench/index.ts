@@ -11,14 +11,14 @@
  *   node --import tsx bench/index.ts [--model models/medclip-tiny | --config configs/base.json] [--images samples/corpus/images.csv [--split val]] [--n 100000]
  */
 import pLimit from 'p-limit';
-import { DECODE_CONCURRENCY } from '../core/model/embed-images.ts';
+import { DECODE_CONCURRENCY } from '../core/model/index.ts';
 import { parseArgs } from 'node:util';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readImageTable } from '../core/tables/image-table.ts';
+import { readImageTable } from '../core/tables/index.ts';
 import { imageToTensor } from '../core/image/index.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
-import { Rng } from '../core/util/random.ts';
+import { MedClipModel } from '../core/model/index.ts';
+import { Rng } from '../core/util/index.ts';
 import { buildIndex } from '../index-builder/build.ts';
 import { buildHnsw, DEFAULT_HNSW } from '../index-builder/bundle-writer.ts';
 import { buildShardFiles } from '../index-builder/hnsw-build.ts';

@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { currentName } from '../core/bundle/versioned-dir.ts';
+import { currentName } from '../core/bundle/index.ts';
 
 const REPO = join(import.meta.dirname, '..');
 const { values: args } = parseArgs({

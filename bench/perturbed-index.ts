@@ -1,8 +1,8 @@
 /** A large index bundle made of perturbed copies of a real index's image embeddings (for scale benchmarks). */
 import { rm } from 'node:fs/promises';
-import { IndexBundle, type ImageMeta } from '../core/bundle/index-bundle.ts';
-import type { MedClipModel } from '../core/model/medclip-model.ts';
-import { Rng } from '../core/util/random.ts';
+import { IndexBundle, type ImageMeta } from '../core/bundle/index.ts';
+import type { MedClipModel } from '../core/model/index.ts';
+import { Rng } from '../core/util/index.ts';
 import { writeBundle, textAnchors, DEFAULT_HNSW } from '../index-builder/bundle-writer.ts';
 
 export async function buildPerturbedIndex(

@@ -16,18 +16,18 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { IndexBundle, type SentenceMeta, type StoredReport } from '../core/bundle/index-bundle.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
-import { Rng } from '../core/util/random.ts';
-import { ReportSearch } from '../core/search/report-search.ts';
-import { queryFindings } from '../core/search/rank.ts';
-import { SearchService } from '../core/search/search-service.ts';
+import { IndexBundle, type SentenceMeta, type StoredReport } from '../core/bundle/index.ts';
+import { MedClipModel } from '../core/model/index.ts';
+import { Rng } from '../core/util/index.ts';
+import { ReportSearch } from '../core/search/index.ts';
+import { queryFindings } from '../core/search/index.ts';
+import { SearchService } from '../core/search/index.ts';
 import { createApp } from '../api/app.ts';
 import { serve } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
 import { DEFAULT_HNSW, writeBundle } from '../index-builder/bundle-writer.ts';
 import { reportItems } from '../index-builder/corpus.ts';
-import { readJudgedQueries } from '../train/evaluate-search.ts';
+import { readJudgedQueries } from '../eval/evaluate-search.ts';
 
 const here = import.meta.dirname;
 const { values: args } = parseArgs({

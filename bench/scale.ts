@@ -16,9 +16,9 @@ import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
 import pLimit from 'p-limit';
 import type { LambdaClient } from '@aws-sdk/client-lambda';
-import { IndexBundle, readLiveManifest } from '../core/bundle/index-bundle.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
-import { ShardFanout, shardRequest, type ShardRequest } from '../core/search/shard-fanout.ts';
+import { IndexBundle, readLiveManifest } from '../core/bundle/index.ts';
+import { MedClipModel } from '../core/model/index.ts';
+import { ShardFanout, shardRequest, type ShardRequest } from '../core/search/index.ts';
 import { buildPerturbedIndex } from './perturbed-index.ts';
 
 const here = import.meta.dirname;

@@ -13,7 +13,7 @@ import { loadModelConfig } from '../train/config.ts';
 import { initialValues } from '../train/model.ts';
 import { Replica } from '../train/replica.ts';
 import { train } from '../train/trainer.ts';
-import { Rng } from '../core/util/random.ts';
+import { Rng } from '../core/util/index.ts';
 
 const { values: args } = parseArgs({
   options: {

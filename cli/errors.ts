@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { MedclipError } from '../core/errors.ts';
-import { fsErrorReason } from '../core/util/fs-errors.ts';
+import { fsErrorReason } from '../core/util/index.ts';
 
 /** A CLI usage failure (bad flags, missing files) with a message for people. Never carries report text or pixels. */
 export class CliError extends MedclipError {

@@ -1,14 +1,15 @@
 /** `medclip index` (build, append, resume, delete) and `medclip search` (query a bundle from the shell). */
 import type { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
-import { IndexBundle, type SearchFilter } from '../core/bundle/index-bundle.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
-import { buildIndex, deleteFromBundle, upgradeBundle } from '../index-builder/build.ts';
+import { IndexBundle, type SearchFilter } from '../core/bundle/index.ts';
+import { MedClipModel } from '../core/model/index.ts';
+import { buildIndex } from '../index-builder/build.ts';
+import { deleteFromBundle, upgradeBundle } from '../index-builder/rewrite.ts';
 import { LambdaEmbedder } from '../index-builder/lambda-embedder.ts';
 import { CliError, namingFile, readInputFile } from './errors.ts';
-import { readEnv } from '../core/util/env.ts';
+import { readEnv } from '../core/util/index.ts';
 import type { DicomwebSource } from '../index-builder/dicomweb-source.ts';
-import { SearchService, type ImageHit, type ReportHit } from '../core/search/search-service.ts';
+import { SearchService, type ImageHit, type ReportHit } from '../core/search/index.ts';
 
 const intOpt = (name: string) => (v: string) => {
   const n = Number(v);

@@ -2,10 +2,10 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { Command } from 'commander';
-import { labelReport } from '../core/labeler/labeler.ts';
-import { evaluateLabels, formatEvaluation, type UncertainAs } from '../core/labeler/evaluate.ts';
-import { labelRowToObject, type LabelRow } from '../core/labeler/labels.ts';
-import { readReports, reportText, DEFAULT_TEXT_COLUMNS } from '../core/tables/reports.ts';
+import { labelReport } from '../core/labeler/index.ts';
+import { evaluateLabels, formatEvaluation, type UncertainAs } from '../core/labeler/index.ts';
+import { labelRowToObject, type LabelRow } from '../core/labeler/index.ts';
+import { readReports, reportText, DEFAULT_TEXT_COLUMNS } from '../core/tables/index.ts';
 import { CliError } from './errors.ts';
 
 interface LabelOptions {

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { startServer } from '../api/server.ts';
 import { CliError } from './errors.ts';
-import { readEnv } from '../core/util/env.ts';
+import { readEnv } from '../core/util/index.ts';
 
 export function registerServe(program: Command): void {
   program

@@ -10,9 +10,7 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
-  INDEX_FORMAT,
   readLiveManifest,
-  IndexBundle,
   type ImageMeta,
   type ItemMeta,
   type SentenceMeta,
@@ -20,26 +18,24 @@ import {
   type CollectionName,
   type DicomwebCursor,
   type IndexManifest,
-} from '../core/bundle/index-bundle.ts';
-import { DicomwebClient, publicUrl } from '../core/dicom/dicomweb.ts';
+} from '../core/bundle/index.ts';
+import { DicomwebClient, publicUrl } from '../core/dicom/index.ts';
 import { dicomDate, dicomwebImages, dicomwebReports, type DicomwebSource, type DicomwebStats } from './dicomweb-source.ts';
-import { withLock, type LockOptions } from '../core/bundle/lock.ts';
-import { ReportSentences } from '../core/search/report-sentences.ts';
-import { LEXICAL_VERSION } from '../core/bundle/lexical.ts';
-import { VersionedDirError, currentVersion, versionName } from '../core/bundle/versioned-dir.ts';
-import { fsErrorReason } from '../core/util/fs-errors.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
+import { withLock, type LockOptions } from '../core/bundle/index.ts';
+import { versionName } from '../core/bundle/index.ts';
+import { fsErrorReason } from '../core/util/index.ts';
+import { MedClipModel } from '../core/model/index.ts';
 import { thumbnailJpeg, thumbnailName } from '../core/image/index.ts';
 import { writeBundle, textAnchors, DEFAULT_HNSW, type HnswParams, type CollectionData } from './bundle-writer.ts';
-import { reportItems, scanImageDir, storedLabels, tableImages, type ImageItem, type ReportItem } from './corpus.ts';
-import { LABELER_VERSION, labelReport, labelSentence } from '../core/labeler/labeler.ts';
-import { readReports, reportText } from '../core/tables/reports.ts';
+import { reportItems, scanImageDir, tableImages, type ImageItem, type ReportItem } from './corpus.ts';
+import { readReports } from '../core/tables/index.ts';
 import { LocalEmbedder, ThreadEmbedder, type Embedder } from './embedder.ts';
 import { PartialCollection, PartialLines, type BuildError } from './partial.ts';
-
 import { IndexBuildError } from './errors.ts';
-
 export { IndexBuildError };
+import { batches, countInBackground, pipeline } from './batch-pipeline.ts';
+import { type BuildInputs, type BuildState, abs, differingInputs, readBuildState } from './build-inputs.ts';
+import { bundleHnsw, liveVersion, seedFromBundle } from './live-bundle.ts';
 
 export interface BuildOptions {
   model: string;
@@ -85,139 +81,6 @@ export interface BuildSummary {
   errorsFile: string;
   /** With --dicomweb: what the server listed and what this run fetched. */
   dicomweb?: DicomwebStats;
-}
-
-/** What a partial build was started with; a run with the same inputs continues it, any other starts over. */
-interface BuildInputs {
-  mode: 'build' | 'append';
-  modelSha256: string;
-  images: string | null;
-  imageDir: string | null;
-  root: string | null;
-  split: string | null;
-  reports: string | null;
-  reportSplit: string | null;
-  idColumn: string | null;
-  textColumns: string[] | null;
-  /** The server and filters of a --dicomweb build (never credentials). */
-  dicomweb: { url: string; since: string | null; studies: string[] | null; allModalities: boolean } | null;
-  hnsw: HnswParams;
-  thumbnails: boolean;
-  /** The version an append builds on: if the bundle moved on since, resuming would undo that change. */
-  baseVersion: number | null;
-}
-
-interface BuildState {
-  startedAt: string;
-  inputs: BuildInputs;
-}
-
-const abs = (p: string | undefined) => (p ? resolve(p) : null);
-const flagName: Record<keyof BuildInputs, string> = {
-  mode: '--append',
-  modelSha256: '--model',
-  images: '--images',
-  imageDir: '--image-dir',
-  root: '--root',
-  split: '--split',
-  reports: '--reports',
-  reportSplit: '--report-split',
-  idColumn: '--id-column',
-  textColumns: '--text-columns',
-  dicomweb: '--dicomweb (server or filters)',
-  hnsw: 'HNSW parameters',
-  thumbnails: '--thumbnails',
-  baseVersion: 'bundle version',
-};
-
-/** The flags whose values differ between two runs' inputs. */
-function differingInputs(a: BuildInputs, b: BuildInputs): string[] {
-  return (Object.keys(flagName) as (keyof BuildInputs)[])
-    .filter((k) => JSON.stringify(a[k] ?? null) !== JSON.stringify(b[k] ?? null))
-    .map((k) => flagName[k]);
-}
-
-/** What an interrupted build recorded; undefined when its state file cannot be read (it is then discarded). */
-async function readBuildState(file: string): Promise<BuildState | undefined> {
-  try {
-    const state = JSON.parse(await readFile(file, 'utf8')) as BuildState;
-    return state && typeof state === 'object' && state.inputs ? state : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The live version folder of a bundle location, as a build error. */
-async function liveVersion(out: string): Promise<string | undefined> {
-  try {
-    return await currentVersion(out, 'manifest.json');
-  } catch (err) {
-    if (err instanceof VersionedDirError) throw new IndexBuildError(err.message);
-    throw err;
-  }
-}
-
-/** Count an input's items while the build runs; `count` is set once the whole input has been read. */
-function countInBackground(items: AsyncIterable<unknown>): { count: number | undefined; done: Promise<void> } {
-  const counter: { count: number | undefined; done: Promise<void> } = { count: undefined, done: Promise.resolve() };
-  counter.done = (async () => {
-    let n = 0;
-    for await (const _ of items) n++;
-    counter.count = n;
-  })();
-  counter.done.catch(() => {}); // the build reads the same input and reports its errors
-  return counter;
-}
-
-async function* batches<T>(source: AsyncIterable<T>, size: number): AsyncGenerator<T[]> {
-  let batch: T[] = [];
-  for await (const item of source) {
-    batch.push(item);
-    if (batch.length >= size) {
-      yield batch;
-      batch = [];
-    }
-  }
-  if (batch.length) yield batch;
-}
-
-/** Run `work` over batches with up to `inFlight` at once, committing results strictly in order. */
-async function pipeline<T, R>(
-  source: AsyncIterable<T[]>,
-  inFlight: number,
-  work: (b: T[]) => Promise<R>,
-  commit: (b: T[], r: R) => Promise<void>,
-): Promise<void> {
-  const pending: { batch: T[]; result: Promise<R> }[] = [];
-  for await (const batch of source) {
-    const result = work(batch);
-    result.catch(() => {}); // surfaced when committed
-    pending.push({ batch, result });
-    if (pending.length >= inFlight) {
-      const p = pending.shift()!;
-      await commit(p.batch, await p.result);
-    }
-  }
-  while (pending.length) {
-    const p = pending.shift()!;
-    await commit(p.batch, await p.result);
-  }
-}
-
-/** The HNSW parameters a bundle was built with (its first collection's; the largest shard as the shard size). */
-function bundleHnsw(m: IndexManifest): HnswParams | undefined {
-  const c0 = Object.values(m.collections)[0];
-  if (!c0) return undefined;
-  return {
-    M: c0.M,
-    efConstruction: c0.efConstruction,
-    efSearch: c0.efSearch,
-    // several shards: they were cut at the largest one's size; one shard: the size was at least its count
-    shardSize: Object.values(m.collections).some((c) => c!.shards.length > 1)
-      ? Math.max(...Object.values(m.collections).flatMap((c) => c!.shards.map((sh) => sh.count)))
-      : DEFAULT_HNSW.shardSize,
-    seed: DEFAULT_HNSW.seed,
-  };
 }
 
 export async function buildIndex(o: BuildOptions): Promise<BuildSummary> {
@@ -520,194 +383,4 @@ function dicomwebCursor(
     allModalities: !!pacs.source.allModalities,
     updatedAt: new Date().toISOString(),
   };
-}
-
-/** Copy the latest version's items, vectors, reports, errors and thumbnails into a fresh partial build (for --append). */
-async function seedFromBundle(
-  dir: string,
-  model: MedClipModel,
-  images: PartialCollection,
-  sentences: PartialCollection,
-  reports: PartialLines<StoredReport>,
-  errors: PartialLines<BuildError>,
-): Promise<void> {
-  const bundle = await IndexBundle.load(dir, { model });
-  for (const [name, target] of [
-    ['images', images],
-    ['reports', sentences],
-  ] as const) {
-    const entries = [...bundle.entries(name)];
-    await target.append(
-      entries.map((e) => e.vector),
-      entries.map((e) => e.meta),
-    );
-  }
-  await reports.append([...bundle.reports.values()]);
-  await errors.append(await bundle.buildErrors<BuildError>());
-  if (bundle.manifest.thumbnails) {
-    const thumbs = join(images.dir, 'thumbs');
-    await mkdir(thumbs, { recursive: true });
-    for (const { meta } of bundle.entries('images')) {
-      const from = bundle.thumbnailFile(meta.id);
-      if (from && existsSync(from)) await writeFile(join(thumbs, thumbnailName(meta.id)), await readFile(from));
-    }
-  }
-}
-
-/** What a rewrite of an existing bundle changes: its items (per collection) and reports; the rest is carried over. */
-interface Rewrite {
-  collections: Partial<Record<CollectionName, { items: ItemMeta[]; vectors: Float32Array[] }>>;
-  reports: StoredReport[] | undefined;
-  /** Keep only these images' previews (default: all). */
-  thumbIds?: string[];
-}
-
-/**
- * A new version of an existing bundle made from its latest one, under its lock: `edit` returns the new items (or
- * undefined to leave the bundle as it is); HNSW parameters, errors, model and previews carry over.
- */
-async function rewriteBundle<T>(
-  dir: string,
-  modelDir: string,
-  task: string,
-  lock: LockOptions | undefined,
-  load: { allowV1?: boolean },
-  edit: (bundle: IndexBundle) => Promise<{ rewrite: Rewrite; result: (version: number) => T } | { unchanged: T }>,
-): Promise<T> {
-  return withLock(
-    resolve(dir),
-    `medclip index ${task}`,
-    async (assertHeld) => {
-      if (!(await liveVersion(dir))) throw new IndexBuildError(`${task}: ${dir} is not an index bundle`);
-      const model = await MedClipModel.load(modelDir);
-      try {
-        const bundle = await IndexBundle.load(dir, { model, ...load });
-        const m = bundle.manifest;
-        const change = await edit(bundle);
-        if ('unchanged' in change) return change.unchanged;
-        const collections: Partial<Record<CollectionName, CollectionData>> = {};
-        for (const [name, c] of Object.entries(change.rewrite.collections) as [CollectionName, Rewrite['collections']['images']][]) {
-          const dim = m.collections[name]!.dim;
-          const flat = new Float32Array(c!.vectors.length * dim);
-          c!.vectors.forEach((v, i) => flat.set(v, i * dim));
-          collections[name] = { dim, vectors: flat, items: c!.items };
-        }
-        assertHeld();
-        const manifest = await writeBundle(dir, {
-          model: m.model,
-          collections,
-          reports: change.rewrite.reports,
-          errors: await bundle.buildErrors<BuildError>(),
-          version: m.version + 1,
-          thumbsDir: m.thumbnails ? join(bundle.dir, m.thumbnails) : undefined,
-          thumbIds: change.rewrite.thumbIds,
-          hnsw: bundleHnsw(m) ?? DEFAULT_HNSW,
-          dicomweb: m.dicomweb,
-          anchors: collections.images ? await textAnchors(model) : undefined,
-        });
-        return change.result(manifest.version);
-      } finally {
-        await model.close();
-      }
-    },
-    lock,
-  );
-}
-
-/** Remove items (image ids, report ids with their sentences) in a new version of the bundle; waits for other writers. */
-export async function deleteFromBundle(
-  dir: string,
-  modelDir: string,
-  ids: string[],
-  lock?: LockOptions,
-): Promise<{ deleted: number; unknown: string[]; version: number }> {
-  return rewriteBundle<{ deleted: number; unknown: string[]; version: number }>(dir, modelDir, '--delete', lock, {}, async (bundle) => {
-    const wanted = new Set(ids);
-    const found = new Set<string>();
-    const rewrite: Rewrite = { collections: {}, reports: undefined };
-    for (const name of ['images', 'reports'] as const) {
-      if (!bundle.manifest.collections[name]) continue;
-      const kept: { items: ItemMeta[]; vectors: Float32Array[] } = { items: [], vectors: [] };
-      for (const { meta, vector } of bundle.entries(name)) {
-        const owner = name === 'images' ? meta.id : (meta as SentenceMeta).reportId;
-        if (wanted.has(owner)) found.add(owner);
-        else {
-          kept.items.push(meta);
-          kept.vectors.push(vector);
-        }
-      }
-      rewrite.collections[name] = kept;
-    }
-    if (bundle.manifest.reports) {
-      rewrite.reports = [];
-      for (const r of bundle.reports.values()) {
-        if (wanted.has(r.id)) found.add(r.id);
-        else rewrite.reports.push(r);
-      }
-    }
-    if (found.size === 0) return { unchanged: { deleted: 0, unknown: ids, version: bundle.manifest.version } };
-    // previews of the remaining images only
-    rewrite.thumbIds = rewrite.collections.images?.items.map((i) => i.id);
-    return { rewrite, result: (version) => ({ deleted: found.size, unknown: ids.filter((id) => !found.has(id)), version }) };
-  });
-}
-
-export type { ImageMeta };
-
-/**
- * Rewrite a bundle in the current format (a new version): a format-1 bundle's sentences get their text, split from
- * their stored reports by the current labeler (the split v1 left implicit); labels from another labeler version are
- * relabelled from the stored texts; filter bitsets, text anchors and the lexical index are added or brought up to
- * date; the labeler and prompt versions are recorded.
- */
-export async function upgradeBundle(
-  dir: string,
-  modelDir: string,
-  lock?: LockOptions,
-): Promise<{ version: number; sentences: number; alreadyCurrent: boolean }> {
-  return rewriteBundle<{ version: number; sentences: number; alreadyCurrent: boolean }>(
-    dir,
-    modelDir,
-    '--upgrade',
-    lock,
-    { allowV1: true },
-    async (bundle) => {
-      const m = bundle.manifest;
-      // current: format 2, filter bitsets in every shard, and (with reports) the distinct-text index (with hubness
-      // when there are images) and a lexical index of the current version
-      const lexicalCurrent =
-        !m.collections.reports ||
-        (m.lexical?.version === LEXICAL_VERSION && m.texts !== undefined && (!m.collections.images || m.texts.hubs === true));
-      const bitsets = Object.values(m.collections).every((c) => c!.shards.every((sh) => sh.filters !== undefined));
-      const anchors = !m.collections.images || bundle.textAnchorsCurrent();
-      // labels written by another labeler version are relabelled (a sentence's labels are a function of its stored
-      // text, a report's of its text): the manifest then records the current version truthfully
-      const labelerCurrent = !m.collections.reports || m.labeler?.version === LABELER_VERSION;
-      if (m.format === INDEX_FORMAT && lexicalCurrent && bitsets && anchors && labelerCurrent)
-        return { unchanged: { version: m.version, sentences: 0, alreadyCurrent: true } };
-      const split = new ReportSentences();
-      const reports = m.reports ? [...bundle.reports.values()] : undefined;
-      const rewrite: Rewrite = {
-        collections: {},
-        reports: labelerCurrent
-          ? reports
-          : reports?.map((r) => ({ ...r, labels: storedLabels(labelReport(reportText({ id: r.id, text: r.text, meta: {} })).labels) })),
-      };
-      let sentences = 0;
-      for (const name of ['images', 'reports'] as const) {
-        if (!m.collections[name]) continue;
-        const entries = [...bundle.entries(name)];
-        const items = entries.map((e) => {
-          if (name !== 'reports') return e.meta;
-          const meta = e.meta as SentenceMeta;
-          const report = bundle.report(meta.reportId);
-          sentences++;
-          const text = meta.text ?? (report ? split.text(report, meta.index) : '');
-          return { ...meta, text, ...(labelerCurrent ? {} : { labels: storedLabels(labelSentence(text)) }) };
-        });
-        rewrite.collections[name] = { items, vectors: entries.map((e) => e.vector) };
-      }
-      return { rewrite, result: (version) => ({ version, sentences, alreadyCurrent: false }) };
-    },
-  );
 }

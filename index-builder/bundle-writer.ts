@@ -8,7 +8,7 @@
 import { copyFile, cp, mkdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import hnswlib, { type HierarchicalNSW } from '../core/bundle/hnswlib.ts';
+import { hnswlib, type HierarchicalNSW } from '../core/bundle/index.ts';
 import { buildHnsw, buildShardFiles, type HnswParams } from './hnsw-build.ts';
 import {
   ANCHOR_LIST,
@@ -18,7 +18,7 @@ import {
   type ShardAnchorLists,
   serializeAnchors,
   shardGroups,
-} from '../core/bundle/anchors.ts';
+} from '../core/bundle/index.ts';
 
 export { buildHnsw, type HnswParams };
 import {
@@ -33,17 +33,17 @@ import {
   type StoredLabels,
   type StoredReport,
   type TextMeta,
-} from '../core/bundle/index-bundle.ts';
-import { sha256 } from '../core/model/medclip-model.ts';
+} from '../core/bundle/index.ts';
+import { sha256 } from '../core/model/index.ts';
 import { thumbnailName } from '../core/image/index.ts';
 import type { BuildError } from './partial.ts';
-import { publishVersion, removeStaleStaging, stageVersion, versionName } from '../core/bundle/versioned-dir.ts';
-import { fsErrorReason, isFsError } from '../core/util/fs-errors.ts';
+import { publishVersion, removeStaleStaging, stageVersion, versionName } from '../core/bundle/index.ts';
+import { fsErrorReason, isFsError } from '../core/util/index.ts';
 import { IndexBuildError } from './errors.ts';
-import { LABELER_VERSION } from '../core/labeler/labeler.ts';
-import { PROMPTS_VERSION } from '../core/model/findings.ts';
-import { LEXICAL_VERSION, LexicalIndex } from '../core/bundle/lexical.ts';
-import { buildBitsets } from '../core/bundle/filter-bitsets.ts';
+import { LABELER_VERSION } from '../core/labeler/index.ts';
+import { PROMPTS_VERSION } from '../core/model/index.ts';
+import { LEXICAL_VERSION, LexicalIndex } from '../core/bundle/index.ts';
+import { buildBitsets } from '../core/bundle/index.ts';
 
 const LEXICAL_FILE = 'reports.lexical.json';
 const TEXTS_FILE = 'texts.hnsw';

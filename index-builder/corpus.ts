@@ -4,13 +4,13 @@
  */
 import { open, readdir } from 'node:fs/promises';
 import { dirname, extname, join, relative, sep } from 'node:path';
-import { readImageTable } from '../core/tables/image-table.ts';
+import { readImageTable } from '../core/tables/index.ts';
 import { isDicom } from '../core/image/index.ts';
-import { readDicomHeader } from '../core/dicom/header.ts';
-import { labelRowToObject, type LabelRow } from '../core/labeler/labels.ts';
-import { labelReport } from '../core/labeler/labeler.ts';
-import { readReports, reportText } from '../core/tables/reports.ts';
-import type { ImageMeta, SentenceMeta, StoredLabels, StoredReport } from '../core/bundle/index-bundle.ts';
+import { readDicomHeader } from '../core/dicom/index.ts';
+import { labelRowToObject, type LabelRow } from '../core/labeler/index.ts';
+import { labelReport } from '../core/labeler/index.ts';
+import { readReports, reportText } from '../core/tables/index.ts';
+import type { ImageMeta, SentenceMeta, StoredLabels, StoredReport } from '../core/bundle/index.ts';
 
 export interface ImageItem {
   id: string;

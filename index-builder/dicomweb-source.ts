@@ -9,10 +9,10 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pMapIterable } from 'p-map';
-import { isNonImageSopClass, readDicomHeader, TEXT_SR_CLASSES, type DicomUids } from '../core/dicom/header.ts';
-import { readTextReport } from '../core/dicom/sr.ts';
-import { type DicomwebClient, DicomwebError, jsonValue, type DicomJson, type DicomwebAuth } from '../core/dicom/dicomweb.ts';
-import type { ImageMeta } from '../core/bundle/index-bundle.ts';
+import { isNonImageSopClass, readDicomHeader, TEXT_SR_CLASSES, type DicomUids } from '../core/dicom/index.ts';
+import { readTextReport } from '../core/dicom/index.ts';
+import { type DicomwebClient, DicomwebError, jsonValue, type DicomJson, type DicomwebAuth } from '../core/dicom/index.ts';
+import type { ImageMeta } from '../core/bundle/index.ts';
 import { reportItem, type ImageItem, type ReportItem } from './corpus.ts';
 
 export interface DicomwebSource {

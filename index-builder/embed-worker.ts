@@ -1,6 +1,6 @@
 /** Worker-thread task of `ThreadEmbedder` (run by piscina): each worker loads its own model once (1 onnxruntime thread). */
 import { workerData } from 'node:worker_threads';
-import { MedClipModel } from '../core/model/medclip-model.ts';
+import { MedClipModel } from '../core/model/index.ts';
 import { LocalEmbedder, type EmbedTask, type ImageBatchResult } from './embedder.ts';
 
 let embedder: Promise<LocalEmbedder> | undefined;

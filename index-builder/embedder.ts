@@ -4,9 +4,9 @@
  * sessions. Bad images never fail a batch: they come back as errors with the item's id and a reason code.
  */
 import { Piscina } from 'piscina';
-import { taskFile } from '../core/util/worker-thread.ts';
-import { DECODE_CONCURRENCY, embedImageSources } from '../core/model/embed-images.ts';
-import type { MedClipModel } from '../core/model/medclip-model.ts';
+import { taskFile } from '../core/util/index.ts';
+import { DECODE_CONCURRENCY, embedImageSources } from '../core/model/index.ts';
+import type { MedClipModel } from '../core/model/index.ts';
 
 export interface ImageJob {
   id: string;
@@ -27,7 +27,7 @@ export interface Embedder {
   close(): Promise<void>;
 }
 
-export { skipReason } from '../core/model/embed-images.ts';
+export { skipReason } from '../core/model/index.ts';
 
 export class LocalEmbedder implements Embedder {
   constructor(

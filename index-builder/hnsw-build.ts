@@ -5,9 +5,9 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { type AnchorGroups, type ShardAnchorLists, shardGroups } from '../core/bundle/anchors.ts';
-import hnswlib, { type HierarchicalNSW } from '../core/bundle/hnswlib.ts';
-import { taskFile } from '../core/util/worker-thread.ts';
+import { type AnchorGroups, type ShardAnchorLists, shardGroups } from '../core/bundle/index.ts';
+import { hnswlib, type HierarchicalNSW } from '../core/bundle/index.ts';
+import { taskFile } from '../core/util/index.ts';
 
 export interface HnswParams {
   M: number;

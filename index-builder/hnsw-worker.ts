@@ -1,5 +1,5 @@
 /** Worker-thread task of `buildShardFiles` (run by piscina): build one shard's HNSW index and write its file. */
-import { anchorLists, type ShardAnchorLists } from '../core/bundle/anchors.ts';
+import { anchorLists, type ShardAnchorLists } from '../core/bundle/index.ts';
 import { buildHnsw, type ShardTask } from './hnsw-build.ts';
 
 /** Builds the shard's HNSW file; returns the text anchors' lists over the shard when anchors were given. */

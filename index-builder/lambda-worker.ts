@@ -7,10 +7,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fetchBundle } from '../core/bundle/s3-fetch.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
-import { embedImageSources } from '../core/model/embed-images.ts';
-import { readEnv } from '../core/util/env.ts';
+import { fetchBundle } from '../core/bundle/index.ts';
+import { MedClipModel } from '../core/model/index.ts';
+import { embedImageSources } from '../core/model/index.ts';
+import { readEnv } from '../core/util/index.ts';
 
 export type WorkerRequest = { kind: 'images'; items: { id: string; data: string }[] } | { kind: 'texts'; texts: string[] };
 export type WorkerResponse = { results: ({ id: string; vector: string } | { id: string; error: string })[] } | { vectors: string[] };

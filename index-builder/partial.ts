@@ -7,8 +7,8 @@
 import { appendFile, mkdir, open, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CollectionName, ItemMeta, StoredReport } from '../core/bundle/index-bundle.ts';
-import { fsErrorReason } from '../core/util/fs-errors.ts';
+import type { CollectionName, ItemMeta, StoredReport } from '../core/bundle/index.ts';
+import { fsErrorReason } from '../core/util/index.ts';
 import { IndexBuildError } from './errors.ts';
 
 /** Run a write, turning a file-system failure into one line naming the file (ENOSPC carries no path). */

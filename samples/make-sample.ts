@@ -6,7 +6,7 @@
  */
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { readTable } from '../core/tables/tables.ts';
+import { readTable } from '../core/tables/index.ts';
 
 const data = process.argv[2] ?? join(import.meta.dirname, '../../shared/data');
 const out = join(import.meta.dirname, 'corpus');

@@ -4,9 +4,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { BundleFetchError, fetchBundle } from '../core/bundle/s3-fetch.ts';
-import { IndexBundle } from '../core/bundle/index-bundle.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
+import { BundleFetchError, fetchBundle } from '../core/bundle/index.ts';
+import { IndexBundle } from '../core/bundle/index.ts';
+import { MedClipModel } from '../core/model/index.ts';
 import { startLocalS3, type LocalS3 } from './helpers/local-s3.ts';
 import { liveDir, outputDir, REPO } from './helpers/paths.ts';
 

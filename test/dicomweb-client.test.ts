@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { DicomwebClient, DicomwebError, publicUrl } from '../core/dicom/dicomweb.ts';
+import { DicomwebClient, DicomwebError, publicUrl } from '../core/dicom/index.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 let handler: Handler = (_req, res) => res.end();

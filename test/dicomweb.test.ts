@@ -9,10 +9,10 @@ import { createServer as createHttpServer, request as httpRequest, type Server }
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { DicomwebError } from '../core/dicom/dicomweb.ts';
-import { IndexBundle, type ImageMeta } from '../core/bundle/index-bundle.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
-import { SearchService, type ImageHit, type ReportHit } from '../core/search/search-service.ts';
+import { DicomwebError } from '../core/dicom/index.ts';
+import { IndexBundle, type ImageMeta } from '../core/bundle/index.ts';
+import { MedClipModel } from '../core/model/index.ts';
+import { SearchService, type ImageHit, type ReportHit } from '../core/search/index.ts';
 import { buildIndex, type BuildSummary } from '../index-builder/build.ts';
 import { createApp } from '../api/app.ts';
 import { textToReports } from './helpers/api.ts';

@@ -2,12 +2,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EXIT_CODE, HTTP_STATUS, MedclipError } from '../core/errors.ts';
-import { IndexError } from '../core/bundle/index-bundle.ts';
+import { IndexError } from '../core/bundle/index.ts';
 import { ImageError } from '../core/image/index.ts';
-import { LockTimeoutError } from '../core/bundle/lock.ts';
-import { TableError } from '../core/tables/tables.ts';
-import { ModelError } from '../core/model/medclip-model.ts';
-import { BundleFetchError } from '../core/bundle/s3-fetch.ts';
+import { LockTimeoutError } from '../core/bundle/index.ts';
+import { TableError } from '../core/tables/index.ts';
+import { ModelError } from '../core/model/index.ts';
+import { BundleFetchError } from '../core/bundle/index.ts';
 import { IndexBuildError } from '../index-builder/errors.ts';
 import { TrainError } from '../train/trainer.ts';
 import { CliError } from '../cli/errors.ts';
@@ -37,7 +37,7 @@ test('every error class is a MedclipError with the kind of failure it reports, a
 });
 
 test('environment variables are validated in one schema: a bad value names the variable, never its value', async () => {
-  const { readEnv } = await import('../core/util/env.ts');
+  const { readEnv } = await import('../core/util/index.ts');
   const env = readEnv({ MEDCLIP_THREADS: '2', MEDCLIP_SHARD_FUNCTIONS: ' a, b ,', MEDCLIP_CORS_ORIGINS: '' });
   assert.equal(env.MEDCLIP_THREADS, 2);
   assert.deepEqual(env.MEDCLIP_SHARD_FUNCTIONS, ['a', 'b']);

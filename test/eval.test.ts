@@ -3,7 +3,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { classificationReport, rocAuc } from '../train/zeroshot.ts';
+import { classificationReport, rocAuc } from '../core/metrics/index.ts';
 import { medclip } from './helpers/cli.ts';
 import { DATA, IMAGES_CSV, IU_REPORTS, outputDir } from './helpers/paths.ts';
 import { writeTinyRun } from './helpers/tiny-run.ts';

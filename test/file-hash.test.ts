@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FileHashError, hashFileSync, hashFiles } from '../core/util/file-hash.ts';
+import { FileHashError, hashFileSync, hashFiles } from '../core/util/index.ts';
 import { NIH_PNG, IU_REPORTS, outputDir } from './helpers/paths.ts';
 
 const whole = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');

@@ -4,9 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { FilterBitsets, buildBitsets } from '../core/bundle/filter-bitsets.ts';
-import { IndexBundle, filterPredicate, type ImageMeta, type SearchFilter } from '../core/bundle/index-bundle.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
+import { FilterBitsets, buildBitsets } from '../core/bundle/index.ts';
+import { IndexBundle, filterPredicate, type ImageMeta, type SearchFilter } from '../core/bundle/index.ts';
+import { MedClipModel } from '../core/model/index.ts';
 import { liveDir, REPO } from './helpers/paths.ts';
 
 test('bitsets give the same allow-lists as the metadata for findings, views (any case), sources and their mixes', async () => {

@@ -11,8 +11,8 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { IndexBundle } from '../core/bundle/index-bundle.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
+import { IndexBundle } from '../core/bundle/index.ts';
+import { MedClipModel } from '../core/model/index.ts';
 import { createApp, createServices } from '../api/app.ts';
 import { startServer } from '../api/server.ts';
 import { hashApiKey, resolveAuth } from '../api/auth.ts';
@@ -425,7 +425,7 @@ test('the OpenAPI document passes @redocly/cli lint with no error and no warning
 });
 
 test('a fault in the stored data is a 500 problem (named in the log, not the response); a bad request stays 400', async () => {
-  const { IndexError } = await import('../core/bundle/index-bundle.ts');
+  const { IndexError } = await import('../core/bundle/index.ts');
   const index = await IndexBundle.load(indexDir, { model });
   const services = await createServices(model, index, {
     count: () => 1,

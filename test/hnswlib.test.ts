@@ -6,8 +6,8 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { avx2AddonPath, chooseVariant, cpuHasAvx2, HNSWLIB_VARIANT } from '../core/bundle/hnswlib.ts';
-import { Rng } from '../core/util/random.ts';
+import { avx2AddonPath, chooseVariant, cpuHasAvx2, HNSWLIB_VARIANT } from '../core/bundle/index.ts';
+import { Rng } from '../core/util/index.ts';
 
 const require = createRequire(import.meta.url);
 

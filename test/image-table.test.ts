@@ -4,8 +4,8 @@ import { access, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { parse } from 'csv-parse/sync';
-import { readImageTable } from '../core/tables/image-table.ts';
-import { OBSERVATIONS } from '../core/labeler/labels.ts';
+import { readImageTable } from '../core/tables/index.ts';
+import { OBSERVATIONS } from '../core/labeler/index.ts';
 import { IMAGES_CSV, outputDir } from './helpers/paths.ts';
 
 test('the shared image table: every val row points at a real file, with labels and metadata', async () => {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { decodeGrey, imageToTensor, ImageError, parseImageSpec, TRANSFER_SYNTAX, type ImageSpec } from '../core/image/index.ts';
-import { codestreamSize } from '../core/dicom/decode.ts';
+import { codestreamSize } from '../core/dicom/index.ts';
 import { DATA, FULLRES_DIR, NIH_PNG } from './helpers/paths.ts';
 import { encodeJpegLossless8, encodeRle, uint16Bytes, writeDicom } from './helpers/dicom-writer.ts';
 

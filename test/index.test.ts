@@ -6,9 +6,10 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync, rmSync, cpSync } from 'node:fs';
 import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
-import { IndexBundle, IndexError, hnswHeader } from '../core/bundle/index-bundle.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
-import { buildIndex, deleteFromBundle } from '../index-builder/build.ts';
+import { IndexBundle, IndexError, hnswHeader } from '../core/bundle/index.ts';
+import { MedClipModel } from '../core/model/index.ts';
+import { buildIndex } from '../index-builder/build.ts';
+import { deleteFromBundle } from '../index-builder/rewrite.ts';
 import { DATA, IMAGES_CSV, IU_REPORTS, liveDir, outputDir, REPO } from './helpers/paths.ts';
 import { tinyModelBundle } from './helpers/tiny-model.ts';
 
@@ -114,7 +115,7 @@ test('load refuses a wrong format, another model, a dimension mismatch and a cor
     );
   other.writeIndexSync(join(bad, 'images.hnsw'));
   const m2 = manifest();
-  const { sha256 } = await import('../core/model/medclip-model.ts');
+  const { sha256 } = await import('../core/model/index.ts');
   m2.sha256['images.hnsw'] = sha256(readFileSync(join(bad, 'images.hnsw')));
   writeFileSync(join(bad, 'manifest.json'), JSON.stringify(m2));
   assert.equal(hnswHeader(readFileSync(join(bad, 'images.hnsw'))).dim, 8);
@@ -439,7 +440,7 @@ test('a bundle in several HNSW shards answers as one: the same hits, filtered or
 });
 
 test('reports: --append adds reports (an id already there is not added twice), --delete removes a report everywhere', async () => {
-  const { readReports } = await import('../core/tables/reports.ts');
+  const { readReports } = await import('../core/tables/index.ts');
   const val: { id: string; findings: string; impression: string }[] = [];
   for await (const r of readReports(IU_REPORTS, { split: 'val' }))
     if (r.text.findings || r.text.impression) val.push({ id: r.id, findings: r.text.findings ?? '', impression: r.text.impression ?? '' });
@@ -465,7 +466,7 @@ test('reports: --append adds reports (an id already there is not added twice), -
   assert.equal(index.reports.size, 39);
   assert.equal(index.report(victim.id), undefined);
   const [q] = await model.embedTexts([victim.impression || victim.findings]);
-  const { ReportSearch } = await import('../core/search/report-search.ts');
+  const { ReportSearch } = await import('../core/search/index.ts');
   const hits = new ReportSearch(index).search(q!, { k: 39 });
   assert.ok(hits.length > 0);
   for (const h of hits) {

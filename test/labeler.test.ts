@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { labelReport, labelSentence } from '../core/labeler/labeler.ts';
-import { splitClauses, splitSentences } from '../core/labeler/sentences.ts';
-import { evaluateLabels } from '../core/labeler/evaluate.ts';
-import { OBSERVATIONS, type LabelRow, type Observation } from '../core/labeler/labels.ts';
-import { readReports } from '../core/tables/reports.ts';
+import { labelReport, labelSentence } from '../core/labeler/index.ts';
+import { splitClauses, splitSentences } from '../core/labeler/index.ts';
+import { evaluateLabels } from '../core/labeler/index.ts';
+import { OBSERVATIONS, type LabelRow, type Observation } from '../core/labeler/index.ts';
+import { readReports } from '../core/tables/index.ts';
 import { IU_REPORTS } from './helpers/paths.ts';
 
 const at = (row: LabelRow, name: Observation) => row[OBSERVATIONS.indexOf(name)];
@@ -120,8 +120,8 @@ test('evaluation arithmetic on a hand-made example', () => {
 
 test('the labeler version pins its output: a change to the split or the labels must bump LABELER_VERSION', async () => {
   const { createHash } = await import('node:crypto');
-  const { LABELER_VERSION, labelReport: label } = await import('../core/labeler/labeler.ts');
-  const { readReports, reportText } = await import('../core/tables/reports.ts');
+  const { LABELER_VERSION, labelReport: label } = await import('../core/labeler/index.ts');
+  const { readReports, reportText } = await import('../core/tables/index.ts');
   // sha256 of the labeler's output (sentences and labels) on every IU val report, per version
   const FINGERPRINTS: Record<string, string> = {
     '1': '11024f0c059afa6f40a44b1d44077ddcabb76737244c6a3751107dfb36f60766',

@@ -11,8 +11,8 @@ import {
   OBSERVATIONS,
   parseLabelValue,
   positiveFindings,
-} from '../core/labeler/labels.ts';
-import { readTable } from '../core/tables/tables.ts';
+} from '../core/labeler/index.ts';
+import { readTable } from '../core/tables/index.ts';
 import { IMAGES_CSV, IU_REPORTS } from './helpers/paths.ts';
 
 test('the 14 observations are in the order of the shared image table header', async () => {

@@ -4,7 +4,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { deleteFromBundle } from '../index-builder/build.ts';
+import { deleteFromBundle } from '../index-builder/rewrite.ts';
 import { DATA, outputDir } from './helpers/paths.ts';
 import { tinyIndexBundle } from './helpers/tiny-model.ts';
 

@@ -2,9 +2,9 @@
 // is recognised; through the API, a misspelled query searches as its correction.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { IndexBundle } from '../core/bundle/index-bundle.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
-import { QuerySpeller } from '../core/search/query-terms.ts';
+import { IndexBundle } from '../core/bundle/index.ts';
+import { MedClipModel } from '../core/model/index.ts';
+import { QuerySpeller } from '../core/search/index.ts';
 import { createApp, createServices } from '../api/app.ts';
 import { outputDir } from './helpers/paths.ts';
 import { textToReports } from './helpers/api.ts';

@@ -2,9 +2,9 @@
 // through the API, and `medclip eval --task search` on the judged val queries.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { IndexBundle } from '../core/bundle/index-bundle.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
-import { agreeingFindings, findingAgreement, queryFindings } from '../core/search/rank.ts';
+import { IndexBundle } from '../core/bundle/index.ts';
+import { MedClipModel } from '../core/model/index.ts';
+import { agreeingFindings, findingAgreement, queryFindings } from '../core/search/index.ts';
 import { createApp, createServices } from '../api/app.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -93,7 +93,7 @@ test('medclip eval --task search --json: P@10, negated purity, per kind, per que
 });
 
 test('report hits of a finding query carry a calibrated relevance in [0, 1]; agreeing reports score higher than contradicting ones', async () => {
-  const { reportRelevance } = await import('../core/search/rank.ts');
+  const { reportRelevance } = await import('../core/search/index.ts');
   const f = (agreement: number) => ({ dense: 0.999, agreement, reportAgreement: agreement, lexical: 0.5 });
   assert.ok(reportRelevance(f(1)) > reportRelevance(f(-1)));
   const r = (await (
@@ -124,7 +124,7 @@ test('image -> reports hubness: the shipped hub weight lowers the share of X-ray
   assert.equal(r.code, 0, r.stderr);
   const runs = JSON.parse(r.stdout) as { weights: { hub: number }; hubShare: { queries: number; share: number; findingMatch: number } }[];
   const at = (hub: number) => runs.find((x) => x.weights.hub === hub)!.hubShare;
-  const { RANK_WEIGHTS } = await import('../core/search/rank.ts');
+  const { RANK_WEIGHTS } = await import('../core/search/index.ts');
   const before = at(0);
   const after = at(RANK_WEIGHTS.hub);
   assert.ok(before.queries > 500);

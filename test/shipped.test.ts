@@ -3,10 +3,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { IndexBundle } from '../core/bundle/index-bundle.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
-import { resolveClasses } from '../core/model/prompts.ts';
-import { readImageTable } from '../core/tables/image-table.ts';
+import { IndexBundle } from '../core/bundle/index.ts';
+import { MedClipModel } from '../core/model/index.ts';
+import { resolveClasses } from '../core/model/index.ts';
+import { readImageTable } from '../core/tables/index.ts';
 import { REPO } from './helpers/paths.ts';
 
 const MODEL = join(REPO, 'models/medclip-tiny');

@@ -15,10 +15,10 @@ import {
   groupKey,
   serializeAnchors,
   shardGroups,
-} from '../core/bundle/anchors.ts';
-import { IndexBundle, type ImageMeta } from '../core/bundle/index-bundle.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
-import { Rng } from '../core/util/random.ts';
+} from '../core/bundle/index.ts';
+import { IndexBundle, type ImageMeta } from '../core/bundle/index.ts';
+import { MedClipModel } from '../core/model/index.ts';
+import { Rng } from '../core/util/index.ts';
 import { DEFAULT_HNSW, textAnchors, writeBundle } from '../index-builder/bundle-writer.ts';
 import { buildPerturbedIndex } from '../bench/perturbed-index.ts';
 import { outputDir, REPO } from './helpers/paths.ts';

@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
-import { bertTokenizerJson, TextTokenizer, TokenizerError, trainWordPiece, type TokenizerJson } from '../core/model/tokenizer.ts';
-import { readReports, reportText } from '../core/tables/reports.ts';
-import { splitSentences } from '../core/labeler/sentences.ts';
+import { bertTokenizerJson, TextTokenizer, TokenizerError, trainWordPiece, type TokenizerJson } from '../core/model/index.ts';
+import { readReports, reportText } from '../core/tables/index.ts';
+import { splitSentences } from '../core/labeler/index.ts';
 import { IU_REPORTS, outputDir } from './helpers/paths.ts';
 
 async function corpus(split: string): Promise<string[]> {

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../train/backend.ts';
 import { batchMatMul, conv2dSame, embeddingLookup, matMul2d } from '../train/ops.ts';
 import { infoNceLoss, semanticLoss, semanticTargets, softCrossEntropy } from '../train/loss.ts';
-import { Rng } from '../core/util/random.ts';
+import { Rng } from '../core/util/index.ts';
 
 before(async () => {
   await selectBackend('wasm');

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { currentVersion, publishVersion, stageVersion, VersionedDirError } from '../core/bundle/versioned-dir.ts';
+import { currentVersion, publishVersion, stageVersion, VersionedDirError } from '../core/bundle/index.ts';
 import { checkpointFolder, publishCheckpoint, readTensors, writeTensors } from '../train/checkpoint.ts';
 import { outputDir, REPO } from './helpers/paths.ts';
 

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { IndexBundle } from '../core/bundle/index-bundle.ts';
-import { MedClipModel } from '../core/model/medclip-model.ts';
-import { withLock, LockTimeoutError } from '../core/bundle/lock.ts';
+import { IndexBundle } from '../core/bundle/index.ts';
+import { MedClipModel } from '../core/model/index.ts';
+import { withLock, LockTimeoutError } from '../core/bundle/index.ts';
 import { buildIndex } from '../index-builder/build.ts';
 import { DATA, IMAGES_CSV, liveDir, outputDir } from './helpers/paths.ts';
 import { tinyModelBundle } from './helpers/tiny-model.ts';
@@ -341,7 +341,7 @@ test('a format-1 bundle is refused with how to upgrade it; --upgrade stores each
 
 test('--upgrade relabels a bundle written by another labeler version from its stored texts, and records the current one', async () => {
   const { createHash } = await import('node:crypto');
-  const { LABELER_VERSION } = await import('../core/labeler/labeler.ts');
+  const { LABELER_VERSION } = await import('../core/labeler/index.ts');
   const out = join(dir, 'old-labeler');
   rmSync(out, { recursive: true, force: true });
   await buildIndex({ model: modelDir, reports: join(DATA, 'reports/iu_reports.csv'), reportSplit: 'val', out });

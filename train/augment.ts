@@ -3,7 +3,7 @@
  * warp (bilinear), then brightness/contrast jitter; output normalised float32 at the model's size.
  * With `augment` off it is the plain resize the exported model sees at inference.
  */
-import type { Rng } from '../core/util/random.ts';
+import type { Rng } from '../core/util/index.ts';
 
 export interface AugmentOptions {
   /** Crop side as a fraction of the image side, sampled in [min, 1]. */

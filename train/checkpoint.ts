@@ -8,7 +8,7 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { currentVersionSync, publishVersion, removeStaleStaging, stageVersion } from '../core/bundle/versioned-dir.ts';
+import { currentVersionSync, publishVersion, removeStaleStaging, stageVersion } from '../core/bundle/index.ts';
 
 /** The live checkpoint folder inside `dir` (`checkpoint-latest`, `checkpoint-best`), or undefined if none was saved. */
 export function checkpointFolder(dir: string): string | undefined {

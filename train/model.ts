@@ -6,7 +6,7 @@
  * exporter all address them the same way. Every layer here has an ONNX counterpart in `onnx-export.ts`.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../core/util/random.ts';
+import { Rng } from '../core/util/index.ts';
 import type { ModelConfig } from './config.ts';
 import { conv2dSame, dense, embeddingLookup, gelu, l2Normalize, layerNorm, batchMatMul } from './ops.ts';
 

@@ -1,6 +1,6 @@
 /** Replicas in-process or on worker threads, behind one interface. */
 import type { Worker } from 'node:worker_threads';
-import { startWorker } from '../core/util/worker-thread.ts';
+import { startWorker } from '../core/util/index.ts';
 import { Replica, type BatchArrays, type ReplicaInit, type StepResult } from './replica.ts';
 
 export interface OptimizerState {

@@ -8,8 +8,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Rng } from '../core/util/random.ts';
-import { TextTokenizer, trainWordPiece } from '../core/model/tokenizer.ts';
+import { Rng } from '../core/util/index.ts';
+import { TextTokenizer, trainWordPiece } from '../core/model/index.ts';
 import { writeTensors } from './checkpoint.ts';
 import type { ModelConfig } from './config.ts';
 import { initialValues } from './model.ts';

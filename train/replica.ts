@@ -5,7 +5,7 @@
  * Float32Arrays in the order of `model.trainable` / the BatchNorm layer order.
  */
 import * as tf from '@tensorflow/tfjs';
-import { NUM_OBSERVATIONS } from '../core/labeler/labels.ts';
+import { NUM_OBSERVATIONS } from '../core/labeler/index.ts';
 import type { ModelConfig } from './config.ts';
 import { findingsLoss, infoNceLoss, semanticLoss, similarityLogits, type LossName } from './loss.ts';
 import { DualEncoder, type BatchNormUpdate } from './model.ts';

@@ -1,8 +1,8 @@
 /** Search and classification routes: text -> images/reports, image -> images/reports, zero-shot, upload preview. */
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import { BUILTIN_CLASS_NAMES } from '../../core/model/prompts.ts';
-import { QUERY_PREVIEW_SIZE, type StageTimings } from '../../core/search/search-service.ts';
+import { BUILTIN_CLASS_NAMES } from '../../core/model/index.ts';
+import { QUERY_PREVIEW_SIZE, type StageTimings } from '../../core/search/index.ts';
 import { EXAMPLES } from '../examples.ts';
 import { ClassifyFields, PreviewFields, SearchImageFields, imageFields } from '../image-fields.ts';
 import { readImageInput } from '../image-input.ts';

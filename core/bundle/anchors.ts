@@ -9,10 +9,10 @@
  * exactly: recall@10 1.0 on the same set (docs/performance.md). Nearby texts rank images alike, which is why a few
  * hundred anchors cover report-like queries.
  */
-import { FINDING_PROMPTS } from '../model/findings.ts';
-import { type Observation, OBSERVATIONS } from '../labeler/labels.ts';
-import { BUILTIN_CLASS_NAMES, BUILTIN_TEMPLATES, expandTemplate } from '../model/prompts.ts';
-import { Rng } from '../util/random.ts';
+import { FINDING_PROMPTS } from '../model/index.ts';
+import { type Observation, OBSERVATIONS } from '../labeler/index.ts';
+import { BUILTIN_CLASS_NAMES, BUILTIN_TEMPLATES, expandTemplate } from '../model/index.ts';
+import { Rng } from '../util/index.ts';
 
 /**
  * Anchors per bundle, images kept per anchor (best first), anchors an unfiltered query takes and how deep: a filtered

@@ -47,8 +47,7 @@ export const HNSWLIB_VARIANT: HnswlibVariant = chooseVariant({
   built: existsSync(avx2AddonPath()),
 });
 
-const hnswlib: Hnswlib = HNSWLIB_VARIANT === 'avx2' ? (require(avx2AddonPath()) as Hnswlib) : (require('hnswlib-node') as Hnswlib);
-export default hnswlib;
+export const hnswlib: Hnswlib = HNSWLIB_VARIANT === 'avx2' ? (require(avx2AddonPath()) as Hnswlib) : (require('hnswlib-node') as Hnswlib);
 
 /** An HNSW index of either build (the same class). */
 export type HierarchicalNSW = import('hnswlib-node').HierarchicalNSW;

@@ -4,7 +4,10 @@
  * served from the local bundle (a report archive fits one function; images are what grows).
  */
 import { readFile } from 'node:fs/promises';
-import type { Hit, ImageFacets, ImageMeta, IndexBundle, SearchFilter } from './index-bundle.ts';
+import type { Hit, ImageMeta } from './items.ts';
+import type { ImageFacets } from './facets.ts';
+import type { SearchFilter } from './filters.ts';
+import type { IndexBundle } from './index-bundle.ts';
 
 export interface IndexReader {
   /** Images that can be found (deleted ones excluded). */

@@ -13,7 +13,7 @@ import pLimit from 'p-limit';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
-import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { withLock } from './lock.ts';
 import { currentVersion, publishVersion, removeStaleStaging, stageVersion } from './versioned-dir.ts';
 import { MedclipError, type ErrorKind } from '../errors.ts';
@@ -43,8 +43,12 @@ export function parseS3Uri(uri: string): { bucket: string; prefix: string } {
   return { bucket: m[1]!, prefix: m[2]!.replace(/\/+$/, '') };
 }
 
+/** The S3 SDK, loaded on the first fetch: a process that never reads a bundle from S3 never pays for it. */
+const sdk = () => import('@aws-sdk/client-s3');
+
 async function getObject(client: S3Client, bucket: string, key: string): Promise<{ bytes: Uint8Array; etag: string }> {
   try {
+    const { GetObjectCommand } = await sdk();
     const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
     return { bytes: await out.Body!.transformToByteArray(), etag: out.ETag ?? '' };
   } catch (err) {
@@ -66,6 +70,7 @@ async function findObject(client: S3Client, bucket: string, key: string): Promis
 export async function fetchBundle(o: FetchBundleOptions): Promise<string> {
   const { bucket, prefix: root } = parseS3Uri(o.uri);
   // A custom endpoint (AWS_ENDPOINT_URL_S3: MinIO, LocalStack, tests) generally needs path-style addressing.
+  const { ListObjectsV2Command, S3Client } = await sdk();
   const client = o.client ?? new S3Client({ forcePathStyle: !!process.env.AWS_ENDPOINT_URL_S3 });
   const under = (prefix: string, name: string) => (prefix ? `${prefix}/${name}` : name);
   // A versioned bundle names its live version in CURRENT; a plain bundle has its files at the prefix.

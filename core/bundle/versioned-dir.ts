@@ -22,7 +22,7 @@ import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MedclipError } from '../errors.ts';
-import { fsErrorReason } from '../util/fs-errors.ts';
+import { fsErrorReason } from '../util/index.ts';
 import { leasedVersions, ROOT_VERSION } from './reader-leases.ts';
 
 export const CURRENT_FILE = 'CURRENT';

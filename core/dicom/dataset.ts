@@ -5,7 +5,7 @@
 import dicomParser from 'dicom-parser';
 import { inflateRawSync } from 'node:zlib';
 import { ImageError } from '../errors.ts';
-import { checkDimensions, type ImageLimits } from '../util/limits.ts';
+import { checkDimensions, type ImageLimits } from '../util/index.ts';
 
 export const TRANSFER_SYNTAX = {
   implicitLittle: '1.2.840.10008.1.2',

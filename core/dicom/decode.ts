@@ -8,7 +8,7 @@ import { parseDataSet, readPixelModule, SUPPORTED_SYNTAXES } from './dataset.ts'
 import { displayPixels } from './display.ts';
 import { decodeFrame, firstFrameBytes } from './pixels.ts';
 import { ImageError } from '../errors.ts';
-import { type ImageLimits } from '../util/limits.ts';
+import type { ImageLimits } from '../util/index.ts';
 
 export { isAcrNema, isDicom, parseDataSet, TRANSFER_SYNTAX } from './dataset.ts';
 export { codestreamSize } from './pixels.ts';

@@ -4,9 +4,9 @@
  */
 import type { Metadata, ResizeOptions } from 'sharp';
 import { loadSharp, type Sharp } from './sharp.ts';
-import { decodeDicom, isDicom, type GreyImage } from '../dicom/decode.ts';
+import { decodeDicom, isDicom, type GreyImage } from '../dicom/index.ts';
 import { ImageError } from '../errors.ts';
-import { checkDimensions, DEFAULT_IMAGE_LIMITS, type ImageLimits } from '../util/limits.ts';
+import { checkDimensions, DEFAULT_IMAGE_LIMITS, type ImageLimits } from '../util/index.ts';
 import type { ImageSpec } from './spec.ts';
 
 export type ImageFormat = 'png' | 'jpeg' | 'dicom';

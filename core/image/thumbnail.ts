@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { decodeGrey } from './decode.ts';
 import { loadSharp } from './sharp.ts';
-import { DEFAULT_IMAGE_LIMITS, type ImageLimits } from '../util/limits.ts';
+import { DEFAULT_IMAGE_LIMITS, type ImageLimits } from '../util/index.ts';
 
 export const THUMBNAIL_SIZE = 256;
 

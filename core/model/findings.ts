@@ -6,7 +6,7 @@
  * independent: an image can have several, and "No Finding" is reported only when no positive finding is.
  * The temperature is fitted on val images (`fitFindingsTemperature`) and stored in the model manifest.
  */
-import { OBSERVATIONS, type Observation } from '../labeler/labels.ts';
+import { OBSERVATIONS, type Observation } from '../labeler/index.ts';
 import { createHash } from 'node:crypto';
 import { BUILTIN_TEMPLATES, PromptError } from './prompts.ts';
 

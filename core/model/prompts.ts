@@ -3,7 +3,7 @@
  * expanded to sentences like a radiologist would write; `samplePrompts` draws n per class with a seed.
  * Callers may bring their own classes as `{ name, prompts[] }`.
  */
-import { Rng } from '../util/random.ts';
+import { Rng } from '../util/index.ts';
 import { MedclipError } from '../errors.ts';
 
 export interface PromptTemplate {

@@ -15,9 +15,9 @@ import {
   type StoredLabels,
   type StoredReport,
   type TextMeta,
-} from '../bundle/index-bundle.ts';
-import { boundedCache, stringBytes } from '../util/cache.ts';
-import { dot } from '../model/medclip-model.ts';
+} from '../bundle/index.ts';
+import { boundedCache, stringBytes } from '../util/index.ts';
+import { dot } from '../model/index.ts';
 import { ReportSentences } from './report-sentences.ts';
 import {
   RANK_WEIGHTS,
@@ -28,7 +28,7 @@ import {
   type RankFeatures,
   type RankWeights,
 } from './rank.ts';
-import { MAX_HITS } from '../util/limits.ts';
+import { MAX_HITS } from '../util/index.ts';
 
 /** Distinct sentence texts taken from BM25 per query (each brings up to 5 of its sentences). */
 export const LEXICAL_CANDIDATES = 50;
@@ -42,7 +42,7 @@ const MAX_MEMBERS_BY_SIMILARITY = 50;
 /** A finding affirmed by at most this share of sentences gets its own pool (val: Pneumothorax 0.4%, Cardiomegaly 4%). */
 export const AFFIRMED_POOL_MAX_SHARE = 0.02;
 
-export interface ReportHit {
+export interface RankedReport {
   hit: Hit<SentenceMeta>;
   report: StoredReport;
   sentence: string;
@@ -108,7 +108,7 @@ export class ReportSearch {
     private readonly relevance: Parameters<typeof reportRelevance>[1] = undefined,
   ) {}
 
-  search(vector: Float32Array, o: ReportQuery): ReportHit[] {
+  search(vector: Float32Array, o: ReportQuery): RankedReport[] {
     if (this.index.count('reports') === 0) return [];
     return this.index.hasTextIndex ? this.searchTexts(vector, o) : this.searchSentences(vector, o);
   }
@@ -119,7 +119,7 @@ export class ReportSearch {
    * holding it whose labels agree best with the query and that no better hit took. Identical sentences are one hit
    * by construction, and no widening through thousands of copies of "No pneumothorax." is needed.
    */
-  private searchTexts(vector: Float32Array, o: ReportQuery): ReportHit[] {
+  private searchTexts(vector: Float32Array, o: ReportQuery): RankedReport[] {
     const findings = o.findings ?? [];
     const pool = new Map<string, Candidate>();
     // image queries: a sentence's hubness (its closeness to every image) is taken off its cosine
@@ -224,7 +224,7 @@ export class ReportSearch {
   }
 
   /** The hits of the first ranked texts: their reports, the other reports holding the same sentence, relevance. */
-  private materialise(ranked: Ranked[], relevant: boolean): ReportHit[] {
+  private materialise(ranked: Ranked[], relevant: boolean): RankedReport[] {
     return ranked.map((r, rank) => {
       // the other reports with this sentence, but those this hit or a better one took
       const same: string[] = [];
@@ -246,7 +246,7 @@ export class ReportSearch {
   }
 
   /** Bundles without the distinct-text index: sentence candidates, best sentence per report, then collapsed. */
-  private searchSentences(vector: Float32Array, o: ReportQuery): ReportHit[] {
+  private searchSentences(vector: Float32Array, o: ReportQuery): RankedReport[] {
     const findings = o.findings ?? [];
     const lexical = new Map<string, number>();
     const extra: Hit<SentenceMeta>[] = [];

@@ -4,9 +4,9 @@
  * `medclip index --upgrade` and the fallback of report hits. Split once per report, within the 'report-sentences'
  * budget.
  */
-import { boundedCache, stringBytes } from '../util/cache.ts';
-import { labelReport } from '../labeler/labeler.ts';
-import { reportText } from '../tables/reports.ts';
+import { boundedCache, stringBytes } from '../util/index.ts';
+import { labelReport } from '../labeler/index.ts';
+import { reportText } from '../tables/index.ts';
 
 export class ReportSentences {
   private readonly cache = boundedCache<string, string[]>(

@@ -4,7 +4,7 @@
  * CheXpert's own CSVs load unchanged: `Path`, float labels (`1.0`, `-1.0`), `Frontal/Lateral` and `AP/PA` as view.
  */
 import { dirname, isAbsolute, normalize, resolve, sep } from 'node:path';
-import { labelRowFromRecord, OBSERVATIONS, type LabelRow } from '../labeler/labels.ts';
+import { labelRowFromRecord, OBSERVATIONS, type LabelRow } from '../labeler/index.ts';
 import { readTable, TableError } from './tables.ts';
 
 export interface ImageRecord {

@@ -2,7 +2,7 @@
  * Report tables (CSV or JSONL): an id column, text columns (default `findings` and `impression`),
  * and optionally the 14 observation columns.
  */
-import { hasLabelColumns, labelRowFromRecord, type LabelRow } from '../labeler/labels.ts';
+import { hasLabelColumns, labelRowFromRecord, type LabelRow } from '../labeler/index.ts';
 import { readTable, TableError } from './tables.ts';
 
 export interface Report {

@@ -1,6 +1,6 @@
 /** Where the shared real data lives (../shared/data beside the repository), and a scratch folder for outputs. */
 import { mkdirSync } from 'node:fs';
-import { currentVersionSync } from '../../core/bundle/versioned-dir.ts';
+import { currentVersionSync } from '../../core/bundle/index.ts';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 

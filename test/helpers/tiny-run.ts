@@ -4,8 +4,8 @@
  */
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
-import { readReports, reportText } from '../../core/tables/reports.ts';
-import { labelReport } from '../../core/labeler/labeler.ts';
+import { readReports, reportText } from '../../core/tables/index.ts';
+import { labelReport } from '../../core/labeler/index.ts';
 import { parseModelConfig, type ModelConfig } from '../../train/config.ts';
 import { writeRandomRun } from '../../train/random-run.ts';
 import { IMAGES_CSV, IU_REPORTS, DATA } from './paths.ts';

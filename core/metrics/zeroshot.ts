@@ -61,7 +61,7 @@ export function classificationReport(classes: string[], truth: number[], probs: 
 }
 
 /** Softmax over classes of `scale * cos(image, class)`, and a class's embedding from its prompts': core/util/vectors.ts. */
-export { classSoftmax as classProbabilities, meanNormalized as meanEmbedding } from '../core/util/vectors.ts';
+export { classSoftmax as classProbabilities, meanNormalized as meanEmbedding } from '../util/index.ts';
 
 /** Images labelled exactly one of `classes` (by label index): [image index, class index] pairs. */
 export function singleClassItems(labels: Float32Array, count: number, classIndices: number[], width: number): [number, number][] {

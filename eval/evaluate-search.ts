@@ -12,14 +12,14 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { IndexBundle } from '../core/bundle/index-bundle.ts';
-import { OBSERVATIONS, type Observation } from '../core/labeler/labels.ts';
-import type { MedClipModel } from '../core/model/medclip-model.ts';
-import { QuerySpeller } from '../core/search/query-terms.ts';
-import { ReportSearch } from '../core/search/report-search.ts';
-import { readReports } from '../core/tables/reports.ts';
-import { type RELEVANCE, queryFindings, reportRelevance, type RankFeatures, type RankWeights } from '../core/search/rank.ts';
-import { imageFindings } from '../core/search/search-service.ts';
+import { IndexBundle } from '../core/bundle/index.ts';
+import { OBSERVATIONS, type Observation } from '../core/labeler/index.ts';
+import type { MedClipModel } from '../core/model/index.ts';
+import { QuerySpeller } from '../core/search/index.ts';
+import { ReportSearch } from '../core/search/index.ts';
+import { readReports } from '../core/tables/index.ts';
+import { type RELEVANCE, queryFindings, reportRelevance, type RankFeatures, type RankWeights } from '../core/search/index.ts';
+import { imageFindings } from '../core/search/index.ts';
 import { buildIndex } from '../index-builder/build.ts';
 
 export interface JudgedQuery {

@@ -2,14 +2,14 @@
  * `medclip eval`: zero-shot classification and cross-modal retrieval of a model bundle, run with
  * onnxruntime (`core/model`) exactly as the API serves it.
  */
-import { readImageTable, type ImageRecord } from '../core/tables/image-table.ts';
-import { embedImageSources } from '../core/model/embed-images.ts';
-import { COMPETITION_CLASSES, OBSERVATIONS, observationIndex } from '../core/labeler/labels.ts';
-import { labelReport } from '../core/labeler/labeler.ts';
-import { dot, type MedClipModel } from '../core/model/medclip-model.ts';
-import { resolveClasses } from '../core/model/prompts.ts';
-import { readReports, reportText } from '../core/tables/reports.ts';
-import { classificationReport, rocAuc, type ClassificationReport } from './zeroshot.ts';
+import { readImageTable, type ImageRecord } from '../core/tables/index.ts';
+import { embedImageSources } from '../core/model/index.ts';
+import { COMPETITION_CLASSES, OBSERVATIONS, observationIndex } from '../core/labeler/index.ts';
+import { labelReport } from '../core/labeler/index.ts';
+import { dot, type MedClipModel } from '../core/model/index.ts';
+import { resolveClasses } from '../core/model/index.ts';
+import { readReports, reportText } from '../core/tables/index.ts';
+import { classificationReport, rocAuc, type ClassificationReport } from '../core/metrics/index.ts';
 
 export interface EvalOptions {
   images: string;

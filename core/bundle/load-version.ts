@@ -1,0 +1,191 @@
+/**
+ * Loading one version of a bundle: the model it must come from, verification (hashed on a worker thread for a
+ * large bundle), and the verified shards, distinct texts and reports the version holds.
+ */
+import { resolve, sep } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { hashFiles, FileHashError } from '../util/index.ts';
+import { hnswlib } from './hnswlib.ts';
+import { COLLECTIONS, INDEX_FORMAT, INDEX_FORMAT_V1, type IndexManifest } from './manifest.ts';
+import type { ImageMeta, ItemMeta, SentenceMeta, StoredReport, TextMeta } from './items.ts';
+import { hnswHeader, readHead } from './hnsw-file.ts';
+import { LazyLines, parseJsonl } from './lazy-lines.ts';
+import { Shard } from './shard.ts';
+import { IndexError } from './manifest.ts';
+
+/** Bundles at least this large are hashed on a worker thread while the rest loads. */
+export const HASH_IN_WORKER_BYTES = 32 << 20;
+
+export interface ModelIdentity {
+  name: string;
+  manifestSha256: string;
+  embedDim: number;
+}
+
+export interface IndexLoadOptions {
+  /** The model that made the vectors (or a promise of it, loading meanwhile); omitted = not checked. */
+  model?: ModelIdentity | Promise<ModelIdentity>;
+  /** Check every file against the manifest's sha256 (default true). */
+  verify?: boolean;
+  /** Hash on a worker thread (default: when the bundle's files total 32 MB or more). */
+  hashInWorker?: boolean;
+  /** Load a format-1 bundle (only `medclip index --upgrade` does, to rewrite it). */
+  allowV1?: boolean;
+}
+
+export function bundleFile(dir: string, name: string): string {
+  const abs = resolve(dir, name);
+  if (!abs.startsWith(resolve(dir) + sep)) throw new IndexError(`${dir}: manifest names a file outside the bundle (${name})`);
+  return abs;
+}
+
+/** What one version folder holds, read and verified. */
+export interface LoadedVersion {
+  dir: string;
+  manifest: IndexManifest;
+  images: Shard<ImageMeta>[];
+  reports: Shard<SentenceMeta>[];
+  texts?: Shard<TextMeta>;
+  storedReports: Map<string, StoredReport>;
+}
+
+/**
+ * Read and verify one version folder (its files directly inside): every file against the manifest's sha256 before its
+ * content is used, an HNSW file before hnswlib reads it, each HNSW header's dimension and count against the manifest.
+ */
+export async function readVersion(dir: string, options: IndexLoadOptions): Promise<LoadedVersion> {
+  let manifest: IndexManifest;
+  try {
+    manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as IndexManifest;
+  } catch (err) {
+    throw new IndexError(
+      `${dir}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no manifest.json (not an index bundle)' : 'manifest.json is not valid JSON'}`,
+    );
+  }
+  if (manifest?.format === INDEX_FORMAT_V1 && !options.allowV1)
+    throw new IndexError(
+      `${dir}: index format ${INDEX_FORMAT_V1} stores no sentence text; upgrade it in place with \`medclip index --upgrade --model MODEL --out ${dir}\`, or rebuild it`,
+    );
+  if (manifest?.format !== INDEX_FORMAT && manifest?.format !== INDEX_FORMAT_V1)
+    throw new IndexError(`${dir}: unsupported index format "${String(manifest?.format)}" (expected ${INDEX_FORMAT})`);
+  if (!manifest.model || typeof manifest.model.sha256 !== 'string') throw new IndexError(`${dir}: manifest does not name its model`);
+  const verify = options.verify !== false;
+  const collections = COLLECTIONS.flatMap((name) => (manifest.collections?.[name] ? [[name, manifest.collections[name]] as const] : []));
+  // Every file the load reads, in the order it needs them.
+  const names = [
+    ...collections.flatMap(([, c]) =>
+      c.shards.flatMap((s) => [s.file, s.meta, ...(s.filters ? [s.filters] : []), ...(s.anchors ? [s.anchors] : [])]),
+    ),
+    ...(manifest.reports ? [manifest.reports] : []),
+    ...(manifest.texts ? [manifest.texts.file, manifest.texts.meta] : []),
+  ];
+  let totalBytes = 0;
+  for (const name of names) {
+    if (verify && !manifest.sha256?.[name]) throw new IndexError(`${dir}: manifest has no sha256 for ${name}`);
+    try {
+      totalBytes += statSync(bundleFile(dir, name)).size;
+    } catch (err) {
+      if (err instanceof IndexError) throw err;
+      throw new IndexError(`${dir}: missing ${name}`);
+    }
+  }
+  const digests = verify
+    ? hashFiles(
+        names.map((n) => bundleFile(dir, n)),
+        { worker: options.hashInWorker ?? totalBytes >= HASH_IN_WORKER_BYTES },
+      )
+    : undefined;
+  const verified = async (name: string): Promise<void> => {
+    if (!digests) return;
+    let actual: string;
+    try {
+      actual = await digests.get(bundleFile(dir, name))!;
+    } catch (err) {
+      throw new IndexError(`${dir}: ${err instanceof FileHashError && err.code === 'ENOENT' ? 'missing' : 'cannot read'} ${name}`);
+    }
+    if (actual !== manifest.sha256[name]) throw new IndexError(`${dir}: ${name} does not match its sha256 (corrupted or modified)`);
+  };
+
+  // Metadata files are read on the thread pool meanwhile (the model may be loading on this thread).
+  const readMeta = (name: string) =>
+    readFile(bundleFile(dir, name)).catch((err: NodeJS.ErrnoException) => {
+      throw new IndexError(`${dir}: ${err.code === 'ENOENT' ? 'missing' : 'cannot read'} ${name}`);
+    });
+  const metaBytes = new Map([
+    ...collections.flatMap(([, c]) => c.shards.map((sh) => [sh.meta, readMeta(sh.meta)] as const)),
+    ...(manifest.texts ? [[manifest.texts.meta, readMeta(manifest.texts.meta)] as const] : []),
+  ]);
+  for (const p of metaBytes.values()) p.catch(() => {}); // awaited below, unless an earlier check throws
+  const m = await options.model;
+  if (m && manifest.model.sha256 !== m.manifestSha256)
+    throw new IndexError(
+      `${dir}: built with model "${manifest.model.name}" (${manifest.model.sha256.slice(0, 12)}), not the loaded model "${m.name}" (${m.manifestSha256.slice(0, 12)}); rebuild the index with this model`,
+    );
+  const bundle = {
+    images: [] as Shard<ImageMeta>[],
+    reports: [] as Shard<SentenceMeta>[],
+    texts: undefined as Shard<TextMeta> | undefined,
+    storedReports: new Map<string, StoredReport>(),
+  };
+  for (const [name, c] of collections) {
+    if (m && c.dim !== m.embedDim)
+      throw new IndexError(`${dir}: ${name} vectors have dimension ${c.dim}, the model embeds to ${m.embedDim}`);
+    for (const shard of c.shards) {
+      // Metadata lines are only located here (parsed on demand, after verification completes below).
+      const meta = new LazyLines<ItemMeta>(await metaBytes.get(shard.meta)!, shard.meta);
+      await verified(shard.file);
+      const header = hnswHeader(readHead(bundleFile(dir, shard.file), 96));
+      if (header.dim !== c.dim)
+        throw new IndexError(`${dir}: ${shard.file} holds ${header.dim}-dimensional vectors, the manifest says ${c.dim}`);
+      if (meta.length !== header.count || header.count !== shard.count)
+        throw new IndexError(
+          `${dir}: ${shard.file} holds ${header.count} vectors but ${shard.meta} has ${meta.length} lines (manifest: ${shard.count})`,
+        );
+      const index = new hnswlib.HierarchicalNSW('ip', c.dim);
+      index.readIndexSync(bundleFile(dir, shard.file));
+      index.setEf(c.efSearch);
+      await verified(shard.meta);
+      if (shard.filters) await verified(shard.filters);
+      if (shard.anchors) await verified(shard.anchors);
+      const file = bundleFile(dir, shard.file);
+      const filters = shard.filters ? bundleFile(dir, shard.filters) : undefined;
+      const deleted = (c.deleted ?? 0) > 0;
+      if (name === 'images')
+        bundle.images.push(
+          new Shard(
+            index,
+            meta as LazyLines<ImageMeta>,
+            deleted,
+            file,
+            c.dim,
+            filters,
+            shard.anchors ? bundleFile(dir, shard.anchors) : undefined,
+          ),
+        );
+      else bundle.reports.push(new Shard(index, meta as LazyLines<SentenceMeta>, deleted, file, c.dim, filters));
+    }
+  }
+  const t = manifest.texts;
+  if (t) {
+    const meta = new LazyLines<TextMeta>(await metaBytes.get(t.meta)!, t.meta);
+    await verified(t.file);
+    const header = hnswHeader(readHead(bundleFile(dir, t.file), 96));
+    if (header.dim !== t.dim || header.count !== t.count || meta.length !== t.count)
+      throw new IndexError(
+        `${dir}: ${t.file} holds ${header.count} ${header.dim}-d vectors, ${t.meta} ${meta.length} lines, the manifest ${t.count}`,
+      );
+    const index = new hnswlib.HierarchicalNSW('ip', t.dim);
+    index.readIndexSync(bundleFile(dir, t.file));
+    index.setEf(t.efSearch);
+    await verified(t.meta);
+    bundle.texts = new Shard(index, meta, false, bundleFile(dir, t.file), t.dim);
+  }
+  if (manifest.reports) {
+    await verified(manifest.reports);
+    for (const r of parseJsonl<StoredReport>(readFileSync(bundleFile(dir, manifest.reports), 'utf8'), manifest.reports))
+      if (!r.deleted) bundle.storedReports.set(r.id, r);
+  }
+  return { dir, manifest, ...bundle };
+}

@@ -1,0 +1,230 @@
+/**
+ * One HNSW shard of a collection with its metadata, filter allow-lists, text anchors and stored vectors, and the
+ * search over shards: filters planned by selectivity (exact scan or filtered HNSW), text queries through anchors.
+ */
+import { readFileSync } from 'node:fs';
+import type { HierarchicalNSW } from './hnswlib.ts';
+import { boundedCache, stringBytes } from '../util/index.ts';
+import { ANCHOR_DEPTH, AnchorLists, ANCHORS_PER_QUERY, GROUP_ANCHORS_PER_QUERY, groupKey } from './anchors.ts';
+import { FilterBitsets } from './filter-bitsets.ts';
+import { type SearchFilter, filterPredicate } from './filters.ts';
+import type { Hit, ItemMeta } from './items.ts';
+import type { LazyLines } from './lazy-lines.ts';
+import { IndexError } from './manifest.ts';
+import { StoredVectors } from './stored-vectors.ts';
+
+export interface SearchOptions {
+  k: number;
+  efSearch?: number;
+  filter?: SearchFilter;
+  /** How a filtered search runs: by selectivity (default), or forced (benchmarks and tests compare the two). */
+  plan?: 'auto' | 'exact' | 'hnsw';
+  /** A text query over images: candidates from the shard's text anchors too (or a wider beam without them). */
+  crossModal?: boolean;
+}
+
+/**
+ * Without text anchors (shards written before them), a text query over images widens the HNSW beam 3x: recall@10
+ * 0.38 -> 0.71 at 100k (docs/performance.md); with them it is exact on the measured sets.
+ */
+export const TEXT_QUERY_EF_SCALE = 3;
+
+/**
+ * Filters planned by selectivity: a filter that allows at most this many of a shard's items is answered by an exact
+ * scan of just those vectors (recall 1.0, and faster than HNSW calling the JS filter across the native boundary for
+ * thousands of rejected nodes); a broader one by HNSW with the filter and an ef raised as the allowed share falls.
+ * Measured with `npm run bench:filters` on this 2-core machine (see README).
+ */
+export const EXACT_SCAN_MAX_ALLOWED = 20_000;
+
+export class Shard<M extends ItemMeta> {
+  constructor(
+    readonly index: HierarchicalNSW,
+    readonly meta: LazyLines<M>,
+    /** Whether any item is marked deleted (from the manifest), so unfiltered searches need no allow-list. */
+    private readonly hasDeleted: boolean,
+    /** The verified HNSW file, read again only when a selective filter needs its vectors. */
+    private readonly file: string,
+    private readonly dim: number,
+    /** The shard's verified filter bitsets, read on the first filtered query (none: filters read the metadata). */
+    private readonly filtersFile?: string,
+    /** The shard's verified text anchors, read on the first text query (none: a wider HNSW beam instead). */
+    private readonly anchorsFile?: string,
+  ) {}
+
+  private stored?: StoredVectors;
+  private bitsets?: FilterBitsets;
+  private anchorLists?: AnchorLists;
+
+  /** The shard's text anchors, read on first use; undefined for shards written without them. */
+  anchors(): AnchorLists | undefined {
+    if (this.anchorsFile && !this.anchorLists) {
+      try {
+        this.anchorLists = AnchorLists.parse(readFileSync(this.anchorsFile));
+      } catch (err) {
+        throw new IndexError(`${this.anchorsFile}: text anchors unreadable (${(err as Error).message})`);
+      }
+    }
+    return this.anchorLists;
+  }
+
+  /** The shard's vectors for exact scans, read on first use. */
+  vectors(): StoredVectors {
+    this.stored ??= StoredVectors.read(this.file, this.dim);
+    return this.stored;
+  }
+
+  /** How many items an allow-list lets through. */
+  static countAllowed(list: Uint8Array): number {
+    let n = 0;
+    for (let i = 0; i < list.length; i++) n += list[i]!;
+    return n;
+  }
+
+  /** Allow-lists of recent filters: a shard's metadata never changes once loaded, and at 100k items building one
+   * took ~15 ms per request (a UI repeats the same few filters). Kept within the 'filter-allow-lists' budget. */
+  private readonly allowCache = boundedCache<string, { list: Uint8Array; count: number; positions?: Int32Array }>(
+    'filter-allow-lists',
+    (v, k) => v.list.byteLength + (v.positions?.byteLength ?? 0) + stringBytes(k),
+  );
+
+  private static key(filter: SearchFilter | undefined): string {
+    return JSON.stringify([filter?.must, filter?.mustNot, filter?.view, filter?.source]);
+  }
+
+  /** Which labels pass the filter (and how many), computed in JS before the native search. */
+  allowed(filter: SearchFilter | undefined): { list: Uint8Array; count: number } | undefined {
+    if (!filter && !this.hasDeleted) return undefined;
+    const key = Shard.key(filter);
+    let entry = this.allowCache.get(key);
+    if (!entry) {
+      const list = this.computeAllowed(filter);
+      entry = { list, count: Shard.countAllowed(list) };
+      this.allowCache.set(key, entry);
+    }
+    return entry;
+  }
+
+  /** Where the allowed vectors sit in the stored file (for an exact scan that reads only them), kept with the list. */
+  allowedPositions(filter: SearchFilter | undefined, entry: { list: Uint8Array; count: number; positions?: Int32Array }): Int32Array {
+    if (!entry.positions) {
+      entry.positions = this.vectors().positionsOf(entry.list, entry.count);
+      this.allowCache.set(Shard.key(filter), entry); // again, so the budget counts the positions too
+    }
+    return entry.positions;
+  }
+
+  private computeAllowed(filter: SearchFilter | undefined): Uint8Array {
+    if (this.filtersFile) {
+      this.bitsets ??= FilterBitsets.parse(readFileSync(this.filtersFile, 'utf8'));
+      return this.bitsets.allowed(filter);
+    }
+    const pass = filterPredicate(filter);
+    const out = new Uint8Array(this.meta.length);
+    let i = -1;
+    for (const m of this.meta) {
+      i++;
+      if (!m.deleted && pass(m)) out[i] = 1;
+    }
+    return out;
+  }
+}
+
+/**
+ * The filter clause that allows the fewest of a shard's items and that the anchors have group lists for: one `must`
+ * finding, or the values of `source` or of `view` (any of them). Its groups' anchor lists then hold the query's best
+ * allowed images even where the filter cuts against the query's sense. Undefined: no such clause.
+ */
+export function selectiveClause<M extends ItemMeta>(shard: Shard<M>, filter: SearchFilter, anchors: AnchorLists): string[] | undefined {
+  const clauses: { keys: string[]; filter: SearchFilter; values: SearchFilter[] }[] = (filter.must ?? []).map((f) => ({
+    keys: [groupKey('finding', f)],
+    filter: { must: [f] },
+    values: [{ must: [f] }],
+  }));
+  for (const kind of ['source', 'view'] as const) {
+    const values = filter[kind];
+    if (values?.length)
+      clauses.push({
+        keys: values.map((v) => groupKey(kind, v)),
+        filter: { [kind]: values },
+        values: values.map((v) => ({ [kind]: [v] })),
+      });
+  }
+  // usable: every value has lists, or (a value of an OR clause) no item of this shard has it
+  const usable = clauses.filter((c) =>
+    c.keys.every((key, i) => anchors.hasGroup(key) || (c.keys.length > 1 && shard.allowed(c.values[i])?.count === 0)),
+  );
+  if (usable.length <= 1) return usable[0]?.keys;
+  let best: { keys: string[]; count: number } | undefined;
+  for (const c of usable) {
+    const count = shard.allowed(c.filter)?.count ?? Number.POSITIVE_INFINITY;
+    if (!best || count < best.count) best = { keys: c.keys, count };
+  }
+  return best?.keys;
+}
+
+/** k nearest items over shards of one collection, each searched by the planner: an exact scan of the allowed
+ * vectors for a selective filter, HNSW otherwise. */
+export function searchShards<M extends ItemMeta>(
+  shards: Shard<M>[],
+  efSearch: number,
+  query: Float32Array,
+  options: SearchOptions,
+): Hit<M>[] {
+  const q = Array.from(query);
+  const hits: Hit<M>[] = [];
+  for (const shard of shards) {
+    const entry = shard.allowed(options.filter);
+    const allowed = entry?.list;
+    const k = Math.min(options.k, shard.meta.length);
+    if (k === 0) continue;
+    const ef = options.efSearch ?? efSearch;
+    let result: { neighbors: number[]; distances: number[] };
+    const allowedCount = entry ? entry.count : shard.meta.length;
+    if (allowed && allowedCount === 0) continue;
+    const exactScan = options.plan === 'exact' || (options.plan !== 'hnsw' && allowedCount <= EXACT_SCAN_MAX_ALLOWED);
+    if (allowed && options.filter && exactScan) {
+      // selective filter: exact scan of the allowed vectors
+      const exact = shard.vectors().topK(query, k, shard.allowedPositions(options.filter, entry!));
+      result = { neighbors: exact.labels, distances: exact.scores.map((s) => 1 - s) };
+    } else {
+      // broad filter (or only deletions): HNSW with the filter; a rarer match needs a wider beam to find k
+      const share = allowedCount / Math.max(1, shard.meta.length);
+      // a text query (the other modality): its anchors' exact lists join its HNSW hits, or else a wider beam
+      const anchors = options.crossModal ? shard.anchors() : undefined;
+      const widen = options.crossModal && !anchors ? TEXT_QUERY_EF_SCALE : 1;
+      shard.index.setEf(Math.max(k, Math.min(4096, Math.ceil((ef * widen) / Math.max(share, 1 / 8)))));
+      // The filter only reads a precomputed array: it cannot throw inside the native search.
+      result = allowed ? shard.index.searchKnn(q, k, (label: number) => allowed[label] === 1) : shard.index.searchKnn(q, k);
+      if (anchors) {
+        const candidates = new Set(result.neighbors);
+        // a filter leaves fewer of each list: whole lists, more anchors as the allowed share falls, and further ones
+        // until enough allowed candidates are found
+        const found = allowed
+          ? anchors.candidates(query, {
+              a: Math.min(4 * ANCHORS_PER_QUERY, Math.ceil((2 * ANCHORS_PER_QUERY) / Math.max(share, 1 / 4))),
+              allow: (label) => allowed[label] === 1,
+              enough: 8 * anchors.m,
+              maxAnchors: 8 * ANCHORS_PER_QUERY,
+            })
+          : anchors.candidates(query, { depth: ANCHOR_DEPTH });
+        for (const label of found) candidates.add(label);
+        // a filter: the group lists (exact top images of each anchor among the group's items) of its most selective
+        // clause, which a filter against the query's sense leaves whole
+        const clause = allowed && options.filter ? selectiveClause(shard, options.filter, anchors) : undefined;
+        if (clause)
+          for (const label of anchors.groupCandidates(query, clause, GROUP_ANCHORS_PER_QUERY, (l) => allowed![l] === 1))
+            candidates.add(label);
+        const stored = shard.vectors();
+        const exact = stored.topK(query, k, stored.positionsOfLabels([...candidates]));
+        result = { neighbors: exact.labels, distances: exact.scores.map((s) => 1 - s) };
+      }
+    }
+    result.neighbors.forEach((label, i) => {
+      const meta = shard.meta.get(label);
+      if (meta && !meta.deleted) hits.push({ score: 1 - result.distances[i]!, meta });
+    });
+  }
+  hits.sort((a, b) => b.score - a.score);
+  return hits.slice(0, options.k);
+}
