@@ -13,7 +13,6 @@
  *
  *   node --import tsx bench/api.ts [--model models/medclip-tiny] [--index indexes/sample] [--n 100000] [--seconds 5] [--repeats 3] [--json]
  */
-import { parseArgs } from 'node:util';
 import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -24,22 +23,18 @@ import { MedClipModel } from '../core/model/index.ts';
 import { buildPerturbedIndex } from './perturbed-index.ts';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
+import { benchArgs, p50 } from './harness.ts';
 
 const here = import.meta.dirname;
-const { values: args } = parseArgs({
-  options: {
-    model: { type: 'string', default: join(here, '../models/medclip-tiny') },
-    index: { type: 'string', default: join(here, '../indexes/sample') },
-    image: { type: 'string', default: join(here, '../../shared/data/samples/fullres') },
-    n: { type: 'string', default: '100000' },
-    seconds: { type: 'string', default: '5' },
-    repeats: { type: 'string', default: '3' },
-    json: { type: 'boolean', default: false },
-  },
+const { args, say } = benchArgs({
+  model: { type: 'string', default: join(here, '../models/medclip-tiny') },
+  index: { type: 'string', default: join(here, '../indexes/sample') },
+  image: { type: 'string', default: join(here, '../../shared/data/samples/fullres') },
+  n: { type: 'string', default: '100000' },
+  seconds: { type: 'string', default: '5' },
+  repeats: { type: 'string', default: '3' },
 });
 /** With --json, the human-readable lines go to stderr and one JSON line (the 100k index's figures) to stdout. */
-const say = (line: string) => (args.json ? console.error(line) : console.log(line));
-const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 /** The figures of the last index benchmarked (the 100k one), for --json. */
 const figures: Record<string, number> = {};
 const seconds = Number(args.seconds);

@@ -8,14 +8,14 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { MedClipModel } from '../core/model/index.ts';
 import { packageLambda } from '../infra/package-lambda.ts';
 import { buildPerturbedIndex } from './perturbed-index.ts';
 import { currentVersionSync } from '../core/bundle/index.ts';
+import { benchArgs, median } from './harness.ts';
 
 const here = import.meta.dirname;
-const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' }, n: { type: 'string', default: '100000' } } });
+const { args } = benchArgs({ runs: { type: 'string', default: '5' }, n: { type: 'string', default: '100000' } });
 const out = join(here, '../.bench-output/coldstart');
 const pkg = join(out, 'lambda');
 if (!existsSync(join(pkg, 'api.mjs'))) await packageLambda(pkg);
@@ -38,7 +38,6 @@ if (r.statusCode !== 200) throw new Error('status ' + r.statusCode);
 process.stderr.write(JSON.stringify({ totalMs: Math.round(performance.now()) }) + '\\n');
 `,
 );
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 for (const [label, indexDir] of [
   ['sample index', join(pkg, 'indexes/sample')],
   [`${args.n}-vector index`, big],

@@ -7,20 +7,22 @@
  */
 import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { EXACT_SCAN_MAX_ALLOWED, IndexBundle, type IndexManifest, type SearchFilter } from '../core/bundle/index.ts';
-import { hnswlib } from '../core/bundle/index.ts';
+import {
+  EXACT_SCAN_MAX_ALLOWED,
+  IndexBundle,
+  type IndexManifest,
+  type SearchFilter,
+  hnswlib,
+  currentVersionSync,
+} from '../core/bundle/index.ts';
 import { MedClipModel } from '../core/model/index.ts';
-import { currentVersionSync } from '../core/bundle/index.ts';
 import { buildPerturbedIndex } from './perturbed-index.ts';
+import { benchArgs, p50, median } from './harness.ts';
 
 const here = import.meta.dirname;
-const { values: args } = parseArgs({
-  options: {
-    n: { type: 'string', default: '100000' },
-    queries: { type: 'string', default: '200' },
-    json: { type: 'boolean', default: false },
-  },
+const { args } = benchArgs({
+  n: { type: 'string', default: '100000' },
+  queries: { type: 'string', default: '200' },
 });
 const n = Number(args.n);
 const model = await MedClipModel.load(join(here, '../models/medclip-tiny'));
@@ -50,7 +52,6 @@ for (let round = 0; round < 3; round++)
     fresh.search('images', probe!, { k: 10, filter: { must: ['Pleural Effusion'] } });
     firstFiltered[name].push(performance.now() - t);
   }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const coldBits = median(firstFiltered.bitsets);
 const coldMeta = median(firstFiltered.metadata);
 if (!args.json)
@@ -78,7 +79,6 @@ const filters: [string, SearchFilter][] = [
   ['must Cardiomegaly', { must: ['Cardiomegaly'] }],
   ['must Edema + Effusion', { must: ['Edema', 'Pleural Effusion'] }],
 ];
-const p50 = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 type Plan = 'exact' | 'hnsw' | 'auto';
 const PLANS: Plan[] = ['exact', 'hnsw', 'auto'];
 /** All queries by one plan in a block (a block of slow HNSW searches would otherwise evict the next plan's data

@@ -8,20 +8,17 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { readImageTable } from '../core/tables/index.ts';
 import { OBSERVATIONS } from '../core/labeler/index.ts';
 import { MedClipModel } from '../core/model/index.ts';
 import { rocAuc } from '../core/metrics/index.ts';
+import { benchArgs } from './harness.ts';
 
 const here = import.meta.dirname;
-const { values: args } = parseArgs({
-  options: {
-    model: { type: 'string', default: join(here, '../models/medclip-tiny') },
-    images: { type: 'string', default: join(here, '../../shared/data/images.csv') },
-    source: { type: 'string', default: 'nih14' },
-    json: { type: 'boolean', default: false },
-  },
+const { args } = benchArgs({
+  model: { type: 'string', default: join(here, '../models/medclip-tiny') },
+  images: { type: 'string', default: join(here, '../../shared/data/images.csv') },
+  source: { type: 'string', default: 'nih14' },
 });
 
 const model = await MedClipModel.load(args.model!);

@@ -8,17 +8,15 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { avx2AddonPath, cpuHasAvx2 } from '../core/bundle/index.ts';
-import { readLiveManifest } from '../core/bundle/index.ts';
+import { avx2AddonPath, cpuHasAvx2, readLiveManifest } from '../core/bundle/index.ts';
 import { MedClipModel } from '../core/model/index.ts';
 import { Rng } from '../core/util/index.ts';
 import { buildPerturbedIndex } from './perturbed-index.ts';
+import { benchArgs, p50 } from './harness.ts';
 
 type Lib = typeof import('hnswlib-node');
 const here = import.meta.dirname;
-const { values: args } = parseArgs({ options: { n: { type: 'string', default: '100000' }, json: { type: 'boolean', default: false } } });
-const say = (line: string) => (args.json ? console.error(line) : console.log(line));
+const { args, say } = benchArgs({ n: { type: 'string', default: '100000' } });
 if (!existsSync(avx2AddonPath()) || !cpuHasAvx2()) {
   say('no AVX2 build, or no AVX2 on this CPU: nothing to compare (npm ci builds it; scripts/build-hnswlib-avx2.mjs)');
   process.exit(0);
@@ -53,7 +51,6 @@ const unit = (v: number[]) => {
 const queries = Array.from({ length: 1000 }, () =>
   unit(indexes.sse.getPoint(rng.int(n)).map((x: number) => x + (rng.next() - 0.5) * 0.05)),
 );
-const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const round = (ix: (typeof indexes)['sse']) =>
   p50(
     queries.map((q) => {

@@ -11,13 +11,11 @@
  *   node --import tsx bench/index.ts [--model models/medclip-tiny | --config configs/base.json] [--images samples/corpus/images.csv [--split val]] [--n 100000]
  */
 import pLimit from 'p-limit';
-import { DECODE_CONCURRENCY } from '../core/model/index.ts';
-import { parseArgs } from 'node:util';
+import { DECODE_CONCURRENCY, MedClipModel } from '../core/model/index.ts';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readImageTable } from '../core/tables/index.ts';
 import { imageToTensor } from '../core/image/index.ts';
-import { MedClipModel } from '../core/model/index.ts';
 import { Rng } from '../core/util/index.ts';
 import { buildIndex } from '../index-builder/build.ts';
 import { buildHnsw, DEFAULT_HNSW } from '../index-builder/bundle-writer.ts';
@@ -29,6 +27,7 @@ import { parseModelConfig } from '../train/config.ts';
 import { writeRandomRun } from '../train/random-run.ts';
 import { exportRun } from '../train/export.ts';
 import { selectBackend } from '../train/backend.ts';
+import { benchArgs } from './harness.ts';
 
 /** A randomly initialised bundle of an architecture (for speed only), exported once into .bench-output. */
 async function untrainedModel(configFile: string): Promise<string> {
@@ -46,16 +45,14 @@ async function untrainedModel(configFile: string): Promise<string> {
 }
 
 const here = import.meta.dirname;
-const { values: args } = parseArgs({
-  options: {
-    model: { type: 'string', default: join(here, '../models/medclip-tiny') },
-    images: { type: 'string', default: join(here, '../samples/corpus/images.csv') },
-    reports: { type: 'string', default: join(here, '../samples/corpus/reports.csv') },
-    n: { type: 'string', default: '100000' },
-    threads: { type: 'string', default: '2' },
-    config: { type: 'string' },
-    split: { type: 'string' },
-  },
+const { args } = benchArgs({
+  model: { type: 'string', default: join(here, '../models/medclip-tiny') },
+  images: { type: 'string', default: join(here, '../samples/corpus/images.csv') },
+  reports: { type: 'string', default: join(here, '../samples/corpus/reports.csv') },
+  n: { type: 'string', default: '100000' },
+  threads: { type: 'string', default: '2' },
+  config: { type: 'string' },
+  split: { type: 'string' },
 });
 if (args.config) args.model = await untrainedModel(args.config);
 const threads = Number(args.threads);

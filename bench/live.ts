@@ -11,16 +11,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { currentName } from '../core/bundle/index.ts';
+import { benchArgs } from './harness.ts';
 
 const REPO = join(import.meta.dirname, '..');
-const { values: args } = parseArgs({
-  options: {
-    publishes: { type: 'string', default: '12' },
-    loops: { type: 'string', default: '2' },
-    json: { type: 'boolean', default: false },
-  },
+const { args } = benchArgs({
+  publishes: { type: 'string', default: '12' },
+  loops: { type: 'string', default: '2' },
 });
 const out = join(REPO, '.bench-output/live');
 rmSync(out, { recursive: true, force: true });

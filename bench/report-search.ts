@@ -15,29 +15,25 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { IndexBundle, type SentenceMeta, type StoredReport } from '../core/bundle/index.ts';
 import { MedClipModel } from '../core/model/index.ts';
 import { Rng } from '../core/util/index.ts';
-import { ReportSearch } from '../core/search/index.ts';
-import { queryFindings } from '../core/search/index.ts';
-import { SearchService } from '../core/search/index.ts';
+import { ReportSearch, queryFindings, SearchService } from '../core/search/index.ts';
 import { createApp } from '../api/app.ts';
 import { serve } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
 import { DEFAULT_HNSW, writeBundle } from '../index-builder/bundle-writer.ts';
 import { reportItems } from '../index-builder/corpus.ts';
 import { readJudgedQueries } from '../eval/evaluate-search.ts';
+import { benchArgs } from './harness.ts';
 
 const here = import.meta.dirname;
-const { values: args } = parseArgs({
-  options: {
-    model: { type: 'string', default: join(here, '../models/medclip-tiny') },
-    reports: { type: 'string', default: join(here, '../../shared/data/reports/iu_reports.csv') },
-    queries: { type: 'string', default: join(here, '../samples/queries/search-val.json') },
-    n: { type: 'string', default: '100000' },
-    rounds: { type: 'string', default: '5' },
-  },
+const { args } = benchArgs({
+  model: { type: 'string', default: join(here, '../models/medclip-tiny') },
+  reports: { type: 'string', default: join(here, '../../shared/data/reports/iu_reports.csv') },
+  queries: { type: 'string', default: join(here, '../samples/queries/search-val.json') },
+  n: { type: 'string', default: '100000' },
+  rounds: { type: 'string', default: '5' },
 });
 const target = Number(args.n);
 const model = await MedClipModel.load(args.model!);

@@ -13,27 +13,24 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { parseArgs } from 'node:util';
 import pLimit from 'p-limit';
 import type { LambdaClient } from '@aws-sdk/client-lambda';
 import { IndexBundle, readLiveManifest } from '../core/bundle/index.ts';
 import { MedClipModel } from '../core/model/index.ts';
 import { ShardFanout, shardRequest, type ShardRequest } from '../core/search/index.ts';
 import { buildPerturbedIndex } from './perturbed-index.ts';
+import { benchArgs, p50 } from './harness.ts';
 
 const here = import.meta.dirname;
 const run = promisify(execFile);
-const { values: args } = parseArgs({
-  options: {
-    n: { type: 'string', default: '1000000' },
-    'shard-size': { type: 'string', default: '250000' },
-    out: { type: 'string', default: join(here, '../.bench-output/scale') },
-    json: { type: 'boolean', default: false },
-    // internal: what a child process does
-    'build-shard': { type: 'string' },
-    'load-shard': { type: 'string' },
-    baseline: { type: 'boolean', default: false },
-  },
+const { args, say } = benchArgs({
+  n: { type: 'string', default: '1000000' },
+  'shard-size': { type: 'string', default: '250000' },
+  out: { type: 'string', default: join(here, '../.bench-output/scale') },
+  // internal: what a child process does
+  'build-shard': { type: 'string' },
+  'load-shard': { type: 'string' },
+  baseline: { type: 'boolean', default: false },
 });
 const MODEL = join(here, '../models/medclip-tiny');
 const SAMPLE = join(here, '../indexes/sample');
@@ -81,7 +78,6 @@ if (args['load-shard'] !== undefined) {
   process.exit(0);
 }
 
-const say = (line: string) => (args.json ? console.error(line) : console.log(line));
 const child = async (flag: string, s?: number) => {
   const { stdout } = await run(
     process.execPath,
@@ -149,7 +145,6 @@ const queries = await model.embedTexts([
   'bibasilar atelectasis',
   'consolidation in the left upper lobe',
 ]);
-const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const time = async (f: (q: Float32Array) => Promise<unknown> | unknown) => {
   const ts: number[] = [];
   for (let r = 0; r < 40; r++)

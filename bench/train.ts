@@ -5,7 +5,6 @@
  *
  *   node --import tsx bench/train.ts [--steps 8] [--backends wasm,cpu] [--workers 1,2]
  */
-import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import { selectBackend } from '../train/backend.ts';
@@ -14,14 +13,13 @@ import { initialValues } from '../train/model.ts';
 import { Replica } from '../train/replica.ts';
 import { train } from '../train/trainer.ts';
 import { Rng } from '../core/util/index.ts';
+import { benchArgs } from './harness.ts';
 
-const { values: args } = parseArgs({
-  options: {
-    steps: { type: 'string', default: '8' },
-    backends: { type: 'string', default: 'wasm' },
-    workers: { type: 'string', default: '1,2' },
-    data: { type: 'string', default: join(import.meta.dirname, '../../shared/data') },
-  },
+const { args } = benchArgs({
+  steps: { type: 'string', default: '8' },
+  backends: { type: 'string', default: 'wasm' },
+  workers: { type: 'string', default: '1,2' },
+  data: { type: 'string', default: join(import.meta.dirname, '../../shared/data') },
 });
 const steps = Number(args.steps);
 const batch = 32;

@@ -1,7 +1,6 @@
 /** `medclip classify`: zero-shot classification of one X-ray, exclusive (softmax over classes) or findings mode. */
 import type { Command } from 'commander';
-import { MedClipModel } from '../core/model/index.ts';
-import { DEFAULT_CLASS_NAMES, resolveClasses } from '../core/model/index.ts';
+import { MedClipModel, DEFAULT_CLASS_NAMES, resolveClasses } from '../core/model/index.ts';
 import { CliError, namingFile, readInputFile } from './errors.ts';
 
 export function registerClassify(program: Command): void {

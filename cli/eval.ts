@@ -1,8 +1,7 @@
 /** `medclip eval`: zero-shot and retrieval metrics of a model bundle on an image table (and report table). */
 import type { Command } from 'commander';
-import { MedClipModel } from '../core/model/index.ts';
+import { MedClipModel, fitFindingsTemperature } from '../core/model/index.ts';
 import { evaluateModel, type EvalResult } from '../eval/evaluate-model.ts';
-import { fitFindingsTemperature } from '../core/model/index.ts';
 import { RANK_WEIGHTS, type RankWeights } from '../core/search/index.ts';
 import { evaluateSearch, fitRelevance, readJudgedQueries } from '../eval/evaluate-search.ts';
 import { writeFindingsTemperature } from '../train/export.ts';

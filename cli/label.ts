@@ -2,9 +2,7 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { Command } from 'commander';
-import { labelReport } from '../core/labeler/index.ts';
-import { evaluateLabels, formatEvaluation, type UncertainAs } from '../core/labeler/index.ts';
-import { labelRowToObject, type LabelRow } from '../core/labeler/index.ts';
+import { labelReport, evaluateLabels, formatEvaluation, type UncertainAs, labelRowToObject, type LabelRow } from '../core/labeler/index.ts';
 import { readReports, reportText, DEFAULT_TEXT_COLUMNS } from '../core/tables/index.ts';
 import { CliError } from './errors.ts';
 

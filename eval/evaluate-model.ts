@@ -2,13 +2,9 @@
  * `medclip eval`: zero-shot classification and cross-modal retrieval of a model bundle, run with
  * onnxruntime (`core/model`) exactly as the API serves it.
  */
-import { readImageTable, type ImageRecord } from '../core/tables/index.ts';
-import { embedImageSources } from '../core/model/index.ts';
-import { COMPETITION_CLASSES, OBSERVATIONS, observationIndex } from '../core/labeler/index.ts';
-import { labelReport } from '../core/labeler/index.ts';
-import { dot, type MedClipModel } from '../core/model/index.ts';
-import { resolveClasses } from '../core/model/index.ts';
-import { readReports, reportText } from '../core/tables/index.ts';
+import { readImageTable, type ImageRecord, readReports, reportText } from '../core/tables/index.ts';
+import { embedImageSources, dot, type MedClipModel, resolveClasses } from '../core/model/index.ts';
+import { COMPETITION_CLASSES, OBSERVATIONS, observationIndex, labelReport } from '../core/labeler/index.ts';
 import { classificationReport, rocAuc, type ClassificationReport } from '../core/metrics/index.ts';
 
 export interface EvalOptions {

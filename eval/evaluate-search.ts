@@ -15,11 +15,17 @@ import { join } from 'node:path';
 import { IndexBundle } from '../core/bundle/index.ts';
 import { OBSERVATIONS, type Observation } from '../core/labeler/index.ts';
 import type { MedClipModel } from '../core/model/index.ts';
-import { QuerySpeller } from '../core/search/index.ts';
-import { ReportSearch } from '../core/search/index.ts';
+import {
+  QuerySpeller,
+  ReportSearch,
+  type RELEVANCE,
+  queryFindings,
+  reportRelevance,
+  type RankFeatures,
+  type RankWeights,
+  imageFindings,
+} from '../core/search/index.ts';
 import { readReports } from '../core/tables/index.ts';
-import { type RELEVANCE, queryFindings, reportRelevance, type RankFeatures, type RankWeights } from '../core/search/index.ts';
-import { imageFindings } from '../core/search/index.ts';
 import { buildIndex } from '../index-builder/build.ts';
 
 export interface JudgedQuery {

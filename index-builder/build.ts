@@ -18,11 +18,12 @@ import {
   type CollectionName,
   type DicomwebCursor,
   type IndexManifest,
+  withLock,
+  type LockOptions,
+  versionName,
 } from '../core/bundle/index.ts';
 import { DicomwebClient, publicUrl } from '../core/dicom/index.ts';
 import { dicomDate, dicomwebImages, dicomwebReports, type DicomwebSource, type DicomwebStats } from './dicomweb-source.ts';
-import { withLock, type LockOptions } from '../core/bundle/index.ts';
-import { versionName } from '../core/bundle/index.ts';
 import { fsErrorReason } from '../core/util/index.ts';
 import { MedClipModel } from '../core/model/index.ts';
 import { thumbnailJpeg, thumbnailName } from '../core/image/index.ts';

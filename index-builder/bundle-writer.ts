@@ -8,9 +8,9 @@
 import { copyFile, cp, mkdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { hnswlib, type HierarchicalNSW } from '../core/bundle/index.ts';
-import { buildHnsw, buildShardFiles, type HnswParams } from './hnsw-build.ts';
 import {
+  hnswlib,
+  type HierarchicalNSW,
   ANCHOR_LIST,
   anchorGroups,
   anchorLists,
@@ -18,10 +18,6 @@ import {
   type ShardAnchorLists,
   serializeAnchors,
   shardGroups,
-} from '../core/bundle/index.ts';
-
-export { buildHnsw, type HnswParams };
-import {
   INDEX_FORMAT,
   hnswFileComplete,
   type CollectionManifest,
@@ -33,17 +29,23 @@ import {
   type StoredLabels,
   type StoredReport,
   type TextMeta,
+  publishVersion,
+  removeStaleStaging,
+  stageVersion,
+  versionName,
+  LEXICAL_VERSION,
+  LexicalIndex,
+  buildBitsets,
 } from '../core/bundle/index.ts';
-import { sha256 } from '../core/model/index.ts';
+import { buildHnsw, buildShardFiles, type HnswParams } from './hnsw-build.ts';
+
+export { buildHnsw, type HnswParams };
+import { sha256, PROMPTS_VERSION } from '../core/model/index.ts';
 import { thumbnailName } from '../core/image/index.ts';
 import type { BuildError } from './partial.ts';
-import { publishVersion, removeStaleStaging, stageVersion, versionName } from '../core/bundle/index.ts';
 import { fsErrorReason, isFsError } from '../core/util/index.ts';
 import { IndexBuildError } from './errors.ts';
 import { LABELER_VERSION } from '../core/labeler/index.ts';
-import { PROMPTS_VERSION } from '../core/model/index.ts';
-import { LEXICAL_VERSION, LexicalIndex } from '../core/bundle/index.ts';
-import { buildBitsets } from '../core/bundle/index.ts';
 
 const LEXICAL_FILE = 'reports.lexical.json';
 const TEXTS_FILE = 'texts.hnsw';

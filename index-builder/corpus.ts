@@ -4,12 +4,10 @@
  */
 import { open, readdir } from 'node:fs/promises';
 import { dirname, extname, join, relative, sep } from 'node:path';
-import { readImageTable } from '../core/tables/index.ts';
+import { readImageTable, readReports, reportText } from '../core/tables/index.ts';
 import { isDicom } from '../core/image/index.ts';
 import { readDicomHeader } from '../core/dicom/index.ts';
-import { labelRowToObject, type LabelRow } from '../core/labeler/index.ts';
-import { labelReport } from '../core/labeler/index.ts';
-import { readReports, reportText } from '../core/tables/index.ts';
+import { labelRowToObject, type LabelRow, labelReport } from '../core/labeler/index.ts';
 import type { ImageMeta, SentenceMeta, StoredLabels, StoredReport } from '../core/bundle/index.ts';
 
 export interface ImageItem {

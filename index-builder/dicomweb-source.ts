@@ -9,9 +9,18 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pMapIterable } from 'p-map';
-import { isNonImageSopClass, readDicomHeader, TEXT_SR_CLASSES, type DicomUids } from '../core/dicom/index.ts';
-import { readTextReport } from '../core/dicom/index.ts';
-import { type DicomwebClient, DicomwebError, jsonValue, type DicomJson, type DicomwebAuth } from '../core/dicom/index.ts';
+import {
+  isNonImageSopClass,
+  readDicomHeader,
+  TEXT_SR_CLASSES,
+  type DicomUids,
+  readTextReport,
+  type DicomwebClient,
+  DicomwebError,
+  jsonValue,
+  type DicomJson,
+  type DicomwebAuth,
+} from '../core/dicom/index.ts';
 import type { ImageMeta } from '../core/bundle/index.ts';
 import { reportItem, type ImageItem, type ReportItem } from './corpus.ts';
 

@@ -5,8 +5,7 @@
  */
 import { Piscina } from 'piscina';
 import { taskFile } from '../core/util/index.ts';
-import { DECODE_CONCURRENCY, embedImageSources } from '../core/model/index.ts';
-import type { MedClipModel } from '../core/model/index.ts';
+import { DECODE_CONCURRENCY, embedImageSources, type MedClipModel } from '../core/model/index.ts';
 
 export interface ImageJob {
   id: string;

@@ -5,8 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { type AnchorGroups, type ShardAnchorLists, shardGroups } from '../core/bundle/index.ts';
-import { hnswlib, type HierarchicalNSW } from '../core/bundle/index.ts';
+import { type AnchorGroups, type ShardAnchorLists, shardGroups, hnswlib, type HierarchicalNSW } from '../core/bundle/index.ts';
 import { taskFile } from '../core/util/index.ts';
 
 export interface HnswParams {

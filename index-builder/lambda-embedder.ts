@@ -8,12 +8,11 @@ import { readFile } from 'node:fs/promises';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { Embedder, ImageBatchResult, ImageJob } from './embedder.ts';
 import { skipReason } from '../core/model/index.ts';
-import { DEFAULT_RETRY, withRetry } from '../core/util/index.ts';
+import { DEFAULT_RETRY, withRetry, LAMBDA_PAYLOAD_LIMIT } from '../core/util/index.ts';
 import { IndexBuildError } from './errors.ts';
 import type { WorkerRequest, WorkerResponse } from './lambda-worker.ts';
 
 export { LAMBDA_PAYLOAD_LIMIT } from '../core/util/index.ts';
-import { LAMBDA_PAYLOAD_LIMIT } from '../core/util/index.ts';
 /** Room for JSON framing and the ids. */
 const PAYLOAD_BUDGET = LAMBDA_PAYLOAD_LIMIT - 256 * 1024;
 

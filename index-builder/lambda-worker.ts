@@ -8,8 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fetchBundle } from '../core/bundle/index.ts';
-import { MedClipModel } from '../core/model/index.ts';
-import { embedImageSources } from '../core/model/index.ts';
+import { MedClipModel, embedImageSources } from '../core/model/index.ts';
 import { readEnv } from '../core/util/index.ts';
 
 export type WorkerRequest = { kind: 'images'; items: { id: string; data: string }[] } | { kind: 'texts'; texts: string[] };

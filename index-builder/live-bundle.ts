@@ -5,8 +5,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { IndexBundle, type StoredReport, type IndexManifest } from '../core/bundle/index.ts';
-import { VersionedDirError, currentVersion } from '../core/bundle/index.ts';
+import { IndexBundle, type StoredReport, type IndexManifest, VersionedDirError, currentVersion } from '../core/bundle/index.ts';
 import type { MedClipModel } from '../core/model/index.ts';
 import { thumbnailName } from '../core/image/index.ts';
 import { DEFAULT_HNSW, type HnswParams } from './bundle-writer.ts';

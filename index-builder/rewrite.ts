@@ -10,10 +10,11 @@ import {
   type SentenceMeta,
   type StoredReport,
   type CollectionName,
+  withLock,
+  type LockOptions,
+  LEXICAL_VERSION,
 } from '../core/bundle/index.ts';
-import { withLock, type LockOptions } from '../core/bundle/index.ts';
 import { ReportSentences } from '../core/search/index.ts';
-import { LEXICAL_VERSION } from '../core/bundle/index.ts';
 import { MedClipModel } from '../core/model/index.ts';
 import { writeBundle, textAnchors, DEFAULT_HNSW, type CollectionData } from './bundle-writer.ts';
 import { storedLabels } from './corpus.ts';

@@ -3,8 +3,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { embedImageSources } from '../core/model/index.ts';
-import { MedClipModel } from '../core/model/index.ts';
+import { embedImageSources, MedClipModel } from '../core/model/index.ts';
 import { withRetry } from '../core/util/index.ts';
 import { NIH_PNG, outputDir, REPO } from './helpers/paths.ts';
 

@@ -2,12 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EXIT_CODE, HTTP_STATUS, MedclipError } from '../core/errors.ts';
-import { IndexError } from '../core/bundle/index.ts';
+import { IndexError, LockTimeoutError, BundleFetchError } from '../core/bundle/index.ts';
 import { ImageError } from '../core/image/index.ts';
-import { LockTimeoutError } from '../core/bundle/index.ts';
 import { TableError } from '../core/tables/index.ts';
 import { ModelError } from '../core/model/index.ts';
-import { BundleFetchError } from '../core/bundle/index.ts';
 import { IndexBuildError } from '../index-builder/errors.ts';
 import { TrainError } from '../train/trainer.ts';
 import { CliError } from '../cli/errors.ts';

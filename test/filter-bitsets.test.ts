@@ -4,8 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { FilterBitsets, buildBitsets } from '../core/bundle/index.ts';
-import { IndexBundle, filterPredicate, type ImageMeta, type SearchFilter } from '../core/bundle/index.ts';
+import { FilterBitsets, buildBitsets, IndexBundle, filterPredicate, type ImageMeta, type SearchFilter } from '../core/bundle/index.ts';
 import { MedClipModel } from '../core/model/index.ts';
 import { liveDir, REPO } from './helpers/paths.ts';
 

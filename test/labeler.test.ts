@@ -1,9 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { labelReport, labelSentence } from '../core/labeler/index.ts';
-import { splitClauses, splitSentences } from '../core/labeler/index.ts';
-import { evaluateLabels } from '../core/labeler/index.ts';
-import { OBSERVATIONS, type LabelRow, type Observation } from '../core/labeler/index.ts';
+import {
+  labelReport,
+  labelSentence,
+  splitClauses,
+  splitSentences,
+  evaluateLabels,
+  OBSERVATIONS,
+  type LabelRow,
+  type Observation,
+} from '../core/labeler/index.ts';
 import { readReports } from '../core/tables/index.ts';
 import { IU_REPORTS } from './helpers/paths.ts';
 

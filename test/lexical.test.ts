@@ -4,11 +4,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LEXICAL_VERSION, LexicalIndex } from '../core/bundle/index.ts';
-import { IndexBundle, IndexError } from '../core/bundle/index.ts';
+import { LEXICAL_VERSION, LexicalIndex, IndexBundle, IndexError } from '../core/bundle/index.ts';
 import { MedClipModel } from '../core/model/index.ts';
-import { ReportSearch } from '../core/search/index.ts';
-import { RANK_WEIGHTS, queryFindings } from '../core/search/index.ts';
+import { ReportSearch, RANK_WEIGHTS, queryFindings } from '../core/search/index.ts';
 import { liveDir, outputDir, REPO } from './helpers/paths.ts';
 
 const dir = outputDir('lexical');

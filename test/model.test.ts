@@ -5,8 +5,7 @@ import { readFileSync, writeFileSync, cpSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { selectBackend } from '../train/backend.ts';
 import { exportRun } from '../train/export.ts';
-import { MedClipModel, ModelError, dot } from '../core/model/index.ts';
-import { resolveClasses } from '../core/model/index.ts';
+import { MedClipModel, ModelError, dot, resolveClasses } from '../core/model/index.ts';
 import { outputDir } from './helpers/paths.ts';
 import { realImages, writeTinyRun } from './helpers/tiny-run.ts';
 

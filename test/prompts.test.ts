@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BUILTIN_CLASS_NAMES, BUILTIN_TEMPLATES, expandTemplate, PromptError, resolveClasses, samplePrompts } from '../core/model/index.ts';
-import { COMPETITION_CLASSES, OBSERVATIONS, type Observation } from '../core/labeler/index.ts';
-import { labelSentence } from '../core/labeler/index.ts';
+import { COMPETITION_CLASSES, OBSERVATIONS, type Observation, labelSentence } from '../core/labeler/index.ts';
 
 test('built-in classes: the five CheXpert competition classes, Pneumonia, COVID-19 and No Finding', () => {
   for (const c of [...COMPETITION_CLASSES, 'Pneumonia', 'COVID-19', 'No Finding']) assert.ok(BUILTIN_CLASS_NAMES.includes(c), c);

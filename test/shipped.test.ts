@@ -4,8 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IndexBundle } from '../core/bundle/index.ts';
-import { MedClipModel } from '../core/model/index.ts';
-import { resolveClasses } from '../core/model/index.ts';
+import { MedClipModel, resolveClasses } from '../core/model/index.ts';
 import { readImageTable } from '../core/tables/index.ts';
 import { REPO } from './helpers/paths.ts';
 

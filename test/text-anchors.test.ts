@@ -15,8 +15,9 @@ import {
   groupKey,
   serializeAnchors,
   shardGroups,
+  IndexBundle,
+  type ImageMeta,
 } from '../core/bundle/index.ts';
-import { IndexBundle, type ImageMeta } from '../core/bundle/index.ts';
 import { MedClipModel } from '../core/model/index.ts';
 import { Rng } from '../core/util/index.ts';
 import { DEFAULT_HNSW, textAnchors, writeBundle } from '../index-builder/bundle-writer.ts';

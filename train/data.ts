@@ -4,19 +4,15 @@
  * Errors name files and ids, never report text.
  */
 import pLimit from 'p-limit';
-import { DECODE_CONCURRENCY, skipReason } from '../core/model/index.ts';
+import { DECODE_CONCURRENCY, skipReason, BUILTIN_TEMPLATES, expandTemplate, type TextTokenizer } from '../core/model/index.ts';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readImageTable, type ImageRecord } from '../core/tables/index.ts';
+import { readImageTable, type ImageRecord, readReports, reportText } from '../core/tables/index.ts';
 import { imageToTensor } from '../core/image/index.ts';
-import { labelMask, labelVector, NUM_OBSERVATIONS, OBSERVATIONS } from '../core/labeler/index.ts';
-import { labelReport, labelSentence } from '../core/labeler/index.ts';
-import { BUILTIN_TEMPLATES, expandTemplate } from '../core/model/index.ts';
-import { readReports, reportText } from '../core/tables/index.ts';
+import { labelMask, labelVector, NUM_OBSERVATIONS, OBSERVATIONS, labelReport, labelSentence } from '../core/labeler/index.ts';
 import type { Rng } from '../core/util/index.ts';
-import type { TextTokenizer } from '../core/model/index.ts';
 
 /** Decoded training images: `count` grey squares of `side` pixels, pad-square resized, row-major uint8. */
 export interface ImageSet {

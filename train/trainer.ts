@@ -6,116 +6,22 @@ import * as tf from '@tensorflow/tfjs';
 import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { NUM_OBSERVATIONS, OBSERVATIONS, observationIndex } from '../core/labeler/index.ts';
-import { FINDING_PROMPTS } from '../core/model/index.ts';
-import { PROMPTS_PER_CLASS, samplePrompts } from '../core/model/index.ts';
+import { NUM_OBSERVATIONS, OBSERVATIONS, labelReport } from '../core/labeler/index.ts';
+import { FINDING_PROMPTS, TextTokenizer, trainWordPiece, BUILTIN_TEMPLATES, expandTemplate } from '../core/model/index.ts';
 import { Rng } from '../core/util/index.ts';
 import { readReports, reportText } from '../core/tables/index.ts';
-import { TextTokenizer, trainWordPiece } from '../core/model/index.ts';
-import { labelReport } from '../core/labeler/index.ts';
-import { BUILTIN_TEMPLATES, expandTemplate } from '../core/model/index.ts';
 import { augmentInto, DEFAULT_AUGMENT } from './augment.ts';
-import { checkpointFolder, publishCheckpoint, readTensors, writeTensors } from './checkpoint.ts';
-import type { ModelConfig } from './config.ts';
-import { DecoupledSampler, loadImageSet, loadSentences, tokenizeAll, type ImageSet } from './data.ts';
-import type { LossName } from './loss.ts';
+import { checkpointFolder, readTensors } from './checkpoint.ts';
+import { DecoupledSampler, loadImageSet, loadSentences, tokenizeAll } from './data.ts';
 import { DualEncoder, initialValues } from './model.ts';
 import { DEFAULT_ADAMW, learningRate } from './optimizer.ts';
 import { createReplicas, type OptimizerState } from './parallel.ts';
 import { averageResults, clipGlobalNorm, type BatchArrays, type StepResult } from './replica.ts';
-import { classificationReport, classProbabilities, meanEmbedding, singleClassItems } from '../core/metrics/index.ts';
-import { MedclipError } from '../core/errors.ts';
+import { CHECKPOINT_BEST, CHECKPOINT_LATEST, type RunState, publicOptions, saveCheckpoint } from './run-state.ts';
+import { type ValMetrics, makeValidator, round } from './validate.ts';
+import { DEFAULT_TRAIN, type ResolvedTrainOptions, TRAIN_DECODE_MARGIN, TrainError, type TrainOptions } from './options.ts';
 
-export class TrainError extends MedclipError {
-  constructor(message: string) {
-    super(message, 'data');
-  }
-}
-
-/**
- * Training images are decoded this much larger than the model's input, so random crops (augmentation) still see
- * the whole chest after cropping back to the input size: 12.5% leaves room for the crop and small shifts.
- */
-export const TRAIN_DECODE_MARGIN = 1.125;
-
-/** Training hyperparameters and their defaults, in one place: the CLI's defaults are these, callers override a part. */
-export const DEFAULT_TRAIN = {
-  trainSplit: 'train' as string | undefined,
-  valSplit: 'val' as string | undefined,
-  steps: 1000,
-  /** Images (and sentences) per step. */
-  batch: 32,
-  /** Peak learning rate (cosine decay after a linear warmup). */
-  lr: 1e-3,
-  warmup: 100,
-  weightDecay: DEFAULT_ADAMW.weightDecay,
-  /** Gradient clipping: global L2 norm. */
-  clip: 1,
-  loss: 'semantic' as LossName,
-  /** Temperature of the semantic targets' softmax (1 = the paper). */
-  labelTemperature: 1,
-  /** Share of sentences drawn to share a finding with their image. */
-  matchRate: 0.5,
-  balanceSources: true,
-  /** Draw half of each batch's images by finding (rare findings reach most batches). */
-  balanceFindings: false,
-  /** Weight of the auxiliary findings loss (train/loss.ts `findingsLoss`); 0 = off. */
-  findingsWeight: 0,
-  /** Add the built-in prompt sentences as text-only data. */
-  prompts: true,
-  augment: true,
-  /** Validate and checkpoint every n steps. */
-  evalEvery: 200,
-  seed: 0,
-  resume: false,
-  /** Zero-shot validation classes. */
-  valClasses: ['No Finding', 'Pneumonia'],
-  promptsPerClass: PROMPTS_PER_CLASS,
-  /** Data-parallel replicas on worker threads (1 = in-process). */
-  workers: 1,
-  /** Batches whose gradients are averaged into one update. */
-  accumulate: 1,
-};
-
-/** What a run needs (model, data, output) plus any of DEFAULT_TRAIN to override. */
-export type TrainOptions = {
-  config: ModelConfig;
-  images: string;
-  root?: string;
-  reports?: string;
-  out: string;
-  cacheDir?: string;
-  log?: (line: string) => void;
-  onStep?: (info: StepInfo) => void;
-} & Partial<typeof DEFAULT_TRAIN>;
-
-type ResolvedTrainOptions = TrainOptions & typeof DEFAULT_TRAIN;
-
-export interface StepInfo {
-  step: number;
-  total: number;
-  loss: number;
-  lr: number;
-  pairsPerSecond: number;
-}
-
-export interface ValMetrics {
-  step: number;
-  /** Mean zero-shot accuracy over sources: the selection score. */
-  score: number;
-  bySource: Record<string, { accuracy: number; auc?: number; n: number }>;
-}
-
-interface RunState {
-  step: number;
-  rng: number;
-  best?: ValMetrics;
-  history: ValMetrics[];
-  options: Record<string, unknown>;
-}
-
-const CHECKPOINT_LATEST = 'checkpoint-latest';
-const CHECKPOINT_BEST = 'checkpoint-best';
+export { DEFAULT_TRAIN, TRAIN_DECODE_MARGIN, TrainError, type StepInfo, type TrainOptions } from './options.ts';
 
 /** Build the tokenizer vocabulary from the training reports (and prompts), as `core/tokenizer` trains it. */
 async function buildTokenizer(o: ResolvedTrainOptions): Promise<TextTokenizer> {
@@ -343,106 +249,4 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     await Promise.all(replicas.map((r) => r.close()));
   }
   return { steps: state.step, best: state.best, runDir };
-}
-
-function round(x: number): number {
-  return Math.round(x * 1e5) / 1e5;
-}
-
-function publicOptions(o: ResolvedTrainOptions): Record<string, unknown> {
-  const { log, onStep, config, ...rest } = o;
-  void log;
-  void onStep;
-  return { ...rest, config: config.name };
-}
-
-async function saveCheckpoint(
-  dir: string,
-  values: Map<string, Float32Array>,
-  optimizer: OptimizerState | undefined,
-  state: RunState,
-): Promise<void> {
-  await publishCheckpoint(dir, state.step, async (tmp) => {
-    await mkdir(join(tmp, 'weights'));
-    await writeTensors(join(tmp, 'weights'), values);
-    if (optimizer) {
-      const s = optimizer;
-      const moments = new Map<string, Float32Array>();
-      for (const n of s.m.keys()) {
-        moments.set(`${n}/m`, s.m.get(n)!);
-        moments.set(`${n}/v`, s.v.get(n)!);
-      }
-      await mkdir(join(tmp, 'optimizer'));
-      await writeTensors(join(tmp, 'optimizer'), moments);
-    }
-    await writeFile(join(tmp, 'state.json'), JSON.stringify(state, null, 2));
-  });
-}
-
-/** Zero-shot validation in tfjs: images labelled exactly one of the classes, per source. */
-function makeValidator(
-  model: DualEncoder,
-  tokenizer: TextTokenizer,
-  images: ImageSet,
-  o: ResolvedTrainOptions,
-): (step: number) => ValMetrics {
-  const classIdx = o.valClasses.map((c) => observationIndex(c));
-  const items = singleClassItems(images.labels, images.ids.length, classIdx, NUM_OBSERVATIONS);
-  if (items.length === 0) throw new TrainError(`no validation image is labelled exactly one of ${o.valClasses.join(', ')}`);
-  const size = model.config.image.size;
-  const area = size * size;
-  const prompts = o.valClasses.map((c) => samplePrompts(c, o.promptsPerClass, 0));
-  const L = model.config.text.maxLength;
-  return (step) => {
-    const classEmbeds = prompts.map((ps) => {
-      const tok = tokenizeAll(tokenizer, ps, L);
-      const e = tf.tidy(
-        () =>
-          model
-            .encodeText(tf.tensor2d(tok.ids, [ps.length, L], 'int32'), tf.tensor2d(tok.mask, [ps.length, L], 'int32'))
-            .dataSync() as Float32Array,
-      );
-      const d = model.config.embedDim;
-      return meanEmbedding(ps.map((_, i) => e.subarray(i * d, (i + 1) * d)));
-    });
-    const scale = tf.tidy(() => model.logitScale().dataSync()[0]!);
-    const probs: number[][] = [];
-    const chunk = 32;
-    const buf = new Float32Array(chunk * area);
-    for (let start = 0; start < items.length; start += chunk) {
-      const part = items.slice(start, start + chunk);
-      part.forEach(([img], b) =>
-        augmentInto(
-          images.pixels.subarray(img * area, (img + 1) * area),
-          size,
-          buf.subarray(b * area, (b + 1) * area),
-          size,
-          model.config.image,
-          undefined,
-        ),
-      );
-      const emb = tf.tidy(
-        () => model.encodeImage(tf.tensor4d(buf.subarray(0, part.length * area), [part.length, size, size, 1])).dataSync() as Float32Array,
-      );
-      const d = model.config.embedDim;
-      part.forEach((_, b) => probs.push(classProbabilities(emb.subarray(b * d, (b + 1) * d), classEmbeds, scale)));
-    }
-    const bySource: ValMetrics['bySource'] = {};
-    const groups = new Map<string, number[]>();
-    items.forEach(([img], i) => {
-      const s = images.sources[img] || 'all';
-      if (!groups.has(s)) groups.set(s, []);
-      groups.get(s)!.push(i);
-    });
-    for (const [source, idx] of groups) {
-      const r = classificationReport(
-        o.valClasses,
-        idx.map((i) => items[i]![1]),
-        idx.map((i) => probs[i]!),
-      );
-      bySource[source] = { accuracy: r.accuracy, auc: r.auc, n: r.n };
-    }
-    const accs = Object.values(bySource).map((v) => v.accuracy);
-    return { step, score: accs.reduce((a, b) => a + b, 0) / accs.length, bySource };
-  };
 }

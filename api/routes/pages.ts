@@ -1,6 +1,5 @@
 /** The search page and the API reference viewer (both from local files; no CDN). */
-import type { Context } from 'hono';
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { docsAsset } from '../docs-assets.ts';
 import { renderDocsPage } from '../docs-page.ts';
 import { HttpProblem } from '../problem.ts';

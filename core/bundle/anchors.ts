@@ -9,9 +9,8 @@
  * exactly: recall@10 1.0 on the same set (docs/performance.md). Nearby texts rank images alike, which is why a few
  * hundred anchors cover report-like queries.
  */
-import { FINDING_PROMPTS } from '../model/index.ts';
+import { FINDING_PROMPTS, BUILTIN_CLASS_NAMES, BUILTIN_TEMPLATES, expandTemplate } from '../model/index.ts';
 import { type Observation, OBSERVATIONS } from '../labeler/index.ts';
-import { BUILTIN_CLASS_NAMES, BUILTIN_TEMPLATES, expandTemplate } from '../model/index.ts';
 import { Rng } from '../util/index.ts';
 
 /**

@@ -14,9 +14,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { thumbnailName } from '../image/index.ts';
 import { VersionedDirError, currentVersion } from './versioned-dir.ts';
-import { boundedCache, stringBytes } from '../util/index.ts';
+import { boundedCache, stringBytes, MAX_HITS } from '../util/index.ts';
 import { LEXICAL_VERSION, LexicalIndex } from './lexical.ts';
-import { MAX_HITS } from '../util/index.ts';
 import { type ImageFacets, imageFacets } from './facets.ts';
 import { type SearchFilter, checkFilter, filterPredicate } from './filters.ts';
 import {
@@ -30,8 +29,7 @@ import {
   type TextMeta,
 } from './items.ts';
 import { parseJsonl } from './lazy-lines.ts';
-import { type IndexLoadOptions, bundleFile } from './load-version.ts';
-import { readVersion, type LoadedVersion } from './load-version.ts';
+import { type IndexLoadOptions, bundleFile, readVersion, type LoadedVersion } from './load-version.ts';
 import { type CollectionName, IndexError, type IndexManifest } from './manifest.ts';
 import { type SearchOptions, type Shard, searchShards } from './shard.ts';
 

@@ -2,18 +2,16 @@
  * Loading one version of a bundle: the model it must come from, verification (hashed on a worker thread for a
  * large bundle), and the verified shards, distinct texts and reports the version holds.
  */
-import { resolve, sep } from 'node:path';
+import { resolve, sep, join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { hashFiles, FileHashError } from '../util/index.ts';
 import { hnswlib } from './hnswlib.ts';
-import { COLLECTIONS, INDEX_FORMAT, INDEX_FORMAT_V1, type IndexManifest } from './manifest.ts';
+import { COLLECTIONS, INDEX_FORMAT, INDEX_FORMAT_V1, type IndexManifest, IndexError } from './manifest.ts';
 import type { ImageMeta, ItemMeta, SentenceMeta, StoredReport, TextMeta } from './items.ts';
 import { hnswHeader, readHead } from './hnsw-file.ts';
 import { LazyLines, parseJsonl } from './lazy-lines.ts';
 import { Shard } from './shard.ts';
-import { IndexError } from './manifest.ts';
 
 /** Bundles at least this large are hashed on a worker thread while the rest loads. */
 export const HASH_IN_WORKER_BYTES = 32 << 20;

@@ -5,8 +5,7 @@
  */
 import { getMultipartBoundary, parseMultipartStream } from '@remix-run/multipart-parser';
 import { MedclipError } from '../errors.ts';
-import { DEFAULT_IMAGE_LIMITS } from '../util/index.ts';
-import { withRetry, type RetryPolicy } from '../util/index.ts';
+import { DEFAULT_IMAGE_LIMITS, withRetry, type RetryPolicy } from '../util/index.ts';
 
 export type DicomwebAuth = { user: string; password: string } | { token: string };
 

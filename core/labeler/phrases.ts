@@ -1,5 +1,6 @@
 /**
- * Mention phrases per observation and the cue lists the clause rules use.
+ * Mention phrases per observation and the cue lists the clause rules use. This file is longer than 400 lines because
+ * it is data: one phrase list per observation, kept together so a reviewer sees every rule of an observation at once.
  *
  * Started from the CheXpert labeler's mention / unmention lists (MIT, Stanford ML Group; see NOTICE.md and
  * CHEXPERT-LABELER-LICENSE beside this file), rewritten as regular

@@ -7,21 +7,19 @@
  *   const [image] = await model.embedImages([await readFile('xray.png')]);
  *   model.classify(image, resolveClasses(['No Finding', 'Pneumonia']));
  */
-import { fsErrorReason } from '../util/index.ts';
+import { fsErrorReason, classSoftmax, dot, meanNormalized, boundedCache, stringBytes } from '../util/index.ts';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { parseImageSpec, type ImageSpec, type ImageLimits, DEFAULT_IMAGE_LIMITS } from '../image/index.ts';
 import { embedImageSources } from './embed-images.ts';
-import { classSoftmax, dot, meanNormalized } from '../util/index.ts';
 
 export { dot, meanNormalized } from '../util/index.ts';
 import { OBSERVATIONS, type Observation } from '../labeler/index.ts';
 import { FINDING_PROMPTS, findingProbability, resolveFindingNames } from './findings.ts';
 import type { ClassPrompts } from './prompts.ts';
 import { TextTokenizer } from './tokenizer.ts';
-import { boundedCache, stringBytes } from '../util/index.ts';
 import { MedclipError } from '../errors.ts';
 
 export const MODEL_FORMAT = 'medclip-model/1';

@@ -15,10 +15,8 @@
  */
 import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { currentName, currentVersion } from '../bundle/index.ts';
-import { ROOT_VERSION, takeLease, type ReaderLease } from '../bundle/index.ts';
+import { currentName, currentVersion, ROOT_VERSION, takeLease, type ReaderLease, IndexError } from '../bundle/index.ts';
 import type { SearchService } from './search-service.ts';
-import { IndexError } from '../bundle/index.ts';
 
 /** The service a request uses, and the call that says the request is done with it. */
 export interface ServiceHandle {

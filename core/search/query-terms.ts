@@ -7,10 +7,9 @@
  *   speller.analyse('pnuemonia in the rigth lung');   // { corrected: 'pneumonia in the right lung', warnings: [] }
  */
 import { distance } from 'fastest-levenshtein';
-import { FINDING_PROMPTS } from '../model/index.ts';
+import { FINDING_PROMPTS, BUILTIN_TEMPLATES, expandTemplate } from '../model/index.ts';
 import type { IndexBundle } from '../bundle/index.ts';
 import { OBSERVATIONS } from '../labeler/index.ts';
-import { BUILTIN_TEMPLATES, expandTemplate } from '../model/index.ts';
 
 export interface QueryAnalysis {
   /** The query with misspelled words replaced, when anything changed. */

@@ -10,8 +10,7 @@
  * --tune`), not by hand; dense scores alone put "No pneumothorax." first for "pneumothorax" (cosine 0.97-1.00 for
  * nearly everything, since the text encoder was never taught polarity).
  */
-import { labelSentence } from '../labeler/index.ts';
-import { OBSERVATIONS, type Observation } from '../labeler/index.ts';
+import { labelSentence, OBSERVATIONS, type Observation } from '../labeler/index.ts';
 import type { StoredLabels } from '../bundle/index.ts';
 
 export type Polarity = 'positive' | 'negative' | 'uncertain';

@@ -16,7 +16,7 @@ import {
   type StoredReport,
   type TextMeta,
 } from '../bundle/index.ts';
-import { boundedCache, stringBytes } from '../util/index.ts';
+import { boundedCache, stringBytes, MAX_HITS } from '../util/index.ts';
 import { dot } from '../model/index.ts';
 import { ReportSentences } from './report-sentences.ts';
 import {
@@ -28,7 +28,6 @@ import {
   type RankFeatures,
   type RankWeights,
 } from './rank.ts';
-import { MAX_HITS } from '../util/index.ts';
 
 /** Distinct sentence texts taken from BM25 per query (each brings up to 5 of its sentences). */
 export const LEXICAL_CANDIDATES = 50;

@@ -14,7 +14,7 @@
  * Errors are `MedclipError`s whose kind says who is at fault (input, not-found, unavailable, data).
  */
 import type { DicomUids } from '../dicom/index.ts';
-import { resolveFindingNames } from '../model/index.ts';
+import { resolveFindingNames, type MedClipModel, DEFAULT_CLASS_NAMES, resolveClasses, type ClassPrompts } from '../model/index.ts';
 import { DEFAULT_IMAGE_LIMITS, thumbnailJpeg, type ImageLimits } from '../image/index.ts';
 import {
   checkFilter,
@@ -24,12 +24,11 @@ import {
   type IndexBundle,
   type SearchFilter,
   type StoredLabels,
+  localReader,
+  type IndexReader,
 } from '../bundle/index.ts';
-import { localReader, type IndexReader } from '../bundle/index.ts';
 import { MedclipError } from '../errors.ts';
-import type { MedClipModel } from '../model/index.ts';
 import { boundedCache, stringBytes } from '../util/index.ts';
-import { DEFAULT_CLASS_NAMES, resolveClasses, type ClassPrompts } from '../model/index.ts';
 import { QuerySpeller } from './query-terms.ts';
 import { ReportSearch } from './report-search.ts';
 import { agreeingFindings, queryFindings, type QueryFinding } from './rank.ts';

@@ -4,11 +4,18 @@
  * their top-k. Shards answer the internal event `{ kind: 'medclip-shard', op, ... }` (see `shardRequest`).
  */
 import type { LambdaClient } from '@aws-sdk/client-lambda';
-import { mergeFacets, type Hit, type ImageFacets, type ImageMeta, type IndexBundle, type SearchFilter } from '../bundle/index.ts';
-import { boundedCache, stringBytes } from '../util/index.ts';
+import {
+  mergeFacets,
+  type Hit,
+  type ImageFacets,
+  type ImageMeta,
+  type IndexBundle,
+  type SearchFilter,
+  localReader,
+  type IndexReader,
+} from '../bundle/index.ts';
+import { boundedCache, stringBytes, withRetry } from '../util/index.ts';
 import { MedclipError } from '../errors.ts';
-import { localReader, type IndexReader } from '../bundle/index.ts';
-import { withRetry } from '../util/index.ts';
 
 export type ShardRequest =
   | { kind: 'medclip-shard'; op: 'count' }
