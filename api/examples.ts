@@ -5,8 +5,8 @@
 export const EXAMPLES = {
   health: {
     status: 'ok',
-    model: { name: 'medclip-tiny', sha256: '2224b7d8eb6be0acf4306b9660f33347fb377d42069cae4197d18ceb28a4e758', embedDim: 128 },
-    index: { version: 2, images: 200, reports: 297, sentences: 1678 },
+    model: { name: 'medclip-tiny', sha256: '1b09cbad179e9699d53556bdf5ced746e3ad17b15e13818aae5fd0212e6e8380', embedDim: 128 },
+    index: { version: 3, images: 200, reports: 297, sentences: 1678 },
   },
   facets: {
     images: 200,
@@ -49,7 +49,7 @@ export const EXAMPLES = {
   },
   imageSearch: {
     target: 'images',
-    query: { findings: [{ name: 'No Finding', polarity: 'positive' }] },
+    query: { findings: [{ name: 'No Finding', polarity: 'positive', validated: true, auc: 0.905 }] },
     hits: [
       {
         id: 'images/nih/00001303_001.png',
@@ -74,9 +74,9 @@ export const EXAMPLES = {
   classify: {
     mode: 'findings',
     classes: [
-      { name: 'No Finding', probability: 0.368 },
-      { name: 'Pleural Effusion', probability: 0.889 },
-      { name: 'Pneumonia', probability: 0.994 },
+      { name: 'No Finding', probability: 0.368, validated: true, auc: 0.905 },
+      { name: 'Edema', probability: 0.989, validated: true, auc: 0.819 },
+      { name: 'Pneumonia', probability: 0.994, validated: false, auc: 0.678 },
     ],
     tookMs: 10.7,
   },

@@ -143,8 +143,24 @@ export const SearchResponse = z
     query: z
       .object({
         findings: z
-          .array(z.object({ name: z.string(), polarity: z.enum(['positive', 'negative', 'uncertain']) }))
-          .openapi({ description: 'the findings the query states, with polarity ("no pneumothorax": Pneumothorax, negative)' }),
+          .array(
+            z.object({
+              name: z.string(),
+              polarity: z.enum(['positive', 'negative', 'uncertain']),
+              validated: z.boolean().optional().openapi({
+                description:
+                  "image queries: whether the model card validates this finding (held-out AUC interval above the card's threshold); only validated findings rank and filter",
+              }),
+              auc: z
+                .number()
+                .optional()
+                .openapi({ description: "image queries: the finding's pooled held-out ROC AUC from the model card" }),
+            }),
+          )
+          .openapi({
+            description:
+              'the findings the query states, with polarity ("no pneumothorax": Pneumothorax, negative); for an X-ray, those its findings mode reads, each saying whether the model is validated for it',
+          }),
         corrected: z
           .string()
           .optional()
@@ -160,7 +176,17 @@ export const SearchResponse = z
 export const ClassifyResponse = z
   .object({
     mode: ClassifyMode,
-    classes: z.array(z.object({ name: z.string(), probability: z.number() })),
+    classes: z.array(
+      z.object({
+        name: z.string(),
+        probability: z.number(),
+        validated: z.boolean().openapi({
+          description:
+            "whether the model card validates this finding (held-out AUC interval above the card's threshold); an unvalidated probability means nothing yet",
+        }),
+        auc: z.number().optional().openapi({ description: "the finding's pooled held-out ROC AUC, from the model card" }),
+      }),
+    ),
     tookMs: z.number(),
   })
   .openapi('ClassifyResponse');

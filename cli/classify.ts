@@ -25,16 +25,21 @@ export function registerClassify(program: Command): void {
       const model = await MedClipModel.load(opts.model);
       try {
         const [vector] = await namingFile(opts.image, model.embedImages([bytes]));
-        const classes =
+        const scored =
           opts.mode === 'findings'
             ? (await model.findings(vector!, names)).map((f) => ({ name: f.name as string, probability: f.probability }))
             : (await model.classify(vector!, resolveClasses(names ?? DEFAULT_CLASS_NAMES))).sort((a, b) => b.probability - a.probability);
+        // what the model card says of each finding: an unvalidated probability means nothing yet
+        const classes = scored.map((c) => ({ ...c, ...model.validity(c.name) }));
         if (opts.json) console.log(JSON.stringify({ mode: opts.mode, classes }));
-        else
+        else {
           for (const c of classes)
             console.log(
-              `${c.name.padEnd(28)} ${c.probability.toFixed(3)}${opts.mode === 'findings' && c.probability >= 0.5 ? '  present' : ''}`,
+              `${c.name.padEnd(28)} ${c.probability.toFixed(3)}  ${c.validated ? `validated (AUC ${c.auc?.toFixed(2)})` : 'not validated'}${opts.mode === 'findings' && c.probability >= 0.5 ? '  present' : ''}`,
             );
+          if (classes.some((c) => !c.validated))
+            console.error('note: "not validated" findings did not separate on held-out images (model card): their scores mean nothing yet');
+        }
       } finally {
         await model.close();
       }

@@ -1,11 +1,19 @@
 /** `medclip eval`: zero-shot and retrieval metrics of a model bundle on an image table (and report table). */
 import type { Command } from 'commander';
-import { MedClipModel, fitFindingsTemperature } from '../core/model/index.ts';
+import {
+  MedClipModel,
+  VALIDATION_THRESHOLD,
+  fitFindingsTemperature,
+  writeModelCard,
+  type FindingEvidence,
+  type ModelCard,
+} from '../core/model/index.ts';
 import { evaluateModel, type EvalResult } from '../eval/evaluate-model.ts';
 import { RANK_WEIGHTS, type RankWeights } from '../core/search/index.ts';
 import { evaluateSearch, fitRelevance, readJudgedQueries } from '../eval/evaluate-search.ts';
 import { writeFindingsTemperature } from '../train/export.ts';
 import { CliError } from './errors.ts';
+import { buildModelCard } from '../eval/model-card.ts';
 
 const pct = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '  -  ' : x.toFixed(3));
 
@@ -87,6 +95,15 @@ export function registerEval(program: Command): void {
       'zeroshot',
     )
     .option('--fit-temperature', "findings: fit the findings-mode temperature on these images and store it in the model's manifest")
+    .option(
+      '--card',
+      'write the model card (card.json) from these images: per-finding AUC with 95% intervals, per source and pooled; marks findings validated',
+    )
+    .option(
+      '--card-pool <sources>',
+      'with --card: the sources pooled for the verdict (default: those whose median patient age is 18 or more)',
+    )
+    .option('--card-threshold <auc>', 'with --card: the pooled lower bound a validated finding reaches', String(VALIDATION_THRESHOLD))
     .option('--group-by <column>', 'report metrics per value of this column (e.g. source)')
     .option('--threads <n>', 'onnxruntime threads', '2')
     .option('--json', 'print one JSON object')
@@ -140,6 +157,39 @@ export function registerEval(program: Command): void {
         }
         return;
       }
+      if (opts.card) {
+        if (!opts.images) throw new CliError('--card needs --images (a labelled table; its val split: --split val)');
+        const threshold = Number(opts.cardThreshold);
+        if (!(threshold > 0.5 && threshold <= 1))
+          throw new CliError(`--card-threshold must be an AUC above 0.5 and at most 1, got "${opts.cardThreshold}"`);
+        const model = await MedClipModel.load(opts.model, { threads: Number(opts.threads) || 1 });
+        let card: ModelCard;
+        try {
+          card = await buildModelCard(model, {
+            images: opts.images,
+            root: opts.root,
+            split: opts.split,
+            threshold,
+            ...(opts.cardPool
+              ? {
+                  pool: String(opts.cardPool)
+                    .split(',')
+                    .map((x: string) => x.trim())
+                    .filter(Boolean),
+                }
+              : {}),
+          });
+        } finally {
+          await model.close();
+        }
+        await writeModelCard(opts.model, card);
+        console.error(
+          `model card written to ${opts.model}/card.json; the model's identity changed: rebuild its index bundles`,
+        );
+        if (opts.json) console.log(JSON.stringify(card));
+        else console.log(formatCard(card));
+        return;
+      }
       if (!opts.images) throw new CliError(`--task ${opts.task} needs --images`);
       if ((opts.task === 'retrieval' || opts.task === 'all') && !opts.reports) throw new CliError('--task retrieval/all needs --reports');
       if (opts.fitTemperature && opts.task !== 'findings') throw new CliError('--fit-temperature goes with --task findings');
@@ -180,4 +230,19 @@ export function registerEval(program: Command): void {
         await model.close();
       }
     });
+}
+
+/** A card as a table: per finding, the verdict, the pooled AUC with its interval, and each source's AUC. */
+export function formatCard(card: ModelCard): string {
+  const sources = Object.keys(card.evaluatedOn.bySource);
+  const auc = (e: FindingEvidence) => (e.auc === undefined ? '-' : `${e.auc.toFixed(2)}`);
+  const lines = [
+    `model card of ${card.model}: pooled over ${card.evaluatedOn.pool.join(' + ')} (${card.evaluatedOn.pooled} images), threshold ${card.threshold}`,
+    `${'finding'.padEnd(28)} ${'verdict'.padEnd(12)} ${'pooled AUC [95% CI]'.padEnd(22)} ${'pos/neg'.padEnd(9)} ${sources.map((s) => s.padEnd(9)).join(' ')}`,
+  ];
+  for (const [name, f] of Object.entries(card.findings))
+    lines.push(
+      `${name.padEnd(28)} ${(f.validated ? 'validated' : 'unvalidated').padEnd(12)} ${(f.auc === undefined ? '-' : `${f.auc.toFixed(2)} [${f.ci95![0].toFixed(2)}, ${f.ci95![1].toFixed(2)}]`).padEnd(22)} ${`${f.positives}/${f.negatives}`.padEnd(9)} ${sources.map((s) => auc(f.bySource[s]!).padEnd(9)).join(' ')}`,
+    );
+  return lines.join('\n');
 }

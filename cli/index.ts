@@ -229,6 +229,10 @@ export function registerIndex(program: Command): void {
           ? await namingFile(opts.image, service.searchImage(image, request))
           : await service.searchText({ ...request, query: String(opts.text) });
         for (const w of result.query.warnings ?? []) console.error(`note: ${w}`);
+        if (image)
+          console.error(
+            `findings of the X-ray: ${result.query.findings.map((f) => `${f.name} (${f.validated ? `validated, AUC ${f.auc?.toFixed(2)}` : 'not validated: not used to rank'})`).join(', ')}`,
+          );
         if (result.query.corrected) console.error(`searched for: ${result.query.corrected}`);
         const positives = (labels: Record<string, number>) =>
           Object.entries(labels)

@@ -63,12 +63,16 @@ export const ZERO_SHOT_TASKS: Record<string, string[]> = {
   chexpert5: [...COMPETITION_CLASSES],
 };
 
-interface Embedded {
+export interface Embedded {
   record: ImageRecord;
   embedding: Float32Array;
 }
 
-async function embedTable(model: MedClipModel, o: EvalOptions): Promise<{ items: Embedded[]; skipped: EvalResult['skipped'] }> {
+/** Every readable image of a table (split applied) with its embedding; unreadable ones listed by id. */
+export async function embedImageTable(
+  model: MedClipModel,
+  o: Pick<EvalOptions, 'images' | 'root' | 'split' | 'onProgress'>,
+): Promise<{ items: Embedded[]; skipped: EvalResult['skipped'] }> {
   const records: ImageRecord[] = [];
   for await (const r of readImageTable(o.images, { root: o.root, split: o.split })) records.push(r);
   const items: Embedded[] = [];
@@ -191,7 +195,7 @@ async function evaluateFindings(
 }
 
 export async function evaluateModel(model: MedClipModel, o: EvalOptions): Promise<EvalResult> {
-  const { items, skipped } = await embedTable(model, o);
+  const { items, skipped } = await embedImageTable(model, o);
   const groups = new Map<string, Embedded[]>();
   for (const it of items) {
     const g = groupOf(it, o.groupBy);

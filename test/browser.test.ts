@@ -250,6 +250,27 @@ test('search page, X-ray query: the query beside its findings (multi-label), sim
   );
   const read = (await page.textContent('#query-read')) ?? '';
   assert.ok(!(/No Finding/.test(read) && /Pneumonia|Effusion|Edema|Opacity/.test(read)), `no contradictory findings: ${read}`);
+  // what the model can judge, in words, from its card: every bar says whether it is validated, and each finding read
+  // from the X-ray that is not validated gets its caveat
+  const card = JSON.parse(readFileSync(join(REPO, 'models/medclip-tiny/card.json'), 'utf8')) as {
+    findings: Record<string, { validated: boolean }>;
+  };
+  const bars = await page.$$eval('#class-bars .bar', (els) =>
+    els.map((e) => [e.getAttribute('data-class'), e.getAttribute('data-validated')]),
+  );
+  for (const [name, validated] of bars) assert.equal(validated, String(card.findings[name!]!.validated), `${name}`);
+  const unvalidated = Object.entries(card.findings)
+    .filter(([, f]) => !f.validated)
+    .map(([n]) => n);
+  assert.match((await page.textContent('#class-caveat')) ?? '', new RegExp(`Marked \\?: not validated \\(${unvalidated.length} of 14\\)`));
+  const chips = await page.$$eval('#query-read .chip', (els) => els.map((e) => e.textContent ?? ''));
+  const caveat = (await page.textContent('#query-read .caveat')) ?? '';
+  for (const chip of chips) {
+    const name = chip.replace(/ \(not validated\)| \?$/g, '').trim();
+    if (card.findings[name] && !card.findings[name]!.validated)
+      assert.ok(caveat.includes(name), `${name} is named in the caveat: ${caveat}`);
+  }
+  assert.match(caveat, /^Not validated for .*: (its score means|their scores mean) nothing yet/);
   assert.equal(await page.locator('#reports .report').count(), 5);
   await axe(page, 'image query');
   await shot(page, 'search-image', true);

@@ -61,6 +61,36 @@ test('mentions, negation and uncertainty within a clause', () => {
   for (const [sentence, name, expected] of cases) assert.equal(at(labelSentence(sentence), name), expected, `${name} in "${sentence}"`);
 });
 
+test('change over time reads as the state now: "no change in X", stable, persistent X are present; resolved, removed X absent', () => {
+  const cases: [string, Observation, 1 | 0 | -1 | null][] = [
+    // present: the negation is about the change, or the wording says it is still there
+    ['No significant change in right pneumothorax or pleural fluid.', 'Pneumothorax', 1],
+    ['No significant change in right pneumothorax or pleural fluid.', 'Pleural Effusion', 1],
+    ['No change in the small left pleural effusion.', 'Pleural Effusion', 1],
+    ['No interval change in left lower lobe atelectasis.', 'Atelectasis', 1],
+    ['No significant interval increase in cardiomegaly.', 'Cardiomegaly', 1],
+    ['Unchanged mild cardiomegaly.', 'Cardiomegaly', 1],
+    ['Persistent right lower lobe consolidation.', 'Consolidation', 1],
+    ['Stable small right pleural effusion.', 'Pleural Effusion', 1],
+    ['The left pleural effusion is unchanged.', 'Pleural Effusion', 1],
+    ['Interval decrease in pulmonary edema.', 'Edema', 1],
+    ['Slightly decreased right apical pneumothorax.', 'Pneumothorax', 1],
+    // absent: gone since the last study
+    ['Resolved right lower lobe pneumonia.', 'Pneumonia', 0],
+    ['Interval resolution of the left pleural effusion.', 'Pleural Effusion', 0],
+    ['The right chest tube has been removed.', 'Support Devices', 0],
+    ['The previously seen pneumothorax is no longer seen.', 'Pneumothorax', 0],
+    ['Pneumothorax has resolved.', 'Pneumothorax', 0],
+    // a plain negation stays one
+    ['No pneumothorax or pleural effusion.', 'Pneumothorax', 0],
+    ['No change. No pneumothorax.', 'Pneumothorax', 0],
+  ];
+  for (const [sentence, name, want] of cases) {
+    const row = labelReport(sentence).labels;
+    assert.equal(at(row, name), want, `${sentence} -> ${name}`);
+  }
+});
+
 test('No Finding: only when nothing abnormal is positive, including findings outside the 14', () => {
   assert.equal(at(labelSentence('No acute cardiopulmonary abnormality.'), 'No Finding'), 1);
   assert.equal(at(labelSentence('The lungs are clear.'), 'No Finding'), 1);
@@ -133,6 +163,8 @@ test('the labeler version pins its output: a change to the split or the labels m
     '1': '11024f0c059afa6f40a44b1d44077ddcabb76737244c6a3751107dfb36f60766',
     // 2: "within limits of normal" / "within normal range" negate what precedes them
     '2': '1250a0e75519a6493731c8f30fb32f38968e8bbd98d1655fefaacdf3fc01597c',
+    // 3: "no (significant) change in X" leaves X present (val F1: Pneumothorax 0.857 -> 1.000, Effusion 0.865 -> 0.895)
+    '3': 'e1f621bec186587474e25eb4ea73ecd91ccae9b2c4615bbe9773aae75899205e',
   };
   const h = createHash('sha256');
   for await (const r of readReports(IU_REPORTS, { split: 'val' })) h.update(JSON.stringify(label(reportText(r))));

@@ -50,16 +50,78 @@ export function showQueryRead(query) {
   box.replaceChildren();
   if (query.corrected) box.append(el('p', { class: 'small' }, 'Searched for: ', el('strong', {}, query.corrected)));
   const findings = el('ul', { class: 'chips', 'aria-label': 'findings read from the query' });
-  for (const f of query.findings) findings.append(el('li', { class: `chip ${f.polarity}` }, queryFindingText(f)));
+  for (const f of query.findings) {
+    // an X-ray's findings come from the model: say which of them it is validated for
+    const unvalidated = state.mode === 'image' && f.validated === false;
+    findings.append(
+      el(
+        'li',
+        {
+          class: `chip ${f.polarity}${unvalidated ? ' unvalidated' : ''}`,
+          title: unvalidated
+            ? 'the model is not validated for this finding'
+            : f.auc
+              ? `validated: held-out AUC ${f.auc.toFixed(2)}`
+              : undefined,
+        },
+        queryFindingText(f),
+        unvalidated ? el('span', { class: 'sr-only' }, ' (not validated)') : undefined,
+        unvalidated ? ' ?' : undefined,
+      ),
+    );
+  }
   box.append(el('h3', {}, state.mode === 'image' ? 'Findings of the X-ray' : 'Findings in the query'));
   box.append(query.findings.length ? findings : el('p', { class: 'muted small' }, 'none recognised'));
+  if (state.mode === 'image') box.append(...validationNotes(query.findings));
   for (const w of query.warnings ?? []) box.append(el('p', { class: 'small', role: 'note' }, `⚠ ${w}`));
   $('query-panel').hidden = false;
+}
+
+/**
+ * In words, what the model can judge: the findings it is validated for (held-out AUC, model card), and a caveat for
+ * each one it reads but is not validated for (those never rank the results).
+ */
+export function validationNotes(findings) {
+  const validated = findings.filter((f) => f.validated);
+  const notes = [];
+  if (validated.length)
+    notes.push(
+      el(
+        'p',
+        { class: 'small validated-note' },
+        `Validated: ${validated.map((f) => `${f.name} (held-out AUC ${f.auc?.toFixed(2) ?? '?'})`).join(', ')}. Results are ranked by ${validated.length > 1 ? 'these' : 'it'}.`,
+      ),
+    );
+  const unvalidated = findings.filter((x) => x.validated === false).map((f) => f.name);
+  if (unvalidated.length === 1)
+    notes.push(
+      el(
+        'p',
+        { class: 'small caveat', role: 'note' },
+        `Not validated for ${unvalidated[0]}: its score means nothing yet (it did not separate on held-out X-rays), so it does not rank the results.`,
+      ),
+    );
+  else if (unvalidated.length > 1)
+    notes.push(
+      el(
+        'p',
+        { class: 'small caveat', role: 'note' },
+        `Not validated for ${unvalidated.join(', ')}: their scores mean nothing yet (they did not separate on held-out X-rays), so they do not rank the results.`,
+      ),
+    );
+  return notes;
 }
 
 export function showClasses(classes) {
   const list = $('class-bars');
   list.replaceChildren();
+  const caveats = $('class-caveat');
+  caveats.replaceChildren();
+  const unvalidated = classes.filter((c) => c.validated === false).map((c) => c.name);
+  if (unvalidated.length)
+    caveats.append(
+      `Marked ?: not validated (${unvalidated.length} of ${classes.length}); those probabilities did not separate on held-out X-rays, read them as noise.`,
+    );
   for (const c of [...classes].sort((a, b) => b.probability - a.probability)) {
     const pct = `${(c.probability * 100).toFixed(0)}%`;
     const fill = el('div', { class: 'fill' });
@@ -67,9 +129,13 @@ export function showClasses(classes) {
     list.append(
       el(
         'li',
-        { class: `bar${c.probability >= 0.5 ? ' likely' : ''}`, 'data-class': c.name },
-        el('span', {}, c.name),
-        el('div', { class: 'track', role: 'img', 'aria-label': `${c.name} ${pct}` }, fill),
+        {
+          class: `bar${c.probability >= 0.5 ? ' likely' : ''}${c.validated === false ? ' unvalidated' : ''}`,
+          'data-class': c.name,
+          'data-validated': String(c.validated === true),
+        },
+        el('span', {}, c.validated === false ? `${c.name} ?` : c.name),
+        el('div', { class: 'track', role: 'img', 'aria-label': `${c.name} ${pct}${c.validated === false ? ', not validated' : ''}` }, fill),
         el('span', {}, pct),
       ),
     );

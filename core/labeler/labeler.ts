@@ -4,7 +4,9 @@
  *
  * Each sentence is split into clauses (the scope of a cue). In each clause every mention of an observation is
  * classified by the cue nearest to it: an uncertainty cue ("possible", "cannot exclude") makes it -1, a negation
- * cue ("no", "without", "is not seen", "has resolved") makes it 0, otherwise it is 1. Neutral anatomical mentions
+ * cue ("no", "without", "is not seen", "has resolved") makes it 0, otherwise it is 1; change over time reads as the
+ * finding's state now: "no (significant) change in X", "unchanged", "persistent", "stable", "interval decrease in X"
+ * mean X is present, "resolved X", "resolution of X", "X has been removed", "no longer seen" that it is absent. Neutral anatomical mentions
  * ("heart size", "mediastinal contours") count only when the clause calls them abnormal. "No Finding" is 1 only
  * when nothing abnormal, including findings outside the 14 observations (granuloma, spondylosis, emphysema...),
  * is positive or uncertain.
@@ -14,6 +16,7 @@ import {
   MENTIONS,
   NEAR_PRE_NEGATION,
   NEGATED_UNCERTAINTY,
+  NO_CHANGE_IN,
   NORMAL_STUDY,
   NORMAL_WORDS,
   OTHER_ABNORMAL,
@@ -52,7 +55,9 @@ function firstMatchStart(re: RegExp, text: string): number {
 }
 
 /** Classify one mention by its nearest cue: -1 uncertain, 0 negated, 1 positive. */
-function classifyMention(before: string, after: string): 1 | 0 | -1 {
+function classifyMention(rawBefore: string, after: string): 1 | 0 | -1 {
+  // "no significant change in X": the "no" is about the change, X is present (a persisting finding)
+  const before = rawBefore.replace(NO_CHANGE_IN, ' ');
   // "cannot exclude X" is uncertain; any other negation earlier in the clause governs a list ("no A, suspicious B,
   // or C"); then hedges before the mention; then what follows it ("X is not seen", "X may be present").
   if (NEGATED_UNCERTAINTY.test(before)) return -1;
@@ -157,7 +162,7 @@ function withNoFinding(a: SentenceAnalysis): LabelRow {
  * whenever the split or any label changes: `test/labeler.test.ts` pins a fingerprint of the output on real reports
  * to this value, so a change without a bump fails.
  */
-export const LABELER_VERSION = '2';
+export const LABELER_VERSION = '3';
 
 export function labelSentence(sentence: string): LabelRow {
   return withNoFinding(analyseSentence(sentence));

@@ -390,6 +390,14 @@ export const OTHER_ABNORMAL = w([
 export const PRE_NEGATION =
   /\b(?:no|not|without|negative for|free of|clear of|absence of|absent|resolution of|resolved|removal of|removed|interval removal|never|nor|neither|rather than|ruled out|rules out|no evidence of|no signs? of|no radiographic evidence|no suspicious|no definite|nothing to suggest|exclude[sd]?|cleared)\b/;
 
+/**
+ * "No (significant) change in X", "no interval increase in X", "without change of X": the negation governs the change,
+ * not X, which is still there (a follow-up film reporting a persisting finding). Cut from what precedes a mention
+ * before the negation cues are read.
+ */
+export const NO_CHANGE_IN =
+  /\b(?:no|without)\s+(?:(?:significant|interval|appreciable|definite|substantial|apparent|marked|other|further|major|notable|radiographic)\s+){0,2}(?:change|changes|increase|decrease|progression|worsening|improvement|enlargement)\s+(?:in|of)\b/g;
+
 /** Normality words that negate only the noun phrase right after them ("normal heart size", "clear lungs"). */
 export const NEAR_PRE_NEGATION = /\b(?:normal|unremarkable|clear|within normal limits)\s+(?:[\w-]+\s+){0,2}$/;
 

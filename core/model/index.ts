@@ -4,3 +4,4 @@ export * from './findings.ts';
 export * from './medclip-model.ts';
 export * from './prompts.ts';
 export * from './tokenizer.ts';
+export * from './model-card.ts';

@@ -20,6 +20,7 @@ import { OBSERVATIONS, type Observation } from '../labeler/index.ts';
 import { FINDING_PROMPTS, findingProbability, resolveFindingNames } from './findings.ts';
 import type { ClassPrompts } from './prompts.ts';
 import { TextTokenizer } from './tokenizer.ts';
+import { findingValidity, parseCard, type ModelCard, type Validity } from './model-card.ts';
 import { MedclipError } from '../errors.ts';
 
 export const MODEL_FORMAT = 'medclip-model/1';
@@ -42,6 +43,8 @@ export interface ModelManifest {
   metrics?: unknown;
   /** Findings mode calibration: the temperature fitted on val (`medclip eval --task findings --fit`); absent = 1. */
   findings?: { temperature: number; fittedOn?: string; nll?: number };
+  /** The model card (`card.json`): per-finding validation on held-out images; absent = no finding validated. */
+  card?: string;
   sha256: Record<string, string>;
 }
 
@@ -99,7 +102,14 @@ export class MedClipModel {
     readonly tokenizer: TextTokenizer,
     private readonly imageSession: ort.InferenceSession,
     private readonly textSession: ort.InferenceSession,
+    /** The model card, when the bundle has one (`medclip eval --card`). */
+    readonly card?: ModelCard,
   ) {}
+
+  /** Whether the card validates a finding (and its pooled AUC); without a card nothing is validated. */
+  validity(name: string): Validity {
+    return findingValidity(this.card, name);
+  }
 
   static async load(dir: string, options: ModelLoadOptions = {}): Promise<MedClipModel> {
     let manifestBytes: Buffer;
@@ -120,7 +130,7 @@ export class MedClipModel {
       throw new ModelError(`${dir}: manifest.json is not valid JSON`);
     }
     const manifest = parseManifest(raw, dir);
-    const files = [manifest.image.file, manifest.text.file, manifest.text.tokenizer];
+    const files = [manifest.image.file, manifest.text.file, manifest.text.tokenizer, ...(manifest.card ? [manifest.card] : [])];
     const contents = new Map<string, Buffer>();
     for (const f of files) {
       try {
@@ -165,7 +175,8 @@ export class MedClipModel {
       for (const name of inputs)
         if (!session.inputNames.includes(name)) throw new ModelError(`${dir}: ${what} encoder has no input "${name}"`);
     }
-    return new MedClipModel(dir, manifest, sha256(manifestBytes), tokenizer, imageSession, textSession);
+    const card = manifest.card ? parseCard(contents.get(manifest.card)!.toString('utf8'), join(dir, manifest.card)) : undefined;
+    return new MedClipModel(dir, manifest, sha256(manifestBytes), tokenizer, imageSession, textSession, card);
   }
 
   get name(): string {

@@ -18,6 +18,10 @@ export type Polarity = 'positive' | 'negative' | 'uncertain';
 export interface QueryFinding {
   name: Observation;
   polarity: Polarity;
+  /** Image queries: whether the model card validates this finding (only validated ones rank and filter). */
+  validated?: boolean;
+  /** Image queries: the finding's pooled held-out AUC, from the model card. */
+  auc?: number;
 }
 
 /** What a report hit is ranked and calibrated on. */

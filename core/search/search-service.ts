@@ -92,7 +92,8 @@ export interface SearchRequest {
 
 export interface ClassifyResult {
   mode: 'exclusive' | 'findings';
-  classes: { name: string; probability: number }[];
+  /** `validated`/`auc`: what the model card says of the class as a finding (custom classes are never validated). */
+  classes: { name: string; probability: number; validated: boolean; auc?: number }[];
   tookMs: number;
 }
 
@@ -228,7 +229,13 @@ export class SearchService {
     const [vector] = await this.model.embedImages([bytes], this.limits);
     const t1 = performance.now();
     const findings = await imageFindings(this.model, vector!);
-    const hits = await this.search(vector!, q, findings, undefined);
+    // what the model is not validated for is shown, marked, but never ranks or filters
+    const hits = await this.search(
+      vector!,
+      q,
+      findings.filter((f) => f.validated),
+      undefined,
+    );
     if (timings) Object.assign(timings, { embed: t1 - t0, search: performance.now() - t1 });
     return { target: q.target, query: { findings }, hits, tookMs: elapsed(t0) };
   }
@@ -246,12 +253,24 @@ export class SearchService {
       const names = resolveFindingNames(o.classes as string[] | undefined);
       const [vector] = await this.model.embedImages([bytes], this.limits);
       const found = await this.model.findings(vector!, names);
-      return { mode: 'findings', classes: found.map((f) => ({ name: f.name, probability: f.probability })), tookMs: elapsed(t0) };
+      return {
+        mode: 'findings',
+        classes: found.map((f) => ({ name: f.name, probability: f.probability, ...this.model.validity(f.name) })),
+        tookMs: elapsed(t0),
+      };
     }
     const classes = o.classes ? resolveClasses(o.classes) : this.defaultClasses;
+    const custom = new Set((o.classes ?? []).flatMap((c) => (typeof c === 'string' ? [] : [c.name])));
     const [vector] = await this.model.embedImages([bytes], this.limits);
     const probs = await this.model.classify(vector!, classes);
-    return { mode: 'exclusive', classes: probs.sort((a, b) => b.probability - a.probability), tookMs: elapsed(t0) };
+    return {
+      mode: 'exclusive',
+      // a custom class (its own prompts) is not what the card measured: never validated
+      classes: probs
+        .sort((a, b) => b.probability - a.probability)
+        .map((c) => ({ ...c, ...(custom.has(c.name) ? { validated: false } : this.model.validity(c.name)) })),
+      tookMs: elapsed(t0),
+    };
   }
 
   /** An uploaded X-ray as the greyscale JPEG the model reads (DICOM decoded), at most QUERY_PREVIEW_SIZE px. */
@@ -344,6 +363,7 @@ export async function imageFindings(model: MedClipModel, vector: Float32Array): 
   return (positive.length ? positive.map((f) => f.name) : (['No Finding'] as const)).map((name) => ({
     name,
     polarity: 'positive' as const,
+    ...model.validity(name),
   }));
 }
 
