@@ -128,6 +128,10 @@ export const ReportHit = z
         reports: z.number().int().openapi({ description: 'how many indexed reports hold this exact sentence' }),
       })
       .openapi({ description: 'The sentence that matched best' }),
+    modifiers: z
+      .array(z.string())
+      .optional()
+      .openapi({ description: "the query's modifiers the matched sentence states too", example: ['right', 'large'] }),
     collapsed: z.array(z.string()).openapi({
       description: 'other reports in the results whose best sentence was this same text, folded into this hit (ids)',
     }),
@@ -160,6 +164,19 @@ export const SearchResponse = z
           .openapi({
             description:
               'the findings the query states, with polarity ("no pneumothorax": Pneumothorax, negative); for an X-ray, those its findings mode reads, each saying whether the model is validated for it',
+          }),
+        modifiers: z
+          .object({
+            side: z.array(z.string()).optional(),
+            extent: z.array(z.string()).optional(),
+            change: z.array(z.string()).optional(),
+            location: z.array(z.string()).optional(),
+          })
+          .optional()
+          .openapi({
+            description:
+              'text queries: the side (left, right, bilateral), extent (small, mild, moderate, large, severe), change (new, increased, decreased, stable, resolved) and location (upper/middle/lower lobe, base, apex, lingula, retrocardiac, perihilar) the query states; report sentences that agree rank first, contradicting ones last',
+            example: { side: ['right'], extent: ['large'] },
           }),
         corrected: z
           .string()

@@ -10,7 +10,7 @@ import {
 } from '../core/model/index.ts';
 import { evaluateModel, type EvalResult } from '../eval/evaluate-model.ts';
 import { RANK_WEIGHTS, type RankWeights } from '../core/search/index.ts';
-import { evaluateSearch, fitRelevance, readJudgedQueries } from '../eval/evaluate-search.ts';
+import { evaluateSearch, fitRelevance, readJudgedQueries, readModifierQueries } from '../eval/evaluate-search.ts';
 import { writeFindingsTemperature } from '../train/export.ts';
 import { CliError } from './errors.ts';
 import { buildModelCard } from '../eval/model-card.ts';
@@ -82,6 +82,11 @@ export function registerEval(program: Command): void {
     .requiredOption('--model <dir>', 'model bundle folder')
     .option('--images <file>', 'image table (CSV) with the 14 label columns (not needed for --task search)')
     .option('--queries <file>', 'search: the judged query set', 'samples/queries/search-val.json')
+    .option(
+      '--modifier-queries <file>',
+      'search: queries with side, extent and location, judged by MeSH (P@5)',
+      'samples/queries/modifiers-val.json',
+    )
     .option('--tune', 'search: sweep the fusion weights (agreement, report agreement, lexical) and report each')
     .option('--tune-hubs', 'search, with --images: sweep the hubness weight of image -> reports and report each')
     .option('--fit-relevance', 'search: fit the relevance calibration (logistic) on the judged hits and print it')
@@ -115,6 +120,11 @@ export function registerEval(program: Command): void {
         const queries = await readJudgedQueries(opts.queries).catch((err: Error) => {
           throw new CliError(`${opts.queries}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : err.message}`);
         });
+        const modifierQueries = await readModifierQueries(opts.modifierQueries).catch((err: Error) => {
+          throw new CliError(
+            `${opts.modifierQueries}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : err.message}`,
+          );
+        });
         const model = await MedClipModel.load(opts.model, { threads: Number(opts.threads) || 1 });
         try {
           const grid = [0, 0.025, 0.05, 0.1, 0.2];
@@ -131,6 +141,7 @@ export function registerEval(program: Command): void {
             reports: opts.reports,
             reportSplit: opts.reportSplit,
             queries,
+            modifierQueries,
             weights,
             ...(opts.images ? { images: { table: opts.images, root: opts.root, split: opts.split ?? 'val' } } : {}),
           });
@@ -150,7 +161,7 @@ export function registerEval(program: Command): void {
                         .map(([f, v]) => `${f} ${pct(v.p10)}`)
                         .join(', ')})`
                     : ''
-                }${r.hubShare ? `; image -> reports (hub weight ${r.weights.hub}): hub share ${pct(r.hubShare.share)} of ${r.hubShare.queries} image queries, finding match@5 ${pct(r.hubShare.findingMatch)}` : ''}`,
+                }${r.modifiers ? `; modifier queries P@5 ${pct(r.modifiers.p5)} (${r.modifiers.queries.length})` : ''}${r.hubShare ? `; image -> reports (hub weight ${r.weights.hub}): hub share ${pct(r.hubShare.share)} of ${r.hubShare.queries} image queries, finding match@5 ${pct(r.hubShare.findingMatch)}` : ''}`,
               );
         } finally {
           await model.close();
@@ -183,9 +194,7 @@ export function registerEval(program: Command): void {
           await model.close();
         }
         await writeModelCard(opts.model, card);
-        console.error(
-          `model card written to ${opts.model}/card.json; the model's identity changed: rebuild its index bundles`,
-        );
+        console.error(`model card written to ${opts.model}/card.json; the model's identity changed: rebuild its index bundles`);
         if (opts.json) console.log(JSON.stringify(card));
         else console.log(formatCard(card));
         return;

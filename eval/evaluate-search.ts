@@ -18,6 +18,7 @@ import type { MedClipModel } from '../core/model/index.ts';
 import {
   QuerySpeller,
   ReportSearch,
+  RELEVANCE as SHIPPED_RELEVANCE,
   type RELEVANCE,
   queryFindings,
   reportRelevance,
@@ -25,7 +26,9 @@ import {
   type RankWeights,
   imageFindings,
 } from '../core/search/index.ts';
-import { readReports } from '../core/tables/index.ts';
+import { readReports, readTable } from '../core/tables/index.ts';
+import { extractModifiers } from '../core/labeler/index.ts';
+import { rocAuc } from '../core/metrics/index.ts';
 import { buildIndex } from '../index-builder/build.ts';
 
 export interface JudgedQuery {
@@ -42,17 +45,58 @@ export interface SearchEval {
   /** Mean P@10 over positive queries; mean purity over negated ones. */
   p10: number;
   negatedPurity: number;
-  /** Mean calibrated `relevance` of relevant and of irrelevant hits in the top 10 (core/search/rank.ts). */
-  relevance: { relevant: number; irrelevant: number; gap: number };
-  /** Every top-10 hit's features and whether it is relevant: what `fitRelevance` learns from. */
-  judged: (RankFeatures & { relevant: boolean })[];
+  /**
+   * The calibrated `relevance` of each query's first 50 hits (core/search/rank.ts) against their labels: mean over
+   * relevant and irrelevant hits, ROC AUC, and calibration (expected calibration error over 10 bins, with the bins).
+   */
+  relevance: {
+    relevant: number;
+    irrelevant: number;
+    gap: number;
+    auc: number;
+    /** Mean over queries (with both relevant and irrelevant hits) of the ROC AUC within the query's first 50. */
+    queryAuc: number;
+    ece: number;
+    bins: { from: number; to: number; hits: number; meanRelevance: number; relevantShare: number }[];
+  };
+  /** Every judged hit's features, whether it is relevant, and its query: what `fitRelevance` learns from. */
+  judged: (RankFeatures & { relevant: boolean; query: number })[];
   byKind: Record<string, { queries: number; score: number }>;
   queries: { text: string; kind: string; score: number; corrected?: string }[];
   /** With images: text -> images P@10 per finding (dense search, as the API) and its mean. */
   textToImages?: { p10: number; byFinding: Record<string, { p10: number; positives: number }> };
+  /** With modifier queries: P@5 by MeSH (finding and every modifier), per query and the mean. */
+  modifiers?: { p5: number; queries: { text: string; p5: number; relevant: number }[] };
   /** With images: share of image queries whose top 5 reports hold one of the 5 most returned ones, and the share of
    * top-5 reports that share a positive finding with the image (labels). */
   hubShare?: { queries: number; share: number; findingMatch: number; hubs: string[] };
+}
+
+/** A query with modifiers, judged by the reports' MeSH terms (samples/queries/modifiers-val.json). */
+export interface ModifierQuery {
+  text: string;
+  finding: Observation;
+  /** MeSH headings that state the finding (e.g. "Opacity", "Airspace Disease"). */
+  headings: string[];
+  /** MeSH subheadings every relevant report's term holds ("left", "base", "small"). */
+  modifiers: string[];
+}
+
+export async function readModifierQueries(file: string): Promise<ModifierQuery[]> {
+  const raw = JSON.parse(await readFile(file, 'utf8')) as { queries?: ModifierQuery[] };
+  const queries = raw.queries ?? [];
+  for (const q of queries)
+    if (!OBSERVATIONS.includes(q.finding) || !q.headings?.length || !q.modifiers?.length)
+      throw new Error(`${file}: query "${q.text}" needs a known finding, MeSH headings and modifiers`);
+  return queries;
+}
+
+/** Whether a report's MeSH terms ("Pleural Effusion/left/small;Cardiomegaly/mild") hold a query's finding and modifiers. */
+export function meshMatches(mesh: string, q: ModifierQuery): boolean {
+  return mesh.split(';').some((term) => {
+    const [head, ...subs] = term.split('/').map((x) => x.trim().toLowerCase());
+    return q.headings.some((h) => h.toLowerCase() === head) && q.modifiers.every((m) => subs.includes(m.toLowerCase()));
+  });
 }
 
 export async function readJudgedQueries(file: string): Promise<JudgedQuery[]> {
@@ -73,9 +117,32 @@ export interface SearchEvalOptions {
   images?: { table: string; root?: string; split?: string };
   /** Relevance coefficients to report with (default: the shipped ones). */
   relevance?: typeof RELEVANCE;
+  /** Queries with laterality, extent and location, judged by MeSH terms (P@5). */
+  modifierQueries?: ModifierQuery[];
 }
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
+
+/** Hits judged per query for relevance: its first 50 (enough irrelevant ones to measure separation). */
+export const JUDGE_DEPTH = 50;
+
+/** A reliability diagram in 10 equal-width bins of relevance, and its expected calibration error. */
+export function reliability(truth: number[], probabilities: number[]): { ece: number; bins: SearchEval['relevance']['bins'] } {
+  const bins: SearchEval['relevance']['bins'] = [];
+  let ece = 0;
+  for (let b = 0; b < 10; b++) {
+    const from = b / 10;
+    const to = (b + 1) / 10;
+    const inBin = probabilities.flatMap((p, i) => (p >= from && (p < to || (b === 9 && p <= 1)) ? [i] : []));
+    if (!inBin.length) continue;
+    const meanRelevance = mean(inBin.map((i) => probabilities[i]!));
+    const relevantShare = mean(inBin.map((i) => truth[i]!));
+    ece += (inBin.length / probabilities.length) * Math.abs(meanRelevance - relevantShare);
+    const r = (x: number) => Math.round(x * 1000) / 1000;
+    bins.push({ from, to, hits: inBin.length, meanRelevance: r(meanRelevance), relevantShare: r(relevantShare) });
+  }
+  return { ece: Math.round(ece * 1000) / 1000, bins };
+}
 
 export async function evaluateSearch(model: MedClipModel, o: SearchEvalOptions): Promise<SearchEval[]> {
   const dir = await mkdtemp(join(tmpdir(), 'medclip-search-eval-'));
@@ -94,12 +161,17 @@ export async function evaluateSearch(model: MedClipModel, o: SearchEvalOptions):
       if (!r.labels) throw new Error(`${o.reports}: --task search needs the 14 label columns to judge hits`);
       gold.set(r.id, r.labels);
     }
+    const mesh = new Map<string, string>();
+    if (o.modifierQueries?.length)
+      for await (const { record } of readTable(o.reports))
+        if (!o.reportSplit || record.split === o.reportSplit) mesh.set(record.uid ?? record.id ?? '', record.MeSH ?? '');
     const speller = QuerySpeller.forIndex(index);
     const read = o.queries.map((q) => {
       const corrected = speller.analyse(q.text).corrected;
       return { q, corrected, text: corrected ?? q.text };
     });
     const vectors = await model.embedTexts(read.map((r) => r.text));
+    const modifierVectors = o.modifierQueries?.length ? await model.embedTexts(o.modifierQueries.map((q) => q.text)) : [];
     const images = new Map<RankWeights, Awaited<ReturnType<typeof judgeImages>>>();
     if (o.images) for (const w of o.weights) images.set(w, await judgeImages(model, index, read, vectors, w));
     return o.weights.map((weights) => {
@@ -107,12 +179,15 @@ export async function evaluateSearch(model: MedClipModel, o: SearchEvalOptions):
       const judged: SearchEval['judged'] = [];
       const scored = read.map((r, i) => {
         const findings = queryFindings(r.text);
-        const top = search.search(vectors[i]!, { k: 10, findings, text: r.text, relevance: true });
+        // the first 50 hits (the first 10 of them are what a k=10 request gets: ranking does not depend on k)
+        const deep = search.search(vectors[i]!, { k: JUDGE_DEPTH, findings, text: r.text, relevance: true });
         const fi = OBSERVATIONS.indexOf(r.q.finding);
-        const positive = top.map((t) => gold.get(t.report.id)?.[fi] === 1);
+        const positive = deep.map((t) => gold.get(t.report.id)?.[fi] === 1);
         // relevance is given (and judged) only where the API gives it: queries that name a finding
-        if (findings.length) top.forEach((t, n) => judged.push({ ...t.features, relevant: positive[n] === (r.q.polarity === 'positive') }));
-        const share = positive.filter(Boolean).length / Math.max(1, top.length);
+        if (findings.length)
+          deep.forEach((t, n) => judged.push({ ...t.features, relevant: positive[n] === (r.q.polarity === 'positive'), query: i }));
+        const top = positive.slice(0, 10);
+        const share = top.filter(Boolean).length / Math.max(1, top.length);
         return {
           text: r.q.text,
           kind: r.q.kind,
@@ -130,22 +205,68 @@ export async function evaluateSearch(model: MedClipModel, o: SearchEvalOptions):
       for (const v of Object.values(byKind)) v.score /= v.queries;
       const rel = mean(judged.filter((j) => j.relevant).map((j) => reportRelevance(j, o.relevance)));
       const irr = mean(judged.filter((j) => !j.relevant).map((j) => reportRelevance(j, o.relevance)));
+      // modifier queries: P@5 by MeSH (finding and every modifier). Their hits stay out of the relevance calibration:
+      // MeSH names a modifier only now and then, so "no modifier in MeSH" is no evidence that a hit lacks it.
+      const modifiers = o.modifierQueries?.length ? judgeModifiers(search, o.modifierQueries, modifierVectors, mesh, speller) : undefined;
+      const probabilities = judged.map((j) => reportRelevance(j, o.relevance));
+      const truth = judged.map((j) => (j.relevant ? 1 : 0));
       return {
         weights,
         reports: index.reports.size,
         sentences: index.count('reports'),
         p10: mean(scored.filter((s) => s.polarity === 'positive').map((s) => s.score)),
         negatedPurity: mean(scored.filter((s) => s.polarity === 'negative').map((s) => s.score)),
-        relevance: { relevant: rel, irrelevant: irr, gap: rel - irr },
+        relevance: {
+          relevant: rel,
+          irrelevant: irr,
+          gap: rel - irr,
+          auc: rocAuc(truth, probabilities),
+          queryAuc: mean(
+            [...new Set(judged.map((j) => j.query))]
+              .map((q) => judged.flatMap((j, i) => (j.query === q ? [i] : [])))
+              .map((ids) =>
+                rocAuc(
+                  ids.map((i) => truth[i]!),
+                  ids.map((i) => probabilities[i]!),
+                ),
+              )
+              .filter((a) => !Number.isNaN(a)),
+          ),
+          ...reliability(truth, probabilities),
+        },
         judged,
         byKind,
         queries: scored.map(({ polarity: _p, ...rest }) => rest),
+        ...(modifiers ? { modifiers } : {}),
         ...images.get(weights),
       };
     });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** P@5 of the modifier queries, each searched as the API searches a text query (findings, modifiers, relevance). */
+function judgeModifiers(
+  search: ReportSearch,
+  queries: ModifierQuery[],
+  vectors: Float32Array[],
+  mesh: Map<string, string>,
+  speller: QuerySpeller,
+): NonNullable<SearchEval['modifiers']> {
+  const per = queries.map((q, i) => {
+    const text = speller.analyse(q.text).corrected ?? q.text;
+    const top = search.search(vectors[i]!, {
+      k: 5,
+      findings: queryFindings(text),
+      text,
+      relevance: true,
+      modifiers: extractModifiers(text),
+    });
+    const relevant = top.filter((t) => meshMatches(mesh.get(t.report.id) ?? '', q)).length;
+    return { text: q.text, p5: relevant / 5, relevant: [...mesh.values()].filter((m) => meshMatches(m, q)).length };
+  });
+  return { p5: mean(per.map((p) => p.p5)), queries: per };
 }
 
 /** Text -> images P@10 (first `finding` query of each finding with >= 5 positive images) and image -> report hubs
@@ -195,7 +316,7 @@ async function judgeImages(
 }
 
 /**
- * Logistic regression of relevance on (dense cosine, agreement), by Newton's method on the judged top-10 hits:
+ * Logistic regression of relevance on (dense cosine, agreements, BM25), by Newton's method on the judged hits:
  * the coefficients `reportRelevance` uses. Features are centred on the dense mean so the fit is well conditioned.
  */
 export function fitRelevance(judged: SearchEval['judged']): typeof RELEVANCE {
@@ -225,6 +346,8 @@ export function fitRelevance(judged: SearchEval['judged']): typeof RELEVANCE {
     agreement: r(w[2]!),
     reportAgreement: r(w[3]!),
     lexical: r(w[4]!),
+    // the judged finding queries state no modifiers: their weight is the shipped one (chosen on the modifier queries)
+    modifiers: SHIPPED_RELEVANCE.modifiers,
     denseCenter: r(denseCenter),
   };
 }

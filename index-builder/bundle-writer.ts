@@ -45,7 +45,7 @@ import { thumbnailName } from '../core/image/index.ts';
 import type { BuildError } from './partial.ts';
 import { fsErrorReason, isFsError } from '../core/util/index.ts';
 import { IndexBuildError } from './errors.ts';
-import { LABELER_VERSION } from '../core/labeler/index.ts';
+import { extractModifiers, hasModifiers, LABELER_VERSION } from '../core/labeler/index.ts';
 
 const LEXICAL_FILE = 'reports.lexical.json';
 const TEXTS_FILE = 'texts.hnsw';
@@ -242,11 +242,31 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
     await put(
       TEXTS_META,
       jsonl(
-        [...distinct].map(([text, { labels }], n) => ({ id: `t${n}`, text, labels, ...(hubs ? { hub: hubs[n] } : {}) }) satisfies TextMeta),
+        [...distinct].map(([text, { labels }], n) => {
+          const modifiers = extractModifiers(text);
+          // a text that states no modifier stores none (`texts.modifiers` in the manifest says they were extracted)
+          return {
+            id: `t${n}`,
+            text,
+            labels,
+            ...(hubs ? { hub: hubs[n] } : {}),
+            ...(hasModifiers(modifiers) ? { modifiers } : {}),
+          } satisfies TextMeta;
+        }),
       ),
     );
     const { M, efConstruction, efSearch } = content.hnsw;
-    texts = { file: TEXTS_FILE, meta: TEXTS_META, count: distinct.size, dim, M, efConstruction, efSearch, hubs: hubs !== undefined };
+    texts = {
+      file: TEXTS_FILE,
+      meta: TEXTS_META,
+      count: distinct.size,
+      dim,
+      M,
+      efConstruction,
+      efSearch,
+      hubs: hubs !== undefined,
+      modifiers: true,
+    };
     await put(LEXICAL_FILE, LexicalIndex.build(distinct.keys()).serialize());
   }
   const manifest: IndexManifest = {

@@ -145,7 +145,10 @@ export async function upgradeBundle(
       // when there are images) and a lexical index of the current version
       const lexicalCurrent =
         !m.collections.reports ||
-        (m.lexical?.version === LEXICAL_VERSION && m.texts !== undefined && (!m.collections.images || m.texts.hubs === true));
+        (m.lexical?.version === LEXICAL_VERSION &&
+          m.texts !== undefined &&
+          m.texts.modifiers === true &&
+          (!m.collections.images || m.texts.hubs === true));
       const bitsets = Object.values(m.collections).every((c) => c!.shards.every((sh) => sh.filters !== undefined));
       const anchors = !m.collections.images || bundle.textAnchorsCurrent();
       // labels written by another labeler version are relabelled (a sentence's labels are a function of its stored

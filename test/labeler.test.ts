@@ -6,6 +6,8 @@ import {
   splitClauses,
   splitSentences,
   evaluateLabels,
+  extractModifiers,
+  agreementOfModifiers,
   OBSERVATIONS,
   type LabelRow,
   type Observation,
@@ -89,6 +91,29 @@ test('change over time reads as the state now: "no change in X", stable, persist
     const row = labelReport(sentence).labels;
     assert.equal(at(row, name), want, `${sentence} -> ${name}`);
   }
+});
+
+test('modifiers: side, extent, change and location of a finding; agreement +1, contradiction -1, silence 0', () => {
+  assert.deepEqual(extractModifiers('Small left pleural effusion.'), { side: ['left'], extent: ['small'] });
+  assert.deepEqual(extractModifiers('Bibasilar atelectasis.'), { side: ['bilateral'], location: ['base'] });
+  assert.deepEqual(extractModifiers('RLL pneumonia'), { side: ['right'], location: ['lower lobe'] });
+  assert.deepEqual(extractModifiers('Interval increase in moderate right pleural effusion'), {
+    side: ['right'],
+    extent: ['moderate'],
+    change: ['increased'],
+  });
+  assert.deepEqual(extractModifiers('Stable retrocardiac opacity.'), { change: ['stable'], location: ['retrocardiac'] });
+  assert.deepEqual(extractModifiers('Clips in the right upper quadrant.'), {}, 'the abdomen is not a side of the chest');
+  assert.deepEqual(extractModifiers('No pneumothorax.'), {});
+  const q = extractModifiers('large right pleural effusion');
+  assert.deepEqual(agreementOfModifiers(q, extractModifiers('Large right pleural effusion.')), {
+    agreement: 1,
+    matched: ['right', 'large'],
+  });
+  assert.equal(agreementOfModifiers(q, extractModifiers('Small left pleural effusion.')).agreement, -1);
+  assert.equal(agreementOfModifiers(q, extractModifiers('Bilateral pleural effusions.')).agreement, 0, 'both sides: no contradiction');
+  assert.equal(agreementOfModifiers(q, extractModifiers('Pleural effusion.')).agreement, 0);
+  assert.equal(agreementOfModifiers(extractModifiers('mild cardiomegaly'), extractModifiers('Small heart.')).agreement, 1, 'small ~ mild');
 });
 
 test('No Finding: only when nothing abnormal is positive, including findings outside the 14', () => {

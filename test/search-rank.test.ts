@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { IndexBundle } from '../core/bundle/index.ts';
 import { MedClipModel } from '../core/model/index.ts';
 import { agreeingFindings, findingAgreement, queryFindings } from '../core/search/index.ts';
+import { extractModifiers } from '../core/labeler/index.ts';
 import { createApp, createServices } from '../api/app.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -168,4 +169,49 @@ test('ranking does not depend on k: for every search kind, the first k hits are 
         }
       }
   assert.equal(compared, 2 * 4 * 6 * 4);
+});
+
+test('modifiers: read from the query, stated in the response, agreeing sentences first and contradicting ones last', async () => {
+  const search = async (query: string, k = 20) =>
+    (await (
+      await app.request('/v1/search/text', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query, target: 'reports', k }),
+      })
+    ).json()) as {
+      query: { modifiers?: Record<string, string[]> };
+      hits: { sentence: { text: string }; modifiers?: string[]; relevance?: number }[];
+    };
+  const large = await search('large right pleural effusion');
+  assert.deepEqual(large.query.modifiers, { side: ['right'], extent: ['large'] });
+  const sides = large.hits.map((h) => extractModifiers(h.sentence.text).side ?? []);
+  const firstLeft = sides.findIndex((s) => s.length === 1 && s[0] === 'left');
+  const lastRight = sides.findLastIndex((s) => s.includes('right'));
+  const firstSided = sides.find((s) => s.length > 0);
+  assert.deepEqual(firstSided, ['right'], 'the first sentence that names a side names the right one');
+  if (firstLeft >= 0) assert.ok(firstLeft > lastRight, 'left-sided sentences come after every right-sided one');
+  for (const h of large.hits) for (const m of h.modifiers ?? []) assert.ok(['right', 'large'].includes(m), m);
+  assert.ok(
+    large.hits.slice(0, 3).every((h) => h.modifiers?.length),
+    'the first hits name the modifiers they matched',
+  );
+  // the same finding without modifiers: no modifiers in the answer
+  assert.equal((await search('pleural effusion', 5)).query.modifiers, undefined);
+});
+
+test('the shipped model on the judged val queries: P@10, negated purity, relevance AUC and calibration, modifier P@5', async () => {
+  const r = await evalSearch(join(REPO, 'models/medclip-tiny'), '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as {
+    p10: number;
+    negatedPurity: number;
+    relevance: { auc: number; ece: number };
+    modifiers: { p5: number; queries: unknown[] };
+  };
+  assert.ok(out.p10 >= 0.9, `P@10 ${out.p10}`);
+  assert.ok(out.negatedPurity >= 0.97, `negated purity ${out.negatedPurity}`);
+  assert.ok(out.relevance.auc >= 0.85, `relevance AUC ${out.relevance.auc}`);
+  assert.ok(out.relevance.ece <= 0.1, `ECE ${out.relevance.ece}`);
+  assert.ok(out.modifiers.queries.length >= 10 && out.modifiers.p5 >= 0.85, `modifier P@5 ${out.modifiers.p5}`);
 });

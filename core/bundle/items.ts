@@ -1,7 +1,7 @@
 /**
  * What a bundle stores per item: image, sentence, distinct-text metadata, reports, and search hits over them.
  */
-import type { Observation } from '../labeler/index.ts';
+import type { Modifiers, Observation } from '../labeler/index.ts';
 import type { DicomUids } from '../dicom/index.ts';
 
 /** Labels as stored in metadata: observation -> 1 | 0 | -1 (unmentioned observations omitted). */
@@ -48,6 +48,8 @@ export interface TextMeta {
   labels: StoredLabels;
   /** Mean cosine to its 10 nearest images of the bundle (hubness; image -> reports subtracts it), when it has images. */
   hub?: number;
+  /** Side, extent, change and location the sentence states (core/labeler/modifiers.ts); absent in older bundles. */
+  modifiers?: Modifiers;
   deleted?: boolean;
 }
 

@@ -87,6 +87,8 @@ export interface IndexManifest {
     efSearch: number;
     /** Whether each text carries its hubness against this bundle's images (`TextMeta.hub`). */
     hubs?: boolean;
+    /** Whether each text carries its modifiers (`TextMeta.modifiers`); `--upgrade` adds them. */
+    modifiers?: boolean;
   };
   /** BM25 over the distinct sentence texts (core/bundle/lexical.ts), read on the first text query; absent in older bundles. */
   lexical?: { file: string; version: number };

@@ -4,3 +4,4 @@ export * from './labeler.ts';
 export * from './labels.ts';
 export * from './phrases.ts';
 export * from './sentences.ts';
+export * from './modifiers.ts';

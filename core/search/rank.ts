@@ -34,12 +34,17 @@ export interface RankFeatures {
   reportAgreement: number;
   /** BM25 of the sentence for the query, divided by the query's best (core/bundle/lexical.ts); 0 when not a lexical match. */
   lexical: number;
+  /** Agreement of the sentence's modifiers (side, extent, change, location) with the query's, in [-1, 1]; 0 when the
+   * query states none (core/labeler/modifiers.ts). */
+  modifiers?: number;
 }
 
 export interface RankWeights {
   agreement: number;
   reportAgreement: number;
   lexical: number;
+  /** Weight of the modifier agreement ("large right effusion": a right-sided, large one first, a left one last). */
+  modifiers: number;
   /** Image queries: weight of a sentence's hubness subtracted from its cosine (CSLS-style; `TextMeta.hub`). */
   hub: number;
 }
@@ -48,25 +53,30 @@ export interface RankWeights {
  * Weights of the fused score, tuned on the judged val queries (`medclip eval --task search --tune`, README), not by
  * hand: fused = dense + agreement * a + reportAgreement * r + lexical * l.
  */
-export const RANK_WEIGHTS: RankWeights = { agreement: 0.05, reportAgreement: 0.1, lexical: 0.01, hub: 0.1 };
+export const RANK_WEIGHTS: RankWeights = { agreement: 0.05, reportAgreement: 0.1, lexical: 0.01, modifiers: 0.05, hub: 0.1 };
 
 /** The ranking score of a report's sentence: cosine plus the weighted agreements and lexical match. */
 export function fusedScore(f: RankFeatures, w: RankWeights = RANK_WEIGHTS): number {
-  return f.dense + w.agreement * f.agreement + w.reportAgreement * f.reportAgreement + w.lexical * f.lexical;
+  return (
+    f.dense + w.agreement * f.agreement + w.reportAgreement * f.reportAgreement + w.lexical * f.lexical + w.modifiers * (f.modifiers ?? 0)
+  );
 }
 
 /**
  * Calibrated relevance of a report hit of a text query: P(relevant) = sigmoid(bias + dense * (cosine - center) +
- * agreement * a + reportAgreement * r + lexical * l), fitted by logistic regression on the judged val queries'
- * top-10 hits (`medclip eval --task search --fit-relevance`; relevant = the report's labels agree with the query).
+ * agreement * a + reportAgreement * r + lexical * l + modifiers * m). The modifier weight was chosen on the val
+ * modifier queries (samples/queries/modifiers-val.json; P@5 over weights 0, 2, 4, 8: 0.631, 0.769, 0.846, 0.908);
+ * the rest is fitted by logistic regression on the judged val queries'
+ * first 50 hits (`medclip eval --task search --fit-relevance`; relevant = the report's labels agree with the query).
  */
 export const RELEVANCE = {
-  bias: 1.1239,
-  dense: 62.4645,
-  agreement: 0.2285,
-  reportAgreement: 2.5753,
-  lexical: -0.4958,
-  denseCenter: 0.9952,
+  bias: -1.2228,
+  dense: 115.8408,
+  agreement: 2.1037,
+  reportAgreement: 2.2197,
+  lexical: 3.2675,
+  modifiers: 8,
+  denseCenter: 0.9935,
 };
 
 export function reportRelevance(f: RankFeatures, c: typeof RELEVANCE = RELEVANCE): number {
@@ -75,7 +85,8 @@ export function reportRelevance(f: RankFeatures, c: typeof RELEVANCE = RELEVANCE
     c.dense * (f.dense - c.denseCenter) +
     c.agreement * f.agreement +
     c.reportAgreement * f.reportAgreement +
-    c.lexical * f.lexical;
+    c.lexical * f.lexical +
+    c.modifiers * (f.modifiers ?? 0);
   return 1 / (1 + Math.exp(-z));
 }
 

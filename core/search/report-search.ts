@@ -19,6 +19,7 @@ import {
 import { boundedCache, stringBytes, MAX_HITS } from '../util/index.ts';
 import { dot } from '../model/index.ts';
 import { ReportSentences } from './report-sentences.ts';
+import { agreementOfModifiers, extractModifiers, hasModifiers, type Modifiers } from '../labeler/index.ts';
 import {
   RANK_WEIGHTS,
   findingAgreement,
@@ -52,7 +53,12 @@ export interface RankedReport {
   same: string[];
   /** How many reports in the index hold this exact sentence. */
   sentenceReports: number;
+  /** The query's modifiers this sentence states too ("right", "large"). */
+  modifiers: string[];
 }
+
+const NONE: Modifiers = {};
+const NO_AGREEMENT = { agreement: 0, matched: [] as string[] };
 
 /** A pooled text in rank order with the report it gave its hit. */
 interface Ranked {
@@ -60,6 +66,8 @@ interface Ranked {
   cosine: number;
   meta: SentenceMeta;
   features: RankFeatures;
+  /** The query's modifiers the sentence states too. */
+  modifiers: string[];
   /** Report id -> rank of the hit that took it (shared by one ranking). */
   taken: Map<string, number>;
 }
@@ -79,6 +87,8 @@ interface Candidate {
   dense: number;
   labels: StoredLabels;
   lexical: number;
+  /** The sentence's modifiers (stored in the bundle; read from the text for bundles written before them). */
+  modifiers: Modifiers;
 }
 
 export interface ReportQuery {
@@ -90,6 +100,8 @@ export interface ReportQuery {
   text?: string;
   /** Give each hit the calibrated relevance (calibrated on text queries that name a finding). */
   relevance?: boolean;
+  /** A text query's modifiers (side, extent, change, location): sentences that agree rank first, contradicting ones last. */
+  modifiers?: Modifiers;
   /**
    * Image queries: of the reports holding a shared sentence, show the one whose whole text is closest to the query
    * (after label agreement), instead of the first; a sentence in many reports then stops returning one report for
@@ -126,7 +138,15 @@ export class ReportSearch {
     const add = (h: Hit<TextMeta>, lexical = 0) => {
       const had = pool.get(h.meta.text);
       if (had) had.lexical = Math.max(had.lexical, lexical);
-      else pool.set(h.meta.text, { cosine: h.score, dense: h.score - hubWeight * (h.meta.hub ?? 0), labels: h.meta.labels, lexical });
+      else
+        pool.set(h.meta.text, {
+          cosine: h.score,
+          dense: h.score - hubWeight * (h.meta.hub ?? 0),
+          labels: h.meta.labels,
+          lexical,
+          // stored since modifiers existed (none stored: none stated); read from the text in older bundles
+          modifiers: h.meta.modifiers ?? (this.index.manifest.texts?.modifiers ? NONE : extractModifiers(h.meta.text)),
+        });
     };
     if (o.text) {
       const pass = filterPredicate(o.filter);
@@ -148,10 +168,10 @@ export class ReportSearch {
     for (;;) {
       const found = this.index.searchTexts(vector, { k: want, filter: o.filter });
       for (const h of found) add(h);
-      const order = this.order(pool, findings, depth, o.byReportSimilarity ? vector : undefined);
+      const relevant = findings.length > 0 && o.relevance === true;
+      const order = this.order(pool, findings, depth, o.byReportSimilarity ? vector : undefined, relevant, o.modifiers);
       // fewer than `depth` hits while the search may hold more: look deeper
-      if (order.length >= depth || found.length < want || want >= texts)
-        return this.materialise(order.slice(0, o.k), findings.length > 0 && o.relevance === true);
+      if (order.length >= depth || found.length < want || want >= texts) return this.materialise(order.slice(0, o.k), relevant);
       want = Math.min(texts, want * 4);
     }
   }
@@ -182,6 +202,10 @@ export class ReportSearch {
     depth: number,
     /** The query vector, to order a text's reports by their similarity to it. */
     byReport: Float32Array | undefined,
+    /** Text queries naming a finding: in order of the calibrated relevance the hits will carry (not the fused score). */
+    byRelevance = false,
+    /** The query's modifiers, when it states any. */
+    modifiers: Modifiers = {},
   ): Ranked[] {
     const scored = [...pool].map(([text, c]) => {
       const members = this.members(text, byReport ? MAX_MEMBERS_BY_SIMILARITY : MAX_MEMBERS_SCORED).map((m) => {
@@ -194,13 +218,25 @@ export class ReportSearch {
       });
       // stable: index order among equals
       if (findings.length || byReport) members.sort((a, b) => b.reportAgreement - a.reportAgreement || b.similarity - a.similarity);
+      const agreement = findingAgreement(findings, c.labels);
+      // modifiers describe a finding: they count only where the sentence states it as the query does ("no large
+      // effusion" matches no "large effusion")
+      const m = findings.length && agreement <= 0 ? NO_AGREEMENT : agreementOfModifiers(modifiers, c.modifiers);
       const features: RankFeatures = {
         dense: c.dense,
-        agreement: findingAgreement(findings, c.labels),
+        agreement,
         reportAgreement: members[0]?.reportAgreement ?? 0,
         lexical: c.lexical,
+        modifiers: m.agreement,
       };
-      return { text, cosine: c.cosine, members, features, fused: fusedScore(features, this.weights) };
+      return {
+        text,
+        cosine: c.cosine,
+        matchedModifiers: m.matched,
+        members,
+        features,
+        fused: byRelevance ? reportRelevance(features, this.relevance) : fusedScore(features, this.weights),
+      };
     });
     scored.sort((a, b) => b.fused - a.fused);
     // report id -> the rank of the hit that took it
@@ -216,6 +252,7 @@ export class ReportSearch {
         cosine: s.cosine,
         meta: chosen.meta,
         features: { ...s.features, reportAgreement: chosen.reportAgreement },
+        modifiers: s.matchedModifiers,
         taken,
       });
     }
@@ -240,6 +277,7 @@ export class ReportSearch {
         ...(relevant ? { relevance: Math.round(reportRelevance(r.features, this.relevance) * 1000) / 1000 } : {}),
         same,
         sentenceReports: this.index.reportsWithSentence(r.text),
+        modifiers: r.modifiers,
       };
     });
   }
@@ -272,13 +310,19 @@ export class ReportSearch {
     }
     // a stored report's labels are the labeler's, over all its sentences, computed at build time: nothing is
     // re-labelled while serving
+    // bundles without the texts index store no modifiers: they are read from the sentence
+    const modifiersOf = (meta: SentenceMeta) =>
+      findings.length && findingAgreement(findings, meta.labels) <= 0
+        ? NO_AGREEMENT
+        : agreementOfModifiers(o.modifiers ?? {}, meta.text ? extractModifiers(meta.text) : undefined);
     const features = (meta: SentenceMeta, dense: number): RankFeatures => ({
       dense,
       agreement: findingAgreement(findings, meta.labels),
       reportAgreement: findingAgreement(findings, this.index.report(meta.reportId)!.labels),
       lexical: meta.text === undefined ? 0 : (lexical.get(meta.text) ?? 0),
+      modifiers: modifiersOf(meta).agreement,
     });
-    const ranked = findings.length > 0 || lexical.size > 0;
+    const ranked = findings.length > 0 || lexical.size > 0 || hasModifiers(o.modifiers);
     const rerank = ranked ? (meta: SentenceMeta, dense: number) => fusedScore(features(meta, dense), this.weights) : undefined;
     return this.index.searchReports(vector, { k: o.k, filter: o.filter, rerank, extra, collapse: true }).map((h) => {
       const report = this.index.report(h.meta.reportId)!;
@@ -292,6 +336,7 @@ export class ReportSearch {
         ...(o.relevance && findings.length > 0 ? { relevance: Math.round(reportRelevance(f, this.relevance) * 1000) / 1000 } : {}),
         same: h.same,
         sentenceReports: h.meta.text === undefined ? 1 : this.index.reportsWithSentence(h.meta.text),
+        modifiers: modifiersOf(h.meta).matched,
       };
     });
   }

@@ -30,6 +30,7 @@ import {
 import { MedclipError } from '../errors.ts';
 import { boundedCache, stringBytes } from '../util/index.ts';
 import { QuerySpeller } from './query-terms.ts';
+import { extractModifiers, hasModifiers, type Modifiers } from '../labeler/index.ts';
 import { ReportSearch } from './report-search.ts';
 import { agreeingFindings, queryFindings, type QueryFinding } from './rank.ts';
 import { readFile } from 'node:fs/promises';
@@ -59,6 +60,8 @@ export interface ReportHit {
   relevance?: number;
   labels: StoredLabels;
   matched: string[];
+  /** The query's modifiers the matched sentence states too ("right", "large"). */
+  modifiers?: string[];
   sentence: { index: number; text: string; reports: number };
   collapsed: string[];
   report: Record<string, string>;
@@ -69,7 +72,7 @@ export interface ReportHit {
 
 export interface SearchResult {
   target: Target;
-  query: { findings: QueryFinding[]; corrected?: string; warnings?: string[] };
+  query: { findings: QueryFinding[]; modifiers?: Modifiers; corrected?: string; warnings?: string[] };
   hits: (ImageHit | ReportHit)[];
   tookMs: number;
 }
@@ -126,6 +129,8 @@ interface QueryAnalysis {
   /** The text searched: the correction, or the query as written. */
   text: string;
   findings: QueryFinding[];
+  /** Side, extent, change and location the query states. */
+  modifiers: Modifiers;
 }
 
 const elapsed = (t0: number) => Math.round((performance.now() - t0) * 10) / 10;
@@ -194,16 +199,17 @@ export class SearchService {
 
   async searchText(q: SearchRequest & { query: string }, timings?: StageTimings): Promise<SearchResult> {
     const t0 = performance.now();
-    const { understood, text, findings } = this.analyse(q.query);
+    const { understood, text, findings, modifiers } = this.analyse(q.query);
     const t1 = performance.now();
     const [vector] = await this.model.embedTexts([text]);
     const t2 = performance.now();
-    const hits = await this.search(vector!, q, findings, text);
+    const hits = await this.search(vector!, q, findings, text, modifiers);
     if (timings) Object.assign(timings, { embed: t2 - t1, search: performance.now() - t2 });
     return {
       target: q.target,
       query: {
         findings,
+        ...(hasModifiers(modifiers) ? { modifiers } : {}),
         ...(understood.corrected ? { corrected: understood.corrected } : {}),
         ...(understood.warnings.length ? { warnings: understood.warnings } : {}),
       },
@@ -218,7 +224,7 @@ export class SearchService {
     if (!a) {
       const understood = this.speller().analyse(query);
       const text = understood.corrected ?? query;
-      a = { understood, text, findings: queryFindings(text) };
+      a = { understood, text, findings: queryFindings(text), modifiers: extractModifiers(text) };
       this.analyses.set(query, a);
     }
     return a;
@@ -304,6 +310,7 @@ export class SearchService {
     q: SearchRequest,
     findings: QueryFinding[],
     text: string | undefined,
+    modifiers?: Modifiers,
   ): Promise<(ImageHit | ReportHit)[]> {
     const count = q.target === 'images' ? this.images.count() : this.index.count('reports');
     if (count === 0) throw new MedclipError(`this index holds no ${q.target}`, 'input');
@@ -324,13 +331,14 @@ export class SearchService {
           report: report.text,
         };
       });
-    const options = text !== undefined ? { findings, text, relevance: true } : { findings, byReportSimilarity: true };
+    const options = text !== undefined ? { findings, text, relevance: true, modifiers } : { findings, byReportSimilarity: true };
     return this.reportSearch.search(vector, { k: q.k, filter: q.filter, ...options }).map((r) => ({
       id: r.report.id,
       score: r.hit.score,
       ...(r.relevance !== undefined ? { relevance: r.relevance } : {}),
       labels: r.report.labels,
       matched: agreeingFindings(findings, r.hit.meta.labels),
+      ...(r.modifiers.length ? { modifiers: r.modifiers } : {}),
       sentence: { index: r.hit.meta.index, text: r.sentence, reports: r.sentenceReports },
       collapsed: r.same,
       report: r.report.text,
