@@ -4,7 +4,9 @@ import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readImageTable, readReports, reportText } from '../core/tables/index.ts';
-import { BUILTIN_TEMPLATES, expandTemplate } from '../core/model/index.ts';
+import { BUILTIN_TEMPLATES, expandTemplate, MedClipModel, writeModelCard, type ModelCard } from '../core/model/index.ts';
+import { buildModelCard } from '../eval/model-card.ts';
+import { formatCard } from './eval.ts';
 import { labelReport } from '../core/labeler/index.ts';
 import { selectBackend } from '../train/backend.ts';
 import { checkpointDir, exportRun } from '../train/export.ts';
@@ -56,6 +58,9 @@ export function registerExport(program: Command): void {
     .option('--tolerance <x>', 'largest allowed |tfjs - onnxruntime| embedding difference', '1e-4')
     .option('--parity-images <table>', "image table to take parity-check images from (default: the run's own)")
     .option('--backend <name>', 'tfjs backend for the parity check', 'auto')
+    .option('--card-images <table>', 'also write the model card (card.json) from this labelled image table (see medclip eval --card)')
+    .option('--card-split <name>', 'with --card-images: the rows of this split', 'val')
+    .option('--card-root <dir>', "with --card-images: folder the image paths start from (default: the table's folder)")
     .action(async (opts) => {
       if (opts.checkpoint !== 'best' && opts.checkpoint !== 'latest') throw new CliError('--checkpoint must be best or latest');
       await selectBackend(opts.backend).catch((err: Error) => {
@@ -77,5 +82,17 @@ export function registerExport(program: Command): void {
         `wrote ${result.dir}: ${result.manifest.name}, embedDim ${result.manifest.embedDim}; parity max |tfjs - onnx| ` +
           `image ${result.parity.image.toExponential(1)} (${images.length} images), text ${result.parity.text.toExponential(1)} (${sentences.length} sentences)`,
       );
+      if (opts.cardImages) {
+        // the card says what the exported model can judge: written now, before any index is built with it
+        const model = await MedClipModel.load(result.dir, { threads: 2 });
+        let card: ModelCard;
+        try {
+          card = await buildModelCard(model, { images: opts.cardImages, root: opts.cardRoot, split: opts.cardSplit });
+        } finally {
+          await model.close();
+        }
+        await writeModelCard(result.dir, card);
+        console.log(formatCard(card));
+      }
     });
 }

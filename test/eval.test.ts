@@ -66,6 +66,25 @@ test('medclip export writes a bundle and reports parity; medclip eval --json rep
   const ex = await medclip('export', '--run', join(dir, 'run'), '--out', bundle, '--backend', 'wasm');
   assert.equal(ex.code, 0, ex.stderr);
   assert.match(ex.stdout, /parity max \|tfjs - onnx\| image \d\.\de-?\d+ \(8 images\), text \d\.\de-?\d+ \(\d+ sentences\)/);
+  // export can write the model card in the same run
+  const carded = join(dir, 'bundle-card');
+  const withCard = await medclip(
+    'export',
+    '--run',
+    join(dir, 'run'),
+    '--out',
+    carded,
+    '--backend',
+    'wasm',
+    '--card-images',
+    table,
+    '--card-root',
+    DATA,
+  );
+  assert.equal(withCard.code, 0, withCard.stderr);
+  assert.match(withCard.stdout, /model card of .*: pooled over nih/);
+  const manifest = JSON.parse(readFileSync(join(carded, 'manifest.json'), 'utf8')) as { card?: string };
+  assert.equal(manifest.card, 'card.json');
   const ev = await medclip(
     'eval',
     '--model',
