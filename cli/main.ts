@@ -8,6 +8,7 @@ import { registerEval } from './eval.ts';
 import { registerIndex } from './index.ts';
 import { registerServe } from './serve.ts';
 import { registerClassify } from './classify.ts';
+import { registerImportModel } from './import-model.ts';
 import { CliError } from './errors.ts';
 import { EXIT_CODE, MedclipError } from '../core/errors.ts';
 
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerIndex(program);
   registerServe(program);
   registerClassify(program);
+  registerImportModel(program);
   return program;
 }
 

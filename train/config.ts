@@ -3,7 +3,11 @@ import { readFile } from 'node:fs/promises';
 import { parseImageSpec, type ImageSpec } from '../core/image/index.ts';
 import { MedclipError } from '../core/errors.ts';
 
+/** This project's image towers are grey, with one mean and std (imported encoders may take three channels). */
 export interface ImageEncoderConfig extends ImageSpec {
+  channels: 1;
+  mean: number;
+  std: number;
   /** Channels of the stem: 2x2 space-to-depth, then a 3x3 convolution at half resolution. */
   stemWidth: number;
   /** Per stage: average-pool by 2, then `depth` residual blocks of `width` channels. */
@@ -74,7 +78,7 @@ export function parseModelConfig(raw: unknown): ModelConfig {
     embedDim: posInt(r.embedDim, 'embedDim'),
     logitScale,
     maxLogitScale,
-    image: { ...spec, stemWidth: posInt(img.stemWidth, 'image.stemWidth'), stages },
+    image: { ...greySpec(spec), stemWidth: posInt(img.stemWidth, 'image.stemWidth'), stages },
     text: {
       vocabSize: posInt(txt.vocabSize, 'text.vocabSize'),
       maxLength: posInt(txt.maxLength, 'text.maxLength'),
@@ -99,4 +103,11 @@ export async function loadModelConfig(file: string): Promise<ModelConfig> {
   } catch (err) {
     throw new ConfigError(`${file}: ${(err as Error).message}`);
   }
+}
+
+/** The image spec of a tower this project trains: one grey channel, one mean and std. */
+function greySpec(spec: ImageSpec): ImageSpec & { channels: 1; mean: number; std: number } {
+  if (spec.channels !== 1 || typeof spec.mean !== 'number' || typeof spec.std !== 'number')
+    throw new ConfigError('image: a trained tower takes one grey channel with one mean and std');
+  return { ...spec, channels: 1, mean: spec.mean, std: spec.std };
 }

@@ -7,7 +7,7 @@ import { loadSharp, type Sharp } from './sharp.ts';
 import { decodeDicom, isDicom, type GreyImage } from '../dicom/index.ts';
 import { ImageError } from '../errors.ts';
 import { checkDimensions, DEFAULT_IMAGE_LIMITS, type ImageLimits } from '../util/index.ts';
-import type { ImageSpec } from './spec.ts';
+import { channelValue, type ImageSpec } from './spec.ts';
 
 export type ImageFormat = 'png' | 'jpeg' | 'dicom';
 
@@ -83,16 +83,19 @@ export async function decodeGrey(
 }
 
 export interface ImageTensor {
-  /** Normalised pixels, row-major, shape [1, size, size]. */
+  /** Normalised pixels, planar row-major, shape [channels, size, size]. */
   data: Float32Array;
-  dims: [1, number, number];
+  dims: [number, number, number];
   source: { format: ImageFormat; width: number; height: number };
 }
 
+const KERNEL = { bilinear: 'linear', bicubic: 'cubic', lanczos: 'lanczos3' } as const;
+
 function resizeOptions(spec: ImageSpec): ResizeOptions {
+  const kernel = KERNEL[spec.interpolation ?? 'lanczos'];
   return spec.resize === 'pad-square'
-    ? { width: spec.size, height: spec.size, fit: 'contain', background: { r: 0, g: 0, b: 0, alpha: 1 }, kernel: 'lanczos3' }
-    : { width: spec.size, height: spec.size, fit: 'cover', position: 'centre', kernel: 'lanczos3' };
+    ? { width: spec.size, height: spec.size, fit: 'contain', background: { r: 0, g: 0, b: 0, alpha: 1 }, kernel }
+    : { width: spec.size, height: spec.size, fit: 'cover', position: 'centre', kernel };
 }
 
 /** Resize 8-bit grey pixels to the spec's square and normalise them. */
@@ -106,11 +109,18 @@ export async function greyToTensor(grey: GreyImage, spec: ImageSpec): Promise<Fl
   return normalise(resized, spec);
 }
 
+/** Grey pixels -> the model's channels, planar (CHW): one channel, or the grey replicated into three, each normalised
+ * with its own mean and std. */
 export function normalise(pixels: Uint8Array, spec: ImageSpec): Float32Array {
-  const out = new Float32Array(pixels.length);
-  const scale = 1 / (255 * spec.std);
-  const shift = spec.mean / spec.std;
-  for (let i = 0; i < pixels.length; i++) out[i] = pixels[i]! * scale - shift;
+  const n = pixels.length;
+  const out = new Float32Array(n * spec.channels);
+  for (let c = 0; c < spec.channels; c++) {
+    const std = channelValue(spec.std, c);
+    const scale = 1 / (255 * std);
+    const shift = channelValue(spec.mean, c) / std;
+    const base = c * n;
+    for (let i = 0; i < n; i++) out[base + i] = pixels[i]! * scale - shift;
+  }
   return out;
 }
 
@@ -124,7 +134,7 @@ export async function imageToTensor(bytes: Uint8Array, spec: ImageSpec, limits: 
     const grey = await decodeDicom(bytes, limits);
     return {
       data: await greyToTensor(grey, spec),
-      dims: [1, spec.size, spec.size],
+      dims: [spec.channels, spec.size, spec.size],
       source: { format, width: grey.width, height: grey.height },
     };
   }
@@ -141,7 +151,7 @@ export async function imageToTensor(bytes: Uint8Array, spec: ImageSpec, limits: 
     if (info.width !== spec.size || info.height !== spec.size) throw new ImageError('corrupt', 'resize produced an unexpected size');
     return {
       data: normalise(new Uint8Array(data.buffer, data.byteOffset, data.length), spec),
-      dims: [1, spec.size, spec.size],
+      dims: [spec.channels, spec.size, spec.size],
       source: { format, width: meta.width ?? 0, height: meta.height ?? 0 },
     };
   } catch (err) {

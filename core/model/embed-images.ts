@@ -42,7 +42,7 @@ export async function embedImageSources(
   o: { concurrency?: number; limits?: ImageLimits } = {},
 ): Promise<EmbeddedImage[]> {
   const spec = model.imageSpec;
-  const area = spec.size * spec.size;
+  const area = spec.channels * spec.size * spec.size;
   const limit = pLimit(o.concurrency ?? DECODE_CONCURRENCY);
   const decoded = await Promise.all(
     sources.map((source) =>

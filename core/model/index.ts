@@ -5,3 +5,4 @@ export * from './medclip-model.ts';
 export * from './prompts.ts';
 export * from './tokenizer.ts';
 export * from './model-card.ts';
+export * from './import-model.ts';

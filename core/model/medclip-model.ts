@@ -170,7 +170,7 @@ export class MedClipModel {
     }
     for (const [session, inputs, what] of [
       [imageSession, ['pixel_values'], 'image'],
-      [textSession, ['input_ids', 'attention_mask'], 'text'],
+      [textSession, ['input_ids'], 'text'],
     ] as const) {
       for (const name of inputs)
         if (!session.inputNames.includes(name)) throw new ModelError(`${dir}: ${what} encoder has no input "${name}"`);
@@ -189,12 +189,13 @@ export class MedClipModel {
     return this.manifest.image;
   }
 
-  /** Embed preprocessed pixels [n, 1, S, S] (row-major, normalised) -> [n, D] L2-normalised rows. */
+  /** Embed preprocessed pixels [n, C, S, S] (planar row-major, normalised) -> [n, D] L2-normalised rows. */
   async embedPixels(pixels: Float32Array, n: number): Promise<Float32Array> {
     const s = this.manifest.image.size;
-    if (pixels.length !== n * s * s) throw new ModelError(`embedPixels: expected ${n}x${s}x${s} values, got ${pixels.length}`);
-    const out = await this.imageSession.run({ pixel_values: new ort.Tensor('float32', pixels, [n, 1, s, s]) });
-    const t = out[this.imageSession.outputNames[0]!]!;
+    const c = this.manifest.image.channels;
+    if (pixels.length !== n * c * s * s) throw new ModelError(`embedPixels: expected ${n}x${c}x${s}x${s} values, got ${pixels.length}`);
+    const out = await this.imageSession.run({ pixel_values: new ort.Tensor('float32', pixels, [n, c, s, s]) });
+    const t = out[embedsOutput(this.imageSession, 'image_embeds')]!;
     return this.checkOutput(t, n, 'image');
   }
 
@@ -213,22 +214,37 @@ export class MedClipModel {
       const part = texts.slice(start, start + batchSize);
       // Trailing all-padding columns trimmed: shorter sequences, same embeddings (masked attention and pooling).
       const enc = this.tokenizer.encodeBatch(part, this.manifest.text.maxLength, { trim: true });
+      // an exported text tower that pools at the end token may take no mask
       const out = await this.textSession.run({
         input_ids: new ort.Tensor('int64', enc.inputIds, enc.dims),
-        attention_mask: new ort.Tensor('int64', enc.attentionMask, enc.dims),
+        ...(this.textSession.inputNames.includes('attention_mask')
+          ? { attention_mask: new ort.Tensor('int64', enc.attentionMask, enc.dims) }
+          : {}),
       });
-      const t = out[this.textSession.outputNames[0]!]!;
+      const t = out[embedsOutput(this.textSession, 'text_embeds')]!;
       outRows.push(...rows(this.checkOutput(t, part.length, 'text'), part.length, this.embedDim));
     }
     return outRows;
   }
 
+  /** The output checked ([n, D] float32, finite) and its rows L2-normalised (exports that leave that out are common). */
   private checkOutput(t: ort.Tensor, n: number, what: string): Float32Array {
     if (t.type !== 'float32' || t.dims.length !== 2 || t.dims[0] !== n || t.dims[1] !== this.embedDim)
       throw new ModelError(
         `${this.dir}: ${what} encoder returned [${t.dims.join(', ')}] ${t.type}, expected [${n}, ${this.embedDim}] float32`,
       );
-    return t.data as Float32Array;
+    const data = t.data as Float32Array;
+    const d = this.embedDim;
+    const out = new Float32Array(data.length);
+    for (let r = 0; r < n; r++) {
+      let norm = 0;
+      for (let i = r * d; i < (r + 1) * d; i++) norm += data[i]! * data[i]!;
+      if (!Number.isFinite(norm) || norm === 0)
+        throw new ModelError(`${this.dir}: ${what} encoder returned a ${norm === 0 ? 'zero' : 'non-finite'} embedding`);
+      const inv = 1 / Math.sqrt(norm);
+      for (let i = r * d; i < (r + 1) * d; i++) out[i] = data[i]! * inv;
+    }
+    return out;
   }
 
   /** One embedding per class: the re-normalised mean of its prompt embeddings (cached per prompt list). */
@@ -277,4 +293,9 @@ export class MedClipModel {
 
 function rows(flat: Float32Array, n: number, d: number): Float32Array[] {
   return Array.from({ length: n }, (_, i) => flat.slice(i * d, (i + 1) * d));
+}
+
+/** The embeddings output of an encoder: the one named as CLIP exports name it, else the first. */
+function embedsOutput(session: ort.InferenceSession, name: string): string {
+  return session.outputNames.includes(name) ? name : session.outputNames[0]!;
 }

@@ -1,7 +1,8 @@
 /**
  * WordPiece tokenizer: our own trainer builds a vocabulary from a report corpus and writes it in the Hugging Face
  * `tokenizer.json` format; encoding and decoding go through `@huggingface/tokenizers` (which loads, but cannot
- * train). Any BERT-style `tokenizer.json` loads the same way.
+ * train). Any Hugging Face `tokenizer.json` loads the same way: WordPiece (BERT) or byte-level BPE (CLIP), with its
+ * own special tokens (the end token kept on truncation, the pad token from its padding block or vocabulary).
  *
  * Training mirrors Hugging Face's WordPiece trainer: the same normaliser and pre-tokeniser as at inference (taken
  * from the library, so the two cannot drift), a character alphabet with `##` continuation forms, then greedy merges
@@ -188,11 +189,19 @@ export class TextTokenizer {
       throw new TokenizerError(`tokenizer.json could not be loaded: ${(err as Error).message}`);
     }
     const vocab = json.model.vocab;
-    this.vocabSize = Math.max(...Object.values(vocab)) + 1;
-    this.padId = vocab['[PAD]'] ?? 0;
-    const sep = vocab['[SEP]'];
-    if (sep === undefined) throw new TokenizerError('tokenizer.json vocabulary lacks [SEP]');
-    this.sepId = sep;
+    const added = json.added_tokens ?? [];
+    this.vocabSize = Math.max(...Object.values(vocab), ...added.map((t) => t.id)) + 1;
+    const idOf = (t: string) => vocab[t] ?? added.find((a) => a.content === t)?.id;
+    // a BERT WordPiece tokenizer pads with [PAD] and ends with [SEP]; a CLIP-style BPE one says so in its padding block
+    // or pads with its end token (<|endoftext|>); the end token is the special token the post-processor appends
+    const padding = json.padding as { pad_id?: number } | null | undefined;
+    const sample = this.tokenizer.encode('a').ids;
+    const last = sample[sample.length - 1];
+    const special = new Set(added.filter((a) => a.special).map((a) => a.id));
+    const end = idOf('[SEP]') ?? (last !== undefined && special.has(last) ? last : undefined);
+    if (end === undefined) throw new TokenizerError('tokenizer.json appends no end token ([SEP] or a special token) to a sentence');
+    this.sepId = end;
+    this.padId = padding?.pad_id ?? idOf('[PAD]') ?? idOf('<pad>') ?? idOf('<|endoftext|>') ?? 0;
   }
 
   static async load(file: string): Promise<TextTokenizer> {
