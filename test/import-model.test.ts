@@ -217,6 +217,17 @@ test('import -> index -> search -> classify with a foreign CLIP-style encoder', 
   } finally {
     await model.close();
   }
+  // with a labelled table: the findings temperature is fitted and the model card written (nothing validated here)
+  const carded = join(dir, 'foreign-card');
+  const withCard = await medclip(...importArgs(carded), '--images', table, '--root', DATA);
+  assert.equal(withCard.code, 0, withCard.stderr);
+  assert.match(withCard.stdout, /model card of foreign-card: pooled over/);
+  const cardManifest = JSON.parse(readFileSync(join(carded, 'manifest.json'), 'utf8')) as {
+    card?: string;
+    findings?: { temperature: number };
+  };
+  assert.equal(cardManifest.card, 'card.json');
+  assert.ok(cardManifest.findings!.temperature > 0);
   // an existing bundle is not replaced without --force
   const again = await medclip(...importArgs(out));
   assert.equal(again.code, 1);
