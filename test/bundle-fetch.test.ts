@@ -2,10 +2,12 @@
 // corrupted uploads refused while the cached copy stays intact.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, statSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { BundleFetchError, fetchBundle, IndexBundle } from '../core/bundle/index.ts';
 import { MedClipModel } from '../core/model/index.ts';
+import { LiveSearch, SearchService } from '../core/search/index.ts';
+import { deleteFromBundle } from '../index-builder/rewrite.ts';
 import { startLocalS3, type LocalS3 } from './helpers/local-s3.ts';
 import { liveDir, outputDir, REPO } from './helpers/paths.ts';
 
@@ -87,6 +89,41 @@ test('a versioned bundle (CURRENT + version folder, as written locally) is fetch
     s3.put('bundles', 'indexes/versioned/CURRENT', '../../etc\n');
     await assert.rejects(fetchBundle({ uri: 's3://bundles/indexes/versioned', cacheDir: cache }), /CURRENT does not name a version folder/);
   } finally {
+    await model.close();
+  }
+});
+
+test('a warm function follows a bundle in S3: a new upload is served, a request on the old copy finishes there', async () => {
+  const local = join(cache, 'live-source');
+  rmSync(local, { recursive: true, force: true });
+  cpSync(join(REPO, 'indexes/sample'), local, { recursive: true });
+  upload(local, 'indexes/live');
+  const model = await MedClipModel.load(join(REPO, 'models/medclip-tiny'));
+  const uri = 's3://bundles/indexes/live';
+  const live = await LiveSearch.open({
+    location: cache,
+    locate: () => fetchBundle({ uri, cacheDir: cache }),
+    open: async (dir) => SearchService.create(model, await IndexBundle.load(dir, { model })),
+  });
+  try {
+    const held = live.acquire();
+    const first = live.versionDir;
+    const victim = [...held.service.index.entries('images')][0]!.meta.id;
+    assert.equal(await live.refresh(), false, 'nothing new: the manifest ETag is unchanged');
+    await deleteFromBundle(local, join(REPO, 'models/medclip-tiny'), [victim]);
+    upload(local, 'indexes/live'); // the new version folder, then CURRENT
+    assert.equal(await live.refresh(), true);
+    assert.equal(live.current().health().index.images, 199);
+    assert.notEqual(live.versionDir, first);
+    // the old copy in /tmp is leased: the request that started on it still reads its files
+    assert.ok((await held.service.imagePreview(victim)).length > 100);
+    held.release();
+    await deleteFromBundle(local, join(REPO, 'models/medclip-tiny'), [[...live.current().index.entries('images')][0]!.meta.id]);
+    upload(local, 'indexes/live');
+    assert.equal(await live.refresh(), true);
+    assert.ok(!existsSync(first), 'released, the old copy is pruned at the next fetch');
+  } finally {
+    await live.close();
     await model.close();
   }
 });

@@ -124,7 +124,9 @@ test('image spec from a manifest is validated', () => {
     resize: 'center-crop',
   });
   assert.throws(() => parseImageSpec({ size: 224, mean: 0.5, std: 0 }), /std/);
-  assert.throws(() => parseImageSpec({ size: 224, channels: 3, mean: 0.5, std: 1 }), /channels/);
+  assert.throws(() => parseImageSpec({ size: 224, channels: 2, mean: 0.5, std: 1 }), /channels/);
+  assert.equal(parseImageSpec({ size: 224, channels: 3, mean: 0.5, std: 1 }).channels, 3, 'three channels: the grey replicated');
+  assert.throws(() => parseImageSpec({ size: 224, mean: 0.5, std: 1, interpolation: 'nearest' }), /interpolation/);
   assert.throws(() => parseImageSpec({ size: 7.5, mean: 0.5, std: 1 }), /size/);
   assert.throws(() => parseImageSpec({ size: 224, mean: 0.5, std: 1, resize: 'stretch' }), /resize/);
 });

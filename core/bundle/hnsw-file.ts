@@ -4,15 +4,26 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { IndexError } from './manifest.ts';
 
-/** Read the dimension and element count from an hnswlib index file's header. */
-export function hnswHeader(bytes: Uint8Array): { dim: number; count: number; maxElements: number } {
+/** The level-0 layout an hnswlib file's header gives: element count and capacity, the bytes of one level-0 record, and
+ * where in a record the vector and the label sit. */
+export interface HnswLayout {
+  maxElements: number;
+  count: number;
+  perElement: number;
+  labelOffset: number;
+  offsetData: number;
+}
+
+export function hnswLayout(bytes: Uint8Array): HnswLayout {
   if (bytes.length < 96) throw new IndexError('HNSW file is too short to hold a header');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const u64 = (o: number) => Number(view.getBigUint64(o, true));
-  const maxElements = u64(8);
-  const count = u64(16);
-  const labelOffset = u64(32);
-  const offsetData = u64(40);
+  return { maxElements: u64(8), count: u64(16), perElement: u64(24), labelOffset: u64(32), offsetData: u64(40) };
+}
+
+/** Read the dimension and element count from an hnswlib index file's header. */
+export function hnswHeader(bytes: Uint8Array): { dim: number; count: number; maxElements: number } {
+  const { maxElements, count, labelOffset, offsetData } = hnswLayout(bytes);
   const dim = (labelOffset - offsetData) / 4;
   if (!Number.isInteger(dim) || dim <= 0 || count > maxElements) throw new IndexError('HNSW file header is not valid');
   return { dim, count, maxElements };

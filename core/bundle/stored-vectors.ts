@@ -2,6 +2,7 @@
  * Exact scans: an HNSW file's vectors read straight from its level-0 records, and the exact top-k of a subset.
  */
 import { readFileSync } from 'node:fs';
+import { hnswLayout } from './hnsw-file.ts';
 
 /** An HNSW file's vectors read straight from its level-0 records (the file was verified at load). */
 export class StoredVectors {
@@ -19,10 +20,7 @@ export class StoredVectors {
     const bytes = readFileSync(file);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const u64 = (o: number) => Number(view.getBigUint64(o, true));
-    const count = u64(16);
-    const perElement = u64(24);
-    const labelOffset = u64(32);
-    const offsetData = u64(40);
+    const { count, perElement, labelOffset, offsetData } = hnswLayout(bytes);
     // an aligned copy of the level-0 block (records are multiples of 4 bytes)
     const level0 = new Float32Array(bytes.buffer.slice(bytes.byteOffset + 96, bytes.byteOffset + 96 + count * perElement));
     const labels = new Uint32Array(count);
