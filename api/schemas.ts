@@ -109,6 +109,20 @@ export const ImageHit = z
       .optional()
       .openapi({ description: 'the study in the configured DICOM viewer (MEDCLIP_VIEWER_URL / --viewer-url)' }),
     studyReport: z.string().optional().openapi({ description: "id of the indexed report of this image's study (from the archive's SR)" }),
+    labelSource: z.enum(['table', 'report']).optional().openapi({
+      description: "where `labels` come from: the image table (or DICOM), or the image's own report when the image has no labels",
+    }),
+    evidence: z
+      .object({ reportId: z.string(), sentence: z.object({ index: z.number().int(), text: z.string() }) })
+      .optional()
+      .openapi({
+        description:
+          "text queries over images paired with their reports: the sentence of this image's own report that made it relevant (report-mediated search)",
+      }),
+    relevance: z.number().min(0).max(1).optional().openapi({
+      description:
+        "with evidence: the calibrated relevance of the image's report to the query (hits with evidence come first, in this order)",
+    }),
   })
   .openapi('ImageHit');
 

@@ -89,6 +89,7 @@ export function registerEval(program: Command): void {
     )
     .option('--tune', 'search: sweep the fusion weights (agreement, report agreement, lexical) and report each')
     .option('--tune-hubs', 'search, with --images: sweep the hubness weight of image -> reports and report each')
+    .option('--pair-images', 'search, with --images: also judge report-mediated text -> images on a label-matched pairing')
     .option('--fit-relevance', 'search: fit the relevance calibration (logistic) on the judged hits and print it')
     .option('--root <dir>', "folder the image paths start from (default: the table's folder)")
     .option('--split <name>', 'only image rows of this split (e.g. val)')
@@ -143,6 +144,7 @@ export function registerEval(program: Command): void {
             queries,
             modifierQueries,
             weights,
+            pairImages: !!opts.pairImages,
             ...(opts.images ? { images: { table: opts.images, root: opts.root, split: opts.split ?? 'val' } } : {}),
           });
           if (opts.fitRelevance) console.error(`relevance calibration: ${JSON.stringify(fitRelevance(results[0]!.judged))}`);
@@ -161,7 +163,7 @@ export function registerEval(program: Command): void {
                         .map(([f, v]) => `${f} ${pct(v.p10)}`)
                         .join(', ')})`
                     : ''
-                }${r.modifiers ? `; modifier queries P@5 ${pct(r.modifiers.p5)} (${r.modifiers.queries.length})` : ''}${r.hubShare ? `; image -> reports (hub weight ${r.weights.hub}): hub share ${pct(r.hubShare.share)} of ${r.hubShare.queries} image queries, finding match@5 ${pct(r.hubShare.findingMatch)}` : ''}`,
+                }${r.pairedTextToImages ? `; report-mediated text -> images P@10 ${pct(r.pairedTextToImages.p10)} (${r.pairedTextToImages.paired} of ${r.pairedTextToImages.images} images paired by labels)` : ''}${r.modifiers ? `; modifier queries P@5 ${pct(r.modifiers.p5)} (${r.modifiers.queries.length})` : ''}${r.hubShare ? `; image -> reports (hub weight ${r.weights.hub}): hub share ${pct(r.hubShare.share)} of ${r.hubShare.queries} image queries, finding match@5 ${pct(r.hubShare.findingMatch)}` : ''}`,
               );
         } finally {
           await model.close();

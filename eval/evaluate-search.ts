@@ -13,74 +13,17 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IndexBundle } from '../core/bundle/index.ts';
-import { OBSERVATIONS, type Observation } from '../core/labeler/index.ts';
+import { OBSERVATIONS } from '../core/labeler/index.ts';
 import type { MedClipModel } from '../core/model/index.ts';
-import {
-  QuerySpeller,
-  ReportSearch,
-  RELEVANCE as SHIPPED_RELEVANCE,
-  type RELEVANCE,
-  queryFindings,
-  reportRelevance,
-  type RankFeatures,
-  type RankWeights,
-  imageFindings,
-} from '../core/search/index.ts';
+import { QuerySpeller, ReportSearch, queryFindings, reportRelevance, type RankWeights } from '../core/search/index.ts';
 import { readReports, readTable } from '../core/tables/index.ts';
 import { extractModifiers } from '../core/labeler/index.ts';
 import { rocAuc } from '../core/metrics/index.ts';
 import { buildIndex } from '../index-builder/build.ts';
-
-export interface JudgedQuery {
-  kind: string;
-  text: string;
-  finding: Observation;
-  polarity: 'positive' | 'negative';
-}
-
-export interface SearchEval {
-  weights: RankWeights;
-  reports: number;
-  sentences: number;
-  /** Mean P@10 over positive queries; mean purity over negated ones. */
-  p10: number;
-  negatedPurity: number;
-  /**
-   * The calibrated `relevance` of each query's first 50 hits (core/search/rank.ts) against their labels: mean over
-   * relevant and irrelevant hits, ROC AUC, and calibration (expected calibration error over 10 bins, with the bins).
-   */
-  relevance: {
-    relevant: number;
-    irrelevant: number;
-    gap: number;
-    auc: number;
-    /** Mean over queries (with both relevant and irrelevant hits) of the ROC AUC within the query's first 50. */
-    queryAuc: number;
-    ece: number;
-    bins: { from: number; to: number; hits: number; meanRelevance: number; relevantShare: number }[];
-  };
-  /** Every judged hit's features, whether it is relevant, and its query: what `fitRelevance` learns from. */
-  judged: (RankFeatures & { relevant: boolean; query: number })[];
-  byKind: Record<string, { queries: number; score: number }>;
-  queries: { text: string; kind: string; score: number; corrected?: string }[];
-  /** With images: text -> images P@10 per finding (dense search, as the API) and its mean. */
-  textToImages?: { p10: number; byFinding: Record<string, { p10: number; positives: number }> };
-  /** With modifier queries: P@5 by MeSH (finding and every modifier), per query and the mean. */
-  modifiers?: { p5: number; queries: { text: string; p5: number; relevant: number }[] };
-  /** With images: share of image queries whose top 5 reports hold one of the 5 most returned ones, and the share of
-   * top-5 reports that share a positive finding with the image (labels). */
-  hubShare?: { queries: number; share: number; findingMatch: number; hubs: string[] };
-}
-
-/** A query with modifiers, judged by the reports' MeSH terms (samples/queries/modifiers-val.json). */
-export interface ModifierQuery {
-  text: string;
-  finding: Observation;
-  /** MeSH headings that state the finding (e.g. "Opacity", "Airspace Disease"). */
-  headings: string[];
-  /** MeSH subheadings every relevant report's term holds ("left", "base", "small"). */
-  modifiers: string[];
-}
+import { judgeImages, judgePairedImages } from './judge-images.ts';
+export { fitRelevance } from './fit-relevance.ts';
+export type { JudgedQuery, ModifierQuery, SearchEval, SearchEvalOptions } from './search-judgements.ts';
+import { type JudgedQuery, type ModifierQuery, type SearchEval, type SearchEvalOptions, mean } from './search-judgements.ts';
 
 export async function readModifierQueries(file: string): Promise<ModifierQuery[]> {
   const raw = JSON.parse(await readFile(file, 'utf8')) as { queries?: ModifierQuery[] };
@@ -107,21 +50,6 @@ export async function readJudgedQueries(file: string): Promise<JudgedQuery[]> {
       throw new Error(`${file}: query "${q.text}" needs a known finding and polarity positive|negative`);
   return queries;
 }
-
-export interface SearchEvalOptions {
-  reports: string;
-  reportSplit?: string;
-  queries: JudgedQuery[];
-  weights: RankWeights[];
-  /** Also judge text -> images and image -> report hubs on these images. */
-  images?: { table: string; root?: string; split?: string };
-  /** Relevance coefficients to report with (default: the shipped ones). */
-  relevance?: typeof RELEVANCE;
-  /** Queries with laterality, extent and location, judged by MeSH terms (P@5). */
-  modifierQueries?: ModifierQuery[];
-}
-
-const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
 
 /** Hits judged per query for relevance: its first 50 (enough irrelevant ones to measure separation). */
 export const JUDGE_DEPTH = 50;
@@ -174,6 +102,7 @@ export async function evaluateSearch(model: MedClipModel, o: SearchEvalOptions):
     const modifierVectors = o.modifierQueries?.length ? await model.embedTexts(o.modifierQueries.map((q) => q.text)) : [];
     const images = new Map<RankWeights, Awaited<ReturnType<typeof judgeImages>>>();
     if (o.images) for (const w of o.weights) images.set(w, await judgeImages(model, index, read, vectors, w));
+    const paired = o.images && o.pairImages ? await judgePairedImages(model, o, dir, read) : undefined;
     return o.weights.map((weights) => {
       const search = new ReportSearch(index, weights, o.relevance);
       const judged: SearchEval['judged'] = [];
@@ -239,6 +168,7 @@ export async function evaluateSearch(model: MedClipModel, o: SearchEvalOptions):
         queries: scored.map(({ polarity: _p, ...rest }) => rest),
         ...(modifiers ? { modifiers } : {}),
         ...images.get(weights),
+        ...(paired ? { pairedTextToImages: paired } : {}),
       };
     });
   } finally {
@@ -267,104 +197,4 @@ function judgeModifiers(
     return { text: q.text, p5: relevant / 5, relevant: [...mesh.values()].filter((m) => meshMatches(m, q)).length };
   });
   return { p5: mean(per.map((p) => p.p5)), queries: per };
-}
-
-/** Text -> images P@10 (first `finding` query of each finding with >= 5 positive images) and image -> report hubs
- * (each image's reports ranked as the API ranks them: by agreement with the image's findings-mode findings). */
-async function judgeImages(
-  model: MedClipModel,
-  index: IndexBundle,
-  read: { q: JudgedQuery; text: string }[],
-  vectors: Float32Array[],
-  weights: RankWeights,
-): Promise<Pick<SearchEval, 'textToImages' | 'hubShare'>> {
-  const entries = [...index.entries('images')];
-  const byFinding: Record<string, { p10: number; positives: number }> = {};
-  const done = new Set<string>();
-  read.forEach((r, i) => {
-    if (r.q.kind !== 'finding' || r.q.polarity !== 'positive' || done.has(r.q.finding)) return;
-    const positives = entries.filter((e) => e.meta.labels[r.q.finding] === 1).length;
-    if (positives < 5) return;
-    done.add(r.q.finding);
-    const hits = index.search('images', vectors[i]!, { k: 10, crossModal: true });
-    byFinding[r.q.finding] = { p10: hits.filter((h) => h.meta.labels[r.q.finding] === 1).length / 10, positives };
-  });
-  const reports = new ReportSearch(index, weights);
-  const tops: string[][] = [];
-  let match = 0;
-  for (const e of entries) {
-    const top = reports.search(e.vector, { k: 5, findings: await imageFindings(model, e.vector), byReportSimilarity: true });
-    tops.push(top.map((h) => h.report.id));
-    // a hit "matches" when its report (by its labeler labels) shares a positive finding with the image (by its labels)
-    for (const h of top) if (Object.entries(e.meta.labels).some(([f, v]) => v === 1 && h.report.labels[f as Observation] === 1)) match++;
-  }
-  const counts = new Map<string, number>();
-  for (const t of tops) for (const id of t) counts.set(id, (counts.get(id) ?? 0) + 1);
-  const hubs = [...counts.entries()]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 5)
-    .map(([id]) => id);
-  return {
-    textToImages: { p10: mean(Object.values(byFinding).map((f) => f.p10)), byFinding },
-    hubShare: {
-      queries: tops.length,
-      share: tops.filter((t) => t.some((id) => hubs.includes(id))).length / Math.max(1, tops.length),
-      findingMatch: match / Math.max(1, tops.length * 5),
-      hubs,
-    },
-  };
-}
-
-/**
- * Logistic regression of relevance on (dense cosine, agreements, BM25), by Newton's method on the judged hits:
- * the coefficients `reportRelevance` uses. Features are centred on the dense mean so the fit is well conditioned.
- */
-export function fitRelevance(judged: SearchEval['judged']): typeof RELEVANCE {
-  const denseCenter = judged.reduce((s, j) => s + j.dense, 0) / Math.max(1, judged.length);
-  const X = judged.map((j) => [1, (j.dense - denseCenter) * 100, j.agreement, j.reportAgreement, j.lexical]);
-  const y = judged.map((j) => (j.relevant ? 1 : 0));
-  const n = 5;
-  let w = new Array<number>(n).fill(0);
-  for (let it = 0; it < 50; it++) {
-    const g = new Array<number>(n).fill(0);
-    const H = Array.from({ length: n }, () => new Array<number>(n).fill(0));
-    X.forEach((x, i) => {
-      const p = 1 / (1 + Math.exp(-x.reduce((s, v, a) => s + v * w[a]!, 0)));
-      for (let a = 0; a < n; a++) {
-        g[a]! += (p - y[i]!) * x[a]!;
-        for (let b = 0; b < n; b++) H[a]![b]! += p * (1 - p) * x[a]! * x[b]!;
-      }
-    });
-    for (let a = 0; a < n; a++) H[a]![a]! += 1e-3; // a touch of ridge: separable data stays finite
-    const step = solve(H, g);
-    w = w.map((v, a) => v - step[a]!);
-  }
-  const r = (x: number) => Math.round(x * 10000) / 10000;
-  return {
-    bias: r(w[0]!),
-    dense: r(w[1]! * 100),
-    agreement: r(w[2]!),
-    reportAgreement: r(w[3]!),
-    lexical: r(w[4]!),
-    // the judged finding queries state no modifiers: their weight is the shipped one (chosen on the modifier queries)
-    modifiers: SHIPPED_RELEVANCE.modifiers,
-    denseCenter: r(denseCenter),
-  };
-}
-
-/** Gaussian elimination with partial pivoting (the Newton step). */
-function solve(A: number[][], b: number[]): number[] {
-  const n = b.length;
-  const m = A.map((row, i) => [...row, b[i]!]);
-  for (let c = 0; c < n; c++) {
-    let p = c;
-    for (let r = c + 1; r < n; r++) if (Math.abs(m[r]![c]!) > Math.abs(m[p]![c]!)) p = r;
-    [m[c], m[p]] = [m[p]!, m[c]!];
-    for (let r = 0; r < n; r++) {
-      if (r === c) continue;
-      const f = m[r]![c]! / m[c]![c]!;
-      for (let k = c; k <= n; k++) m[r]![k]! -= f * m[c]![k]!;
-    }
-  }
-  return m.map((row, i) => row[n]! / row[i]!);
 }

@@ -24,6 +24,7 @@ import {
   type DicomwebCursor,
   type CollectionName,
   type IndexManifest,
+  type ImageMeta,
   type ItemMeta,
   type SentenceMeta,
   type StoredLabels,
@@ -120,6 +121,7 @@ export async function textAnchors(model: {
 
 /** Write `content` as version `content.version` of the bundle at `out` and make it live. */
 export async function writeBundle(out: string, content: BundleContent): Promise<IndexManifest> {
+  linkReports(content);
   await removeStaleStaging(out); // leftovers of killed writers (the caller holds the lock)
   const tmp = await stageVersion(out);
   let writing = tmp;
@@ -131,6 +133,25 @@ export async function writeBundle(out: string, content: BundleContent): Promise<
     await rm(tmp, { recursive: true, force: true }).catch(() => {});
     if (isFsError(err)) throw new IndexBuildError(`cannot write ${writing}: ${fsErrorReason(err)}; the bundle in ${out} is unchanged`);
     throw err;
+  }
+}
+
+/**
+ * Image <-> report pairs, made consistent on every write: an image read from a PACS without a link gets its study's
+ * SR report; a link to a report that is not (or no longer) in the bundle is dropped, so deleting a report unlinks its
+ * images and an append of images before their reports links them when the reports arrive.
+ */
+export function linkReports(content: BundleContent): void {
+  const images = content.collections.images?.items as ImageMeta[] | undefined;
+  if (!images?.length) return;
+  const live = new Set((content.reports ?? []).filter((r) => !r.deleted).map((r) => r.id));
+  const byStudy = new Map((content.reports ?? []).flatMap((r) => (r.dicom && !r.deleted ? [[r.dicom.study, r.id] as const] : [])));
+  for (const m of images) {
+    if (!m.reportId && m.dicom) {
+      const study = byStudy.get(m.dicom.study);
+      if (study) m.reportId = study;
+    }
+    if (m.reportId && !live.has(m.reportId)) delete m.reportId;
   }
 }
 

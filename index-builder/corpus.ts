@@ -73,7 +73,7 @@ export function storedLabels(row: LabelRow | undefined): StoredLabels {
 /** Rows of an image table as index items (labels, view and source kept as metadata for filters). */
 export async function* tableImages(table: string, options: { root?: string; split?: string } = {}): AsyncGenerator<ImageItem> {
   for await (const r of readImageTable(table, options)) {
-    const { source, view: _view, split: _split, ...rest } = r.meta;
+    const { source, view: _view, split: _split, report_id: reportId, ...rest } = r.meta;
     void _view;
     void _split;
     const meta: ImageMeta = {
@@ -85,6 +85,7 @@ export async function* tableImages(table: string, options: { root?: string; spli
     };
     if (r.view) meta.view = r.view;
     if (source) meta.source = source;
+    if (reportId?.trim()) meta.reportId = reportId.trim();
     const extra = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== '' && v !== undefined));
     if (Object.keys(extra).length) meta.meta = extra;
     yield { id: r.id, file: r.file, meta };

@@ -128,6 +128,7 @@ test('a PACS indexes as chest X-rays with UIDs, non-image and broken instances a
   assert.deepEqual([...images.keys()].sort(), expected.sort());
   assert.deepEqual(images.get(uid(1, 1, 1))!.dicom, { study: STUDY.a, series: uid(1, 1), instance: uid(1, 1, 1) });
   assert.equal(images.get(uid(1, 1, 1))!.view, 'PA');
+  assert.equal(images.get(uid(1, 1, 1))!.reportId, uid(1, 9, 1), "an image is paired with its study's SR report in the bundle");
   assert.equal(images.get(uid(1, 1, 1))!.meta?.studyDate, '20240105');
   // the RIBCAGE series was filtered, the CT never listed
   assert.equal(first.dicomweb!.filtered, 1);

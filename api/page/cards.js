@@ -26,6 +26,14 @@ export function imageCard(hit) {
       { class: 'meta' },
       el('div', {}, where || 'X-ray'),
       labelChips(hit.labels, hit.matched),
+      hit.evidence
+        ? el(
+            'p',
+            { class: 'evidence' },
+            el('span', { class: 'muted' }, "In this study's report: "),
+            el('mark', {}, hit.evidence.sentence.text),
+          )
+        : undefined,
       el('p', { class: 'why' }, explainImage(hit)),
     ),
   );

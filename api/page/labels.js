@@ -34,6 +34,8 @@ export function queryFindingText(f) {
 
 export function explainImage(hit) {
   const parts = [`similarity ${hit.score.toFixed(3)}`];
+  if (hit.evidence) parts.push(`its report is relevant (${Math.round((hit.relevance ?? 0) * 100)}%)`);
+  if (hit.labelSource === 'report') parts.push("labels from the study's report");
   parts.push(hit.matched.length ? `shares ${hit.matched.join(', ')} with the query` : 'no finding in common with the query');
   return parts.join(' · ');
 }

@@ -7,6 +7,9 @@
  *
  *   const index = await IndexBundle.load('indexes/sample', { model });
  *   index.search('images', queryVector, { k: 10, filter: { must: ['Pneumonia'], view: ['PA'] } });
+ *
+ * This file is longer than 400 lines because `IndexBundle` is the one reader over a version's private shards: its
+ * lookups (images, reports, sentence groups, image <-> report pairs) stay beside them rather than exposing them.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -131,6 +134,37 @@ export class IndexBundle {
 
   image(id: string): ImageMeta | undefined {
     return this.imageById.get(id);
+  }
+
+  private reportImages?: Map<string, ImageMeta[]>;
+  private imagePositions?: Map<string, { shard: number; label: number }>;
+
+  /** Report id -> the live images linked to it (`ImageMeta.reportId`), built on first use; empty without pairs. */
+  imagesByReport(): Map<string, ImageMeta[]> {
+    if (!this.reportImages) {
+      this.reportImages = new Map();
+      for (const s of this.shards.images)
+        for (const im of s.meta)
+          if (!im.deleted && im.reportId && this.reports.has(im.reportId)) {
+            const list = this.reportImages.get(im.reportId);
+            if (list) list.push(im);
+            else this.reportImages.set(im.reportId, [im]);
+          }
+    }
+    return this.reportImages;
+  }
+
+  /** An image's stored vector (unit length), by id. */
+  imageVector(id: string): Float32Array | undefined {
+    if (!this.imagePositions) {
+      this.imagePositions = new Map();
+      this.shards.images.forEach((s, shard) => {
+        let label = 0;
+        for (const im of s.meta) this.imagePositions!.set(im.id, { shard, label: label++ });
+      });
+    }
+    const at = this.imagePositions.get(id);
+    return at ? Float32Array.from(this.shards.images[at.shard]!.index.getPoint(at.label)) : undefined;
   }
 
   private facetsOfImages?: ImageFacets;

@@ -10,6 +10,8 @@ import type { SearchFilter } from './filters.ts';
 import type { IndexBundle } from './index-bundle.ts';
 
 export interface IndexReader {
+  /** Whether the images are the local bundle's (their pairs with reports can be read); false for shard fan-out. */
+  readonly local?: boolean;
   /** Images that can be found (deleted ones excluded). */
   count(): number;
   /** The bundle version (with shards: the highest of theirs). */
@@ -25,6 +27,7 @@ export interface IndexReader {
 
 export function localReader(index: IndexBundle): IndexReader {
   return {
+    local: true,
     count: () => index.count('images'),
     version: () => index.manifest.version,
     search: async (vector, k, filter, crossModal) => index.search('images', vector, { k, filter, ...(crossModal ? { crossModal } : {}) }),

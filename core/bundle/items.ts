@@ -17,6 +17,11 @@ export interface ImageMeta {
   meta?: Record<string, string>;
   /** The DICOM UIDs of an image read from DICOM (a PACS or DICOM files): links back to the archive. */
   dicom?: DicomUids;
+  /**
+   * The image's own report, indexed in the same bundle: the image table's `report_id`, or for an image read from a
+   * PACS its study's SR report. Every write keeps it consistent (a link to a report not in the bundle is dropped).
+   */
+  reportId?: string;
   deleted?: boolean;
 }
 

@@ -6,3 +6,4 @@ export * from './report-search.ts';
 export * from './report-sentences.ts';
 export * from './search-service.ts';
 export * from './shard-fanout.ts';
+export * from './image-hits.ts';

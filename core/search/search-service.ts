@@ -18,9 +18,7 @@ import { resolveFindingNames, type MedClipModel, DEFAULT_CLASS_NAMES, resolveCla
 import { DEFAULT_IMAGE_LIMITS, thumbnailJpeg, type ImageLimits } from '../image/index.ts';
 import {
   checkFilter,
-  type Hit,
   type ImageFacets,
-  type ImageMeta,
   type IndexBundle,
   type SearchFilter,
   type StoredLabels,
@@ -30,6 +28,9 @@ import {
 import { MedclipError } from '../errors.ts';
 import { boundedCache, stringBytes } from '../util/index.ts';
 import { QuerySpeller } from './query-terms.ts';
+import { imageHit, reportMediatedImages, type ImageHit } from './image-hits.ts';
+
+export { REPORT_MEDIATED_MIN, type ImageHit } from './image-hits.ts';
 import { extractModifiers, hasModifiers, type Modifiers } from '../labeler/index.ts';
 import { ReportSearch } from './report-search.ts';
 import { agreeingFindings, queryFindings, type QueryFinding } from './rank.ts';
@@ -39,20 +40,6 @@ export type Target = 'images' | 'reports';
 
 /** Long side of a query X-ray's preview (`previewUpload`): enough for window/level on a screen. */
 export const QUERY_PREVIEW_SIZE = 768;
-
-export interface ImageHit {
-  id: string;
-  score: number;
-  labels: StoredLabels;
-  matched: string[];
-  view?: string;
-  source?: string;
-  thumbnail: string;
-  /** For an image read from DICOM: its UIDs, a viewer link (when configured) and its study's report (when indexed). */
-  dicom?: DicomUids;
-  viewerUrl?: string;
-  studyReport?: string;
-}
 
 export interface ReportHit {
   id: string;
@@ -315,8 +302,19 @@ export class SearchService {
     const count = q.target === 'images' ? this.images.count() : this.index.count('reports');
     if (count === 0) throw new MedclipError(`this index holds no ${q.target}`, 'input');
     checkFilter(q.filter);
-    if (q.target === 'images')
+    if (q.target === 'images') {
+      // a text query over an archive whose images have their reports: the reports do the work
+      if (text !== undefined && findings.length > 0 && this.images.local && this.index.imagesByReport().size > 0)
+        return (
+          await reportMediatedImages({ index: this.index, images: this.images, reports: this.reportSearch }, vector, {
+            ...q,
+            findings,
+            text,
+            modifiers,
+          })
+        ).map(({ hit, ...extra }) => ({ ...this.linked(hit), ...extra }));
       return (await this.images.search(vector, q.k, q.filter, text !== undefined)).map((h) => this.linked(imageHit(h, findings)));
+    }
     if (this.options.reportRanking === 'dense')
       return this.index.searchReports(vector, { k: q.k, filter: q.filter }).map((h) => {
         const report = this.index.report(h.meta.reportId)!;
@@ -373,17 +371,4 @@ export async function imageFindings(model: MedClipModel, vector: Float32Array): 
     polarity: 'positive' as const,
     ...model.validity(name),
   }));
-}
-
-function imageHit(h: Hit<ImageMeta>, findings: QueryFinding[]): ImageHit {
-  return {
-    id: h.meta.id,
-    score: h.score,
-    labels: h.meta.labels,
-    matched: agreeingFindings(findings, h.meta.labels),
-    ...(h.meta.view ? { view: h.meta.view } : {}),
-    ...(h.meta.source ? { source: h.meta.source } : {}),
-    thumbnail: `/v1/images/${encodeURIComponent(h.meta.id)}`,
-    ...(h.meta.dicom ? { dicom: h.meta.dicom } : {}),
-  };
 }
