@@ -6,7 +6,7 @@ export const EXAMPLES = {
   health: {
     status: 'ok',
     model: { name: 'medclip-tiny', sha256: '1b09cbad179e9699d53556bdf5ced746e3ad17b15e13818aae5fd0212e6e8380', embedDim: 128 },
-    index: { version: 5, images: 200, reports: 297, sentences: 1678 },
+    index: { version: 6, images: 200, reports: 297, sentences: 1678 },
   },
   facets: {
     images: 200,

@@ -410,7 +410,7 @@ export const POST_NEGATION =
 
 /** Cues before a mention that make it uncertain (checked before negation: "cannot exclude X" is uncertain). */
 export const PRE_UNCERTAINTY =
-  /\b(?:may|might|could|possibl[ey]|unlikely|questionabl[ey]|question of|suspicious|suspect\w*|concern(?:ing)? for|cannot (?:be )?(?:exclude|excluded|rule out|ruled out)|can not (?:be )?(?:exclude|excluded|rule out|ruled out)|can't exclude|not (?:be )?excluded|not ruled out|versus|vs|or\b(?= (?:early|developing|\w+ )?(?:pneumonia|atelectasis|consolidation|infiltrate|scar))|differential|consider\w*|equivocal|indeterminate|uncertain|worrisome|perhaps|nonspecific|non-specific)\b/;
+  /\b(?:evaluat(?:ion|e|ed) for|assess(?:ment|ed)? for|may|might|could|possibl[ey]|unlikely|questionabl[ey]|question of|suspicious|suspect\w*|concern(?:ing)? for|cannot (?:be )?(?:exclude|excluded|rule out|ruled out)|can not (?:be )?(?:exclude|excluded|rule out|ruled out)|can't exclude|not (?:be )?excluded|not ruled out|versus|vs|or\b(?= (?:early|developing|\w+ )?(?:pneumonia|atelectasis|consolidation|infiltrate|scar))|differential|consider\w*|equivocal|indeterminate|uncertain|worrisome|perhaps|nonspecific|non-specific)\b/;
 
 /** Cues after a mention that make it uncertain. */
 export const POST_UNCERTAINTY =
