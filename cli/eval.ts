@@ -1,19 +1,12 @@
 /** `medclip eval`: zero-shot and retrieval metrics of a model bundle on an image table (and report table). */
 import type { Command } from 'commander';
-import {
-  MedClipModel,
-  VALIDATION_THRESHOLD,
-  fitFindingsTemperature,
-  writeModelCard,
-  type FindingEvidence,
-  type ModelCard,
-} from '../core/model/index.ts';
+import { MedClipModel, VALIDATION_THRESHOLD, fitFindingsTemperature, type FindingEvidence, type ModelCard } from '../core/model/index.ts';
 import { evaluateModel, type EvalResult } from '../eval/evaluate-model.ts';
 import { RANK_WEIGHTS, type RankWeights } from '../core/search/index.ts';
 import { evaluateSearch, fitRelevance, readJudgedQueries, readModifierQueries } from '../eval/evaluate-search.ts';
 import { writeFindingsTemperature } from '../train/export.ts';
 import { CliError } from './errors.ts';
-import { buildModelCard } from '../eval/model-card.ts';
+import { writeCardFor } from '../eval/model-card.ts';
 
 const pct = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '  -  ' : x.toFixed(3));
 
@@ -175,27 +168,20 @@ export function registerEval(program: Command): void {
         const threshold = Number(opts.cardThreshold);
         if (!(threshold > 0.5 && threshold <= 1))
           throw new CliError(`--card-threshold must be an AUC above 0.5 and at most 1, got "${opts.cardThreshold}"`);
-        const model = await MedClipModel.load(opts.model, { threads: Number(opts.threads) || 1 });
-        let card: ModelCard;
-        try {
-          card = await buildModelCard(model, {
-            images: opts.images,
-            root: opts.root,
-            split: opts.split,
-            threshold,
-            ...(opts.cardPool
-              ? {
-                  pool: String(opts.cardPool)
-                    .split(',')
-                    .map((x: string) => x.trim())
-                    .filter(Boolean),
-                }
-              : {}),
-          });
-        } finally {
-          await model.close();
-        }
-        await writeModelCard(opts.model, card);
+        const card = await writeCardFor(opts.model, {
+          images: opts.images,
+          root: opts.root,
+          split: opts.split,
+          threshold,
+          ...(opts.cardPool
+            ? {
+                pool: String(opts.cardPool)
+                  .split(',')
+                  .map((x: string) => x.trim())
+                  .filter(Boolean),
+              }
+            : {}),
+        });
         console.error(`model card written to ${opts.model}/card.json; the model's identity changed: rebuild its index bundles`);
         if (opts.json) console.log(JSON.stringify(card));
         else console.log(formatCard(card));

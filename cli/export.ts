@@ -4,8 +4,8 @@ import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readImageTable, readReports, reportText } from '../core/tables/index.ts';
-import { BUILTIN_TEMPLATES, expandTemplate, MedClipModel, writeModelCard, type ModelCard } from '../core/model/index.ts';
-import { buildModelCard } from '../eval/model-card.ts';
+import { BUILTIN_TEMPLATES, expandTemplate } from '../core/model/index.ts';
+import { writeCardFor } from '../eval/model-card.ts';
 import { formatCard } from './eval.ts';
 import { labelReport } from '../core/labeler/index.ts';
 import { selectBackend } from '../train/backend.ts';
@@ -84,15 +84,7 @@ export function registerExport(program: Command): void {
       );
       if (opts.cardImages) {
         // the card says what the exported model can judge: written now, before any index is built with it
-        const model = await MedClipModel.load(result.dir, { threads: 2 });
-        let card: ModelCard;
-        try {
-          card = await buildModelCard(model, { images: opts.cardImages, root: opts.cardRoot, split: opts.cardSplit });
-        } finally {
-          await model.close();
-        }
-        await writeModelCard(result.dir, card);
-        console.log(formatCard(card));
+        console.log(formatCard(await writeCardFor(result.dir, { images: opts.cardImages, root: opts.cardRoot, split: opts.cardSplit })));
       }
     });
 }

@@ -2,12 +2,11 @@
 import type { Command } from 'commander';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fitFindingsTemperature, importModel, writeModelCard } from '../core/model/index.ts';
+import { fitFindingsTemperature, importModel } from '../core/model/index.ts';
 import type { ImageSpec } from '../core/image/index.ts';
 import { evaluateModel } from '../eval/evaluate-model.ts';
-import { buildModelCard } from '../eval/model-card.ts';
+import { writeCardFor } from '../eval/model-card.ts';
 import { writeFindingsTemperature } from '../train/export.ts';
-import { MedClipModel } from '../core/model/index.ts';
 import { CliError, readInputFile } from './errors.ts';
 import { formatCard } from './eval.ts';
 
@@ -80,14 +79,6 @@ export function registerImportModel(program: Command): void {
         nll: t.nll,
         fittedOn: `${opts.images} (split ${opts.split})`,
       });
-      const fitted = await MedClipModel.load(opts.out);
-      let card: Awaited<ReturnType<typeof buildModelCard>>;
-      try {
-        card = await buildModelCard(fitted, { images: opts.images, root: opts.root, split: opts.split });
-      } finally {
-        await fitted.close();
-      }
-      await writeModelCard(opts.out, card);
-      console.log(formatCard(card));
+      console.log(formatCard(await writeCardFor(opts.out, { images: opts.images, root: opts.root, split: opts.split })));
     });
 }

@@ -12,8 +12,10 @@ import {
   VALIDATION_THRESHOLD,
   type CardFinding,
   type FindingEvidence,
-  type MedClipModel,
+  MedClipModel,
+  ModelError,
   type ModelCard,
+  writeModelCard,
 } from '../core/model/index.ts';
 import { embedImageTable, type Embedded } from './evaluate-model.ts';
 
@@ -56,11 +58,15 @@ function evidence(found: AucInterval | undefined, members: { label: number }[]):
 
 export async function buildModelCard(model: MedClipModel, o: CardOptions): Promise<ModelCard> {
   const { items } = await embedImageTable(model, o);
-  if (items.length === 0) throw new Error(`${o.images}: no readable labelled image${o.split ? ` in split ${o.split}` : ''}`);
+  if (items.length === 0) throw new ModelError(`${o.images}: no readable labelled image${o.split ? ` in split ${o.split}` : ''}`);
   const scores = await Promise.all(items.map((it) => model.findings(it.embedding)));
   const pool = o.pool ?? adultSources(items);
   const threshold = o.threshold ?? VALIDATION_THRESHOLD;
   const sources = [...new Set(items.map(sourceOf))].sort();
+  // a pooled source the table does not hold would leave the verdict resting on fewer images than asked
+  const missing = pool.filter((s) => !sources.includes(s));
+  if (missing.length)
+    throw new ModelError(`card pool: no image of source ${missing.join(', ')} in ${o.images} (sources: ${sources.join(', ')})`);
   const findings: Record<string, CardFinding> = {};
   for (const [fi, name] of OBSERVATIONS.entries()) {
     // the images labelled for this finding (1 or 0; uncertain and unmentioned left out), with the finding's margin
@@ -108,4 +114,17 @@ export async function buildModelCard(model: MedClipModel, o: CardOptions): Promi
       : {}),
     findings,
   };
+}
+
+/** Measure a model bundle's card on a labelled table and write it into the bundle (the model is loaded and closed here). */
+export async function writeCardFor(modelDir: string, o: CardOptions): Promise<ModelCard> {
+  const model = await MedClipModel.load(modelDir, { threads: 2 });
+  let card: ModelCard;
+  try {
+    card = await buildModelCard(model, o);
+  } finally {
+    await model.close();
+  }
+  await writeModelCard(modelDir, card);
+  return card;
 }

@@ -348,6 +348,13 @@ async function buildLocked(o: BuildOptions, out: string, assertHeld: () => void)
     const collections: Partial<Record<CollectionName, CollectionData>> = {};
     if (images.items.length) collections.images = { dim, vectors: await images.vectors(), items: images.items };
     if (sentences.items.length) collections.reports = { dim, vectors: await sentences.vectors(), items: sentences.items };
+    // a report_id naming no report of the bundle: the image is indexed, its link dropped (writeBundle), and said here
+    const reportIds = new Set(reports.lines.filter((r) => !r.deleted).map((r) => r.id));
+    const dangling = images.items.filter((i) => (i as ImageMeta).reportId && !reportIds.has((i as ImageMeta).reportId!));
+    if (dangling.length)
+      log(
+        `${dangling.length} image(s) name a report_id that is not in the bundle, e.g. image ${dangling[0]!.id}: indexed without the link`,
+      );
     assertHeld();
     await writeBundle(out, {
       model: { name: model.name, sha256: model.manifestSha256, embedDim: dim },

@@ -70,6 +70,18 @@ test('a card measured on real val images: every finding, per source and pooled o
   assert.match(card.rule, /lower end of the 95% bootstrap interval/);
 });
 
+test('a pooled source the table does not hold is refused, naming it', async () => {
+  const model = await MedClipModel.load(modelDir);
+  try {
+    await assert.rejects(
+      buildModelCard(model, { images: join(dir, 'card-images.csv'), root: DATA, pool: ['nih', 'nhi'], resamples: 10 }),
+      /card pool: no image of source nhi in .* \(sources: kermany, nih, nih14\)/,
+    );
+  } finally {
+    await model.close();
+  }
+});
+
 test('a card is part of the bundle: listed with its sha256, verified on load; answers carry it, and only validated findings rank', async () => {
   const bundle = join(dir, 'model-with-card');
   rmSync(bundle, { recursive: true, force: true });

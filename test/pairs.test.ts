@@ -46,6 +46,31 @@ before(async () => {
   await buildIndex({ model: MODEL, images: join(dir, 'images.csv'), root: DATA, reports: IU_REPORTS, reportSplit: 'val', out });
 });
 
+test('a report_id naming no report: the image is indexed without the link, and the build says so', async () => {
+  const said: string[] = [];
+  const dangling = join(dir, 'dangling');
+  rmSync(dangling, { recursive: true, force: true });
+  const table = readFileSync(join(dir, 'images.csv'), 'utf8').trim().split('\n');
+  table[5] = table[5]!.replace(/,$/, ',no-such-report'); // the fifth image had no report
+  writeFileSync(join(dir, 'dangling.csv'), table.join('\n') + '\n');
+  await buildIndex({
+    model: MODEL,
+    images: join(dir, 'dangling.csv'),
+    root: DATA,
+    reports: IU_REPORTS,
+    reportSplit: 'val',
+    out: dangling,
+    log: (l) => said.push(l),
+  });
+  assert.ok(
+    said.some((l) => /^1 image\(s\) name a report_id that is not in the bundle/.test(l)),
+    said.join('\n'),
+  );
+  const bundle = await IndexBundle.load(dangling);
+  assert.equal(bundle.count('images'), 6);
+  assert.equal(bundle.image(id(4))!.reportId, undefined);
+});
+
 const id = (n: number) => rows[n]!.split(',')[0]!;
 
 test('an image table names each image its report (report_id): the bundle stores the links', async () => {

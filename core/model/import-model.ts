@@ -77,6 +77,8 @@ export async function importModel(o: ImportModelOptions): Promise<MedClipModel> 
   }
   if (!Number.isInteger(o.maxLength) || o.maxLength < 2 || o.maxLength > 4096)
     throw new ModelError('--max-length must be an integer in [2, 4096]');
+  if (o.logitScale !== undefined && !(o.logitScale > 0 && o.logitScale <= 1000))
+    throw new ModelError(`--logit-scale must be a positive number (CLIP: 100), got ${o.logitScale}`);
   const [imageBytes, textBytes, tokenizerBytes] = await Promise.all([
     readInput(o.imageOnnx, 'image encoder'),
     readInput(o.textOnnx, 'text encoder'),
