@@ -15,7 +15,7 @@ import { rocAuc } from '../core/metrics/index.ts';
 import { benchArgs } from './harness.ts';
 
 const here = import.meta.dirname;
-const { args } = benchArgs({
+const { args, result } = benchArgs({
   model: { type: 'string', default: join(here, '../models/medclip-tiny') },
   images: { type: 'string', default: join(here, '../../shared/data/images.csv') },
   source: { type: 'string', default: 'nih14' },
@@ -87,7 +87,7 @@ OBSERVATIONS.forEach((name, o) => {
 });
 const judged = findings.filter((f) => f.valPositives >= 9 && val.length - f.valPositives >= 9);
 const meanAuc = judged.reduce((s, f) => s + f.auc, 0) / Math.max(1, judged.length);
-if (args.json) console.log(JSON.stringify({ source: args.source, train: train.length, val: val.length, findings, meanAuc }));
+if (args.json) result({ source: args.source, train: train.length, val: val.length, findings, meanAuc });
 else {
   console.log(`${args.source}: linear probe on the image embeddings, ${train.length} train / ${val.length} val images`);
   for (const f of findings)

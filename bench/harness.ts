@@ -40,6 +40,5 @@ export function percentile(xs: readonly number[], q: number): number {
 }
 
 export const p50 = (xs: readonly number[]): number => percentile(xs, 0.5);
-export const p99 = (xs: readonly number[]): number => percentile(xs, 0.99);
 /** The median as the benches have always taken it (the upper one of an even sample). */
 export const median = p50;

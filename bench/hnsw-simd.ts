@@ -16,7 +16,7 @@ import { benchArgs, p50 } from './harness.ts';
 
 type Lib = typeof import('hnswlib-node');
 const here = import.meta.dirname;
-const { args, say } = benchArgs({ n: { type: 'string', default: '100000' } });
+const { args, say, result } = benchArgs({ n: { type: 'string', default: '100000' } });
 if (!existsSync(avx2AddonPath()) || !cpuHasAvx2()) {
   say('no AVX2 build, or no AVX2 on this CPU: nothing to compare (npm ci builds it; scripts/build-hnswlib-avx2.mjs)');
   process.exit(0);
@@ -83,4 +83,4 @@ say(
   `search p50 (${n} vectors, ef 128, k 10): SSE ${out.searchP50Ms.sse.toFixed(3)} ms, AVX2 ${out.searchP50Ms.avx2.toFixed(3)} ms -> ${out.searchSpeedup}x; same neighbours ${(out.sameNeighbours * 100).toFixed(1)}%`,
 );
 say(`insert 20k: SSE ${out.insert20kMs.sse} ms, AVX2 ${out.insert20kMs.avx2} ms -> ${out.insertSpeedup}x`);
-if (args.json) console.log(JSON.stringify(out));
+result(out);

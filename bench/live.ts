@@ -15,7 +15,7 @@ import { currentName } from '../core/bundle/index.ts';
 import { benchArgs } from './harness.ts';
 
 const REPO = join(import.meta.dirname, '..');
-const { args } = benchArgs({
+const { args, result: report } = benchArgs({
   publishes: { type: 'string', default: '12' },
   loops: { type: 'string', default: '2' },
 });
@@ -237,7 +237,7 @@ const result = {
   problems: Object.fromEntries(problems),
   reloadFailures: (serverLog.match(/"event":"index-reload-failed"/g) ?? []).length,
 };
-if (args.json) console.log(JSON.stringify(result));
+if (args.json) report(result);
 else {
   console.log(`${result.publishes} publishes under ${args.loops} query loops: ${result.requests} requests, ${result.previews} previews`);
   console.log(`5xx: ${result.fiveXX}; 404 on previews of listed images: ${result.missingPreviews}`);

@@ -23,7 +23,7 @@ import { benchArgs, p50 } from './harness.ts';
 
 const here = import.meta.dirname;
 const run = promisify(execFile);
-const { args, say } = benchArgs({
+const { args, say, result } = benchArgs({
   n: { type: 'string', default: '1000000' },
   'shard-size': { type: 'string', default: '250000' },
   out: { type: 'string', default: join(here, '../.bench-output/scale') },
@@ -189,4 +189,4 @@ say(
   `text -> images p50: one shard ${out.oneShardP50Ms} ms, all ${shards} through the fan-out ${out.fanoutP50Ms} ms; ` +
     `memory ${(mbPerVector * 1024).toFixed(2)} KB per vector loaded (a process without a bundle: ${base} MB) -> a 10 GB Lambda (half kept free) holds ~${byMemory.toLocaleString()} vectors, a 1 s verified load ~${byColdStart.toLocaleString()}: shards of ${fits.toLocaleString()}`,
 );
-if (args.json) console.log(JSON.stringify(out));
+result(out);
