@@ -9,6 +9,7 @@ import { LambdaEmbedder } from '../index-builder/lambda-embedder.ts';
 import { CliError, namingFile, readInputFile } from './errors.ts';
 import { readEnv } from '../core/util/index.ts';
 import type { DicomwebSource } from '../index-builder/dicomweb-source.ts';
+import type { DicomwebAuth } from '../core/dicom/index.ts';
 import { SearchService, type ImageHit, type ReportHit } from '../core/search/index.ts';
 
 const intOpt = (name: string) => (v: string) => {
@@ -22,20 +23,23 @@ const list = (v: string) =>
     .map((s) => s.trim())
     .filter(Boolean);
 
-/** The --dicomweb source from the flags, with credentials from the environment (never from the command line). */
-function dicomwebOptions(opts: Record<string, unknown>): DicomwebSource {
+/** DICOMweb credentials: `--dicomweb-user` with the password from the environment (never from the command line), or a token. */
+export function dicomwebAuth(user: string | undefined): DicomwebAuth | undefined {
   const env = readEnv();
-  const user = opts.dicomwebUser as string | undefined;
   if (user && env.MEDCLIP_DICOMWEB_PASSWORD === undefined)
     throw new CliError('--dicomweb-user needs the password in MEDCLIP_DICOMWEB_PASSWORD (kept off the command line)');
-  const auth = env.MEDCLIP_DICOMWEB_TOKEN
+  return env.MEDCLIP_DICOMWEB_TOKEN
     ? { token: env.MEDCLIP_DICOMWEB_TOKEN }
     : user
       ? { user, password: env.MEDCLIP_DICOMWEB_PASSWORD! }
       : undefined;
+}
+
+/** The --dicomweb source from the flags. */
+function dicomwebOptions(opts: Record<string, unknown>): DicomwebSource {
   return {
     url: String(opts.dicomweb),
-    auth,
+    auth: dicomwebAuth(opts.dicomwebUser as string | undefined),
     since: opts.since as string | undefined,
     studies: opts.study as string[] | undefined,
     allModalities: !!opts.allModalities,

@@ -5,6 +5,7 @@ import { loadModelConfig } from '../train/config.ts';
 import { selectBackend } from '../train/backend.ts';
 import { DEFAULT_TRAIN as D, train } from '../train/trainer.ts';
 import { CliError } from './errors.ts';
+import { dicomwebAuth } from './index.ts';
 
 function int(name: string) {
   return (v: string) => {
@@ -26,9 +27,19 @@ export function registerTrain(program: Command): void {
     .command('train')
     .description('pretrain the dual encoder (MedCLIP: decoupled batches, semantic matching loss)')
     .requiredOption('--config <file>', 'model architecture (configs/tiny.json, configs/base.json)')
-    .requiredOption('--images <file>', 'image table (CSV): path + 14 label columns')
+    .option('--images <file>', 'image table (CSV): path + 14 label columns, optional report_id (its report: a true pair)')
     .option('--root <dir>', "folder the image paths start from (default: the table's folder)")
     .option('--reports <file>', 'report table (CSV or JSONL): sentences labelled by the rule labeler')
+    .option(
+      '--from-index <dir>',
+      "train on an index bundle's images and reports too, paired by the bundle's links (e.g. one built from a PACS)",
+    )
+    .option('--index-root <dir>', "with --from-index: folder the bundle's image paths start from (default: the working folder)")
+    .option('--dicomweb <url>', 'with --from-index: fetch its DICOMweb images from this server (default: the one the bundle records)')
+    .option(
+      '--dicomweb-user <user>',
+      'DICOMweb Basic Auth user (password from MEDCLIP_DICOMWEB_PASSWORD; MEDCLIP_DICOMWEB_TOKEN for a token)',
+    )
     .requiredOption('--out <dir>', 'run folder: checkpoints, tokenizer, log')
     .option('--train-split <name>', 'use rows whose split column equals this', D.trainSplit)
     .option('--val-split <name>', 'validate zero-shot on image rows of this split ("" to skip)', D.valSplit)
@@ -54,6 +65,18 @@ export function registerTrain(program: Command): void {
       num('--findings-weight'),
       D.findingsWeight,
     )
+    .option(
+      '--pair-rate <x>',
+      'share of paired images drawn with a sentence of their own report (a true pair)',
+      num('--pair-rate'),
+      D.pairRate,
+    )
+    .option(
+      '--pair-weight <x>',
+      'weight of a true pair on top of the semantic target (0 = sampled only)',
+      num('--pair-weight'),
+      D.pairWeight,
+    )
     .option('--no-prompts', 'do not add the built-in prompt sentences as text-only data')
     .option('--no-augment', 'no image augmentation')
     .option('--eval-every <n>', 'validate and checkpoint every n steps', int('--eval-every'), D.evalEvery)
@@ -69,7 +92,10 @@ export function registerTrain(program: Command): void {
     .option('--backend <name>', 'tensorflow-gpu, tensorflow, wasm, cpu or auto', 'auto')
     .option('--resume', 'continue the run in --out from its latest checkpoint')
     .option('--cache-dir <dir>', 'decoded-image cache (default: <out>/../.cache)')
+    .option('--json', 'print a summary as one JSON object (images, sentences, pairs, steps, best)')
     .action(async (opts) => {
+      if (!opts.images && !opts.fromIndex) throw new CliError('give --images (an image table) or --from-index (an index bundle), or both');
+      if (opts.dicomweb && !opts.fromIndex) throw new CliError('--dicomweb goes with --from-index');
       if (opts.loss !== 'semantic' && opts.loss !== 'infonce') throw new CliError(`--loss must be semantic or infonce, got "${opts.loss}"`);
       const config = await loadModelConfig(opts.config).catch((err: Error) => {
         throw new CliError(err.message);
@@ -91,6 +117,9 @@ export function registerTrain(program: Command): void {
         images: opts.images,
         root: opts.root,
         reports: opts.reports,
+        fromIndex: opts.fromIndex,
+        indexRoot: opts.indexRoot,
+        ...(opts.fromIndex ? { dicomweb: { url: opts.dicomweb, auth: dicomwebAuth(opts.dicomwebUser) } } : {}),
         out: opts.out,
         trainSplit: opts.trainSplit || undefined,
         valSplit: opts.valSplit || undefined,
@@ -117,6 +146,8 @@ export function registerTrain(program: Command): void {
           .map((s: string) => s.trim()),
         workers: opts.workers,
         accumulate: opts.accumulate,
+        pairRate: Math.min(1, opts.pairRate),
+        pairWeight: opts.pairWeight,
         log: (line) => {
           if (started) bar.stop();
           started = false;
@@ -134,6 +165,10 @@ export function registerTrain(program: Command): void {
         if (started) bar.stop();
         started = false;
       });
+      if (opts.json) {
+        const { runDir, best, ...summary } = result;
+        console.log(JSON.stringify({ ...summary, runDir, ...(best ? { best: { step: best.step, score: best.score } } : {}) }));
+      }
       console.error(
         `done: ${result.steps} steps; best checkpoint ${result.runDir}/checkpoint-best${result.best ? ` (val score ${result.best.score.toFixed(3)} at step ${result.best.step})` : ''}`,
       );

@@ -1,6 +1,7 @@
 /**
  * CDK app entry: `npm run synth` writes the CloudFormation template to cdk.out/ offline (no AWS account needed).
  * Context: -c auth=api-key (with -c apiKeySha256=HASH[,HASH] or -c apiKeySecret=NAME) -c shards=4 -c codeDir=.build/lambda
+ * -c gpuTraining=true (the AWS Batch GPU training job; -c trainImage=URI to run a pushed image)
  */
 import { App } from 'aws-cdk-lib';
 import { mkdirSync, existsSync } from 'node:fs';
@@ -33,6 +34,13 @@ const list = (v: unknown) =>
         .map((s) => s.trim())
         .filter(Boolean)
     : undefined;
+/** -c gpuTraining=true adds the Batch GPU job; -c trainImage=URI uses a pushed image instead of building one. */
+function gpuTraining() {
+  const on = app.node.tryGetContext('gpuTraining');
+  if (on !== 'true' && on !== true) return undefined;
+  const imageUri = app.node.tryGetContext('trainImage') as string | undefined;
+  return imageUri ? { imageUri } : true;
+}
 try {
   new MedclipStack(app, 'MedclipSearch', {
     codeDir,
@@ -41,6 +49,7 @@ try {
     apiKeySecretName: app.node.tryGetContext('apiKeySecret') as string | undefined,
     shards: Number(app.node.tryGetContext('shards') ?? 0),
     viewerUrl: app.node.tryGetContext('viewerUrl') as string | undefined,
+    gpuTraining: gpuTraining(),
     env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
   });
 } catch (err) {

@@ -1,6 +1,7 @@
 /**
  * The AWS deployment (CDK): a bundle bucket, the API Lambda (Function URL), the embedding-worker Lambda used by
- * `medclip index --workers lambda:...`, optional query-shard Lambdas, least-privilege IAM, log retention and alarms.
+ * `medclip index --workers lambda:...`, optional query-shard Lambdas, an optional AWS Batch GPU training job,
+ * least-privilege IAM, log retention and alarms.
  * Synthesizes offline (`npm run synth`); `test/infra.test.ts` asserts the template.
  */
 import { CfnOutput, Duration, RemovalPolicy, SecretValue, Stack, type StackProps } from 'aws-cdk-lib';
@@ -10,6 +11,8 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
+import { join } from 'node:path';
+import { GpuTraining, type GpuTrainingProps } from './gpu-training.ts';
 
 export interface MedclipStackProps extends StackProps {
   /** Folder with the packaged Lambda code (`npm run package:lambda` writes `.build/lambda`). */
@@ -33,6 +36,8 @@ export interface MedclipStackProps extends StackProps {
   /** Viewer link template for hits read from DICOM (MEDCLIP_VIEWER_URL), e.g. an OHIF URL with {StudyInstanceUID}. */
   viewerUrl?: string;
   logRetention?: logs.RetentionDays;
+  /** The optional AWS Batch GPU training job (infra/gpu-training.ts): true for the defaults, or its options. */
+  gpuTraining?: boolean | Omit<GpuTrainingProps, 'bucket' | 'buildContext'>;
 }
 
 export class MedclipStack extends Stack {
@@ -41,6 +46,7 @@ export class MedclipStack extends Stack {
   readonly worker: lambda.Function;
   readonly shardFunctions: lambda.Function[] = [];
   readonly builderPolicy: iam.ManagedPolicy;
+  readonly training?: GpuTraining;
 
   constructor(scope: Construct, id: string, props: MedclipStackProps) {
     super(scope, id, props);
@@ -171,6 +177,17 @@ export class MedclipStack extends Stack {
           alarmDescription: `${name} Lambda ${what.toLowerCase()}`,
         });
       }
+    }
+
+    if (props.gpuTraining) {
+      this.training = new GpuTraining(this, 'GpuTraining', {
+        ...(props.gpuTraining === true ? {} : props.gpuTraining),
+        bucket: this.bucket,
+        buildContext: join(import.meta.dirname, '..'),
+        logRetention: retention,
+      });
+      new CfnOutput(this, 'TrainingJobQueue', { value: this.training.queue.jobQueueName });
+      new CfnOutput(this, 'TrainingJobDefinition', { value: this.training.jobDefinition.jobDefinitionName });
     }
 
     new CfnOutput(this, 'ApiUrl', { value: url.url });

@@ -13,7 +13,8 @@ import { Rng } from '../core/util/index.ts';
 import { createApp, createServices } from '../api/app.ts';
 import { selectBackend } from '../train/backend.ts';
 import { findingsLoss } from '../train/loss.ts';
-import { DecoupledSampler, type ImageSet } from '../train/data.ts';
+import type { ImageSet } from '../train/data.ts';
+import { DecoupledSampler } from '../train/sampler.ts';
 import { DATA, IMAGES_CSV, outputDir } from './helpers/paths.ts';
 import { tinyIndexBundle } from './helpers/tiny-model.ts';
 import { medclip } from './helpers/cli.ts';
@@ -95,9 +96,16 @@ test('the finding-balanced sampler brings a rare finding into most batches', () 
     labels,
     known: new Float32Array(n * NUM_OBSERVATIONS).fill(1),
     sources: new Array(n).fill('a'),
+    reportIds: new Array(n).fill(undefined),
     skipped: [],
   };
-  const sentences = { texts: ['pneumonia'], labels: new Float32Array(NUM_OBSERVATIONS), origin: ['report' as const] };
+  const sentences = {
+    texts: ['pneumonia'],
+    labels: new Float32Array(NUM_OBSERVATIONS),
+    origin: ['report' as const],
+    byReport: new Map(),
+    reportLabels: new Map(),
+  };
   const share = (balanceFindings: boolean) => {
     const s = new DecoupledSampler(images, sentences, { matchRate: 0, balanceSources: true, balanceFindings });
     const rng = new Rng(3);

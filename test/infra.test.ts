@@ -104,3 +104,48 @@ test('IAM: no wildcard actions or resources; the API reads its bundles, only the
     'nothing deletes bundles',
   );
 });
+
+test('GPU training (optional): a Batch queue on Spot g5 instances scaled to zero, a job running train-job with S3 in and out, least privilege', () => {
+  assert.equal(Object.keys(synth().findResources('AWS::Batch::JobDefinition')).length, 0, 'off by default');
+  const started = performance.now();
+  // the default image: built from train/Dockerfile.gpu at deploy (the asset is staged at synth, .dockerignore applied)
+  const t = synth({ gpuTraining: true });
+  const synthMs = performance.now() - started;
+  t.hasResourceProperties('AWS::Batch::ComputeEnvironment', {
+    Type: 'managed',
+    ComputeResources: Match.objectLike({ Type: 'SPOT', MinvCpus: 0, MaxvCpus: 16, InstanceTypes: ['g5.xlarge'] }),
+  });
+  t.resourceCountIs('AWS::Batch::JobQueue', 1);
+  t.resourceCountIs('AWS::EC2::NatGateway', 0);
+  const defs = Object.values(t.findResources('AWS::Batch::JobDefinition'));
+  assert.equal(defs.length, 1);
+  const def = defs[0]!.Properties as {
+    Parameters: Record<string, unknown>;
+    ContainerProperties: { Command: string[]; ResourceRequirements: { Type: string; Value: string }[]; Image: unknown };
+    RetryStrategy: { Attempts: number; EvaluateOnExit: { Action: string; OnStatusReason?: string }[] };
+  };
+  const command = def.ContainerProperties.Command;
+  assert.deepEqual(command.slice(0, 6), ['train-job', '--input', 'Ref::input', '--run', 'Ref::run', '--']);
+  assert.ok(command.includes('tensorflow-gpu'));
+  assert.ok(def.ContainerProperties.ResourceRequirements.some((r) => r.Type === 'GPU' && r.Value === '1'));
+  assert.deepEqual(Object.keys(def.Parameters).sort(), ['batch', 'config', 'images', 'input', 'reports', 'run', 'steps']);
+  assert.equal(def.RetryStrategy.Attempts, 3);
+  assert.equal(def.RetryStrategy.EvaluateOnExit[0]!.Action, 'RETRY');
+  assert.match(JSON.stringify(def.ContainerProperties.Image), /dkr\.ecr/);
+  // the job role reads training/* and writes training/runs/* only
+  const policies = Object.values(t.findResources('AWS::IAM::Policy')).filter((p) => JSON.stringify(p).includes('GpuTrainingJobRole'));
+  const statements = policies.flatMap(
+    (p) => (p.Properties as { PolicyDocument: { Statement: { Action: string | string[]; Resource: unknown }[] } }).PolicyDocument.Statement,
+  );
+  const writes = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('s3:Put')));
+  assert.ok(writes.length > 0);
+  for (const s of writes) assert.match(JSON.stringify(s.Resource), /\/training\/runs\/\*/);
+  assert.ok(!JSON.stringify(statements).includes('models/'), 'no access to the served bundles');
+  t.hasOutput('TrainingJobQueue', {});
+  // a pushed image instead of a build
+  const pushed = synth({ gpuTraining: { imageUri: '123456789012.dkr.ecr.eu-west-1.amazonaws.com/medclip-train:1' } });
+  pushed.hasResourceProperties('AWS::Batch::JobDefinition', {
+    ContainerProperties: Match.objectLike({ Image: '123456789012.dkr.ecr.eu-west-1.amazonaws.com/medclip-train:1' }),
+  });
+  assert.ok(synthMs < 60_000, `synth with the staged image took ${synthMs} ms`);
+});

@@ -1,6 +1,6 @@
 /**
- * Training data: image tables decoded once into a uint8 cache, report sentences labelled by the rule labeler,
- * built-in prompt sentences, and the decoupled sampler that draws images and sentences independently.
+ * Training data: image records decoded once into a uint8 cache, report sentences labelled by the rule labeler (and
+ * which report each came from), built-in prompt sentences, and every sentence tokenized once.
  * Errors name files and ids, never report text.
  */
 import pLimit from 'p-limit';
@@ -9,10 +9,9 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readImageTable, type ImageRecord, readReports, reportText } from '../core/tables/index.ts';
+import { readImageTable, type ImageRecord, type Report, reportText } from '../core/tables/index.ts';
 import { imageToTensor } from '../core/image/index.ts';
-import { labelMask, labelVector, NUM_OBSERVATIONS, OBSERVATIONS, labelReport, labelSentence } from '../core/labeler/index.ts';
-import type { Rng } from '../core/util/index.ts';
+import { labelMask, labelVector, NUM_OBSERVATIONS, labelReport, labelSentence, type LabelRow } from '../core/labeler/index.ts';
 
 /** Decoded training images: `count` grey squares of `side` pixels, pad-square resized, row-major uint8. */
 export interface ImageSet {
@@ -25,12 +24,12 @@ export interface ImageSet {
   known: Float32Array;
   /** `source` column per image (for balanced sampling and per-source metrics), '' when absent. */
   sources: string[];
+  /** The image's own report (`report_id` column, or the index's link), when it names one. */
+  reportIds: (string | undefined)[];
   skipped: { id: string; reason: string }[];
 }
 
 export interface ImageSetOptions {
-  root?: string;
-  split?: string;
   side: number;
   resize: 'pad-square' | 'center-crop';
   /** Folder for the decoded cache; decoding is skipped when a cache for the same table, split and size exists. */
@@ -39,24 +38,19 @@ export interface ImageSetOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-const CACHE_VERSION = 1;
+const CACHE_VERSION = 2;
 
-/** Read an image table and decode every image to a `side` x `side` uint8 square; bad files are skipped and listed. */
-export async function loadImageSet(table: string, options: ImageSetOptions): Promise<ImageSet> {
+/** The rows of an image table (a split of it) as training records. */
+export async function readImageRecords(table: string, options: { root?: string; split?: string }): Promise<ImageRecord[]> {
   const records: ImageRecord[] = [];
-  for await (const r of readImageTable(table, { root: options.root, split: options.split })) records.push(r);
+  for await (const r of readImageTable(table, options)) records.push(r);
+  return records;
+}
+
+/** Decode every image to a `side` x `side` uint8 square; bad files are skipped and listed. */
+export async function loadImageSet(records: ImageRecord[], options: ImageSetOptions): Promise<ImageSet> {
   const key = createHash('sha256')
-    .update(
-      JSON.stringify([
-        CACHE_VERSION,
-        table,
-        options.root ?? '',
-        options.split ?? '',
-        options.side,
-        options.resize,
-        records.map((r) => [r.id, r.file]),
-      ]),
-    )
+    .update(JSON.stringify([CACHE_VERSION, options.side, options.resize, records.map((r) => [r.id, r.file])]))
     .digest('hex')
     .slice(0, 16);
   const cacheFile = options.cacheDir ? join(options.cacheDir, `images-${key}.bin`) : undefined;
@@ -67,13 +61,14 @@ export async function loadImageSet(table: string, options: ImageSetOptions): Pro
   const known = new Float32Array(n * NUM_OBSERVATIONS);
   records.forEach((r, i) => known.set(labelMask(r.labels, 'ignore'), i * NUM_OBSERVATIONS));
   const sources = records.map((r) => r.meta.source ?? '');
+  const reportIds = records.map((r) => r.meta.report_id?.trim() || undefined);
   if (cacheFile && existsSync(cacheFile)) {
     const buf = await readFile(cacheFile);
     const headerLength = buf.readUInt32LE(0);
     const header = JSON.parse(buf.subarray(4, 4 + headerLength).toString('utf8')) as { ok: boolean[]; skipped: ImageSet['skipped'] };
     const pixels = new Uint8Array(buf.buffer, buf.byteOffset + 4 + headerLength, n * area);
     return keepDecoded(
-      { ids: records.map((r) => r.id), side: options.side, pixels, labels, known, sources, skipped: header.skipped },
+      { ids: records.map((r) => r.id), side: options.side, pixels, labels, known, sources, reportIds, skipped: header.skipped },
       header.ok,
     );
   }
@@ -107,7 +102,7 @@ export async function loadImageSet(table: string, options: ImageSetOptions): Pro
     await writeFile(`${cacheFile}.tmp`, Buffer.concat([len, header, pixels]));
     await rename(`${cacheFile}.tmp`, cacheFile);
   }
-  return keepDecoded({ ids: records.map((r) => r.id), side: options.side, pixels, labels, known, sources, skipped }, ok);
+  return keepDecoded({ ids: records.map((r) => r.id), side: options.side, pixels, labels, known, sources, reportIds, skipped }, ok);
 }
 
 function keepDecoded(set: ImageSet, ok: boolean[]): ImageSet {
@@ -122,7 +117,15 @@ function keepDecoded(set: ImageSet, ok: boolean[]): ImageSet {
     labels.set(set.labels.subarray(src * NUM_OBSERVATIONS, (src + 1) * NUM_OBSERVATIONS), dst * NUM_OBSERVATIONS);
     known.set(set.known.subarray(src * NUM_OBSERVATIONS, (src + 1) * NUM_OBSERVATIONS), dst * NUM_OBSERVATIONS);
   });
-  return { ...set, ids: keep.map((i) => set.ids[i]!), sources: keep.map((i) => set.sources[i]!), pixels, labels, known };
+  return {
+    ...set,
+    ids: keep.map((i) => set.ids[i]!),
+    sources: keep.map((i) => set.sources[i]!),
+    reportIds: keep.map((i) => set.reportIds[i]),
+    pixels,
+    labels,
+    known,
+  };
 }
 
 /** Labelled sentences for the text side. */
@@ -131,12 +134,13 @@ export interface SentenceSet {
   labels: Float32Array;
   /** Where each sentence came from: 'report' or 'prompt'. */
   origin: ('report' | 'prompt')[];
+  /** Per report id: its labelled sentences (indices into `texts`; a wording shared with another report is one index). */
+  byReport: Map<string, number[]>;
+  /** Per report id: the labeler's report-level labels (for a paired image with no labels of its own). */
+  reportLabels: Map<string, LabelRow>;
 }
 
 export interface SentenceOptions {
-  split?: string;
-  idColumn?: string;
-  textColumns?: string[];
   /** Add the built-in zero-shot prompt sentences (labelled by the labeler) as text-only data. */
   prompts?: boolean;
 }
@@ -145,23 +149,32 @@ export interface SentenceOptions {
  * Report sentences with labeler labels; sentences the labeler finds nothing in (all-zero vectors) carry no
  * semantic target and are dropped; duplicates are kept once so boilerplate does not dominate.
  */
-export async function loadSentences(reportsFile: string | undefined, options: SentenceOptions = {}): Promise<SentenceSet> {
-  const seen = new Map<string, 'report' | 'prompt'>();
+export async function loadSentences(
+  reports: Iterable<Report> | AsyncIterable<Report>,
+  options: SentenceOptions = {},
+): Promise<SentenceSet> {
+  const seen = new Map<string, { index: number; origin: 'report' | 'prompt' }>();
   const vectors: Float32Array[] = [];
-  const add = (text: string, origin: 'report' | 'prompt', vec: Float32Array) => {
+  const byReport = new Map<string, number[]>();
+  const reportLabels = new Map<string, LabelRow>();
+  const add = (text: string, origin: 'report' | 'prompt', vec: Float32Array): number | undefined => {
     const key = text.trim().toLowerCase();
-    if (!key || seen.has(key) || !vec.some((v) => v > 0)) return;
-    seen.set(key, origin);
+    if (!key || !vec.some((v) => v > 0)) return undefined;
+    const known = seen.get(key);
+    if (known) return known.index;
+    seen.set(key, { index: vectors.length, origin });
     vectors.push(vec);
+    return vectors.length - 1;
   };
-  if (reportsFile) {
-    for await (const report of readReports(reportsFile, {
-      split: options.split,
-      idColumn: options.idColumn,
-      textColumns: options.textColumns,
-    })) {
-      for (const s of labelReport(reportText(report)).sentences) add(s.text, 'report', labelVector(s.labels, 'zero'));
+  for await (const report of reports) {
+    const labelled = labelReport(reportText(report));
+    const own = new Set<number>();
+    for (const s of labelled.sentences) {
+      const index = add(s.text, 'report', labelVector(s.labels, 'zero'));
+      if (index !== undefined) own.add(index);
     }
+    byReport.set(report.id, [...own]);
+    reportLabels.set(report.id, labelled.labels);
   }
   if (options.prompts) {
     for (const template of Object.values(BUILTIN_TEMPLATES))
@@ -170,7 +183,7 @@ export async function loadSentences(reportsFile: string | undefined, options: Se
   const texts = [...seen.keys()];
   const labels = new Float32Array(texts.length * NUM_OBSERVATIONS);
   vectors.forEach((v, i) => labels.set(v, i * NUM_OBSERVATIONS));
-  return { texts, labels, origin: texts.map((t) => seen.get(t)!) };
+  return { texts, labels, origin: texts.map((t) => seen.get(t)!.origin), byReport, reportLabels };
 }
 
 /** Token ids for every sentence, computed once: int32 [n, maxLength] ids and mask. */
@@ -185,77 +198,4 @@ export function tokenizeAll(tokenizer: TextTokenizer, texts: string[], maxLength
     }
   });
   return { ids, mask };
-}
-
-function vectorKey(labels: Float32Array, i: number): string {
-  return Array.from(labels.subarray(i * NUM_OBSERVATIONS, (i + 1) * NUM_OBSERVATIONS), (v) => (v > 0 ? 1 : 0)).join('');
-}
-
-/**
- * MedCLIP's decoupled sampler: B images and B sentences drawn independently. With probability `matchRate`
- * an image's sentence is drawn among sentences sharing one of its positive findings, so the batch holds
- * informative positives; otherwise uniformly. `balanceSources` samples images evenly over sources;
- * `balanceFindings` draws half of the images by finding instead: an observation uniformly among those with a
- * positive image, then one of its positive images, so rare findings (a dozen pneumothorax films among thousands
- * of pneumonia/normal ones) reach most batches while the other half keeps the sources' mix.
- */
-export class DecoupledSampler {
-  private readonly bySource: number[][];
-  private readonly sentencesByFinding: number[][];
-  private readonly sentencesByVector = new Map<string, number[]>();
-  private readonly imagesByFinding: number[][] = [];
-
-  constructor(
-    private readonly images: ImageSet,
-    private readonly sentences: SentenceSet,
-    private readonly options: { matchRate: number; balanceSources: boolean; balanceFindings?: boolean; identical?: boolean },
-  ) {
-    for (let f = 0; f < NUM_OBSERVATIONS; f++) {
-      const pool: number[] = [];
-      for (let i = 0; i < images.ids.length; i++) if (images.labels[i * NUM_OBSERVATIONS + f]! > 0) pool.push(i);
-      if (pool.length) this.imagesByFinding.push(pool);
-    }
-    const groups = new Map<string, number[]>();
-    images.sources.forEach((s, i) => {
-      const key = options.balanceSources ? s : '';
-      if (!groups.has(key)) groups.set(key, []);
-      groups.get(key)!.push(i);
-    });
-    this.bySource = [...groups.values()];
-    this.sentencesByFinding = OBSERVATIONS.map(() => []);
-    const n = sentences.texts.length;
-    for (let i = 0; i < n; i++) {
-      const key = vectorKey(sentences.labels, i);
-      if (!this.sentencesByVector.has(key)) this.sentencesByVector.set(key, []);
-      this.sentencesByVector.get(key)!.push(i);
-    }
-    for (let i = 0; i < n; i++)
-      for (let f = 0; f < NUM_OBSERVATIONS; f++) if (sentences.labels[i * NUM_OBSERVATIONS + f]! > 0) this.sentencesByFinding[f]!.push(i);
-  }
-
-  sample(batch: number, rng: Rng): { images: number[]; sentences: number[] } {
-    const images: number[] = [];
-    const sentences: number[] = [];
-    for (let b = 0; b < batch; b++) {
-      const byFinding = this.options.balanceFindings && this.imagesByFinding.length > 0 && rng.next() < 0.5;
-      const group = byFinding ? this.imagesByFinding[rng.int(this.imagesByFinding.length)]! : this.bySource[rng.int(this.bySource.length)]!;
-      const img = group[rng.int(group.length)]!;
-      images.push(img);
-      let sentence = -1;
-      // InfoNCE on unpaired data: a pseudo-pair is a sentence with the image's exact label vector.
-      const same = this.options.identical ? this.sentencesByVector.get(vectorKey(this.images.labels, img)) : undefined;
-      if (same) sentence = same[rng.int(same.length)]!;
-      else if (rng.next() < this.options.matchRate) {
-        const findings: number[] = [];
-        for (let f = 0; f < NUM_OBSERVATIONS; f++)
-          if (this.images.labels[img * NUM_OBSERVATIONS + f]! > 0 && this.sentencesByFinding[f]!.length) findings.push(f);
-        if (findings.length) {
-          const pool = this.sentencesByFinding[findings[rng.int(findings.length)]!]!;
-          sentence = pool[rng.int(pool.length)]!;
-        }
-      }
-      sentences.push(sentence >= 0 ? sentence : rng.int(this.sentences.texts.length));
-    }
-    return { images, sentences };
-  }
 }

@@ -29,8 +29,37 @@ export function semanticTargets(imgLabels: tf.Tensor2D, txtLabels: tf.Tensor2D, 
   return [tf.softmax(sim), tf.softmax(tf.transpose(sim))];
 }
 
-export function semanticLoss(logits: tf.Tensor2D, imgLabels: tf.Tensor2D, txtLabels: tf.Tensor2D, temperature = 1): tf.Scalar {
-  const [ti, tt] = semanticTargets(imgLabels, txtLabels, temperature);
+/**
+ * True pairs on top of the semantic targets (MedCLIP's paired + unpaired setting). `pairs` is [B, B] with 1 where
+ * sentence j comes from image i's own report. Each row's target becomes
+ *   T_i = (S_i + w * P_i / max(1, |P_i|)) / (1 + w * [|P_i| > 0])
+ * where S_i is the semantic target row and |P_i| the number of the row's true pairs: a row with a true pair puts at
+ * least w / (1 + w) of its mass on it (half at w = 1), a row without one keeps its semantic target, and every row still
+ * sums to 1. The text side uses P^T the same way.
+ */
+export function withPairs(targets: tf.Tensor2D, pairs: tf.Tensor2D, weight: number): tf.Tensor2D {
+  const count = tf.sum(pairs, 1, true);
+  const has = tf.cast(tf.greater(count, 0), 'float32');
+  const share = tf.div(pairs, tf.maximum(count, 1));
+  return tf.div(tf.add(targets, tf.mul(share, weight)), tf.add(1, tf.mul(has, weight))) as tf.Tensor2D;
+}
+
+/**
+ * MedCLIP's semantic matching loss: L = (CE(logits, T_img) + CE(logits^T, T_txt)) / 2 with the soft targets of
+ * `semanticTargets`; with `pairs`, the targets of `withPairs` (a true pair counts as a positive on top of the labels).
+ */
+export function semanticLoss(
+  logits: tf.Tensor2D,
+  imgLabels: tf.Tensor2D,
+  txtLabels: tf.Tensor2D,
+  temperature = 1,
+  pairs?: { matrix: tf.Tensor2D; weight: number },
+): tf.Scalar {
+  let [ti, tt] = semanticTargets(imgLabels, txtLabels, temperature);
+  if (pairs && pairs.weight > 0) {
+    ti = withPairs(ti, pairs.matrix, pairs.weight);
+    tt = withPairs(tt, tf.transpose(pairs.matrix), pairs.weight);
+  }
   return tf.div(tf.add(softCrossEntropy(logits, ti), softCrossEntropy(tf.transpose(logits), tt)), 2) as tf.Scalar;
 }
 

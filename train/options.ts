@@ -4,6 +4,7 @@
  */
 import { MedclipError } from '../core/errors.ts';
 import { PROMPTS_PER_CLASS } from '../core/model/index.ts';
+import type { DicomwebAuth } from '../core/dicom/index.ts';
 import type { ModelConfig } from './config.ts';
 import type { LossName } from './loss.ts';
 import { DEFAULT_ADAMW } from './optimizer.ts';
@@ -47,6 +48,13 @@ export const DEFAULT_TRAIN = {
   /** Zero-shot validation classes. */
   valClasses: ['No Finding', 'Pneumonia'],
   promptsPerClass: PROMPTS_PER_CLASS,
+  /**
+   * Share of paired images (an image naming its report) that bring a sentence of their own report to the batch (a
+   * true pair); the rest are drawn decoupled. Ignored when the data has no pairs.
+   */
+  pairRate: 0.5,
+  /** Weight of a true pair on top of the semantic target (train/loss.ts `withPairs`; 0 = pairs only sampled). */
+  pairWeight: 1,
   /** Data-parallel replicas on worker threads (1 = in-process). */
   workers: 1,
   /** Batches whose gradients are averaged into one update. */
@@ -56,9 +64,16 @@ export const DEFAULT_TRAIN = {
 /** What a run needs (model, data, output) plus any of DEFAULT_TRAIN to override. */
 export type TrainOptions = {
   config: ModelConfig;
-  images: string;
+  /** Image table (its train split trains, its val split validates); optional with `fromIndex`. */
+  images?: string;
   root?: string;
   reports?: string;
+  /** An index bundle whose live images and reports (and their pairs) train too (train/index-corpus.ts). */
+  fromIndex?: string;
+  /** Where the index's DICOMweb images are fetched from (default: the server the bundle records), with credentials. */
+  dicomweb?: { url?: string; auth?: DicomwebAuth };
+  /** Folder the index's file paths start from (default: the working folder). */
+  indexRoot?: string;
   out: string;
   cacheDir?: string;
   log?: (line: string) => void;

@@ -24,6 +24,8 @@ export interface BatchArrays {
   /** 2 x 14 token rows: one positive prompt per observation, then one negative, in OBSERVATIONS order. */
   promptIds?: Int32Array;
   promptMask?: Int32Array;
+  /** [n, n]: 1 where sentence j is from image i's own report (a true pair); absent when the data has no pairs. */
+  pairs?: Float32Array;
 }
 
 export interface LossOptions {
@@ -31,6 +33,8 @@ export interface LossOptions {
   labelTemperature: number;
   /** Weight of the auxiliary findings loss (0 = MedCLIP's loss alone). */
   findingsWeight?: number;
+  /** Weight of a true pair on top of the semantic target (train/loss.ts `withPairs`); 0 = pairs ignored. */
+  pairWeight?: number;
 }
 
 export interface StepResult {
@@ -81,6 +85,7 @@ export class Replica {
       mask: tf.tensor2d(b.mask, [b.n, L], 'int32'),
       imgLabels: tf.tensor2d(b.imgLabels, [b.n, NUM_OBSERVATIONS]),
       txtLabels: tf.tensor2d(b.txtLabels, [b.n, NUM_OBSERVATIONS]),
+      ...(b.pairs ? { pairs: tf.tensor2d(b.pairs, [b.n, b.n]) } : {}),
       ...(withFindings
         ? {
             imgKnown: tf.tensor2d(b.imgKnown!, [b.n, NUM_OBSERVATIONS]),
@@ -96,7 +101,13 @@ export class Replica {
         const logits = similarityLogits(img, txt, this.model.logitScale());
         const main =
           this.lossOptions.loss === 'semantic'
-            ? semanticLoss(logits, inputs.imgLabels, inputs.txtLabels, this.lossOptions.labelTemperature)
+            ? semanticLoss(
+                logits,
+                inputs.imgLabels,
+                inputs.txtLabels,
+                this.lossOptions.labelTemperature,
+                inputs.pairs ? { matrix: inputs.pairs, weight: this.lossOptions.pairWeight ?? 0 } : undefined,
+              )
             : infoNceLoss(logits);
         if (!withFindings) return main;
         const prompts = this.model.encodeText(inputs.promptIds!, inputs.promptMask!);

@@ -45,8 +45,9 @@ export async function saveCheckpoint(
 }
 
 export function publicOptions(o: ResolvedTrainOptions): Record<string, unknown> {
-  const { log, onStep, config, ...rest } = o;
+  const { log, onStep, config, dicomweb, ...rest } = o;
   void log;
   void onStep;
-  return { ...rest, config: config.name };
+  // credentials never reach the run folder
+  return { ...rest, config: config.name, ...(dicomweb?.url ? { dicomweb: dicomweb.url } : {}) };
 }

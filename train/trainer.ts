@@ -9,10 +9,13 @@ import { join, resolve } from 'node:path';
 import { NUM_OBSERVATIONS, OBSERVATIONS, labelReport } from '../core/labeler/index.ts';
 import { FINDING_PROMPTS, TextTokenizer, trainWordPiece, BUILTIN_TEMPLATES, expandTemplate } from '../core/model/index.ts';
 import { Rng } from '../core/util/index.ts';
-import { readReports, reportText } from '../core/tables/index.ts';
+import { type Report, reportText } from '../core/tables/index.ts';
 import { augmentInto, DEFAULT_AUGMENT } from './augment.ts';
 import { checkpointFolder, readTensors } from './checkpoint.ts';
-import { DecoupledSampler, loadImageSet, loadSentences, tokenizeAll } from './data.ts';
+import { tokenizeAll } from './data.ts';
+import { pairMatrix } from './pairs.ts';
+import { DecoupledSampler } from './sampler.ts';
+import { loadTrainingData } from './training-data.ts';
 import { DualEncoder, initialValues } from './model.ts';
 import { DEFAULT_ADAMW, learningRate } from './optimizer.ts';
 import { createReplicas, type OptimizerState } from './parallel.ts';
@@ -24,11 +27,9 @@ import { DEFAULT_TRAIN, type ResolvedTrainOptions, TRAIN_DECODE_MARGIN, TrainErr
 export { DEFAULT_TRAIN, TRAIN_DECODE_MARGIN, TrainError, type StepInfo, type TrainOptions } from './options.ts';
 
 /** Build the tokenizer vocabulary from the training reports (and prompts), as `core/tokenizer` trains it. */
-async function buildTokenizer(o: ResolvedTrainOptions): Promise<TextTokenizer> {
+function buildTokenizer(o: ResolvedTrainOptions, reports: Report[]): TextTokenizer {
   const texts: string[] = [];
-  if (o.reports)
-    for await (const r of readReports(o.reports, { split: o.trainSplit }))
-      texts.push(...labelReport(reportText(r)).sentences.map((s) => s.text));
+  for (const r of reports) texts.push(...labelReport(reportText(r)).sentences.map((s) => s.text));
   if (o.prompts) for (const t of Object.values(BUILTIN_TEMPLATES)) texts.push(...expandTemplate(t));
   if (texts.length === 0) throw new TrainError('no text to build a vocabulary from: give --reports or keep the prompts');
   return new TextTokenizer(trainWordPiece(texts, { vocabSize: o.config.text.vocabSize }));
@@ -38,6 +39,16 @@ export interface TrainResult {
   steps: number;
   best?: ValMetrics;
   runDir: string;
+  /** Images trained on (after skips) and validated on. */
+  images: { train: number; val: number; skipped: number };
+  sentences: number;
+  /** Image rows whose report was found (true pairs), and how they were used (train/pairs.ts). */
+  pairs: number;
+  pairedWithSentences: number;
+  labelsFromReports: number;
+  missingReports: number;
+  /** With --from-index: the index's images and reports, and the instances fetched from its PACS by this run. */
+  index?: { images: number; reports: number; fetched: number };
 }
 
 export async function train(options: TrainOptions): Promise<TrainResult> {
@@ -48,28 +59,20 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const { config } = o;
   const cacheDir = o.cacheDir ?? join(runDir, '..', '.cache');
 
+  const side = Math.round((config.image.size * TRAIN_DECODE_MARGIN) / 2) * 2;
+  const data = await loadTrainingData(o, { trainSide: side, valSide: config.image.size, cacheDir }, log);
+  const { trainImages, valImages, sentences, pairing } = data;
   let tokenizer: TextTokenizer;
   const tokFile = join(runDir, 'tokenizer.json');
   if (o.resume && existsSync(tokFile)) tokenizer = await TextTokenizer.load(tokFile);
   else {
-    tokenizer = await buildTokenizer(o);
+    tokenizer = buildTokenizer(o, data.reports);
     await tokenizer.save(tokFile);
   }
   if (tokenizer.vocabSize > config.text.vocabSize)
     throw new TrainError(`tokenizer has ${tokenizer.vocabSize} tokens but the config allows ${config.text.vocabSize}`);
   await writeFile(join(runDir, 'config.json'), JSON.stringify(config, null, 2));
 
-  const side = Math.round((config.image.size * TRAIN_DECODE_MARGIN) / 2) * 2;
-  log(`decoding images (${o.trainSplit ?? 'all'} at ${side}px, cached in ${cacheDir})`);
-  const trainImages = await loadImageSet(o.images, { root: o.root, split: o.trainSplit, side, resize: config.image.resize, cacheDir });
-  const valImages = o.valSplit
-    ? await loadImageSet(o.images, { root: o.root, split: o.valSplit, side: config.image.size, resize: config.image.resize, cacheDir })
-    : undefined;
-  for (const s of [...trainImages.skipped, ...(valImages?.skipped ?? [])]) log(`skipped image ${s.id}: ${s.reason}`);
-  if (trainImages.ids.length === 0)
-    throw new TrainError(`no trainable images in ${o.images}${o.trainSplit ? ` (split ${o.trainSplit})` : ''}`);
-  const sentences = await loadSentences(o.reports, { split: o.trainSplit, prompts: o.prompts });
-  if (sentences.texts.length === 0) throw new TrainError('no labelled sentences to train the text side on');
   const tokens = tokenizeAll(tokenizer, sentences.texts, config.text.maxLength);
   log(
     `images ${trainImages.ids.length} train / ${valImages?.ids.length ?? 0} val; sentences ${sentences.texts.length} (${sentences.origin.filter((x) => x === 'prompt').length} prompts)`,
@@ -98,7 +101,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     config,
     values,
     optimizer: { ...DEFAULT_ADAMW, weightDecay: o.weightDecay },
-    lossOptions: { loss: o.loss, labelTemperature: o.labelTemperature, findingsWeight: o.findingsWeight ?? 0 },
+    lossOptions: { loss: o.loss, labelTemperature: o.labelTemperature, findingsWeight: o.findingsWeight ?? 0, pairWeight: o.pairWeight },
   });
   try {
     if (optimizerState) await Promise.all(replicas.map((r) => r.loadOptimizer(optimizerState!)));
@@ -113,7 +116,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       balanceSources: o.balanceSources,
       balanceFindings: !!o.balanceFindings,
       identical: o.loss === 'infonce',
+      ...(pairing.pairedWithSentences > 0 ? { pairs: pairing.sentencesOf, pairRate: o.pairRate } : {}),
     });
+    // true pairs in the loss: the semantic loss only (InfoNCE's diagonal already is its pair)
+    const withPairMatrix = pairing.pairedWithSentences > 0 && o.loss === 'semantic';
     const validate = valImages ? makeValidator(evalModel, tokenizer, valImages, o) : undefined;
     const size = config.image.size;
     const area = size * size;
@@ -163,6 +169,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           imgLabels: new Float32Array(n * NUM_OBSERVATIONS),
           txtLabels: new Float32Array(n * NUM_OBSERVATIONS),
           ...(prompts ? { imgKnown: new Float32Array(n * NUM_OBSERVATIONS), promptIds: prompts.ids, promptMask: prompts.mask } : {}),
+          ...(withPairMatrix
+            ? { pairs: pairMatrix(batch.images.slice(from, to), batch.sentences.slice(from, to), pairing.sentencesOf) }
+            : {}),
         };
         for (let b = 0; b < n; b++) {
           const img = batch.images[from + b]!;
@@ -248,5 +257,20 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   } finally {
     await Promise.all(replicas.map((r) => r.close()));
   }
-  return { steps: state.step, best: state.best, runDir };
+  return {
+    steps: state.step,
+    best: state.best,
+    runDir,
+    images: {
+      train: trainImages.ids.length,
+      val: valImages?.ids.length ?? 0,
+      skipped: trainImages.skipped.length + (valImages?.skipped.length ?? 0),
+    },
+    sentences: sentences.texts.length,
+    pairs: pairing.pairs,
+    pairedWithSentences: pairing.pairedWithSentences,
+    labelsFromReports: pairing.labelsFromReports,
+    missingReports: pairing.missingReports,
+    ...(data.index ? { index: data.index } : {}),
+  };
 }
