@@ -33,6 +33,8 @@ export interface ServeOptions {
   /** How often the bundle's CURRENT is polled besides the file watch (default 1000 ms). */
   pollMs?: number;
   log?: (line: string) => void;
+  /** Where the start-up line goes (default: the log); a cluster worker sends it to the primary instead. */
+  announce?: (line: string) => void;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -124,7 +126,7 @@ export async function startServer(o: ServeOptions): Promise<{ server: ServerType
   const { port } = server.address() as AddressInfo;
   const url = `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
   const health = live.current().health();
-  log(
+  (o.announce ?? log)(
     `medclip-search on ${url} — model ${model.name}, index v${health.index.version} (${health.index.images} images, ${health.index.reports} reports; ${o.follow === false ? 'pinned' : 'follows new versions'}); ` +
       (hashes.length ? `API keys required (${hashes.length} configured)` : 'auth OFF (local use only, bound to loopback)'),
   );

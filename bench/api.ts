@@ -33,6 +33,7 @@ const { args, say } = benchArgs({
   n: { type: 'string', default: '100000' },
   seconds: { type: 'string', default: '5' },
   repeats: { type: 'string', default: '3' },
+  workers: { type: 'string', default: '2' },
 });
 /** With --json, the human-readable lines go to stderr and one JSON line (the 100k index's figures) to stdout. */
 /** The figures of the last index benchmarked (the 100k one), for --json. */
@@ -245,10 +246,10 @@ async function spawnBare(answer: Buffer): Promise<{ url: string; close: () => vo
 }
 
 /** `medclip serve` on a free loopback port, in a child process; resolves once it prints its URL. */
-async function spawnServer(indexDir: string): Promise<{ url: string; close: () => void }> {
+async function spawnServer(indexDir: string, workers = 1): Promise<{ url: string; close: () => void }> {
   const child = spawn(
     process.execPath,
-    [join(here, '../bin/medclip.js'), 'serve', '--model', args.model!, '--index', indexDir, '--port', '0'],
+    [join(here, '../bin/medclip.js'), 'serve', '--model', args.model!, '--index', indexDir, '--port', '0', '--workers', String(workers)],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let err = '';
@@ -263,6 +264,28 @@ async function spawnServer(indexDir: string): Promise<{ url: string; close: () =
     child.on('exit', (code) => reject(new Error(`server exited (${code}): ${err.slice(0, 300)}`)));
   });
   return { url, close: () => child.kill() };
+}
+
+/** text -> images requests/s with 1 and with 4 connections against `medclip serve --workers W` (median of the repeats). */
+async function textThroughput(indexDir: string, workers: number): Promise<{ rps1: number; rps4: number }> {
+  const server = await spawnServer(indexDir, workers);
+  try {
+    const request = {
+      url: `${server.url}/v1/search/text`,
+      method: 'POST' as const,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: textQuery, target: 'images', k: 10 }),
+    };
+    await autocannon({ ...request, connections: 4, duration: 2 });
+    const rps = async (connections: number) => {
+      const runs: number[] = [];
+      for (let i = 0; i < repeats; i++) runs.push((await autocannon({ ...request, connections, duration: seconds })).requests.average);
+      return p50(runs);
+    };
+    return { rps1: await rps(1), rps4: await rps(4) };
+  } finally {
+    server.close();
+  }
 }
 
 say(`in-process text encoder: ${stats(await timeIt(200, () => model.embedTexts([textQuery])))}`);
@@ -283,6 +306,12 @@ else {
   say(`\nbuilt a ${n}-vector index in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 await benchIndex(bigDir, `${n}-vector index`);
+// both cores: the same index served by `--workers W` processes sharing the port
+const workers = Number(args.workers);
+const scaled = await textThroughput(bigDir, workers);
+say(
+  `\ntext -> images with --workers ${workers}: ${scaled.rps1.toFixed(0)} req/s at 1 connection, ${scaled.rps4.toFixed(0)} at 4 = ${(scaled.rps4 / scaled.rps1).toFixed(2)}x (one worker: ${figures.textRps1?.toFixed(0)} and ${figures.textRps4?.toFixed(0)} = ${(figures.textRps4! / figures.textRps1!).toFixed(2)}x)`,
+);
 const ratio = (a: string, b: string) => Math.round((figures[a]! / figures[b]!) * 100) / 100;
 say(
   `\nratios (100k): text HTTP p50 / its work ${ratio('textP50Ms', 'textWorkP50Ms')}x (less the transport floor ${(
@@ -299,7 +328,9 @@ if (args.json)
       textWorkP50Ms: figures.textWorkP50Ms,
       textTransportP50Ms: figures.textTransportP50Ms,
       textWorkInProcessP50Ms: figures.textWorkInProcessP50Ms,
+      textRps1: figures.textRps1,
       textRps4: figures.textRps4,
+      workers: { n: workers, textRps1: scaled.rps1, textRps4: scaled.rps4, scaling: scaled.rps4 / scaled.rps1 },
       imageP50Ms: figures.imageP50Ms,
       imageFloorP50Ms: figures.imageFloorP50Ms,
       imageRps1: figures.imageRps1,

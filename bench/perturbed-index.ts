@@ -12,7 +12,7 @@ export async function buildPerturbedIndex(
   out: string,
   sigma = 0.03,
   /** Another seed and id prefix make another set (e.g. the shards of bench/scale). */
-  o: { seed?: number; idPrefix?: string } = {},
+  o: { seed?: number; idPrefix?: string; shardSize?: number } = {},
 ): Promise<void> {
   // the sample's images through the bundle reader (verified), not its files
   const sample = [...(await IndexBundle.load(sampleIndex, { model })).entries('images')];
@@ -42,7 +42,7 @@ export async function buildPerturbedIndex(
     collections: { images: { dim: d, vectors: flat, items } },
     errors: [],
     version: 1,
-    hnsw: DEFAULT_HNSW,
+    hnsw: { ...DEFAULT_HNSW, ...(o.shardSize ? { shardSize: o.shardSize } : {}) },
     anchors: await textAnchors(model),
   });
 }

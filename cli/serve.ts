@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { startServer } from '../api/server.ts';
 import { CliError } from './errors.ts';
 import { readEnv } from '../core/util/index.ts';
+import { availableParallelism } from 'node:os';
+import { announceListening, isServeWorker, runServeCluster } from '../api/serve-cluster.ts';
 
 export function registerServe(program: Command): void {
   program
@@ -28,9 +30,25 @@ export function registerServe(program: Command): void {
       },
       1,
     )
+    .option(
+      '--workers <n>',
+      'server processes sharing the port, each with its own model and index copy ("auto": one per core)',
+      (v: string) => {
+        if (v === 'auto') return availableParallelism();
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > 64) throw new CliError(`--workers must be an integer from 1 to 64 or auto, got "${v}"`);
+        return n;
+      },
+      1,
+    )
     .action(async (opts) => {
       const port = Number(opts.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--port must be 0-65535, got "${opts.port}"`);
+      if (opts.workers > 1 && !isServeWorker()) {
+        const code = await runServeCluster(opts.workers, (line) => console.error(line));
+        if (code !== 0) throw new CliError('a server process failed to start (its error is above)', code);
+        return;
+      }
       const env = readEnv();
       let running: Awaited<ReturnType<typeof startServer>>;
       try {
@@ -50,6 +68,7 @@ export function registerServe(program: Command): void {
           imagesRoot: opts.imagesRoot,
           viewerUrl: viewerTemplate(opts.viewerUrl ?? env.MEDCLIP_VIEWER_URL),
           threads: opts.threads,
+          ...(isServeWorker() ? { announce: announceListening } : {}),
         });
       } catch (err) {
         throw new CliError((err as Error).message);
@@ -66,6 +85,8 @@ export function registerServe(program: Command): void {
       }, 10_000);
       force.unref();
       await running.close();
+      // a cluster worker's channel to the primary would keep it alive
+      if (isServeWorker()) process.disconnect?.();
     });
 }
 

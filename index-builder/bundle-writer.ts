@@ -38,7 +38,7 @@ import {
   LexicalIndex,
   buildBitsets,
 } from '../core/bundle/index.ts';
-import { buildHnsw, buildShardFiles, type HnswParams } from './hnsw-build.ts';
+import { buildHnsw, buildShardFiles, shardSizeFor, type HnswParams } from './hnsw-build.ts';
 
 export { buildHnsw, type HnswParams };
 import { sha256, PROMPTS_VERSION } from '../core/model/index.ts';
@@ -53,7 +53,8 @@ const TEXTS_FILE = 'texts.hnsw';
 const TEXTS_META = 'texts.meta.jsonl';
 
 /** Chosen with bench/index: recall@10 0.997 against exact search on the sample's real embeddings at efSearch 128. */
-export const DEFAULT_HNSW: HnswParams = { M: 16, efConstruction: 200, efSearch: 128, shardSize: 1_000_000, seed: 100 };
+/** shardSize 0: automatic (hnsw-build.ts `shardSizeFor`: one shard per core from 40,000 vectors, at most 1M each). */
+export const DEFAULT_HNSW: HnswParams = { M: 16, efConstruction: 200, efSearch: 128, shardSize: 0, seed: 100 };
 
 export interface CollectionData {
   dim: number;
@@ -169,10 +170,11 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
     const n = c.items.length;
     if (n === 0) continue;
     const shards: CollectionManifest['shards'] = [];
-    const shardCount = Math.ceil(n / content.hnsw.shardSize);
+    const shardSize = shardSizeFor(n, content.hnsw.shardSize);
+    const shardCount = Math.ceil(n / shardSize);
     const range = (s: number) => {
-      const from = s * content.hnsw.shardSize;
-      return { from, to: Math.min(n, from + content.hnsw.shardSize), base: shardCount === 1 ? name : `${name}.${s}` };
+      const from = s * shardSize;
+      return { from, to: Math.min(n, from + shardSize), base: shardCount === 1 ? name : `${name}.${s}` };
     };
     const deleted = (i: number) => !!c.items[i]!.deleted;
     // several shards: built side by side on worker threads (one per core), each writing its own file

@@ -12,9 +12,29 @@ export interface HnswParams {
   M: number;
   efConstruction: number;
   efSearch: number;
-  /** Vectors per HNSW shard: larger collections are split into several files (searched and merged). */
+  /**
+   * Vectors per HNSW shard: larger collections are split into several files (searched and merged). 0 = automatic
+   * (`shardSizeFor`): on a machine with several cores a collection of AUTO_SPLIT_MIN vectors or more is cut into one
+   * shard per core, so the build uses every core.
+   */
   shardSize: number;
   seed: number;
+}
+
+/** Most vectors in one shard (automatic sizing): a shard's verified load grows ~1.6 ms per 1,000 vectors. */
+export const MAX_SHARD_SIZE = 1_000_000;
+/** Below this many vectors a collection stays one shard: its build takes seconds on one core. */
+export const AUTO_SPLIT_MIN = 40_000;
+
+/**
+ * The shard size a build uses for `n` vectors: the one asked for, or automatically the fewest shards of at most
+ * MAX_SHARD_SIZE whose count is a multiple of the cores (one shard per core builds on every core at once).
+ */
+export function shardSizeFor(n: number, requested: number, cores = availableParallelism()): number {
+  if (requested > 0) return requested;
+  if (cores < 2 || n < AUTO_SPLIT_MIN) return Math.max(1, Math.ceil(n / Math.max(1, Math.ceil(n / MAX_SHARD_SIZE))));
+  const shards = cores * Math.ceil(n / (cores * MAX_SHARD_SIZE));
+  return Math.ceil(n / shards);
 }
 
 /** Build one HNSW index over rows [from, to) of `vectors` (labels 0..n-1 in that order). */

@@ -22,7 +22,7 @@ export async function liveVersion(out: string): Promise<string | undefined> {
   }
 }
 
-/** The HNSW parameters a bundle was built with (its first collection's; the largest shard as the shard size). */
+/** The HNSW parameters a bundle was built with (its first collection's), shards sized automatically again. */
 export function bundleHnsw(m: IndexManifest): HnswParams | undefined {
   const c0 = Object.values(m.collections)[0];
   if (!c0) return undefined;
@@ -30,10 +30,8 @@ export function bundleHnsw(m: IndexManifest): HnswParams | undefined {
     M: c0.M,
     efConstruction: c0.efConstruction,
     efSearch: c0.efSearch,
-    // several shards: they were cut at the largest one's size; one shard: the size was at least its count
-    shardSize: Object.values(m.collections).some((c) => c!.shards.length > 1)
-      ? Math.max(...Object.values(m.collections).flatMap((c) => c!.shards.map((sh) => sh.count)))
-      : DEFAULT_HNSW.shardSize,
+    // automatic sizing again on every write (a fixed --shard-size is given again with --append)
+    shardSize: DEFAULT_HNSW.shardSize,
     seed: DEFAULT_HNSW.seed,
   };
 }

@@ -275,6 +275,36 @@ test('medclip serve: SIGTERM lets an in-flight request finish, then exits 0; npm
   assert.deepEqual(left, [], 'no process of npm start outlives it');
 });
 
+test('serve --workers 2: two processes share the port, a dead worker is replaced, SIGTERM stops them all', async () => {
+  const child = spawn(process.execPath, [join(REPO, 'bin/medclip.js'), 'serve', '--port', '0', '--workers', '2'], {
+    cwd: REPO,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d));
+  while (!/on http:\/\/\S+ .*2 worker processes/.test(err)) await once(child.stderr, 'data');
+  const url = /on (http:\/\/\S+)/.exec(err)![1]!;
+  assert.equal(err.match(/medclip-search on/g)?.length, 1, 'the start-up line once, for all workers');
+  const workers = () => descendants(child.pid!).filter(alive);
+  assert.equal(workers().length, 2);
+  const health = async () => (await fetch(`${url}/v1/health`)).status;
+  for (let i = 0; i < 6; i++) assert.equal(await health(), 200);
+  // a worker killed outright: the other keeps answering, and a new one takes its place
+  const [victim] = workers();
+  process.kill(victim!, 'SIGKILL');
+  const deadline = Date.now() + 20_000;
+  while (!(workers().length === 2 && !workers().includes(victim!)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  assert.equal(workers().length, 2, `replaced: ${err}`);
+  assert.match(err, /"event":"worker-exit"/);
+  for (let i = 0; i < 6; i++) assert.equal(await health(), 200);
+  const tree = workers();
+  child.kill('SIGTERM');
+  const [code] = (await once(child, 'exit')) as [number];
+  assert.equal(code, 0);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(tree.filter(alive), [], 'no worker outlives the server');
+});
+
 /** The pids below `root` in the process tree (Linux /proc), children before grandchildren. */
 function descendants(root: number): number[] {
   const parent = new Map<number, number>();

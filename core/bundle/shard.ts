@@ -12,6 +12,7 @@ import type { Hit, ItemMeta } from './items.ts';
 import type { LazyLines } from './lazy-lines.ts';
 import { IndexError } from './manifest.ts';
 import { StoredVectors } from './stored-vectors.ts';
+import { packedFilterSearch } from './filter-packs.ts';
 
 export interface SearchOptions {
   k: number;
@@ -36,6 +37,26 @@ export const TEXT_QUERY_EF_SCALE = 3;
  * Measured with `npm run bench:filters` on this 2-core machine (see README).
  */
 export const EXACT_SCAN_MAX_ALLOWED = 20_000;
+
+/**
+ * With the SIMD kernel (core/util/simd-dots.ts) and the filter's vectors packed, an exact scan of 50,000 128-d vectors
+ * takes about as long as one filtered HNSW walk at 100k and never wanders (a walk's p99 was 5-15x its p50): every filter
+ * allowing up to this many of a shard's items is scanned exactly.
+ */
+export const SIMD_EXACT_SCAN_MAX_ALLOWED = 250_000;
+
+const filterKeys = new WeakMap<SearchFilter, string>();
+const NO_FILTER_KEY = JSON.stringify([undefined, undefined, undefined, undefined]);
+
+/** A filter's allow-list in a shard: which labels pass, how many, where they sit, and how often it was scanned. */
+export interface AllowEntry {
+  /** The filter's cache key. */
+  key: string;
+  list: Uint8Array;
+  count: number;
+  positions?: Int32Array;
+  scans?: number;
+}
 
 export class Shard<M extends ItemMeta> {
   constructor(
@@ -68,6 +89,16 @@ export class Shard<M extends ItemMeta> {
     return this.anchorLists;
   }
 
+  /** The exact top-k of the vectors a filter allows, gathered in place (core/bundle/filter-packs.ts packs them). */
+  exactTopK(query: Float32Array, k: number, entry: AllowEntry) {
+    return this.vectors().topK(query, k, this.allowedPositions(entry));
+  }
+
+  /** The most allowed items an exact scan takes on (planner): more with the SIMD kernel. */
+  exactScanLimit(): number {
+    return this.vectors().usesSimd ? SIMD_EXACT_SCAN_MAX_ALLOWED : EXACT_SCAN_MAX_ALLOWED;
+  }
+
   /** The shard's vectors for exact scans, read on first use. */
   vectors(): StoredVectors {
     this.stored ??= StoredVectors.read(this.file, this.dim);
@@ -83,33 +114,40 @@ export class Shard<M extends ItemMeta> {
 
   /** Allow-lists of recent filters: a shard's metadata never changes once loaded, and at 100k items building one
    * took ~15 ms per request (a UI repeats the same few filters). Kept within the 'filter-allow-lists' budget. */
-  private readonly allowCache = boundedCache<string, { list: Uint8Array; count: number; positions?: Int32Array }>(
+  private readonly allowCache = boundedCache<string, AllowEntry>(
     'filter-allow-lists',
     (v, k) => v.list.byteLength + (v.positions?.byteLength ?? 0) + stringBytes(k),
   );
 
+  /** A filter's cache key, computed once per filter object (a request's filter is looked up in every shard). */
   private static key(filter: SearchFilter | undefined): string {
-    return JSON.stringify([filter?.must, filter?.mustNot, filter?.view, filter?.source]);
+    if (!filter) return NO_FILTER_KEY;
+    let key = filterKeys.get(filter);
+    if (key === undefined) {
+      key = JSON.stringify([filter.must, filter.mustNot, filter.view, filter.source]);
+      filterKeys.set(filter, key);
+    }
+    return key;
   }
 
   /** Which labels pass the filter (and how many), computed in JS before the native search. */
-  allowed(filter: SearchFilter | undefined): { list: Uint8Array; count: number } | undefined {
+  allowed(filter: SearchFilter | undefined): AllowEntry | undefined {
     if (!filter && !this.hasDeleted) return undefined;
     const key = Shard.key(filter);
     let entry = this.allowCache.get(key);
     if (!entry) {
       const list = this.computeAllowed(filter);
-      entry = { list, count: Shard.countAllowed(list) };
+      entry = { key, list, count: Shard.countAllowed(list) };
       this.allowCache.set(key, entry);
     }
     return entry;
   }
 
   /** Where the allowed vectors sit in the stored file (for an exact scan that reads only them), kept with the list. */
-  allowedPositions(filter: SearchFilter | undefined, entry: { list: Uint8Array; count: number; positions?: Int32Array }): Int32Array {
+  allowedPositions(entry: AllowEntry): Int32Array {
     if (!entry.positions) {
       entry.positions = this.vectors().positionsOf(entry.list, entry.count);
-      this.allowCache.set(Shard.key(filter), entry); // again, so the budget counts the positions too
+      this.allowCache.set(entry.key, entry); // again, so the budget counts the positions too
     }
     return entry.positions;
   }
@@ -171,7 +209,14 @@ export function searchShards<M extends ItemMeta>(
   query: Float32Array,
   options: SearchOptions,
 ): Hit<M>[] {
-  const q = Array.from(query);
+  // a filter scanned exactly over every shard: one packed copy of its vectors from its second use on
+  const packed =
+    options.filter && options.plan !== 'hnsw'
+      ? packedFilterSearch(shards, query, options.k, options.filter, options.plan === 'exact')
+      : undefined;
+  if (packed) return packed;
+  let plain: number[] | undefined;
+  const q = () => (plain ??= Array.from(query));
   const hits: Hit<M>[] = [];
   for (const shard of shards) {
     const entry = shard.allowed(options.filter);
@@ -182,10 +227,10 @@ export function searchShards<M extends ItemMeta>(
     let result: { neighbors: number[]; distances: number[] };
     const allowedCount = entry ? entry.count : shard.meta.length;
     if (allowed && allowedCount === 0) continue;
-    const exactScan = options.plan === 'exact' || (options.plan !== 'hnsw' && allowedCount <= EXACT_SCAN_MAX_ALLOWED);
+    const exactScan = options.plan === 'exact' || (options.plan !== 'hnsw' && !!options.filter && allowedCount <= shard.exactScanLimit());
     if (allowed && options.filter && exactScan) {
-      // selective filter: exact scan of the allowed vectors
-      const exact = shard.vectors().topK(query, k, shard.allowedPositions(options.filter, entry!));
+      // a filter: exact scan of the allowed vectors
+      const exact = shard.exactTopK(query, k, entry!);
       result = { neighbors: exact.labels, distances: exact.scores.map((s) => 1 - s) };
     } else {
       // broad filter (or only deletions): HNSW with the filter; a rarer match needs a wider beam to find k
@@ -195,7 +240,7 @@ export function searchShards<M extends ItemMeta>(
       const widen = options.crossModal && !anchors ? TEXT_QUERY_EF_SCALE : 1;
       shard.index.setEf(Math.max(k, Math.min(4096, Math.ceil((ef * widen) / Math.max(share, 1 / 8)))));
       // The filter only reads a precomputed array: it cannot throw inside the native search.
-      result = allowed ? shard.index.searchKnn(q, k, (label: number) => allowed[label] === 1) : shard.index.searchKnn(q, k);
+      result = allowed ? shard.index.searchKnn(q(), k, (label: number) => allowed[label] === 1) : shard.index.searchKnn(q(), k);
       if (anchors) {
         const candidates = new Set(result.neighbors);
         // a filter leaves fewer of each list: whole lists, more anchors as the allowed share falls, and further ones

@@ -16,6 +16,11 @@ export const CACHE_BUDGETS = {
   'shard-owners': 4 << 20,
   /** Filter allow-lists of an index shard (core/bundle/index-bundle.ts): 1 byte per item; 64 MB = 64 filters at 1M items. */
   'filter-allow-lists': 64 << 20,
+  /**
+   * A shard's allowed vectors of recent filters, packed for contiguous SIMD scans (core/bundle/shard.ts): 4 bytes per
+   * dimension per allowed item; 128 MB holds five filters allowing half of 100k 128-d vectors.
+   */
+  'filter-packed-vectors': 128 << 20,
   /** Embedding of a distinct sentence text (core/bundle/index-bundle.ts, lexical candidates): 0.5 KB at 128-d; 16 MB holds ~30k texts. */
   'sentence-vectors': 16 << 20,
   /** A report's mean sentence vector (core/bundle/index-bundle.ts), to choose which report shows a shared sentence: 0.5 KB each. */

@@ -6,5 +6,6 @@ export * from './fs-errors.ts';
 export * from './limits.ts';
 export * from './random.ts';
 export * from './retry.ts';
+export * from './simd-dots.ts';
 export * from './vectors.ts';
 export * from './worker-thread.ts';
