@@ -143,8 +143,9 @@ export class IndexBundle {
   imagesByReport(): Map<string, ImageMeta[]> {
     if (!this.reportImages) {
       this.reportImages = new Map();
+      // a shard whose metadata never names a report is not parsed (a bundle without pairs: nothing to do)
       for (const s of this.shards.images)
-        for (const im of s.meta)
+        for (const im of s.meta.mayContain('"reportId"') ? s.meta : [])
           if (!im.deleted && im.reportId && this.reports.has(im.reportId)) {
             const list = this.reportImages.get(im.reportId);
             if (list) list.push(im);

@@ -41,6 +41,11 @@ export class LazyLines<T> {
     this.cache = new Array<T | undefined>(this.starts.length);
   }
 
+  /** Whether any line may hold `text` (a byte search, no parsing): false means no line does. */
+  mayContain(text: string): boolean {
+    return this.bytes.includes(text);
+  }
+
   get length(): number {
     return this.starts.length;
   }
