@@ -37,6 +37,7 @@ import {
   LEXICAL_VERSION,
   LexicalIndex,
   buildBitsets,
+  vouchFor,
 } from '../core/bundle/index.ts';
 import { buildHnsw, buildShardFiles, shardSizeFor, type HnswParams } from './hnsw-build.ts';
 
@@ -304,6 +305,7 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
     prompts: { version: PROMPTS_VERSION },
     ...(texts ? { texts, lexical: { file: LEXICAL_FILE, version: LEXICAL_VERSION } } : {}),
     ...(content.dicomweb ? { dicomweb: content.dicomweb } : {}),
+    pairs: ((content.collections.images?.items ?? []) as ImageMeta[]).filter((m) => !m.deleted && m.reportId).length,
     sha256: hashes,
   };
   if (content.thumbsDir) {
@@ -319,5 +321,7 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
   }
   writing(join(tmp, 'manifest.json'));
   await writeFile(join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+  // every file was hashed from the bytes written: the first load need not hash them again
+  await vouchFor(tmp, Object.keys(hashes));
   return manifest;
 }

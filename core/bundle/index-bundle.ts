@@ -143,7 +143,9 @@ export class IndexBundle {
   imagesByReport(): Map<string, ImageMeta[]> {
     if (!this.reportImages) {
       this.reportImages = new Map();
-      // a shard whose metadata never names a report is not parsed (a bundle without pairs: nothing to do)
+      // the manifest says how many images have their report (none: nothing to read); older bundles do not say, and a
+      // shard whose metadata never names a report is not parsed
+      if (this.manifest.pairs === 0) return this.reportImages;
       for (const s of this.shards.images)
         for (const im of s.meta.mayContain('"reportId"') ? s.meta : [])
           if (!im.deleted && im.reportId && this.reports.has(im.reportId)) {

@@ -17,4 +17,5 @@ export * from './reader-leases.ts';
 export * from './s3-fetch.ts';
 export * from './shard.ts';
 export * from './stored-vectors.ts';
+export * from './verified-marker.ts';
 export * from './versioned-dir.ts';

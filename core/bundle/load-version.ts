@@ -5,6 +5,7 @@
 import { resolve, sep, join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { readFileSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { hashFiles, FileHashError } from '../util/index.ts';
 import { hnswlib } from './hnswlib.ts';
 import { COLLECTIONS, INDEX_FORMAT, INDEX_FORMAT_V1, type IndexManifest, IndexError } from './manifest.ts';
@@ -12,6 +13,9 @@ import type { ImageMeta, ItemMeta, SentenceMeta, StoredReport, TextMeta } from '
 import { hnswHeader, readHead } from './hnsw-file.ts';
 import { LazyLines, parseJsonl } from './lazy-lines.ts';
 import { Shard } from './shard.ts';
+import { StoredVectors } from './stored-vectors.ts';
+import { prefetchVectors } from './vector-prefetch.ts';
+import { markerMatches, type Signature, signature, writeMarker } from './verified-marker.ts';
 
 /** Bundles at least this large are hashed on a worker thread while the rest loads. */
 export const HASH_IN_WORKER_BYTES = 32 << 20;
@@ -27,6 +31,14 @@ export interface IndexLoadOptions {
   model?: ModelIdentity | Promise<ModelIdentity>;
   /** Check every file against the manifest's sha256 (default true). */
   verify?: boolean;
+  /** Skip hashing files a verified-at-write marker vouches for (core/bundle/verified-marker.ts; default true). */
+  trustMarker?: boolean;
+  /**
+   * Read a large bundle's image vectors on a worker thread while it loads (core/bundle/vector-prefetch.ts); default:
+   * a bundle of 32 MB or more on a machine with a second core (on one, the worker's overhead is not hidden and the
+   * vectors are read at first use).
+   */
+  prefetchVectors?: boolean;
   /** Hash on a worker thread (default: when the bundle's files total 32 MB or more). */
   hashInWorker?: boolean;
   /** Load a format-1 bundle (only `medclip index --upgrade` does, to rewrite it). */
@@ -55,6 +67,7 @@ export interface LoadedVersion {
  */
 export async function readVersion(dir: string, options: IndexLoadOptions): Promise<LoadedVersion> {
   let manifest: IndexManifest;
+  const manifestSignature = await signature(join(dir, 'manifest.json'));
   try {
     manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as IndexManifest;
   } catch (err) {
@@ -80,21 +93,38 @@ export async function readVersion(dir: string, options: IndexLoadOptions): Promi
     ...(manifest.texts ? [manifest.texts.file, manifest.texts.meta] : []),
   ];
   let totalBytes = 0;
+  const signatures: Record<string, Signature> = manifestSignature ? { 'manifest.json': manifestSignature } : {};
   for (const name of names) {
     if (verify && !manifest.sha256?.[name]) throw new IndexError(`${dir}: manifest has no sha256 for ${name}`);
     try {
-      totalBytes += statSync(bundleFile(dir, name)).size;
+      const s = statSync(bundleFile(dir, name));
+      totalBytes += s.size;
+      signatures[name] = [s.size, s.mtimeMs, s.ino];
     } catch (err) {
       if (err instanceof IndexError) throw err;
       throw new IndexError(`${dir}: missing ${name}`);
     }
   }
-  const digests = verify
-    ? hashFiles(
-        names.map((n) => bundleFile(dir, n)),
-        { worker: options.hashInWorker ?? totalBytes >= HASH_IN_WORKER_BYTES },
-      )
-    : undefined;
+  // a large bundle's image vectors (for exact scans and the text anchors' re-ranking) are read on a worker thread
+  // meanwhile, instead of at the first query
+  const prefetched =
+    (options.prefetchVectors ?? (totalBytes >= HASH_IN_WORKER_BYTES && availableParallelism() > 1))
+      ? prefetchVectors(
+          (manifest.collections.images?.shards ?? []).map((sh) => ({
+            file: bundleFile(dir, sh.file),
+            dim: manifest.collections.images!.dim,
+          })),
+        )
+      : undefined;
+  // verified before (by the writer, the S3 fetch or an earlier load) and unchanged since: no second hashing pass
+  const vouched = verify && options.trustMarker !== false && (await markerMatches(dir, names));
+  const digests =
+    verify && !vouched
+      ? hashFiles(
+          names.map((n) => bundleFile(dir, n)),
+          { worker: options.hashInWorker ?? totalBytes >= HASH_IN_WORKER_BYTES },
+        )
+      : undefined;
   const verified = async (name: string): Promise<void> => {
     if (!digests) return;
     let actual: string;
@@ -185,5 +215,11 @@ export async function readVersion(dir: string, options: IndexLoadOptions): Promi
     for (const r of parseJsonl<StoredReport>(readFileSync(bundleFile(dir, manifest.reports), 'utf8'), manifest.reports))
       if (!r.deleted) bundle.storedReports.set(r.id, r);
   }
+  if (prefetched)
+    for (const shard of bundle.images) {
+      const got = await prefetched.get(shard.file);
+      if (got) shard.useVectors(StoredVectors.fromPacked(got.packed, got.labels, manifest.collections.images!.dim));
+    }
+  if (verify && !vouched) await writeMarker(dir, signatures);
   return { dir, manifest, ...bundle };
 }

@@ -94,6 +94,8 @@ export interface IndexManifest {
   lexical?: { file: string; version: number };
   /** A bundle built from a DICOMweb server: where from, and the cursor an `--append` run continues from. */
   dicomweb?: DicomwebCursor;
+  /** How many live images name their report (`ImageMeta.reportId`); absent in older bundles (read from the metadata). */
+  pairs?: number;
   sha256: Record<string, string>;
 }
 

@@ -15,6 +15,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { withLock } from './lock.ts';
+import { vouchFor } from './verified-marker.ts';
 import { currentVersion, publishVersion, removeStaleStaging, stageVersion } from './versioned-dir.ts';
 import { MedclipError, type ErrorKind } from '../errors.ts';
 
@@ -139,6 +140,8 @@ export async function fetchBundle(o: FetchBundleOptions): Promise<string> {
       );
       await writeFile(join(tmp, 'manifest.json'), manifestBytes);
       await writeFile(join(tmp, ETAG_FILE), `${prefix}\n${etag}`);
+      // every listed file was checked against its sha256 as downloaded: loading the copy need not hash it again
+      await vouchFor(tmp, Object.keys(expected));
       assertHeld();
       return await publishVersion(slot, tmp, `fetch-${Date.now().toString(36)}-${process.pid}`);
     } catch (err) {

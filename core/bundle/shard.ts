@@ -64,7 +64,7 @@ export class Shard<M extends ItemMeta> {
     /** Whether any item is marked deleted (from the manifest), so unfiltered searches need no allow-list. */
     private readonly hasDeleted: boolean,
     /** The verified HNSW file, read again only when a selective filter needs its vectors. */
-    private readonly file: string,
+    readonly file: string,
     private readonly dim: number,
     /** The shard's verified filter bitsets, read on the first filtered query (none: filters read the metadata). */
     private readonly filtersFile?: string,
@@ -96,6 +96,11 @@ export class Shard<M extends ItemMeta> {
   /** The most allowed items an exact scan takes on (planner): more with the SIMD kernel. */
   exactScanLimit(): number {
     return this.vectors().usesSimd ? SIMD_EXACT_SCAN_MAX_ALLOWED : EXACT_SCAN_MAX_ALLOWED;
+  }
+
+  /** Vectors read ahead (while the bundle loaded) instead of on first use. */
+  useVectors(vectors: StoredVectors): void {
+    this.stored ??= vectors;
   }
 
   /** The shard's vectors for exact scans, read on first use. */

@@ -25,16 +25,30 @@ export class StoredVectors {
     const { count, perElement, labelOffset, offsetData } = hnswLayout(bytes);
     const simd = SimdDots.create(dim, count);
     const packed = simd ? simd.vectors : new Float32Array(count * dim);
-    const target = Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength);
     const labels = new Uint32Array(count);
+    // a large file's Buffer starts on its own allocation (4-byte aligned): its floats are read in place, one loop
+    const aligned = bytes.byteOffset % 4 === 0 && perElement % 4 === 0 && offsetData % 4 === 0;
+    const floats = aligned ? new Float32Array(bytes.buffer, bytes.byteOffset, Math.floor(bytes.byteLength / 4)) : undefined;
+    const target = Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength);
     const row = dim * 4;
     for (let i = 0; i < count; i++) {
       const record = 96 + i * perElement;
       // labels are 64-bit little-endian; a bundle's are line numbers, far below 2^32
       if (bytes.readUInt32LE(record + labelOffset + 4) !== 0) throw new Error(`${file}: record ${i} has a label beyond 2^32`);
       labels[i] = bytes.readUInt32LE(record + labelOffset);
-      bytes.copy(target, i * row, record + offsetData, record + offsetData + row);
+      if (floats) {
+        const from = (record + offsetData) / 4;
+        const to = i * dim;
+        for (let d = 0; d < dim; d++) packed[to + d] = floats[from + d]!;
+      } else bytes.copy(target, i * row, record + offsetData, record + offsetData + row);
     }
+    return new StoredVectors(simd ? undefined : packed, dim, labels, simd);
+  }
+
+  /** From vectors already packed (core/bundle/vector-prefetch.ts, read on a worker thread while the bundle loaded). */
+  static fromPacked(packed: Float32Array, labels: Uint32Array, dim: number): StoredVectors {
+    const simd = SimdDots.create(dim, labels.length);
+    simd?.vectors.set(packed);
     return new StoredVectors(simd ? undefined : packed, dim, labels, simd);
   }
 
