@@ -51,6 +51,12 @@ export function bundleFile(dir: string, name: string): string {
   return abs;
 }
 
+/** A promise awaited later: a failure before then must not be an unhandled rejection. */
+function settledLater<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
+}
+
 /** What one version folder holds, read and verified. */
 export interface LoadedVersion {
   dir: string;
@@ -157,6 +163,7 @@ export async function readVersion(dir: string, options: IndexLoadOptions): Promi
     texts: undefined as Shard<TextMeta> | undefined,
     storedReports: new Map<string, StoredReport>(),
   };
+  const graphReads: Promise<void>[] = [];
   for (const [name, c] of collections) {
     if (m && c.dim !== m.embedDim)
       throw new IndexError(`${dir}: ${name} vectors have dimension ${c.dim}, the model embeds to ${m.embedDim}`);
@@ -172,8 +179,8 @@ export async function readVersion(dir: string, options: IndexLoadOptions): Promi
           `${dir}: ${shard.file} holds ${header.count} vectors but ${shard.meta} has ${meta.length} lines (manifest: ${shard.count})`,
         );
       const index = new hnswlib.HierarchicalNSW('ip', c.dim);
-      index.readIndexSync(bundleFile(dir, shard.file));
-      index.setEf(c.efSearch);
+      // read on the thread pool: several shards load side by side (and with the metadata and the model)
+      graphReads.push(settledLater(index.readIndex(bundleFile(dir, shard.file)).then(() => index.setEf(c.efSearch))));
       await verified(shard.meta);
       if (shard.filters) await verified(shard.filters);
       if (shard.anchors) await verified(shard.anchors);
@@ -205,8 +212,7 @@ export async function readVersion(dir: string, options: IndexLoadOptions): Promi
         `${dir}: ${t.file} holds ${header.count} ${header.dim}-d vectors, ${t.meta} ${meta.length} lines, the manifest ${t.count}`,
       );
     const index = new hnswlib.HierarchicalNSW('ip', t.dim);
-    index.readIndexSync(bundleFile(dir, t.file));
-    index.setEf(t.efSearch);
+    graphReads.push(settledLater(index.readIndex(bundleFile(dir, t.file)).then(() => index.setEf(t.efSearch))));
     await verified(t.meta);
     bundle.texts = new Shard(index, meta, false, bundleFile(dir, t.file), t.dim);
   }
@@ -214,6 +220,11 @@ export async function readVersion(dir: string, options: IndexLoadOptions): Promi
     await verified(manifest.reports);
     for (const r of parseJsonl<StoredReport>(readFileSync(bundleFile(dir, manifest.reports), 'utf8'), manifest.reports))
       if (!r.deleted) bundle.storedReports.set(r.id, r);
+  }
+  try {
+    await Promise.all(graphReads);
+  } catch (err) {
+    throw new IndexError(`${dir}: an HNSW file cannot be read (${(err as Error).message})`);
   }
   if (prefetched)
     for (const shard of bundle.images) {
