@@ -103,7 +103,7 @@ export class StoredVectors {
   /** The k best of the records at `positions` by inner product, exactly. */
   topK(query: Float32Array, k: number, positions: Int32Array): { labels: number[]; scores: number[] } {
     const labels = this.labels;
-    return selectTopK(this.scores(query, positions), k, (j) => labels[positions[j]!]!);
+    return selectTopK(this.scores(query, positions), k, labels, positions);
   }
 
   /**
@@ -156,7 +156,7 @@ export class PackedSubset {
   topK(query: Float32Array, k: number): { labels: number[]; scores: number[] } {
     const scores = this.kernel ? this.kernel.scanAll(query) : this.owner.scoresOfRows(query, this.rows!, this.labels.length);
     const labels = this.labels;
-    return selectTopK(scores, k, (j) => labels[j]!);
+    return selectTopK(scores, k, labels);
   }
 }
 
@@ -187,19 +187,30 @@ function jsDots(query: Float32Array, packed: Float32Array, positions: Int32Array
  * whatever k is). Kept sorted by insertion (k is at most a hundred); most rows lose to the worst kept and cost one
  * comparison, before their label is read.
  */
-function selectTopK(scores: Float32Array, k: number, labelOf: (j: number) => number): { labels: number[]; scores: number[] } {
-  const keptScore = new Float64Array(k);
-  const keptLabel = new Float64Array(k);
-  let size = 0;
+function selectTopK(
+  scores: Float32Array,
+  k: number,
+  /** Row j's label is labels[positions[j]], or labels[j] without positions. */
+  labels: Uint32Array,
+  positions?: Int32Array,
+): { labels: number[]; scores: number[] } {
+  // plain arrays: a typed array's allocation costs more than the whole selection over a few hundred rows
+  const keptScore: number[] = [];
+  const keptLabel: number[] = [];
   let worst = Number.NEGATIVE_INFINITY;
   const n = scores.length;
   for (let j = 0; j < n; j++) {
     const s = scores[j]!;
     if (s < worst) continue;
-    const label = labelOf(j);
+    const label = positions ? labels[positions[j]!]! : labels[j]!;
+    const size = keptScore.length;
     // where it goes: after every kept row that is better (higher score, or equal score and smaller label)
     let c = size < k ? size : k - 1;
     if (size === k && (keptScore[c]! > s || (keptScore[c] === s && keptLabel[c]! < label))) continue;
+    if (size < k) {
+      keptScore.push(s);
+      keptLabel.push(label);
+    }
     while (c > 0 && (keptScore[c - 1]! < s || (keptScore[c - 1] === s && keptLabel[c - 1]! > label))) {
       keptScore[c] = keptScore[c - 1]!;
       keptLabel[c] = keptLabel[c - 1]!;
@@ -207,8 +218,7 @@ function selectTopK(scores: Float32Array, k: number, labelOf: (j: number) => num
     }
     keptScore[c] = s;
     keptLabel[c] = label;
-    if (size < k) size++;
-    if (size === k) worst = keptScore[k - 1]!;
+    if (keptScore.length === k) worst = keptScore[k - 1]!;
   }
-  return { labels: Array.from(keptLabel.subarray(0, size)), scores: Array.from(keptScore.subarray(0, size)) };
+  return { labels: keptLabel, scores: keptScore };
 }
