@@ -7,6 +7,10 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 
+/** More than this many worker exits within CRASH_WINDOW_MS stop the server instead of forking again. */
+const MAX_EXITS_IN_WINDOW = 5;
+const CRASH_WINDOW_MS = 60_000;
+
 /** What a worker tells the primary once it listens. */
 interface Listening {
   type: 'medclip-listening';
@@ -56,23 +60,33 @@ export async function runServeCluster(workers: number, log: (line: string) => vo
     return started.code;
   }
   log(`${started.line}; ${workers} worker processes`);
-  // a worker that dies while serving is replaced (its clients get a reset connection; the others are untouched)
+  // a worker that dies while serving is replaced (its clients get a reset connection; the others are untouched), unless
+  // workers keep dying: then the server stops rather than fork in a loop
+  const recentExits: number[] = [];
+  let giveUp: (() => void) | undefined;
   const watch = (w: Worker) =>
     w.once('exit', (code, signal) => {
       live.delete(w);
       if (stopping) return;
       log(JSON.stringify({ event: 'worker-exit', pid: w.process.pid, code, signal }));
+      const now = Date.now();
+      recentExits.push(now);
+      while (recentExits[0]! < now - CRASH_WINDOW_MS) recentExits.shift();
+      if (recentExits.length > MAX_EXITS_IN_WINDOW) return giveUp?.();
       watch(fork());
     });
   for (const w of live) watch(w);
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+  const signal = await new Promise<NodeJS.Signals | 'crash-loop'>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
+    giveUp = () => resolve('crash-loop');
   });
+  if (signal === 'crash-loop')
+    log(`medclip: ${recentExits.length} worker processes died within a minute; stopping the server (see the errors above)`);
   stopping = true;
   log(`medclip: ${signal}: stopping ${live.size} workers (each finishes its in-flight requests)`);
   const exits = [...live].map((w) => new Promise<number>((r) => w.once('exit', (code) => r(code ?? 0))));
   for (const w of live) w.process.kill('SIGTERM');
   const codes = await Promise.all(exits);
-  return codes.every((c) => c === 0) ? 0 : 1;
+  return signal !== 'crash-loop' && codes.every((c) => c === 0) ? 0 : 1;
 }

@@ -305,6 +305,33 @@ test('serve --workers 2: two processes share the port, a dead worker is replaced
   assert.deepEqual(tree.filter(alive), [], 'no worker outlives the server');
 });
 
+test('serve --workers: workers that keep dying stop the server (exit 1) instead of a fork loop', async () => {
+  const child = spawn(process.execPath, [join(REPO, 'bin/medclip.js'), 'serve', '--port', '0', '--workers', '2'], {
+    cwd: REPO,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d));
+  while (!/2 worker processes/.test(err)) await once(child.stderr, 'data');
+  const exited = once(child, 'exit');
+  let done = false;
+  void exited.then(() => (done = true));
+  const deadline = Date.now() + 60_000;
+  while (!done && Date.now() < deadline) {
+    for (const pid of descendants(child.pid!).filter(alive)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const [code] = (await exited) as [number];
+  assert.equal(code, 1);
+  assert.match(err, /worker processes died within a minute; stopping the server/);
+});
+
 /** The pids below `root` in the process tree (Linux /proc), children before grandchildren. */
 function descendants(root: number): number[] {
   const parent = new Map<number, number>();
