@@ -8,9 +8,9 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import pLimit from 'p-limit';
-import { currentVersion, readVersion, takeLease, type StoredReport } from '../core/bundle/index.ts';
+import { currentVersion, readVersion, ROOT_VERSION, takeLease, type StoredReport } from '../core/bundle/index.ts';
 import { DicomwebClient, DicomwebError, type DicomwebAuth } from '../core/dicom/index.ts';
 import { labelRowFromObject } from '../core/labeler/index.ts';
 import type { ImageRecord, Report } from '../core/tables/index.ts';
@@ -44,7 +44,7 @@ function asReport(r: StoredReport): Report {
 export async function readIndexCorpus(location: string, o: IndexCorpusOptions): Promise<IndexCorpus> {
   const dir = await currentVersion(location, 'manifest.json');
   if (!dir) throw new TrainError(`--from-index ${location}: not an index bundle (no manifest.json)`);
-  const lease = await takeLease(location, dir === location ? '@root' : dir.slice(location.length).replace(/^\/+/, ''));
+  const lease = await takeLease(location, dir === location ? ROOT_VERSION : basename(dir));
   let version: Awaited<ReturnType<typeof readVersion>>;
   try {
     version = await readVersion(dir, { verify: true });

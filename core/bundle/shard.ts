@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { HierarchicalNSW } from './hnswlib.ts';
-import { boundedCache, stringBytes } from '../util/index.ts';
+import { boundedCache, simdDotsSupported, stringBytes } from '../util/index.ts';
 import { ANCHOR_DEPTH, AnchorLists, ANCHORS_PER_QUERY, GROUP_ANCHORS_PER_QUERY, groupKey } from './anchors.ts';
 import { FilterBitsets } from './filter-bitsets.ts';
 import { type SearchFilter, filterPredicate } from './filters.ts';
@@ -93,9 +93,9 @@ export class Shard<M extends ItemMeta> {
     return this.vectors().topK(query, k, this.allowedPositions(entry));
   }
 
-  /** The most allowed items an exact scan takes on (planner): more with the SIMD kernel. */
+  /** The most allowed items an exact scan takes on (planner): more with the SIMD kernel. Reads no vectors. */
   exactScanLimit(): number {
-    return this.vectors().usesSimd ? SIMD_EXACT_SCAN_MAX_ALLOWED : EXACT_SCAN_MAX_ALLOWED;
+    return simdDotsSupported(this.dim) ? SIMD_EXACT_SCAN_MAX_ALLOWED : EXACT_SCAN_MAX_ALLOWED;
   }
 
   /** Vectors read ahead (while the bundle loaded) instead of on first use. */
