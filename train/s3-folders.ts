@@ -10,7 +10,7 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import pLimit from 'p-limit';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { parseS3Uri } from '../core/bundle/index.ts';
+import { listObjectKeys, parseS3Uri } from '../core/bundle/index.ts';
 import { MedclipError } from '../core/errors.ts';
 
 export class S3FolderError extends MedclipError {}
@@ -30,19 +30,11 @@ function failed(what: string, err: unknown): S3FolderError {
 /** Download every object under `uri` into `dir`; returns the number of files (0 for an empty or absent prefix). */
 export async function downloadPrefix(uri: string, dir: string, o: { client?: S3Client; concurrency?: number } = {}): Promise<number> {
   const { bucket, prefix } = parseS3Uri(uri);
-  const { GetObjectCommand, ListObjectsV2Command } = await sdk();
+  const { GetObjectCommand } = await sdk();
   const client = o.client ?? (await s3Client());
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await client
-      .send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix ? `${prefix}/` : undefined, ContinuationToken: token }))
-      .catch((err: unknown) => {
-        throw failed(`cannot list ${uri}`, err);
-      });
-    for (const obj of page.Contents ?? []) if (obj.Key && !obj.Key.endsWith('/')) keys.push(obj.Key);
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
+  const keys = await listObjectKeys(client, bucket, prefix).catch((err: unknown) => {
+    throw failed(`cannot list ${uri}`, err);
+  });
   const root = resolve(dir);
   const limit = pLimit(o.concurrency ?? 8);
   await Promise.all(

@@ -68,10 +68,25 @@ async function findObject(client: S3Client, bucket: string, key: string): Promis
   }
 }
 
+/** Every object key under `prefix` (all pages; folder markers left out). */
+export async function listObjectKeys(client: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const { ListObjectsV2Command } = await sdk();
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix ? `${prefix}/` : undefined, ContinuationToken: token }),
+    );
+    for (const obj of page.Contents ?? []) if (obj.Key && !obj.Key.endsWith('/')) keys.push(obj.Key);
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return keys;
+}
+
 export async function fetchBundle(o: FetchBundleOptions): Promise<string> {
   const { bucket, prefix: root } = parseS3Uri(o.uri);
   // A custom endpoint (AWS_ENDPOINT_URL_S3: MinIO, LocalStack, tests) generally needs path-style addressing.
-  const { ListObjectsV2Command, S3Client } = await sdk();
+  const { S3Client } = await sdk();
   const client = o.client ?? new S3Client({ forcePathStyle: !!process.env.AWS_ENDPOINT_URL_S3 });
   const under = (prefix: string, name: string) => (prefix ? `${prefix}/${name}` : name);
   // A versioned bundle names its live version in CURRENT; a plain bundle has its files at the prefix.
@@ -102,15 +117,7 @@ export async function fetchBundle(o: FetchBundleOptions): Promise<string> {
   }
   const expected = manifest.sha256 ?? {};
   // Everything under the prefix (bundles may hold extra files, e.g. thumbnails).
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await client.send(
-      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix ? `${prefix}/` : undefined, ContinuationToken: token }),
-    );
-    for (const obj of page.Contents ?? []) if (obj.Key && !obj.Key.endsWith('/')) keys.push(obj.Key);
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
+  const keys = await listObjectKeys(client, bucket, prefix);
   const names = keys.map((k) => (prefix ? k.slice(prefix.length + 1) : k)).filter((n) => n !== 'manifest.json');
   for (const name of Object.keys(expected))
     if (!names.includes(name)) throw new BundleFetchError(`${o.uri}: ${name} is listed in the manifest but missing`);
