@@ -3,7 +3,7 @@
 // with a request in flight, a busy port.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -275,16 +275,23 @@ test('medclip serve: SIGTERM lets an in-flight request finish, then exits 0; npm
   assert.deepEqual(left, [], 'no process of npm start outlives it');
 });
 
-test('serve --workers 2: two processes share the port, a dead worker is replaced, SIGTERM stops them all', async () => {
+/** `medclip serve --workers 2` on a free port, once it says all workers listen; its stderr kept as it comes. */
+async function startTwoWorkers(): Promise<{ child: ChildProcess; stderr: { text: string } }> {
   const child = spawn(process.execPath, [join(REPO, 'bin/medclip.js'), 'serve', '--port', '0', '--workers', '2'], {
     cwd: REPO,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  let err = '';
-  child.stderr.on('data', (d: Buffer) => (err += d));
-  while (!/on http:\/\/\S+ .*2 worker processes/.test(err)) await once(child.stderr, 'data');
-  const url = /on (http:\/\/\S+)/.exec(err)![1]!;
-  assert.equal(err.match(/medclip-search on/g)?.length, 1, 'the start-up line once, for all workers');
+  const stderr = { text: '' };
+  child.stderr!.on('data', (d: Buffer) => (stderr.text += d));
+  while (!/on http:\/\/\S+ .*2 worker processes/.test(stderr.text)) await once(child.stderr!, 'data');
+  return { child, stderr };
+}
+
+test('serve --workers 2: two processes share the port, a dead worker is replaced, SIGTERM stops them all', async () => {
+  const { child, stderr } = await startTwoWorkers();
+  const err = () => stderr.text;
+  const url = /on (http:\/\/\S+)/.exec(err())![1]!;
+  assert.equal(err().match(/medclip-search on/g)?.length, 1, 'the start-up line once, for all workers');
   const workers = () => descendants(child.pid!).filter(alive);
   assert.equal(workers().length, 2);
   const health = async () => (await fetch(`${url}/v1/health`)).status;
@@ -294,8 +301,8 @@ test('serve --workers 2: two processes share the port, a dead worker is replaced
   process.kill(victim!, 'SIGKILL');
   const deadline = Date.now() + 20_000;
   while (!(workers().length === 2 && !workers().includes(victim!)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-  assert.equal(workers().length, 2, `replaced: ${err}`);
-  assert.match(err, /"event":"worker-exit"/);
+  assert.equal(workers().length, 2, `replaced: ${err()}`);
+  assert.match(err(), /"event":"worker-exit"/);
   for (let i = 0; i < 6; i++) assert.equal(await health(), 200);
   const tree = workers();
   child.kill('SIGTERM');
@@ -306,13 +313,7 @@ test('serve --workers 2: two processes share the port, a dead worker is replaced
 });
 
 test('serve --workers: workers that keep dying stop the server (exit 1) instead of a fork loop', async () => {
-  const child = spawn(process.execPath, [join(REPO, 'bin/medclip.js'), 'serve', '--port', '0', '--workers', '2'], {
-    cwd: REPO,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let err = '';
-  child.stderr.on('data', (d: Buffer) => (err += d));
-  while (!/2 worker processes/.test(err)) await once(child.stderr, 'data');
+  const { child, stderr } = await startTwoWorkers();
   const exited = once(child, 'exit');
   let done = false;
   void exited.then(() => (done = true));
@@ -329,7 +330,7 @@ test('serve --workers: workers that keep dying stop the server (exit 1) instead 
   }
   const [code] = (await exited) as [number];
   assert.equal(code, 1);
-  assert.match(err, /worker processes died within a minute; stopping the server/);
+  assert.match(stderr.text, /worker processes died within a minute; stopping the server/);
 });
 
 /** The pids below `root` in the process tree (Linux /proc), children before grandchildren. */
