@@ -42,7 +42,7 @@ export interface ApiConfig {
 /** What the API serves from: the search service (model, index, image reader, built-in classes). */
 export type ApiServices = SearchService;
 
-/** Load-time work (built-in class prompts embedded once); images from the local bundle unless a reader is given. */
+/** The search service over a model and an index; images from the local bundle unless a reader is given. */
 export function createServices(
   model: MedClipModel,
   index: IndexBundle,

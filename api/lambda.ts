@@ -68,6 +68,9 @@ async function init(): Promise<Ready> {
   // Cold-start breakdown, logged once per container: runtime + module load (time since the process started),
   // bundle fetch, model sessions and index load, class prompt embeddings.
   const t0 = performance.now();
+  // The fetch classes (Request, Headers) load lazily on first use (~20 ms: Node's undici); Hono's adapter makes a
+  // Request for every event. Loaded here, while the index is read on the thread pool, not on the first request's path.
+  setImmediate(() => globalThis.Request);
   const locate = indexLocator(env);
   const [modelDir, indexDir] = await Promise.all([
     bundleDir(env.MEDCLIP_MODEL_URI, env.MEDCLIP_MODEL_DIR, 'models/medclip-tiny', env.MEDCLIP_CACHE_DIR),
@@ -76,7 +79,7 @@ async function init(): Promise<Ready> {
   const t1 = performance.now();
   // Model sessions and index load at once (a large index is hashed on a worker thread meanwhile).
   let modelMs = 0;
-  const modelLoad = MedClipModel.load(modelDir, { threads: env.MEDCLIP_THREADS }).then((m) => {
+  const modelLoad = MedClipModel.load(modelDir, { threads: env.MEDCLIP_THREADS, lazyImageEncoder: true }).then((m) => {
     modelMs = performance.now() - t1;
     return m;
   });

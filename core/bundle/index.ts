@@ -13,6 +13,7 @@ export * from './lexical.ts';
 export * from './load-version.ts';
 export * from './lock.ts';
 export * from './manifest.ts';
+export * from './mapped-hnsw.ts';
 export * from './reader-leases.ts';
 export * from './s3-fetch.ts';
 export * from './shard.ts';

@@ -6,8 +6,9 @@ import { resolve, sep, join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { hashFiles, FileHashError } from '../util/index.ts';
+import { hashFiles, FileHashError, simdDotsSupported } from '../util/index.ts';
 import { hnswlib } from './hnswlib.ts';
+import { type HnswGraph, MappedHnsw } from './mapped-hnsw.ts';
 import { COLLECTIONS, INDEX_FORMAT, INDEX_FORMAT_V1, type IndexManifest, IndexError } from './manifest.ts';
 import type { ImageMeta, ItemMeta, SentenceMeta, StoredReport, TextMeta } from './items.ts';
 import { hnswHeader, readHead } from './hnsw-file.ts';
@@ -41,6 +42,13 @@ export interface IndexLoadOptions {
   prefetchVectors?: boolean;
   /** Hash on a worker thread (default: when the bundle's files total 32 MB or more). */
   hashInWorker?: boolean;
+  /**
+   * How HNSW files are read. Default (where the SIMD kernel runs): each file once into the kernel's memory, searched
+   * there from the first query (core/bundle/mapped-hnsw.ts), while hnswlib-node reads its own copy in the background
+   * from a shard's first search and takes over its walks once read (faster, native); `mapped`: that copy is never read;
+   * `hnswlib`: hnswlib-node reads every graph before the load completes (benchmarks compare).
+   */
+  graphs?: 'mapped' | 'hnswlib';
   /** Load a format-1 bundle (only `medclip index --upgrade` does, to rewrite it). */
   allowV1?: boolean;
 }
@@ -111,10 +119,13 @@ export async function readVersion(dir: string, options: IndexLoadOptions): Promi
       throw new IndexError(`${dir}: missing ${name}`);
     }
   }
+  // a graph searched where it lies is also the exact scans' vectors; hnswlib-node's copy is not (see readGraph)
+  const mapped = (dim: number) => options.graphs !== 'hnswlib' && simdDotsSupported(dim);
   // a large bundle's image vectors (for exact scans and the text anchors' re-ranking) are read on a worker thread
-  // meanwhile, instead of at the first query
+  // meanwhile, instead of at the first query, where hnswlib-node reads the graphs
+  const imageDim = manifest.collections.images?.dim ?? 0;
   const prefetched =
-    (options.prefetchVectors ?? (totalBytes >= HASH_IN_WORKER_BYTES && availableParallelism() > 1))
+    !mapped(imageDim) && (options.prefetchVectors ?? (totalBytes >= HASH_IN_WORKER_BYTES && availableParallelism() > 1))
       ? prefetchVectors(
           (manifest.collections.images?.shards ?? []).map((sh) => ({
             file: bundleFile(dir, sh.file),
@@ -152,69 +163,91 @@ export async function readVersion(dir: string, options: IndexLoadOptions): Promi
     ...(manifest.texts ? [[manifest.texts.meta, readMeta(manifest.texts.meta)] as const] : []),
   ]);
   for (const p of metaBytes.values()) p.catch(() => {}); // awaited below, unless an earlier check throws
+  // Graphs are read on the thread pool: several shards load side by side (and with the metadata and the model).
+  const nativeGraph = async (file: string, dim: number, efSearch: number): Promise<HnswGraph> => {
+    const index = new hnswlib.HierarchicalNSW('ip', dim);
+    await index.readIndex(file);
+    index.setEf(efSearch);
+    return index;
+  };
+  type Graph = { graph: HnswGraph; native?: () => Promise<HnswGraph> };
+  const readGraph = (file: string, dim: number, efSearch: number): Promise<Graph> => {
+    const read = async (): Promise<Graph> => {
+      const graph = mapped(dim) ? await MappedHnsw.read(file, dim) : undefined;
+      if (!graph) return { graph: await nativeGraph(file, dim, efSearch) }; // no SIMD kernel, or too large for its memory
+      graph.setEf(efSearch);
+      return options.graphs === 'mapped' ? { graph } : { graph, native: () => nativeGraph(file, dim, efSearch) };
+    };
+    return settledLater(read());
+  };
+  // Each verified graph starts reading now, while the model loads (only its header was needed to check it).
+  const graphs = new Map<string, Promise<Graph>>();
+  const graphFiles = [
+    ...collections.flatMap(([, c]) => c.shards.map((sh) => ({ name: sh.file, dim: c.dim, count: sh.count, efSearch: c.efSearch }))),
+    ...(manifest.texts
+      ? [{ name: manifest.texts.file, dim: manifest.texts.dim, count: manifest.texts.count, efSearch: manifest.texts.efSearch }]
+      : []),
+  ];
+  // A header that disagrees with the manifest is reported after the model check (a wrong model is the likelier cause).
+  let headerError: IndexError | undefined;
+  for (const g of graphFiles) {
+    await verified(g.name);
+    const header = hnswHeader(readHead(bundleFile(dir, g.name), 96));
+    if (header.dim !== g.dim)
+      headerError ??= new IndexError(`${dir}: ${g.name} holds ${header.dim}-dimensional vectors, the manifest says ${g.dim}`);
+    else if (header.count !== g.count)
+      headerError ??= new IndexError(`${dir}: ${g.name} holds ${header.count} vectors, the manifest says ${g.count}`);
+    else graphs.set(g.name, readGraph(bundleFile(dir, g.name), g.dim, g.efSearch));
+  }
   const m = await options.model;
   if (m && manifest.model.sha256 !== m.manifestSha256)
     throw new IndexError(
       `${dir}: built with model "${manifest.model.name}" (${manifest.model.sha256.slice(0, 12)}), not the loaded model "${m.name}" (${m.manifestSha256.slice(0, 12)}); rebuild the index with this model`,
     );
+  for (const [name, c] of collections)
+    if (m && c.dim !== m.embedDim)
+      throw new IndexError(`${dir}: ${name} vectors have dimension ${c.dim}, the model embeds to ${m.embedDim}`);
+  if (headerError) throw headerError;
   const bundle = {
     images: [] as Shard<ImageMeta>[],
     reports: [] as Shard<SentenceMeta>[],
     texts: undefined as Shard<TextMeta> | undefined,
     storedReports: new Map<string, StoredReport>(),
   };
-  const graphReads: Promise<void>[] = [];
+  const shards: Promise<void>[] = [];
   for (const [name, c] of collections) {
-    if (m && c.dim !== m.embedDim)
-      throw new IndexError(`${dir}: ${name} vectors have dimension ${c.dim}, the model embeds to ${m.embedDim}`);
-    for (const shard of c.shards) {
+    const list: Shard<ItemMeta>[] = name === 'images' ? bundle.images : bundle.reports;
+    for (const [at, shard] of c.shards.entries()) {
       // Metadata lines are only located here (parsed on demand, after verification completes below).
       const meta = new LazyLines<ItemMeta>(await metaBytes.get(shard.meta)!, shard.meta);
-      await verified(shard.file);
-      const header = hnswHeader(readHead(bundleFile(dir, shard.file), 96));
-      if (header.dim !== c.dim)
-        throw new IndexError(`${dir}: ${shard.file} holds ${header.dim}-dimensional vectors, the manifest says ${c.dim}`);
-      if (meta.length !== header.count || header.count !== shard.count)
-        throw new IndexError(
-          `${dir}: ${shard.file} holds ${header.count} vectors but ${shard.meta} has ${meta.length} lines (manifest: ${shard.count})`,
-        );
-      const index = new hnswlib.HierarchicalNSW('ip', c.dim);
-      // read on the thread pool: several shards load side by side (and with the metadata and the model)
-      graphReads.push(settledLater(index.readIndex(bundleFile(dir, shard.file)).then(() => index.setEf(c.efSearch))));
+      if (meta.length !== shard.count)
+        throw new IndexError(`${dir}: ${shard.file} holds ${shard.count} vectors but ${shard.meta} has ${meta.length} lines`);
+      const file = bundleFile(dir, shard.file);
+      const graph = graphs.get(shard.file)!;
       await verified(shard.meta);
       if (shard.filters) await verified(shard.filters);
       if (shard.anchors) await verified(shard.anchors);
-      const file = bundleFile(dir, shard.file);
       const filters = shard.filters ? bundleFile(dir, shard.filters) : undefined;
+      const anchors = name === 'images' && shard.anchors ? bundleFile(dir, shard.anchors) : undefined;
       const deleted = (c.deleted ?? 0) > 0;
-      if (name === 'images')
-        bundle.images.push(
-          new Shard(
-            index,
-            meta as LazyLines<ImageMeta>,
-            deleted,
-            file,
-            c.dim,
-            filters,
-            shard.anchors ? bundleFile(dir, shard.anchors) : undefined,
-          ),
-        );
-      else bundle.reports.push(new Shard(index, meta as LazyLines<SentenceMeta>, deleted, file, c.dim, filters));
+      shards.push(
+        graph.then(({ graph, native }) => {
+          list[at] = new Shard(graph, meta, deleted, file, c.dim, filters, anchors, native);
+        }),
+      );
     }
   }
   const t = manifest.texts;
   if (t) {
     const meta = new LazyLines<TextMeta>(await metaBytes.get(t.meta)!, t.meta);
-    await verified(t.file);
-    const header = hnswHeader(readHead(bundleFile(dir, t.file), 96));
-    if (header.dim !== t.dim || header.count !== t.count || meta.length !== t.count)
-      throw new IndexError(
-        `${dir}: ${t.file} holds ${header.count} ${header.dim}-d vectors, ${t.meta} ${meta.length} lines, the manifest ${t.count}`,
-      );
-    const index = new hnswlib.HierarchicalNSW('ip', t.dim);
-    graphReads.push(settledLater(index.readIndex(bundleFile(dir, t.file)).then(() => index.setEf(t.efSearch))));
+    if (meta.length !== t.count) throw new IndexError(`${dir}: ${t.file} holds ${t.count} vectors but ${t.meta} has ${meta.length} lines`);
+    const graph = graphs.get(t.file)!;
     await verified(t.meta);
-    bundle.texts = new Shard(index, meta, false, bundleFile(dir, t.file), t.dim);
+    shards.push(
+      graph.then(({ graph, native }) => {
+        bundle.texts = new Shard(graph, meta, false, bundleFile(dir, t.file), t.dim, undefined, undefined, native);
+      }),
+    );
   }
   if (manifest.reports) {
     await verified(manifest.reports);
@@ -222,8 +255,9 @@ export async function readVersion(dir: string, options: IndexLoadOptions): Promi
       if (!r.deleted) bundle.storedReports.set(r.id, r);
   }
   try {
-    await Promise.all(graphReads);
+    await Promise.all(shards);
   } catch (err) {
+    if (err instanceof IndexError) throw err;
     throw new IndexError(`${dir}: an HNSW file cannot be read (${(err as Error).message})`);
   }
   if (prefetched)

@@ -45,6 +45,11 @@ export class StoredVectors {
     return new StoredVectors(simd ? undefined : packed, dim, labels, simd);
   }
 
+  /** Over rows already in a kernel's memory: a mapped HNSW file's records (core/bundle/mapped-hnsw.ts), not copied. */
+  static ofKernel(kernel: SimdDots, labels: Uint32Array): StoredVectors {
+    return new StoredVectors(undefined, kernel.dim, labels, kernel);
+  }
+
   /** From vectors already packed (core/bundle/vector-prefetch.ts, read on a worker thread while the bundle loaded). */
   static fromPacked(packed: Float32Array, labels: Uint32Array, dim: number): StoredVectors {
     const simd = SimdDots.create(dim, labels.length);
@@ -68,14 +73,14 @@ export class StoredVectors {
 
   /** Inner products of the query with the rows at `positions`: the SIMD kernel, or a JavaScript loop. */
   private scores(query: Float32Array, positions: Int32Array): Float32Array {
-    return this.simd ? this.simd.scan(query, positions) : jsDots(query, this.packed, positions, this.dim);
+    return this.simd ? this.simd.scan(query, positions) : jsDots(query, this.plain!, positions, this.dim);
   }
 
   /** A packed copy of the rows at `positions` (benchmarks compare scans against one). */
   packedRows(positions: Int32Array): Float32Array {
     const out = new Float32Array(positions.length * this.dim);
-    const from = this.packed;
-    positions.forEach((p, j) => out.set(from.subarray(p * this.dim, (p + 1) * this.dim), j * this.dim));
+    const { floats, first, stride } = this.rows();
+    positions.forEach((p, j) => out.set(floats.subarray(first + p * stride, first + p * stride + this.dim), j * this.dim));
     return out;
   }
 
@@ -84,9 +89,9 @@ export class StoredVectors {
     return this.simd !== undefined;
   }
 
-  /** The packed rows (a fresh view: the kernel's memory may have grown since the last one). */
-  private get packed(): Float32Array {
-    return this.simd ? this.simd.vectors : this.plain!;
+  /** Where the rows are (a fresh view: the kernel's memory may have grown): row p at floats[first + p * stride]. */
+  private rows(): { floats: Float32Array; first: number; stride: number } {
+    return this.simd ? this.simd.floats() : { floats: this.plain!, first: 0, stride: this.dim };
   }
 
   private identity = false;
@@ -118,9 +123,9 @@ export class StoredVectors {
     const labels = new Uint32Array(count);
     let j = 0;
     for (const { stored, positions, base } of parts) {
-      const from = stored.packed;
+      const { floats, first, stride } = stored.rows();
       for (const p of positions) {
-        rows.set(from.subarray(p * dim, (p + 1) * dim), j * dim);
+        rows.set(floats.subarray(first + p * stride, first + p * stride + dim), j * dim);
         labels[j++] = base + stored.labels[p]!;
       }
     }

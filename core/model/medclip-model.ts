@@ -8,7 +8,7 @@
  *   model.classify(image, resolveClasses(['No Finding', 'Pneumonia']));
  */
 import { fsErrorReason, classSoftmax, dot, meanNormalized, boundedCache, stringBytes } from '../util/index.ts';
-import { createHash } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -53,10 +53,20 @@ export interface ModelLoadOptions {
   threads?: number;
   /** Check every file's sha256 against the manifest (default true). */
   verify?: boolean;
+  /**
+   * Create the image encoder's session at its first use instead of at load (a server's cold start answers a text query
+   * without it: ~25 ms at the shipped model). Its file is verified at load either way.
+   */
+  lazyImageEncoder?: boolean;
 }
 
 export function sha256(bytes: Uint8Array | string): string {
   return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** sha256 hex computed on the thread pool (WebCrypto's digest), not on the calling thread. */
+export async function sha256Async(bytes: Uint8Array): Promise<string> {
+  return Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes)).toString('hex');
 }
 
 function parseManifest(raw: unknown, dir: string): ModelManifest {
@@ -100,11 +110,14 @@ export class MedClipModel {
     /** sha256 of manifest.json: the identity index bundles record. */
     readonly manifestSha256: string,
     readonly tokenizer: TextTokenizer,
-    private readonly imageSession: ort.InferenceSession,
+    /** The image encoder's session, or how to make it at first use (`lazyImageEncoder`). */
+    private readonly imageEncoder: ort.InferenceSession | (() => Promise<ort.InferenceSession>),
     private readonly textSession: ort.InferenceSession,
     /** The model card, when the bundle has one (`medclip eval --card`). */
     readonly card?: ModelCard,
-  ) {}
+  ) {
+    if (typeof imageEncoder !== 'function') this.image = Promise.resolve(imageEncoder);
+  }
 
   /** Whether the card validates a finding (and its pooled AUC); without a card nothing is validated. */
   validity(name: string): Validity {
@@ -141,11 +154,13 @@ export class MedClipModel {
       }
     }
     if (options.verify !== false) {
-      for (const f of files) {
+      // hashed on the thread pool (WebCrypto), side by side and off this thread (which may be starting an index)
+      const digests = await Promise.all(files.map((f) => sha256Async(contents.get(f)!)));
+      files.forEach((f, i) => {
         const expected = manifest.sha256[f];
         if (!expected) throw new ModelError(`${dir}: manifest has no sha256 for ${f}`);
-        if (sha256(contents.get(f)!) !== expected) throw new ModelError(`${dir}: ${f} does not match its sha256 (corrupted or modified)`);
-      }
+        if (digests[i] !== expected) throw new ModelError(`${dir}: ${f} does not match its sha256 (corrupted or modified)`);
+      });
     }
     let tokenizer: TextTokenizer;
     try {
@@ -160,21 +175,22 @@ export class MedClipModel {
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
     };
-    let imageSession: ort.InferenceSession;
-    let textSession: ort.InferenceSession;
-    try {
-      imageSession = await ort.InferenceSession.create(contents.get(manifest.image.file)!, sessionOptions);
-      textSession = await ort.InferenceSession.create(contents.get(manifest.text.file)!, sessionOptions);
-    } catch (err) {
-      throw new ModelError(`${dir}: an encoder could not be loaded by onnxruntime: ${(err as Error).message.split('\n')[0]}`);
-    }
-    for (const [session, inputs, what] of [
-      [imageSession, ['pixel_values'], 'image'],
-      [textSession, ['input_ids'], 'text'],
-    ] as const) {
-      for (const name of inputs)
-        if (!session.inputNames.includes(name)) throw new ModelError(`${dir}: ${what} encoder has no input "${name}"`);
-    }
+    const create = async (what: 'image' | 'text'): Promise<ort.InferenceSession> => {
+      const [file, input] = what === 'image' ? [manifest.image.file, 'pixel_values'] : [manifest.text.file, 'input_ids'];
+      let session: ort.InferenceSession;
+      try {
+        session = await ort.InferenceSession.create(contents.get(file)!, sessionOptions);
+      } catch (err) {
+        throw new ModelError(`${dir}: an encoder could not be loaded by onnxruntime: ${(err as Error).message.split('\n')[0]}`);
+      }
+      if (!session.inputNames.includes(input)) {
+        await session.release();
+        throw new ModelError(`${dir}: ${what} encoder has no input "${input}"`);
+      }
+      return session;
+    };
+    const imageSession = options.lazyImageEncoder ? () => create('image') : await create('image');
+    const textSession = await create('text');
     const card = manifest.card ? parseCard(contents.get(manifest.card)!.toString('utf8'), join(dir, manifest.card)) : undefined;
     return new MedClipModel(dir, manifest, sha256(manifestBytes), tokenizer, imageSession, textSession, card);
   }
@@ -194,8 +210,9 @@ export class MedClipModel {
     const s = this.manifest.image.size;
     const c = this.manifest.image.channels;
     if (pixels.length !== n * c * s * s) throw new ModelError(`embedPixels: expected ${n}x${c}x${s}x${s} values, got ${pixels.length}`);
-    const out = await this.imageSession.run({ pixel_values: new ort.Tensor('float32', pixels, [n, c, s, s]) });
-    const t = out[embedsOutput(this.imageSession, 'image_embeds')]!;
+    const session = await this.imageSession();
+    const out = await session.run({ pixel_values: new ort.Tensor('float32', pixels, [n, c, s, s]) });
+    const t = out[embedsOutput(session, 'image_embeds')]!;
     return this.checkOutput(t, n, 'image');
   }
 
@@ -286,8 +303,22 @@ export class MedClipModel {
     });
   }
 
+  /** The image encoder's session, made at its first use when it was left to it (a failure is retried by the next). */
+  private imageSession(): Promise<ort.InferenceSession> {
+    if (!this.image) {
+      const make = this.imageEncoder as () => Promise<ort.InferenceSession>;
+      this.image = make().catch((err: unknown) => {
+        this.image = undefined;
+        throw err;
+      });
+    }
+    return this.image;
+  }
+  private image?: Promise<ort.InferenceSession>;
+
   async close(): Promise<void> {
-    await Promise.all([this.imageSession.release(), this.textSession.release()]);
+    const image = await this.image?.catch(() => undefined);
+    await Promise.all([image?.release(), this.textSession.release()]);
   }
 }
 

@@ -148,7 +148,8 @@ export class SearchService {
     this.limits = options.imageLimits ?? DEFAULT_IMAGE_LIMITS;
   }
 
-  /** Load-time work: resolve the built-in classes and embed their prompts once. */
+  /** Resolve the built-in classes (their prompts are embedded at the first classification, then cached by the model:
+   * a cold start that answers a search first does not wait for them). */
   static async create(
     model: MedClipModel,
     index: IndexBundle,
@@ -156,7 +157,6 @@ export class SearchService {
     options: SearchServiceOptions = {},
   ): Promise<SearchService> {
     const defaultClasses = resolveClasses(DEFAULT_CLASS_NAMES);
-    await model.classEmbeddings(defaultClasses);
     return new SearchService(model, index, images, defaultClasses, options);
   }
 
