@@ -37,6 +37,7 @@ import {
   LEXICAL_VERSION,
   LexicalIndex,
   buildBitsets,
+  lineIndex,
   vouchFor,
 } from '../core/bundle/index.ts';
 import { buildHnsw, buildShardFiles, shardSizeFor, type HnswParams } from './hnsw-build.ts';
@@ -208,7 +209,10 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
         }
         imageIndexes.push(index);
       }
-      await put(`${base}.meta.jsonl`, jsonl(c.items.slice(from, to)));
+      // the metadata, and where each of its lines starts (a load reads that instead of the metadata)
+      const lines = c.items.slice(from, to).map((item) => JSON.stringify(item));
+      await put(`${base}.meta.jsonl`, lines.map((line) => `${line}\n`).join(''));
+      await put(`${base}.meta.idx`, lineIndex(lines));
       await put(`${base}.filters.json`, JSON.stringify(buildBitsets(c.items.slice(from, to))));
       let anchorsFile: string | undefined;
       if (anchors) {
@@ -220,6 +224,7 @@ async function fillVersion(out: string, tmp: string, content: BundleContent, wri
       shards.push({
         file: `${base}.hnsw`,
         meta: `${base}.meta.jsonl`,
+        metaIndex: `${base}.meta.idx`,
         count: to - from,
         filters: `${base}.filters.json`,
         ...(anchorsFile ? { anchors: anchorsFile } : {}),

@@ -315,6 +315,7 @@ test('a format-1 bundle is refused with how to upgrade it; --upgrade stores each
     sha256: Record<string, string>;
   };
   manifest.format = 'medclip-index/1';
+  forgetLineIndexes(manifest);
   delete manifest.labeler;
   delete manifest.prompts;
   manifest.sha256['reports.meta.jsonl'] = createHash('sha256').update(metaText).digest('hex');
@@ -370,6 +371,7 @@ test('--upgrade relabels a bundle written by another labeler version from its st
   manifest.sha256['reports.meta.jsonl'] = rewriteLines('reports.meta.jsonl', markFracture);
   manifest.sha256['reports.jsonl'] = rewriteLines('reports.jsonl', markFracture);
   manifest.labeler.version = 'older';
+  forgetLineIndexes(manifest);
   writeFileSync(join(live, 'manifest.json'), JSON.stringify(manifest));
   const r = await medclipWith({ timeoutMs: 120_000 }, 'index', '--model', modelDir, '--out', out, '--upgrade', '--json');
   assert.equal(r.code, 0, r.stderr);
@@ -382,3 +384,13 @@ test('--upgrade relabels a bundle written by another labeler version from its st
     'sentence, report and distinct-text labels as a fresh build writes them',
   );
 });
+
+/** What a bundle written before line indexes holds: no `metaIndex` (its metadata is then edited by hand above). */
+function forgetLineIndexes(manifest: Record<string, unknown> & { sha256: Record<string, string> }): void {
+  const collections = manifest.collections as Record<string, { shards: { metaIndex?: string }[] }>;
+  for (const c of Object.values(collections))
+    for (const shard of c.shards) {
+      if (shard.metaIndex) delete manifest.sha256[shard.metaIndex];
+      delete shard.metaIndex;
+    }
+}

@@ -6,13 +6,13 @@ import { resolve, sep, join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { hashFiles, FileHashError, simdDotsSupported } from '../util/index.ts';
+import { hashFiles, FileHashError, readWhole, simdDotsSupported } from '../util/index.ts';
 import { hnswlib } from './hnswlib.ts';
 import { type HnswGraph, MappedHnsw } from './mapped-hnsw.ts';
 import { COLLECTIONS, INDEX_FORMAT, INDEX_FORMAT_V1, type IndexManifest, IndexError } from './manifest.ts';
 import type { ImageMeta, ItemMeta, SentenceMeta, StoredReport, TextMeta } from './items.ts';
 import { hnswHeader, readHead } from './hnsw-file.ts';
-import { LazyLines, parseJsonl } from './lazy-lines.ts';
+import { LazyLines, parseJsonl, parseLineIndex } from './lazy-lines.ts';
 import { Shard } from './shard.ts';
 import { StoredVectors } from './stored-vectors.ts';
 import { prefetchVectors } from './vector-prefetch.ts';
@@ -49,6 +49,12 @@ export interface IndexLoadOptions {
    * `hnswlib`: hnswlib-node reads every graph before the load completes (benchmarks compare).
    */
   graphs?: 'mapped' | 'hnswlib';
+  /**
+   * Called once the load has asked for every large read it needs (graphs, metadata), before it waits for the model:
+   * a caller can start work that keeps this thread busy (making model sessions) then, while the reads proceed on the
+   * thread pool, instead of holding up the requests for them.
+   */
+  onReading?: () => void;
   /** Load a format-1 bundle (only `medclip index --upgrade` does, to rewrite it). */
   allowV1?: boolean;
 }
@@ -101,7 +107,13 @@ export async function readVersion(dir: string, options: IndexLoadOptions): Promi
   // Every file the load reads, in the order it needs them.
   const names = [
     ...collections.flatMap(([, c]) =>
-      c.shards.flatMap((s) => [s.file, s.meta, ...(s.filters ? [s.filters] : []), ...(s.anchors ? [s.anchors] : [])]),
+      c.shards.flatMap((s) => [
+        s.file,
+        s.meta,
+        ...(s.metaIndex ? [s.metaIndex] : []),
+        ...(s.filters ? [s.filters] : []),
+        ...(s.anchors ? [s.anchors] : []),
+      ]),
     ),
     ...(manifest.reports ? [manifest.reports] : []),
     ...(manifest.texts ? [manifest.texts.file, manifest.texts.meta] : []),
@@ -155,11 +167,12 @@ export async function readVersion(dir: string, options: IndexLoadOptions): Promi
 
   // Metadata files are read on the thread pool meanwhile (the model may be loading on this thread).
   const readMeta = (name: string) =>
-    readFile(bundleFile(dir, name)).catch((err: NodeJS.ErrnoException) => {
+    readWhole(bundleFile(dir, name)).catch((err: NodeJS.ErrnoException) => {
       throw new IndexError(`${dir}: ${err.code === 'ENOENT' ? 'missing' : 'cannot read'} ${name}`);
     });
+  // (a shard with a line index: only the index, the metadata in the background from its first use)
   const metaBytes = new Map([
-    ...collections.flatMap(([, c]) => c.shards.map((sh) => [sh.meta, readMeta(sh.meta)] as const)),
+    ...collections.flatMap(([, c]) => c.shards.map((sh) => [sh.metaIndex ?? sh.meta, readMeta(sh.metaIndex ?? sh.meta)] as const)),
     ...(manifest.texts ? [[manifest.texts.meta, readMeta(manifest.texts.meta)] as const] : []),
   ]);
   for (const p of metaBytes.values()) p.catch(() => {}); // awaited below, unless an earlier check throws
@@ -199,6 +212,7 @@ export async function readVersion(dir: string, options: IndexLoadOptions): Promi
       headerError ??= new IndexError(`${dir}: ${g.name} holds ${header.count} vectors, the manifest says ${g.count}`);
     else graphs.set(g.name, readGraph(bundleFile(dir, g.name), g.dim, g.efSearch));
   }
+  options.onReading?.();
   const m = await options.model;
   if (m && manifest.model.sha256 !== m.manifestSha256)
     throw new IndexError(
@@ -219,7 +233,13 @@ export async function readVersion(dir: string, options: IndexLoadOptions): Promi
     const list: Shard<ItemMeta>[] = name === 'images' ? bundle.images : bundle.reports;
     for (const [at, shard] of c.shards.entries()) {
       // Metadata lines are only located here (parsed on demand, after verification completes below).
-      const meta = new LazyLines<ItemMeta>(await metaBytes.get(shard.meta)!, shard.meta);
+      let meta: LazyLines<ItemMeta>;
+      if (shard.metaIndex) {
+        const index = await metaBytes.get(shard.metaIndex)!;
+        await verified(shard.metaIndex);
+        const starts = parseLineIndex(index, signatures[shard.meta]![0], shard.count, `${dir}: ${shard.metaIndex}`);
+        meta = new LazyLines<ItemMeta>({ path: bundleFile(dir, shard.meta), starts }, shard.meta);
+      } else meta = new LazyLines<ItemMeta>(await metaBytes.get(shard.meta)!, shard.meta);
       if (meta.length !== shard.count)
         throw new IndexError(`${dir}: ${shard.file} holds ${shard.count} vectors but ${shard.meta} has ${meta.length} lines`);
       const file = bundleFile(dir, shard.file);

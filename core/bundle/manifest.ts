@@ -36,6 +36,12 @@ export interface ShardManifest {
   filters?: string;
   /** Text anchors with their exact image lists (core/bundle/anchors.ts), for text queries; image shards written since. */
   anchors?: string;
+  /**
+   * Where each line of `meta` starts (core/bundle/lazy-lines.ts): count + 1 u32 little-endian byte offsets, the last
+   * the file's length. A load reads it instead of the metadata (which is read in the background from the first use);
+   * absent in bundles written before it (the load then reads the metadata whole).
+   */
+  metaIndex?: string;
 }
 
 export interface CollectionManifest {

@@ -14,7 +14,7 @@
  * then per element a u32 byte length and its upper levels' link lists (u32 count + maxM links each).
  */
 import { open } from 'node:fs/promises';
-import { SimdDots } from '../util/index.ts';
+import { readWhole, SimdDots } from '../util/index.ts';
 import { hnswLayout } from './hnsw-file.ts';
 import { IndexError } from './manifest.ts';
 import { StoredVectors } from './stored-vectors.ts';
@@ -34,8 +34,6 @@ export interface HnswGraph {
 const HEADER = 96;
 /** The largest file read into the kernel's memory (WebAssembly memories stop at 4 GiB; larger use hnswlib-node). */
 export const MAPPED_HNSW_MAX_BYTES = 2 ** 31;
-/** Read in pieces (one read call is limited to 2 GiB, and pieces let other I/O interleave). */
-const READ_PIECE = 16 << 20;
 
 /**
  * A binary max-heap of (key, id) pairs, ordered as hnswlib's priority queues of pairs: the larger key on top, ties to
@@ -175,39 +173,37 @@ export class MappedHnsw implements HnswGraph {
    * too large for its memory (the caller uses hnswlib-node then). A malformed file is an IndexError.
    */
   static async read(file: string, dim: number): Promise<MappedHnsw | undefined> {
+    const head = Buffer.alloc(HEADER);
     const handle = await open(file, 'r');
+    let size: number;
     try {
-      const size = (await handle.stat()).size;
-      if (size > MAPPED_HNSW_MAX_BYTES) return undefined;
-      const head = Buffer.alloc(HEADER);
+      size = (await handle.stat()).size;
       if ((await handle.read(head, 0, HEADER, 0)).bytesRead < HEADER)
         throw new IndexError(`${file}: HNSW file is too short to hold a header`);
-      const { count, perElement, labelOffset, offsetData } = hnswLayout(head);
-      const maxLevel = head.readInt32LE(48);
-      const entry = head.readUInt32LE(52);
-      const maxM = Number(head.readBigUInt64LE(56));
-      const maxM0 = Number(head.readBigUInt64LE(64));
-      if (
-        offsetData !== 4 + 4 * maxM0 ||
-        labelOffset !== offsetData + 4 * dim ||
-        perElement !== labelOffset + 8 ||
-        maxLevel < 0 ||
-        maxM0 > 0xffff ||
-        HEADER + count * perElement > size
-      )
-        throw new IndexError(`${file}: HNSW file header does not match ${dim}-dimensional records`);
-      const kernel = SimdDots.create(dim, count, { bytes: size, first: HEADER + offsetData, stride: perElement });
-      if (!kernel) return undefined;
-      const region = kernel.region;
-      for (let at = 0; at < size; ) {
-        const { bytesRead } = await handle.read(region, at, Math.min(READ_PIECE, size - at), at);
-        if (bytesRead === 0) throw new IndexError(`${file}: HNSW file changed while it was read`);
-        at += bytesRead;
-      }
-      return new MappedHnsw(kernel, file, dim, count, perElement, maxLevel, entry, maxM0, 4 + 4 * maxM, labelOffset);
     } finally {
       await handle.close();
     }
+    if (size > MAPPED_HNSW_MAX_BYTES) return undefined;
+    const { count, perElement, labelOffset, offsetData } = hnswLayout(head);
+    const maxLevel = head.readInt32LE(48);
+    const entry = head.readUInt32LE(52);
+    const maxM = Number(head.readBigUInt64LE(56));
+    const maxM0 = Number(head.readBigUInt64LE(64));
+    if (
+      offsetData !== 4 + 4 * maxM0 ||
+      labelOffset !== offsetData + 4 * dim ||
+      perElement !== labelOffset + 8 ||
+      maxLevel < 0 ||
+      maxM0 > 0xffff ||
+      HEADER + count * perElement > size
+    )
+      throw new IndexError(`${file}: HNSW file header does not match ${dim}-dimensional records`);
+    const kernel = SimdDots.create(dim, count, { bytes: size, first: HEADER + offsetData, stride: perElement });
+    if (!kernel) return undefined;
+    // one request to the thread pool, straight into the kernel's memory
+    const read = await readWhole(file, () => kernel.region);
+    if (read.length !== size) throw new IndexError(`${file}: HNSW file changed while it was read`);
+    return new MappedHnsw(kernel, file, dim, count, perElement, maxLevel, entry, maxM0, 4 + 4 * maxM, labelOffset);
   }
 
   /** The kernel's memory as 32-bit words (again after it grew: growing detaches the old view). */

@@ -7,7 +7,7 @@
  *   const [image] = await model.embedImages([await readFile('xray.png')]);
  *   model.classify(image, resolveClasses(['No Finding', 'Pneumonia']));
  */
-import { fsErrorReason, classSoftmax, dot, meanNormalized, boundedCache, stringBytes } from '../util/index.ts';
+import { fsErrorReason, classSoftmax, dot, meanNormalized, boundedCache, readWhole, stringBytes } from '../util/index.ts';
 import { createHash, webcrypto } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
@@ -145,14 +145,15 @@ export class MedClipModel {
     const manifest = parseManifest(raw, dir);
     const files = [manifest.image.file, manifest.text.file, manifest.text.tokenizer, ...(manifest.card ? [manifest.card] : [])];
     const contents = new Map<string, Buffer>();
-    for (const f of files) {
-      try {
-        contents.set(f, await readFile(bundleFile(dir, f)));
-      } catch (err) {
-        if (err instanceof ModelError) throw err;
-        throw new ModelError(`${dir}: missing ${f}`);
+    // side by side, each one request to the thread pool (core/util/read-whole.ts)
+    const read = await Promise.allSettled(files.map((f) => readWhole(bundleFile(dir, f))));
+    read.forEach((r, i) => {
+      if (r.status === 'rejected') {
+        if (r.reason instanceof ModelError) throw r.reason;
+        throw new ModelError(`${dir}: missing ${files[i]}`);
       }
-    }
+      contents.set(files[i]!, r.value);
+    });
     if (options.verify !== false) {
       // hashed on the thread pool (WebCrypto), side by side and off this thread (which may be starting an index)
       const digests = await Promise.all(files.map((f) => sha256Async(contents.get(f)!)));

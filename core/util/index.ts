@@ -5,6 +5,7 @@ export * from './file-hash.ts';
 export * from './fs-errors.ts';
 export * from './limits.ts';
 export * from './random.ts';
+export * from './read-whole.ts';
 export * from './retry.ts';
 export * from './simd-dots.ts';
 export * from './vectors.ts';
