@@ -94,8 +94,10 @@ export class MedclipStack extends Stack {
       timeout: Duration.seconds(30),
       reservedConcurrentExecutions: props.apiReservedConcurrency,
       logGroup: logGroup('Api'),
+      // No NODE_OPTIONS=--enable-source-maps: it parses the bundle's source maps at every cold start (+30-50 ms measured
+      // with bench/coldstart.ts). Stack traces name api.mjs lines; the shipped .map files map them back
+      // (`node --enable-source-maps` on a copy of the package, or set the option on the function while debugging).
       environment: {
-        NODE_OPTIONS: '--enable-source-maps',
         MEDCLIP_MODEL_URI: `s3://${this.bucket.bucketName}/${modelPrefix}`,
         MEDCLIP_INDEX_URI: `s3://${this.bucket.bucketName}/${indexPrefix}`,
         MEDCLIP_CACHE_DIR: '/tmp/medclip',

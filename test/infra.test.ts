@@ -53,6 +53,11 @@ test('functions: nodejs22.x on x86_64, bundles from S3 by environment, IAM Funct
       }),
     },
   });
+  // nothing that slows every cold start (source maps parsed at load: +30-50 ms, bench/coldstart.ts)
+  for (const f of app) {
+    const vars = (f.Properties as { Environment?: { Variables?: Record<string, unknown> } }).Environment?.Variables ?? {};
+    assert.ok(!String(vars.NODE_OPTIONS ?? '').includes('--enable-source-maps'));
+  }
   t.hasResourceProperties('AWS::Lambda::Url', { AuthType: 'AWS_IAM' });
   t.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
   t.resourceCountIs('AWS::CloudWatch::Alarm', 4);
