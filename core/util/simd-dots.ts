@@ -1,7 +1,7 @@
 /**
  * Inner products of one query with many stored vectors, in WebAssembly SIMD (128-bit, four f32 lanes, four
  * accumulators): the kernel of exact scans and of mapped HNSW walks. The module (core/util/simd-module.ts) is assembled
- * from its instructions in TypeScript, one per row length (no build step, no native addon), and owns its memory: the
+ * from its instructions in TypeScript (no build step, no native addon), and owns its memory: the
  * vectors are packed into it once, or a file is read into it whole (`RowLayout`: an HNSW file's records), and a scan
  * reads the rows named by a list of positions. Dimensions must be a multiple of 16 (every shipped and imported model:
  * 128 to 1024); `simdDotsSupported` says whether this runtime validates the module (Node >= 16, every Lambda runtime).
@@ -28,27 +28,22 @@ interface WasmApi {
 }
 const wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
 
-/** The largest dimension the kernel takes (its sums are unrolled: 4 KB of code per row length at 1024). */
-const MAX_DIM = 4096;
-const compiled = new Map<number, object | null>();
-function module(dim: number): object | undefined {
-  if (!(dim > 0 && dim % 16 === 0 && dim <= MAX_DIM)) return undefined;
-  let mod = compiled.get(dim);
-  if (mod === undefined) {
+let compiled: object | undefined | null;
+function module(): object | undefined {
+  if (compiled === undefined) {
     try {
-      const bytes = moduleBytes(dim);
-      mod = wasm?.validate(bytes) ? new wasm.Module(bytes) : null;
+      const bytes = moduleBytes();
+      compiled = wasm?.validate(bytes) ? new wasm.Module(bytes) : null;
     } catch {
-      mod = null;
+      compiled = null;
     }
-    compiled.set(dim, mod);
   }
-  return mod ?? undefined;
+  return compiled ?? undefined;
 }
 
 /** Whether this runtime runs the SIMD kernel for `dim`-float rows (else exact scans use the JavaScript loop). */
 export function simdDotsSupported(dim: number): boolean {
-  return module(dim) !== undefined;
+  return dim > 0 && dim % 16 === 0 && module() !== undefined;
 }
 
 const PAGE = 65536;
@@ -100,8 +95,8 @@ export class SimdDots {
    * made at once then); undefined where the kernel cannot run (see `simdDotsSupported`).
    */
   static create(dim: number, count: number, layout?: RowLayout): SimdDots | undefined {
-    const mod = module(dim);
-    if (!mod) return undefined;
+    const mod = module();
+    if (!mod || !simdDotsSupported(dim)) return undefined;
     const rows = layout ?? { bytes: count * dim * 4, first: 0, stride: dim * 4 };
     const scratch = layout ? dim * 4 + 8 * (count + 64) : dim * 4;
     const memory = new wasm!.Memory({ initial: Math.ceil((Math.ceil(rows.bytes / 16) * 16 + scratch) / PAGE) + 1 });
