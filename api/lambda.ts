@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IndexBundle, IndexError, currentVersion } from '../core/bundle/index.ts';
-import { LiveSearch, ShardFanout, shardRequest } from '../core/search/index.ts';
+import { LiveSearch, ShardFanout, queryFindings, shardRequest } from '../core/search/index.ts';
 import { MedClipModel } from '../core/model/index.ts';
 import { createApp, createServices } from './app.ts';
 import { resolveAuth } from './auth.ts';
@@ -71,6 +71,8 @@ async function init(): Promise<Ready> {
   // The fetch classes (Request, Headers) load lazily on first use (~20 ms: Node's undici); Hono's adapter makes a
   // Request for every event. Loaded here, while the index is read on the thread pool, not on the first request's path.
   setImmediate(() => globalThis.Request);
+  // The labeler's patterns compile at their first use (~10 ms): on a fixed phrase here, while the loads wait on I/O.
+  setImmediate(() => queryFindings('no acute cardiopulmonary process; small left pleural effusion'));
   const locate = indexLocator(env);
   const [modelDir, indexDir] = await Promise.all([
     bundleDir(env.MEDCLIP_MODEL_URI, env.MEDCLIP_MODEL_DIR, 'models/medclip-tiny', env.MEDCLIP_CACHE_DIR),
