@@ -186,8 +186,14 @@ export async function readVersion(dir: string, options: IndexLoadOptions): Promi
   type Graph = { graph: HnswGraph; native?: () => Promise<HnswGraph> };
   const readGraph = (file: string, dim: number, efSearch: number): Promise<Graph> => {
     const read = async (): Promise<Graph> => {
-      const graph = mapped(dim) ? await MappedHnsw.read(file, dim) : undefined;
-      if (!graph) return { graph: await nativeGraph(file, dim, efSearch) }; // no SIMD kernel, or too large for its memory
+      let graph: MappedHnsw | undefined;
+      try {
+        graph = mapped(dim) ? await MappedHnsw.read(file, dim) : undefined;
+      } catch (err) {
+        // a malformed file is the bundle's error; anything else (no memory for the kernel) leaves it to hnswlib-node
+        if (err instanceof IndexError) throw err;
+      }
+      if (!graph) return { graph: await nativeGraph(file, dim, efSearch) }; // no SIMD kernel, too large, or no memory
       graph.setEf(efSearch);
       return options.graphs === 'mapped' ? { graph } : { graph, native: () => nativeGraph(file, dim, efSearch) };
     };
