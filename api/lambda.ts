@@ -14,11 +14,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IndexBundle, IndexError, currentVersion } from '../core/bundle/index.ts';
-import { LiveSearch, ShardFanout, queryFindings, shardRequest } from '../core/search/index.ts';
+import { LiveSearch, ShardFanout, queryFindings, type ServiceSource, shardRequest } from '../core/search/index.ts';
 import { MedClipModel } from '../core/model/index.ts';
 import { createApp, createServices } from './app.ts';
 import { resolveAuth } from './auth.ts';
-import { readEnv, type MedclipEnv } from '../core/util/index.ts';
+import { readEnv, type MedclipEnv, warmSimdKernel } from '../core/util/index.ts';
 import { checkEvent, problemResult } from './lambda-events.ts';
 
 // Source checkout: api/lambda.ts -> repository root; packaged Lambda: api.mjs sits beside models/ and indexes/.
@@ -68,11 +68,14 @@ async function init(): Promise<Ready> {
   // Cold-start breakdown, logged once per container: runtime + module load (time since the process started),
   // bundle fetch, model sessions and index load, class prompt embeddings.
   const t0 = performance.now();
-  // The fetch classes (Request, Headers) load lazily on first use (~20 ms: Node's undici); Hono's adapter makes a
-  // Request for every event. Loaded here, while the index is read on the thread pool, not on the first request's path.
-  setImmediate(() => globalThis.Request);
-  // The labeler's patterns compile at their first use (~10 ms): on a fixed phrase here, while the loads wait on I/O.
-  setImmediate(() => queryFindings('no acute cardiopulmonary process; small left pleural effusion'));
+  // One-time work of the first request, done here while the loads below wait on I/O: the fetch classes (Request,
+  // Headers: ~20 ms of Node's undici; Hono's adapter makes a Request for every event), the labeler's patterns (~10 ms,
+  // on a fixed phrase) and the SIMD kernel's functions (compiled at their first call).
+  setImmediate(() => {
+    void globalThis.Request;
+    queryFindings('no acute cardiopulmonary process; small left pleural effusion');
+    warmSimdKernel();
+  });
   const locate = indexLocator(env);
   const [modelDir, indexDir] = await Promise.all([
     bundleDir(env.MEDCLIP_MODEL_URI, env.MEDCLIP_MODEL_DIR, 'models/medclip-tiny', env.MEDCLIP_CACHE_DIR),
@@ -99,7 +102,7 @@ async function init(): Promise<Ready> {
   const fanout = shardFunctions.length ? await ShardFanout.connect(shardFunctions) : undefined;
   let loadedMs = 0;
   let first = true;
-  const live = await LiveSearch.open({
+  const opening = LiveSearch.open({
     location: indexDir,
     // the first call is the folder just located; later ones look again
     locate: async () => {
@@ -114,6 +117,23 @@ async function init(): Promise<Ready> {
     },
     log: (e) => console.log(JSON.stringify(e)),
   });
+  // The app (routes, schemas: ~5 ms) is made while the index's reads run; it asks for a service only per request.
+  let opened: LiveSearch | undefined;
+  const source: ServiceSource = { acquire: () => opened!.acquire(), current: () => opened!.current() };
+  await Promise.race([
+    indexReading,
+    opening.then(
+      () => {},
+      () => {},
+    ),
+  ]);
+  const app = createApp(source, {
+    auth,
+    corsOrigins: env.MEDCLIP_CORS_ORIGINS,
+    log: (e) => console.log(JSON.stringify(e)),
+  });
+  const live = await opening;
+  opened = live;
   const index = live.current().index;
   const t2 = t1 + loadedMs;
   const t3 = performance.now();
@@ -130,11 +150,6 @@ async function init(): Promise<Ready> {
       vectors: index.count('images') + index.count('reports'),
     }),
   );
-  const app = createApp(live, {
-    auth,
-    corsOrigins: env.MEDCLIP_CORS_ORIGINS,
-    log: (e) => console.log(JSON.stringify(e)),
-  });
   return { http: handle(app), live, fanout, reloadMs: env.MEDCLIP_INDEX_RELOAD_SECONDS * 1000 };
 }
 

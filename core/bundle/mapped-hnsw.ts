@@ -218,7 +218,7 @@ export class MappedHnsw implements HnswGraph {
 
   /** The exact scans' view of the same records (no copy). */
   storedVectors(): StoredVectors {
-    return StoredVectors.ofKernel(this.kernel, this.labels);
+    return StoredVectors.ofKernel(this.kernel, this.labels, this.identity);
   }
 
   /** The vector stored under a label (a copy); throws for a label not in the graph or marked deleted, as hnswlib. */

@@ -45,9 +45,17 @@ export class StoredVectors {
     return new StoredVectors(simd ? undefined : packed, dim, labels, simd);
   }
 
-  /** Over rows already in a kernel's memory: a mapped HNSW file's records (core/bundle/mapped-hnsw.ts), not copied. */
-  static ofKernel(kernel: SimdDots, labels: Uint32Array): StoredVectors {
-    return new StoredVectors(undefined, kernel.dim, labels, kernel);
+  /**
+   * Over rows already in a kernel's memory: a mapped HNSW file's records (core/bundle/mapped-hnsw.ts), not copied;
+   * `identity`: whether label i is row i (the graph knows it already).
+   */
+  static ofKernel(kernel: SimdDots, labels: Uint32Array, identity?: boolean): StoredVectors {
+    const stored = new StoredVectors(undefined, kernel.dim, labels, kernel);
+    if (identity) {
+      stored.identity = true;
+      stored.byLabel = new Map();
+    }
+    return stored;
   }
 
   /** From vectors already packed (core/bundle/vector-prefetch.ts, read on a worker thread while the bundle loaded). */
