@@ -61,9 +61,11 @@ test('the writer vouches for what it wrote; a changed file or a copied folder is
   assert.ok(await markerMatches(live, [meta, names.find((n) => n.endsWith('.hnsw'))!]), 'a load that verified its files leaves a marker');
 });
 
-test('vectors read ahead on a worker thread answer exactly as vectors read at the first query', async () => {
-  const ahead = await IndexBundle.load(indexDir, { prefetchVectors: true });
-  const lazy = await IndexBundle.load(indexDir, { prefetchVectors: false });
+test('vectors read ahead on a worker thread answer exactly as vectors read at the first query, and as mapped graphs', async () => {
+  // read ahead only where hnswlib-node reads the graphs (a mapped graph's records are the exact scans' vectors)
+  const ahead = await IndexBundle.load(indexDir, { prefetchVectors: true, graphs: 'hnswlib' });
+  const lazy = await IndexBundle.load(indexDir, { prefetchVectors: false, graphs: 'hnswlib' });
+  const mapped = await IndexBundle.load(indexDir, { graphs: 'mapped' });
   const [first] = [...lazy.entries('images')];
   const query = first!.vector;
   for (const options of [
@@ -76,6 +78,11 @@ test('vectors read ahead on a worker thread answer exactly as vectors read at th
       const a = ahead.search('images', query, options).map((h) => [h.meta.id, h.score.toFixed(6)]);
       const b = lazy.search('images', query, options).map((h) => [h.meta.id, h.score.toFixed(6)]);
       assert.deepEqual(a, b, JSON.stringify(options));
+      assert.deepEqual(
+        mapped.search('images', query, options).map((h) => [h.meta.id, h.score.toFixed(6)]),
+        a,
+        JSON.stringify(options),
+      );
       assert.ok(a.length > 0);
     }
   }
