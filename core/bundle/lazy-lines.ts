@@ -50,7 +50,7 @@ export function parseLineIndex(bytes: Uint8Array, fileSize: number, count: numbe
  * an unfiltered query needs only its k hits. The bytes stay a Buffer (no 40 MB UTF-8 decode up front); a line is
  * decoded when first read. Content was verified by sha256 at load.
  *
- * With a line index (`LazyLines.indexed`) the file is not read at load at all: a line is read by its offsets until the
+ * With a line index (`{ path, starts }`: `parseLineIndex`) the file is not read at load at all: a line is read by its offsets until the
  * whole file, asked for in the background at the first read, has arrived (or is needed whole: iteration, `mayContain`).
  */
 export class LazyLines<T> {
@@ -103,8 +103,13 @@ export class LazyLines<T> {
   }
 
   private take(bytes: Buffer): void {
-    if (bytes.length !== this.starts[this.count]) throw new IndexError(`${this.file}: changed since it was verified`);
+    if (!this.fits(bytes)) throw new IndexError(`${this.file}: changed since it was verified`);
     this.bytes ??= bytes;
+  }
+
+  /** Whether a whole read of an indexed file is the file the index describes (its size). */
+  private fits(bytes: Buffer): boolean {
+    return bytes.length === this.starts[this.count];
   }
 
   /** Whether any line may hold `text` (a byte search, no parsing): false means no line does. */
@@ -144,7 +149,7 @@ export class LazyLines<T> {
       setImmediate(() =>
         readWhole(this.path!).then(
           (bytes) => {
-            if (bytes.length === this.starts[this.count]) this.bytes ??= bytes;
+            if (this.fits(bytes)) this.bytes ??= bytes;
           },
           () => {},
         ),

@@ -74,7 +74,7 @@ export class Shard<M extends ItemMeta> {
     private readonly anchorsFile?: string,
     /**
      * hnswlib-node's copy of a mapped graph, read in the background from the first search on: its native walk is
-     * ~1.3x faster than the WebAssembly one (bench/filters.ts), and takes over the walks once read; the mapped graph
+     * ~1.2x faster than the WebAssembly one (`npm run bench:mapped`), and takes over the walks once read; the mapped graph
      * answers until then, and keeps serving exact scans.
      */
     private readonly nativeWalks?: () => Promise<HnswGraph>,
