@@ -133,6 +133,16 @@ test('a malformed HNSW file is an IndexError (truncated, wrong dimension, a link
     () => mapped.searchKnn(unitRows(1, 32, new Rng(1)), 5),
     (err: unknown) => err instanceof IndexError && /links to element/.test(err.message),
   );
+  // every record claiming more links than a list holds
+  const long = Buffer.from(bytes);
+  for (let i = 0; i < 300; i++) long.writeUInt16LE(0xffff, 96 + i * perElement);
+  const longLists = join(dir, 'long-lists.hnsw');
+  writeFileSync(longLists, long);
+  const tooLong = (await MappedHnsw.read(longLists, 32))!;
+  assert.throws(
+    () => tooLong.searchKnn(unitRows(1, 32, new Rng(1)), 5),
+    (err: unknown) => err instanceof IndexError && /malformed link list/.test(err.message),
+  );
 });
 
 test('a bundle answers from its mapped graphs at once, then from hnswlib-node once its copy is read, with the same hits', async () => {

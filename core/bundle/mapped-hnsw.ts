@@ -106,6 +106,8 @@ export class MappedHnsw implements HnswGraph {
   private readonly lead: number;
   /** Per element: the byte offset of its upper levels' lists (0: none), and how many levels it has above 0. */
   private readonly upperAt: Int32Array;
+  private readonly upperLevels: Uint8Array;
+  private readonly maxM: number;
   private readonly deletedCount: number;
   /** Internal id -> label; `identity` when label i is record i (our builder's order). */
   readonly labels: Uint32Array;
@@ -136,19 +138,23 @@ export class MappedHnsw implements HnswGraph {
     this.ints = this.intView();
     const words = this.ints;
     this.upperAt = new Int32Array(count);
+    this.upperLevels = new Uint8Array(count);
+    this.maxM = (upperListBytes - 4) / 4;
     let pos = HEADER + count * perElement;
     for (let i = 0; i < count; i++) {
       if (pos + 4 > bytes.length) throw new IndexError(`${file}: HNSW file is truncated`);
       const size = words[pos >> 2]!;
       pos += 4;
       if (size !== 0) {
-        if (size < 0 || size % upperListBytes !== 0) throw new IndexError(`${file}: HNSW file has a malformed link list`);
+        if (size < 0 || size % upperListBytes !== 0 || size / upperListBytes > 255)
+          throw new IndexError(`${file}: HNSW file has a malformed link list`);
         this.upperAt[i] = pos;
+        this.upperLevels[i] = size / upperListBytes;
         pos += size;
       }
     }
     if (pos !== bytes.length) throw new IndexError(`${file}: HNSW file is ${pos > bytes.length ? 'truncated' : 'longer than its records'}`);
-    if (count > 0 && (entry >= count || (maxLevel > 0 && this.upperAt[entry] === 0)))
+    if (count > 0 && (entry >= count || this.upperLevels[entry]! < maxLevel))
       throw new IndexError(`${file}: HNSW file names an invalid entry point`);
     this.labels = new Uint32Array(count);
     let deleted = 0;
@@ -266,8 +272,11 @@ export class MappedHnsw implements HnswGraph {
     for (let level = this.maxLevel; level > 0; level--) {
       for (let changed = true; changed; ) {
         changed = false;
+        // a node reached at this level must have a list here, of at most maxM links (a malformed file: an error)
+        if (this.upperLevels[current]! < level) this.checked(-1);
         const at = this.listAt(current, level);
         const n = ints[at]! & 0xffff;
+        if (n > this.maxM) this.checked(-1);
         for (let j = 0; j < n; j++) pos[j] = this.checked(ints[at + 1 + j]!);
         kernel.gather(n, 0);
         for (let j = 0; j < n; j++) {
@@ -286,6 +295,7 @@ export class MappedHnsw implements HnswGraph {
     const region = kernel.region;
     const labels = this.labels;
     const per = this.perElement;
+    const maxM0 = this.maxM0;
     const accept = (id: number) => (region[HEADER + id * per + 2]! & 1) === 0 && (!filter || filter(labels[id]!));
     if (++this.tag === 0x10000) {
       this.visited.fill(0);
@@ -313,6 +323,7 @@ export class MappedHnsw implements HnswGraph {
       const node = candidates.pop();
       const at = (HEADER + node * per) >> 2;
       const n = ints[at]! & 0xffff;
+      if (n > maxM0) this.checked(-1);
       let m = 0;
       for (let j = 1; j <= n; j++) {
         const c = ints[at + j]!;
@@ -348,6 +359,8 @@ export class MappedHnsw implements HnswGraph {
   /** A link read from the file: an id past the records means a malformed graph (an error, never a wild read). */
   private checked(id: number): number {
     if (id >= 0 && id < this.count) return id;
-    throw new IndexError(`${this.file}: HNSW graph links to element ${id} of ${this.count}`);
+    throw new IndexError(
+      id < 0 ? `${this.file}: HNSW graph has a malformed link list` : `${this.file}: HNSW graph links to element ${id} of ${this.count}`,
+    );
   }
 }
